@@ -1,0 +1,80 @@
+//! The server's settings. Every limit has a default a public server can
+//! live with; `wsd --help` lists the flags that set them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::proto::Limits;
+
+/// What the server does with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Each message goes back to its sender.
+    Echo,
+    /// Each message goes to every open connection.
+    Broadcast,
+}
+
+/// What happens to a connection whose unsent output passes the high
+/// watermark when another broadcast message arrives for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowConsumerPolicy {
+    /// Discard its queued messages, send Close 1008, and drop it after the
+    /// close timeout. The default: a client that cannot keep up is told so.
+    Close,
+    /// Skip messages for it until it drains below the high watermark.
+    Drop,
+}
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// Echo or broadcast.
+    pub mode: Mode,
+    /// In broadcast mode, whether the sender gets its own messages too.
+    pub broadcast_to_sender: bool,
+    /// Message, frame and fragment limits.
+    pub limits: Limits,
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// The largest HTTP request head; larger is a 431.
+    pub max_header_bytes: usize,
+    /// How long a client has to complete its upgrade request.
+    pub handshake_timeout: Duration,
+    /// How long a closing connection may take to flush, answer our Close,
+    /// and close its end before it is dropped.
+    pub close_timeout: Duration,
+    /// Unsent output above which a connection stops being read (its own
+    /// replies back up) or, for broadcast, counts as a slow consumer.
+    pub output_high_water: usize,
+    /// Unsent output below which a paused connection is read again.
+    pub output_low_water: usize,
+    /// What to do with slow broadcast consumers.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// The listen backlog.
+    pub backlog: i32,
+    /// Set SO_REUSEPORT, so several processes can share the port.
+    pub reuse_port: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            mode: Mode::Echo,
+            broadcast_to_sender: true,
+            limits: Limits::default(),
+            max_connections: 100_000,
+            max_header_bytes: 8 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            output_high_water: 4 << 20,
+            output_low_water: 1 << 20,
+            slow_consumer: SlowConsumerPolicy::Close,
+            backlog: 1024,
+            reuse_port: false,
+        }
+    }
+}

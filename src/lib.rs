@@ -1,0 +1,32 @@
+//! wsd: a WebSocket (RFC 6455) echo and broadcast server on one
+//! single-threaded mio reactor.
+//!
+//! # Layout
+//!
+//! - [`proto`]: the sans-IO protocol core. The handshake parser, the frame
+//!   codec, in-place unmasking, incremental UTF-8 validation, message
+//!   assembly and the closing handshake. It sees byte slices and returns
+//!   decisions; it never does I/O. `wsload` uses it for the client side.
+//! - [`net`]: the reactor. Sockets, the mio `Poll`, a slab of connections
+//!   each with its own lazily allocated buffers, timers, and the write path.
+//!   It never parses bytes itself: it hands them to [`proto`].
+//! - [`hub`]: broadcast fan-out. A message is encoded once into shared bytes
+//!   that every receiver's output queue references.
+//! - [`config`]: the server's settings and their defaults.
+//!
+//! # Panics
+//!
+//! The server is one thread serving every client, so a panic is an outage.
+//! Peer-controlled lengths are checked against limits before they are used
+//! for allocation or indexing.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod hub;
+pub mod net;
+pub mod proto;
+pub mod units;
+
+pub use config::{Config, Mode, SlowConsumerPolicy};
+pub use net::reactor::{Server, ShutdownHandle, Stats};

@@ -1,0 +1,224 @@
+//! `wsd`: flags → config → reactor.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use wsd::proto::Limits;
+use wsd::units::{parse_duration, parse_size};
+use wsd::{Config, Mode, Server, SlowConsumerPolicy};
+
+/// A WebSocket (RFC 6455) echo and broadcast server.
+///
+/// Sizes take units (4096, 64KiB, 16MiB); durations too (250ms, 10s, 2m).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+
+    /// echo: each message back to its sender; broadcast: to every client.
+    #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
+    mode: ModeArg,
+
+    /// Broadcast mode: do not send a client its own messages.
+    #[arg(long)]
+    exclude_sender: bool,
+
+    /// Largest message, counted across fragments; larger closes with 1009.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    max_message: usize,
+
+    /// Largest single frame; larger closes with 1009.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    max_frame: usize,
+
+    /// Most frames one message may be split into; more closes with 1009.
+    #[arg(long, default_value_t = 131_072, value_name = "N")]
+    max_fragments: u32,
+
+    /// Most open connections; more are answered 503 and closed.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_connections: usize,
+
+    /// Largest HTTP upgrade request head; larger is answered 431.
+    #[arg(long, default_value = "8KiB", value_parser = parse_size, value_name = "SIZE")]
+    max_header: usize,
+
+    /// Time a client has to send its upgrade request; then 408 and close.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    handshake_timeout: Duration,
+
+    /// Time a closing connection has to flush and close its end before it is dropped.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    close_timeout: Duration,
+
+    /// Unsent output per connection above which it is not read (echo) or is a
+    /// slow consumer (broadcast).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
+    output_high_water: usize,
+
+    /// Unsent output below which a paused connection is read again.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
+    output_low_water: usize,
+
+    /// What to do with a broadcast receiver over the high watermark: close it
+    /// with 1008, or drop messages for it until it catches up.
+    #[arg(long, value_enum, default_value_t = SlowArg::Close)]
+    slow_consumer: SlowArg,
+
+    /// Listen backlog.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    backlog: i32,
+
+    /// Set SO_REUSEPORT so several wsd processes can share the port.
+    #[arg(long)]
+    reuse_port: bool,
+
+    /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    log_level: Option<log::LevelFilter>,
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a log level (error, warn, info, debug, trace)"))
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Echo,
+    Broadcast,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SlowArg {
+    Close,
+    Drop,
+}
+
+impl Args {
+    fn config(&self) -> Result<Config, String> {
+        if self.output_low_water > self.output_high_water {
+            return Err("--output-low-water must not exceed --output-high-water".into());
+        }
+        if self.max_message == 0
+            || self.max_frame == 0
+            || self.max_fragments == 0
+            || self.max_connections == 0
+        {
+            return Err("limits must be above zero".into());
+        }
+        Ok(Config {
+            listen: self.listen,
+            mode: match self.mode {
+                ModeArg::Echo => Mode::Echo,
+                ModeArg::Broadcast => Mode::Broadcast,
+            },
+            broadcast_to_sender: !self.exclude_sender,
+            limits: Limits {
+                max_message: self.max_message,
+                max_frame: self.max_frame,
+                max_fragments: self.max_fragments,
+            },
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header,
+            handshake_timeout: self.handshake_timeout,
+            close_timeout: self.close_timeout,
+            output_high_water: self.output_high_water,
+            output_low_water: self.output_low_water,
+            slow_consumer: match self.slow_consumer {
+                SlowArg::Close => SlowConsumerPolicy::Close,
+                SlowArg::Drop => SlowConsumerPolicy::Drop,
+            },
+            backlog: self.backlog,
+            reuse_port: self.reuse_port,
+        })
+    }
+}
+
+/// Log lines to stderr: `LEVEL message`.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let _ = writeln!(std::io::stderr().lock(), "{:5} {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Raises the soft open-file limit to the hard one, so the connection limit,
+/// not a default of 1024 descriptors, is what bounds the server.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let level = args
+        .log_level
+        .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(log::LevelFilter::Info);
+    log::set_max_level(level);
+    let _ = log::set_logger(&StderrLogger);
+
+    let cfg = match args.config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("wsd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fds = raise_fd_limit();
+    let mut server = match Server::bind(cfg.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsd: cannot listen on {}: {e}", cfg.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mode = match cfg.mode {
+        Mode::Echo => "echo",
+        Mode::Broadcast => "broadcast",
+    };
+    println!(
+        "wsd listening on ws://{} ({mode} mode)",
+        server.local_addr()
+    );
+    let _ = std::io::stdout().flush();
+    log::debug!("open-file limit {fds}; config {cfg:?}");
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsd: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

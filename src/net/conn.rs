@@ -1,0 +1,153 @@
+//! One connection as the reactor sees it: a socket, its TCP-level phase, its
+//! protocol [`Session`], and lazily allocated buffers.
+
+use std::io::{self, Write};
+
+use mio::net::TcpStream;
+
+use super::buffer::{OutQueue, ReadBuf};
+use super::timer::ConnId;
+use crate::proto::{Events, MessageKind, Role, Session};
+
+/// Where a connection stands at the TCP level.
+///
+/// ```text
+/// Handshake ──101──▶ Open ──session Closed──▶ Closing ──output flushed,──▶ Draining ──EOF or──▶ (dropped)
+///     │                                          ▲       shutdown(Write)              timeout
+///     └──────── 4xx answer queued ───────────────┘
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the upgrade request.
+    Handshake,
+    /// Frames flow (the session may be in its closing handshake).
+    Open,
+    /// A final answer is queued: flush it, then shut down our side.
+    Closing,
+    /// Our side is shut down; read and discard until the peer closes, so
+    /// that unread input cannot turn our close into a reset that destroys
+    /// the Close frame still in flight.
+    Draining,
+}
+
+/// A connection in the slab.
+#[derive(Debug)]
+pub struct Connection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// TCP-level phase.
+    pub phase: Phase,
+    /// WebSocket protocol state.
+    pub session: Session,
+    /// Input kept between reads (an incomplete frame or message); empty and
+    /// unallocated most of the time.
+    pub rbuf: ReadBuf,
+    /// Output the socket has not taken yet; allocated on first need.
+    pub out: Option<Box<OutQueue>>,
+    /// Generation, against slab key reuse.
+    pub gen: u32,
+    /// Position in the broadcast hub, while a member.
+    pub hub_slot: Option<u32>,
+    /// Registered for writable events (only while output is pending).
+    pub writable_interest: bool,
+    /// Reading is paused until output drains below the low watermark.
+    pub paused: bool,
+    /// Listed for a flush at the end of this reactor turn.
+    pub dirty: bool,
+}
+
+impl Connection {
+    /// A freshly accepted connection, waiting for its upgrade request.
+    pub fn new(stream: TcpStream, gen: u32) -> Connection {
+        Connection {
+            stream,
+            phase: Phase::Handshake,
+            session: Session::new(Role::Server),
+            rbuf: ReadBuf::default(),
+            out: None,
+            gen,
+            hub_slot: None,
+            writable_interest: false,
+            paused: false,
+            dirty: false,
+        }
+    }
+
+    /// This connection's identity, for timers and deferred work.
+    pub fn id(&self, key: usize) -> ConnId {
+        ConnId { key, gen: self.gen }
+    }
+
+    /// Unsent output bytes.
+    pub fn pending_out(&self) -> usize {
+        self.out.as_ref().map_or(0, |q| q.pending())
+    }
+
+    /// The output queue, allocated on first use and kept (it is small; its
+    /// byte buffer gives memory back by itself).
+    pub fn queue(&mut self) -> &mut OutQueue {
+        self.out.get_or_insert_with(Default::default)
+    }
+
+    /// Sends `bytes` after anything already queued, and then whatever is
+    /// queued, until done or the socket would block. Returns bytes written.
+    ///
+    /// With nothing queued, `bytes` goes straight to the socket with one
+    /// `write` and only the part the socket refuses is copied into the queue:
+    /// the steady-state echo path costs no copy and no allocation.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut rest = bytes;
+        let mut written = 0;
+        if self.pending_out() == 0 {
+            while !rest.is_empty() {
+                match self.stream.write(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        written += n;
+                        rest = &rest[n..];
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if rest.is_empty() {
+                return Ok(written);
+            }
+        }
+        let before = self.pending_out() + rest.len();
+        let Connection { out, stream, .. } = self;
+        let q = out.get_or_insert_with(Default::default);
+        q.push_own(rest);
+        match q.write_to(stream) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(written + before - q.pending())
+    }
+}
+
+/// Lets a session's control frames go straight into a connection's queue
+/// (used when the reactor, not the peer, starts a close).
+pub struct QueueSink<'a>(pub &'a mut OutQueue);
+
+impl Events for QueueSink<'_> {
+    fn message(&mut self, _: MessageKind, _: &[u8]) {}
+    fn send(&mut self, frame: &[u8]) {
+        self.0.push_own(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_is_small() {
+        // The per-connection RSS target is 256 bytes; the slab entry is most
+        // of it. Buffers are allocated only while in use.
+        let size = std::mem::size_of::<Connection>();
+        assert!(size <= 160, "Connection is {size} bytes");
+    }
+}

@@ -1,0 +1,8 @@
+//! The reactor side: sockets, buffers, the mio `Poll`, the connection slab
+//! and timers. It moves bytes; [`crate::proto`] decides what they mean.
+
+pub mod buffer;
+pub mod conn;
+pub mod listener;
+pub mod reactor;
+pub mod timer;

@@ -1,0 +1,488 @@
+//! The opening handshake (RFC 6455 §4): the HTTP/1.1 upgrade request, the
+//! 101 answer, and the error answers. Parsing borrows the input (httparse);
+//! answers are written into a caller's buffer.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+use super::frame::Parsing;
+
+/// The GUID of §1.3 that every accept key is derived with.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The most header lines a request may have; more is a 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// A valid upgrade request. Everything borrows the request bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The request target, e.g. `/chat?room=1`.
+    pub path: &'a str,
+    /// The `Sec-WebSocket-Key` as sent (24 base64 characters).
+    pub key: &'a [u8],
+    /// The `Origin` header, if any.
+    pub origin: Option<&'a [u8]>,
+    /// The `Sec-WebSocket-Protocol` header, if any (a comma list).
+    pub protocols: Option<&'a [u8]>,
+}
+
+/// Why a request was refused: each variant is one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandshakeError {
+    /// 400: the request is not a valid WebSocket upgrade; the text says why.
+    BadRequest(&'static str),
+    /// 405: not a GET.
+    MethodNotAllowed,
+    /// 426: a `Sec-WebSocket-Version` other than 13 (§4.2.2).
+    UnsupportedVersion,
+    /// 431: the request head is larger than the limit or has too many lines.
+    TooLarge,
+}
+
+impl HandshakeError {
+    /// The HTTP status code.
+    pub const fn status(self) -> u16 {
+        match self {
+            HandshakeError::BadRequest(_) => 400,
+            HandshakeError::MethodNotAllowed => 405,
+            HandshakeError::UnsupportedVersion => 426,
+            HandshakeError::TooLarge => 431,
+        }
+    }
+
+    /// The reason phrase, and the body text.
+    pub const fn reason(self) -> (&'static str, &'static str) {
+        match self {
+            HandshakeError::BadRequest(why) => ("Bad Request", why),
+            HandshakeError::MethodNotAllowed => ("Method Not Allowed", "only GET can upgrade"),
+            HandshakeError::UnsupportedVersion => {
+                ("Upgrade Required", "only WebSocket version 13 is supported")
+            }
+            HandshakeError::TooLarge => {
+                ("Request Header Fields Too Large", "request head too large")
+            }
+        }
+    }
+}
+
+/// Whether `buf` may hold a whole request head: it contains an empty line.
+/// Cheap enough to run on every read, so a request that trickles in a byte
+/// at a time is parsed once, not once per byte.
+pub fn has_head_end(buf: &[u8]) -> bool {
+    buf.windows(2).enumerate().any(|(i, w)| {
+        w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && buf.get(i + 2) == Some(&b'\n')))
+    })
+}
+
+/// Parses an upgrade request from the start of `buf`.
+///
+/// Returns `NeedMore` while the head is incomplete and under `max_len`
+/// bytes, or `Done` with the request and the head's length; bytes after the
+/// head are the first frames. Checks §4.2.1: GET, HTTP/1.1, Host,
+/// `Upgrade: websocket`, `Connection: upgrade` (case-insensitive tokens in
+/// comma lists), a key of 16 base64-encoded bytes, and version 13.
+pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let offset = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= max_len => n,
+        Ok(httparse::Status::Partial) if buf.len() < max_len => return Ok(Parsing::NeedMore(1)),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge),
+        Err(_) => return Err(HandshakeError::BadRequest("malformed HTTP request")),
+    };
+    if req.method != Some("GET") {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if req.version != Some(1) {
+        return Err(HandshakeError::BadRequest("HTTP/1.1 required"));
+    }
+    let path = req.path.unwrap_or_default();
+    if !path.starts_with('/') {
+        return Err(HandshakeError::BadRequest("request target must be a path"));
+    }
+    let mut host = None;
+    let mut upgrade = false;
+    let mut connection = false;
+    let mut key = None;
+    let mut version = None;
+    let mut origin = None;
+    let mut protocols = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        let slot = if name.eq_ignore_ascii_case("host") {
+            &mut host
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            &mut key
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            &mut version
+        } else if name.eq_ignore_ascii_case("origin") {
+            &mut origin
+        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            &mut protocols
+        } else {
+            // Upgrade and Connection may be repeated: tokens in any of them count.
+            if name.eq_ignore_ascii_case("upgrade") {
+                upgrade |= has_token(h.value, b"websocket");
+            } else if name.eq_ignore_ascii_case("connection") {
+                connection |= has_token(h.value, b"upgrade");
+            }
+            continue;
+        };
+        if slot.replace(h.value).is_some() {
+            return Err(HandshakeError::BadRequest("repeated header"));
+        }
+    }
+    if host.is_none() {
+        return Err(HandshakeError::BadRequest("missing Host"));
+    }
+    if !upgrade {
+        return Err(HandshakeError::BadRequest("missing Upgrade: websocket"));
+    }
+    if !connection {
+        return Err(HandshakeError::BadRequest("missing Connection: upgrade"));
+    }
+    match version.map(trim) {
+        Some(b"13") => {}
+        Some(_) => return Err(HandshakeError::UnsupportedVersion),
+        None => return Err(HandshakeError::BadRequest("missing Sec-WebSocket-Version")),
+    }
+    let key = trim(key.ok_or(HandshakeError::BadRequest("missing Sec-WebSocket-Key"))?);
+    // §4.2.1: "a base64-encoded value that, when decoded, is 16 bytes".
+    let mut decoded = [0u8; 18];
+    if key.len() != 24 || BASE64.decode_slice(key, &mut decoded) != Ok(16) {
+        return Err(HandshakeError::BadRequest(
+            "Sec-WebSocket-Key is not 16 bytes of base64",
+        ));
+    }
+    Ok(Parsing::Done {
+        value: Request {
+            path,
+            key,
+            origin,
+            protocols,
+        },
+        offset,
+    })
+}
+
+/// The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key ++ GUID)).
+pub fn accept_key(key: &[u8]) -> [u8; 28] {
+    let digest = Sha1::new().chain_update(key).chain_update(GUID).finalize();
+    let mut out = [0u8; 28];
+    // 20 bytes of digest are exactly 28 characters of padded base64.
+    let _ = BASE64.encode_slice(digest, &mut out);
+    out
+}
+
+/// Appends the 101 answer to a request with `key`, naming `protocol` if one
+/// was chosen.
+pub fn write_accept(out: &mut Vec<u8>, key: &[u8], protocol: Option<&str>) {
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.extend_from_slice(&accept_key(key));
+    if let Some(p) = protocol {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Appends a complete HTTP answer with a short plain-text body and
+/// `Connection: close`.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    extra_headers: &str,
+    body: &str,
+) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}\n",
+        body.len() + 1
+    );
+}
+
+/// Appends the answer for a refused request.
+pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
+    let (reason, body) = err.reason();
+    let extra = match err {
+        // §4.2.2: tell the client which versions we speak.
+        HandshakeError::UnsupportedVersion => "Sec-WebSocket-Version: 13\r\n",
+        HandshakeError::MethodNotAllowed => "Allow: GET\r\n",
+        _ => "",
+    };
+    write_response(out, err.status(), reason, extra, body);
+}
+
+/// Appends a client's upgrade request.
+pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &[u8; 24]) {
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// A client key from 16 bytes of nonce.
+pub fn client_key(nonce: [u8; 16]) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    let _ = BASE64.encode_slice(nonce, &mut out);
+    out
+}
+
+/// Why a server's answer to an upgrade request is not acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseError {
+    /// Not parseable as HTTP.
+    Malformed,
+    /// A status other than 101.
+    Status(u16),
+    /// 101, but the accept key does not match.
+    BadAccept,
+}
+
+/// Parses a server's answer to a request sent with `key` (client side).
+/// `Done` carries the head's length; what follows it is the first frames.
+pub fn parse_response(buf: &[u8], key: &[u8; 24]) -> Result<Parsing<()>, ResponseError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let offset = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parsing::NeedMore(1)),
+        Err(_) => return Err(ResponseError::Malformed),
+    };
+    match resp.code {
+        Some(101) => {}
+        Some(code) => return Err(ResponseError::Status(code)),
+        None => return Err(ResponseError::Malformed),
+    }
+    let expected = accept_key(key);
+    let ok = resp
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept") && trim(h.value) == expected);
+    if !ok {
+        return Err(ResponseError::BadAccept);
+    }
+    Ok(Parsing::Done { value: (), offset })
+}
+
+/// Whether a comma-separated header value contains `token` (ASCII case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token))
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn request(extra: &str) -> String {
+        format!("GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n")
+    }
+
+    fn parse(s: &str) -> Result<Parsing<Request<'_>>, HandshakeError> {
+        parse_request(s.as_bytes(), 8192)
+    }
+
+    #[test]
+    fn rfc_example_key_gives_the_rfc_accept() {
+        // RFC 6455 §1.3.
+        assert_eq!(&accept_key(KEY.as_bytes()), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn valid_request_is_accepted() {
+        let req =
+            request("Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
+        match parse(&req) {
+            Ok(Parsing::Done { value, offset }) => {
+                assert_eq!(offset, req.len());
+                assert_eq!(value.path, "/chat");
+                assert_eq!(value.key, KEY.as_bytes());
+                assert_eq!(value.origin, Some(&b"http://example.com"[..]));
+                assert_eq!(value.protocols, Some(&b"chat, superchat"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tokens_are_case_insensitive_and_in_lists() {
+        let req = format!("GET / HTTP/1.1\r\nhost: x\r\nUPGRADE: WebSocket\r\nconnection: keep-alive, Upgrade\r\nsec-websocket-key: {KEY}\r\nsec-websocket-version: 13\r\n\r\n");
+        assert!(matches!(parse(&req), Ok(Parsing::Done { .. })));
+    }
+
+    #[test]
+    fn every_prefix_of_a_request_needs_more() {
+        let req = request("");
+        for cut in 0..req.len() {
+            assert_eq!(parse(&req[..cut]), Ok(Parsing::NeedMore(1)), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_head_are_not_consumed() {
+        let mut req = request("").into_bytes();
+        let head = req.len();
+        req.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        assert!(
+            matches!(parse_request(&req, 8192), Ok(Parsing::Done { offset, .. }) if offset == head)
+        );
+    }
+
+    #[test]
+    fn head_end_detection() {
+        assert!(has_head_end(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(has_head_end(b"GET / HTTP/1.1\n\n"));
+        assert!(!has_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!has_head_end(b"\n\r"));
+    }
+
+    fn status_of(s: &str) -> u16 {
+        match parse(s) {
+            Err(e) => e.status(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_version_is_426() {
+        assert_eq!(
+            status_of(&request("").replace("Version: 13", "Version: 8")),
+            426
+        );
+    }
+
+    #[test]
+    fn not_get_is_405() {
+        assert_eq!(status_of(&request("").replace("GET", "POST")), 405);
+    }
+
+    #[test]
+    fn malformed_requests_are_400() {
+        let req = request("");
+        for bad in [
+            req.replace("HTTP/1.1", "HTTP/1.0"),
+            req.replace("Host: server.example.com\r\n", ""),
+            req.replace("Upgrade: websocket\r\n", ""),
+            req.replace("Upgrade: websocket", "Upgrade: h2c"),
+            req.replace("Connection: Upgrade", "Connection: keep-alive"),
+            req.replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), ""),
+            req.replace(KEY, "dGhlIHNhbXBsZSBub25jZQ"),
+            req.replace(KEY, "dGhlIHNhbXBsZSBub25jZXg="),
+            req.replace("Sec-WebSocket-Version: 13\r\n", ""),
+            req.replace("/chat", "*"),
+            request(&format!("Sec-WebSocket-Key: {KEY}\r\n")),
+            "GET / HTTP/1.1\r\nHost\r\n\r\n".to_string(),
+            "\x00\x01\x02\r\n\r\n".to_string(),
+        ] {
+            assert_eq!(status_of(&bad), 400, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_head_is_431() {
+        let big = request(&format!("X-Filler: {}\r\n", "a".repeat(9000)));
+        assert_eq!(status_of(&big), 431);
+        // Still incomplete at the limit: also 431, not a wait for more.
+        assert_eq!(
+            parse_request(&big.as_bytes()[..8192], 8192),
+            Err(HandshakeError::TooLarge)
+        );
+        let many = request(&"X: y\r\n".repeat(MAX_HEADERS));
+        assert_eq!(status_of(&many), 431);
+    }
+
+    #[test]
+    fn error_answers_are_complete_http() {
+        for err in [
+            HandshakeError::BadRequest("why"),
+            HandshakeError::MethodNotAllowed,
+            HandshakeError::UnsupportedVersion,
+            HandshakeError::TooLarge,
+        ] {
+            let mut out = Vec::new();
+            write_error(&mut out, err);
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut resp = httparse::Response::new(&mut headers);
+            let n = match resp.parse(&out) {
+                Ok(httparse::Status::Complete(n)) => n,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(resp.code, Some(err.status()));
+            let len: usize = resp
+                .headers
+                .iter()
+                .find(|h| h.name == "Content-Length")
+                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                .unwrap();
+            assert_eq!(out.len() - n, len);
+            if err == HandshakeError::UnsupportedVersion {
+                assert!(resp
+                    .headers
+                    .iter()
+                    .any(|h| h.name == "Sec-WebSocket-Version" && h.value == b"13"));
+            }
+        }
+    }
+
+    #[test]
+    fn client_request_and_server_answer_agree() {
+        let key = client_key([7; 16]);
+        let mut req = Vec::new();
+        write_request(&mut req, "127.0.0.1:9001", "/", &key);
+        let parsed = match parse_request(&req, 8192) {
+            Ok(Parsing::Done { value, .. }) => value,
+            other => panic!("{other:?}"),
+        };
+        let mut resp = Vec::new();
+        write_accept(&mut resp, parsed.key, None);
+        assert_eq!(
+            parse_response(&resp, &key),
+            Ok(Parsing::Done {
+                value: (),
+                offset: resp.len()
+            })
+        );
+        assert_eq!(
+            parse_response(&resp, &client_key([8; 16])),
+            Err(ResponseError::BadAccept)
+        );
+        assert_eq!(
+            parse_response(&resp[..resp.len() - 1], &key),
+            Ok(Parsing::NeedMore(1))
+        );
+        let mut refused = Vec::new();
+        write_error(&mut refused, HandshakeError::UnsupportedVersion);
+        assert_eq!(
+            parse_response(&refused, &key),
+            Err(ResponseError::Status(426))
+        );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                let _ = parse_request(&bytes, 512);
+                let _ = has_head_end(&bytes);
+            }
+        }
+    }
+}

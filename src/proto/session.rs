@@ -1,0 +1,405 @@
+//! One connection's WebSocket protocol state, after the handshake.
+//!
+//! A [`Session`] is fed the bytes that arrived ([`Session::feed`]); it parses
+//! and unmasks frames in place, assembles messages, answers pings and closes,
+//! and reports complete messages and frames to send through [`Events`]. It
+//! never does I/O: the caller owns the buffer and the socket.
+//!
+//! # Buffer contract
+//!
+//! `feed` takes the unprocessed bytes as one mutable slice and returns how
+//! many bytes to keep: after the call, the caller's buffer must hold exactly
+//! `buf[..keep]` (the session has already moved them to the front), then
+//! append newly read bytes after them and call `feed` again with the whole.
+//! The kept bytes are the part of a fragmented or not yet complete message
+//! assembled so far, followed by an incomplete frame header or control frame.
+//! A message's payload is handed out as a slice of `buf`, valid during the
+//! [`Events::message`] call.
+
+use super::close::{self, CloseFrame};
+use super::error::ProtocolError;
+use super::frame::{
+    self, decode_header, encode_header, Header, OpCode, Parsing, MAX_CONTROL_PAYLOAD,
+    MAX_HEADER_LEN,
+};
+use super::mask::apply_mask;
+use super::message::{Assembly, Limits, MessageKind};
+
+/// Which end of the connection this session speaks for. It decides the
+/// masking direction (§5.1): clients mask, servers do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Expects masked frames, sends unmasked ones.
+    Server,
+    /// Expects unmasked frames, sends masked ones.
+    Client,
+}
+
+/// Where the closing handshake stands (RFC 6455 §7).
+///
+/// ```text
+///            peer's Close: reply Close            ┌────────┐
+///   ┌──────┐ ───────────────────────────────────▶ │        │
+///   │ Open │ protocol error: send Close(code)     │ Closed │ ─▶ caller flushes
+///   └──────┘ ───────────────────────────────────▶ │        │    output, then
+///      │ close(): send Close                      └────────┘    closes TCP
+///      ▼                                               ▲       (server first)
+///  ┌───────────┐  peer's Close (no reply) or error     │
+///  │ CloseSent │ ──────────────────────────────────────┘
+///  └───────────┘  (data frames still parsed, not delivered)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a Close and wait for the peer's.
+    CloseSent,
+    /// Both Closes were sent, or the connection failed: nothing more will be
+    /// parsed or sent. The caller flushes what is queued and closes TCP.
+    Closed,
+}
+
+/// What a session reports while it is fed.
+pub trait Events {
+    /// A complete, validated text or binary message. `payload` borrows the
+    /// read buffer and is valid only during the call.
+    fn message(&mut self, kind: MessageKind, payload: &[u8]);
+    /// A fully encoded frame the protocol needs sent: a pong or a close.
+    /// Queue it for writing after what is already queued.
+    fn send(&mut self, frame: &[u8]);
+}
+
+/// One connection's protocol state: a few dozen bytes, no buffers.
+#[derive(Clone, Debug)]
+pub struct Session {
+    role: Role,
+    state: State,
+    msg: Option<Assembly>,
+    /// The close code received, sent on failure, or sent by [`Session::close`].
+    close_code: Option<u16>,
+    /// Why the session failed, if it did.
+    error: Option<ProtocolError>,
+    /// xorshift32 state for client masking keys; unused by servers.
+    mask_seed: u32,
+}
+
+impl Session {
+    /// A session in the Open state, as after a successful handshake.
+    pub fn new(role: Role) -> Session {
+        Session::with_seed(role, 0x9E37_79B9)
+    }
+
+    /// A session whose client masking keys start from `seed` (must not be 0).
+    pub fn with_seed(role: Role, seed: u32) -> Session {
+        Session {
+            role,
+            state: State::Open,
+            msg: None,
+            close_code: None,
+            error: None,
+            mask_seed: seed.max(1),
+        }
+    }
+
+    /// The closing-handshake state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The close code received or sent, if the closing handshake has begun.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+
+    /// The protocol error that failed the connection, if one did.
+    pub fn error(&self) -> Option<ProtocolError> {
+        self.error
+    }
+
+    /// Whether a message is partly received (its bytes are kept in the buffer).
+    pub fn in_message(&self) -> bool {
+        self.msg.is_some()
+    }
+
+    /// Processes `buf`, the bytes kept from the last call followed by new
+    /// ones, and returns how many bytes the caller keeps (see the module doc).
+    pub fn feed<E: Events>(&mut self, buf: &mut [u8], limits: &Limits, ev: &mut E) -> usize {
+        if self.state == State::Closed {
+            return 0;
+        }
+        // The assembled part of a message in progress is at the front.
+        let mut cur = Cursor {
+            base: 0,
+            pos: self.msg.as_ref().map_or(0, |m| m.len),
+        };
+        if let Err(e) = self.run(buf, &mut cur, limits, ev) {
+            self.fail(e, ev);
+        }
+        if self.state == State::Closed {
+            return 0;
+        }
+        let tail = buf.len() - cur.pos;
+        match &self.msg {
+            Some(m) => {
+                if cur.base != 0 {
+                    buf.copy_within(cur.base..cur.base + m.len, 0);
+                }
+                if cur.pos != m.len {
+                    buf.copy_within(cur.pos.., m.len);
+                }
+                m.len + tail
+            }
+            None => {
+                buf.copy_within(cur.pos.., 0);
+                tail
+            }
+        }
+    }
+
+    /// Starts the closing handshake: sends a Close with `code` and `reason`
+    /// and moves to [`State::CloseSent`]. Does nothing unless Open.
+    pub fn close<E: Events>(&mut self, code: u16, reason: &str, ev: &mut E) {
+        if self.state == State::Open {
+            self.send_close(code, reason, ev);
+            self.state = State::CloseSent;
+        }
+    }
+
+    fn run<E: Events>(
+        &mut self,
+        buf: &mut [u8],
+        cur: &mut Cursor,
+        limits: &Limits,
+        ev: &mut E,
+    ) -> Result<(), ProtocolError> {
+        loop {
+            if self.msg.as_ref().is_some_and(|m| m.frame.is_some()) {
+                if !self.payload(buf, cur, ev)? {
+                    return Ok(());
+                }
+                continue;
+            }
+            let (h, offset) = match decode_header(&buf[cur.pos..])? {
+                Parsing::Done { value, offset } => (value, offset),
+                Parsing::NeedMore(_) => return Ok(()),
+            };
+            self.check_header(&h, limits)?;
+            // The checks bound the length by a usize limit, so this is exact.
+            let len = h.len as usize;
+            if h.opcode.is_control() {
+                let end = cur.pos + offset + len;
+                if buf.len() < end {
+                    return Ok(());
+                }
+                let payload = &mut buf[cur.pos + offset..end];
+                if let Some(key) = h.mask {
+                    apply_mask(payload, key, 0);
+                }
+                cur.pos = end;
+                self.control(h.opcode, payload, ev)?;
+                if self.state == State::Closed {
+                    return Ok(());
+                }
+                continue;
+            }
+            let msg = match (&mut self.msg, h.opcode) {
+                (None, OpCode::Text | OpCode::Binary) => {
+                    cur.base = cur.pos + offset;
+                    let kind = if h.opcode == OpCode::Text {
+                        MessageKind::Text
+                    } else {
+                        MessageKind::Binary
+                    };
+                    self.msg.insert(Assembly::new(kind))
+                }
+                (Some(m), OpCode::Continuation) => m,
+                (None, _) => return Err(ProtocolError::UnexpectedContinuation),
+                (Some(_), _) => return Err(ProtocolError::ExpectedContinuation),
+            };
+            msg.begin_frame(len, h.mask, h.fin, limits)?;
+            cur.pos += offset;
+        }
+    }
+
+    /// Takes in as much of the current data frame's payload as `buf` holds.
+    /// Returns whether the frame is complete (so parsing can go on).
+    fn payload<E: Events>(
+        &mut self,
+        buf: &mut [u8],
+        cur: &mut Cursor,
+        ev: &mut E,
+    ) -> Result<bool, ProtocolError> {
+        let Some(msg) = self.msg.as_mut() else {
+            return Ok(true);
+        };
+        let Some(frame) = msg.frame.as_mut() else {
+            return Ok(true);
+        };
+        let avail = frame.remaining.min(buf.len() - cur.pos);
+        if avail == 0 && frame.remaining != 0 {
+            return Ok(false);
+        }
+        let chunk = cur.pos..cur.pos + avail;
+        if let Some(key) = frame.mask {
+            apply_mask(&mut buf[chunk.clone()], key, frame.offset);
+        }
+        // Squeeze out the headers between fragments: move this payload down
+        // to follow what is assembled. Unfragmented payloads never move.
+        let dest = cur.base + msg.len;
+        if dest != cur.pos {
+            buf.copy_within(chunk, dest);
+        }
+        msg.len += avail;
+        frame.remaining -= avail;
+        frame.offset += avail;
+        cur.pos += avail;
+        let assembled = &buf[cur.base..cur.base + msg.len];
+        if msg.kind == MessageKind::Text {
+            // Fail fast: check text as it arrives, not when the message ends.
+            msg.utf8.advance(assembled)?;
+        }
+        if frame.remaining != 0 {
+            return Ok(false);
+        }
+        let fin = frame.fin;
+        msg.frame = None;
+        if fin {
+            if msg.kind == MessageKind::Text {
+                msg.utf8.finish(msg.len)?;
+            }
+            // permessage-deflate slots in here: a message whose first frame
+            // had RSV1 set is inflated before it is handed out.
+            if self.state == State::Open {
+                ev.message(msg.kind, assembled);
+            }
+            self.msg = None;
+        }
+        Ok(true)
+    }
+
+    /// The header rules that depend on the connection (§5.1, §5.2, §5.5).
+    fn check_header(&self, h: &Header, limits: &Limits) -> Result<(), ProtocolError> {
+        // §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
+        // defines meanings for non-zero values". No extension is negotiated
+        // yet; permessage-deflate will allow RSV1 on a message's first frame.
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // §5.1: a server MUST close on an unmasked frame, a client on a masked one.
+        match (self.role, h.mask) {
+            (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.opcode.is_control() {
+            // §5.5: control frames are never fragmented and carry ≤ 125 bytes.
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if h.len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlTooLong);
+            }
+        } else if h.len > limits.max_frame as u64 {
+            return Err(ProtocolError::FrameTooBig);
+        }
+        Ok(())
+    }
+
+    fn control<E: Events>(
+        &mut self,
+        op: OpCode,
+        payload: &[u8],
+        ev: &mut E,
+    ) -> Result<(), ProtocolError> {
+        match op {
+            // §5.5.2: answer a ping with a pong carrying the same payload,
+            // unless we already sent a close (§5.5.1: nothing after Close).
+            OpCode::Ping if self.state == State::Open => {
+                self.send_control(OpCode::Pong, payload, ev)
+            }
+            OpCode::Close => {
+                let CloseFrame { code, .. } = close::parse_close(payload)?;
+                if self.state == State::Open {
+                    // §5.5.1: reply with a Close, echoing the status code.
+                    match code {
+                        Some(c) => self.send_close(c, "", ev),
+                        None => self.send_control(OpCode::Close, &[], ev),
+                    }
+                }
+                self.close_code
+                    .get_or_insert(code.unwrap_or(close::NO_STATUS));
+                self.state = State::Closed;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// §7.1.7 "Fail the WebSocket Connection": send a Close with the
+    /// error's code if none was sent yet, and stop.
+    fn fail<E: Events>(&mut self, e: ProtocolError, ev: &mut E) {
+        if self.state == State::Open {
+            self.send_close(e.close_code(), e.as_str(), ev);
+        }
+        self.error = Some(e);
+        self.close_code.get_or_insert(e.close_code());
+        self.state = State::Closed;
+        self.msg = None;
+    }
+
+    fn send_close<E: Events>(&mut self, code: u16, reason: &str, ev: &mut E) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = close::encode_close(code, reason, &mut payload);
+        self.close_code.get_or_insert(code);
+        self.send_control(OpCode::Close, &payload[..n], ev);
+    }
+
+    fn send_control<E: Events>(&mut self, op: OpCode, payload: &[u8], ev: &mut E) {
+        let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
+        let mask = match self.role {
+            Role::Server => None,
+            Role::Client => Some(self.next_mask()),
+        };
+        let header = encode_header(true, 0, op, payload.len() as u64, mask);
+        let mut out = [0u8; MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD];
+        let h = header.as_slice().len();
+        out[..h].copy_from_slice(header.as_slice());
+        out[h..h + payload.len()].copy_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[h..h + payload.len()], key, 0);
+        }
+        ev.send(&out[..h + payload.len()]);
+    }
+
+    /// The next client masking key (xorshift32). §5.3 wants keys an
+    /// intermediary cannot predict; a load generator's peers are its own.
+    pub fn next_mask(&mut self) -> [u8; 4] {
+        let mut x = self.mask_seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.mask_seed = x;
+        x.to_ne_bytes()
+    }
+}
+
+/// Positions within the buffer being fed.
+struct Cursor {
+    /// Where the message in progress starts.
+    base: usize,
+    /// The next unparsed byte.
+    pos: usize,
+}
+
+/// Appends an unmasked data frame carrying a whole message: what a server
+/// sends. Re-exported for the reactor's echo path.
+pub fn write_message(out: &mut Vec<u8>, kind: MessageKind, payload: &[u8]) {
+    let op = match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
+    };
+    frame::write_frame(out, op, payload);
+}
+
+#[cfg(test)]
+mod tests;
