@@ -45,7 +45,10 @@ impl ReadBuf {
             let mut bigger = if want <= READ_CHUNK {
                 pool.take()
             } else {
-                vec![0u8; want.next_power_of_two()].into_boxed_slice()
+                // Grow by half again (not doubling: a 16 MiB message would
+                // zero 32 MiB), in whole chunks.
+                let len = want.max(self.data.len() + self.data.len() / 2).next_multiple_of(READ_CHUNK);
+                vec![0u8; len].into_boxed_slice()
             };
             bigger[..self.filled].copy_from_slice(&self.data[..self.filled]);
             let old = std::mem::replace(&mut self.data, bigger);

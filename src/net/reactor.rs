@@ -612,18 +612,23 @@ impl Server {
         self.flush(key);
     }
 
-    /// The peer closed its side (read returned 0).
+    /// The peer closed its side (read returned 0). It may still read: send
+    /// what this turn produced for it and close like any other closing
+    /// connection (flush, shut down, drain, bounded by the close timeout).
     fn peer_closed(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get(key) {
-            if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-                self.stats.abnormal_closes += 1;
-            }
+        let Some(conn) = self.conns.get(key) else { return };
+        if conn.phase == Phase::Open && conn.session.state() != State::Closed {
+            self.stats.abnormal_closes += 1;
         }
-        self.drop_conn(key);
+        let id = conn.id(key);
+        self.enter_closing(id);
+        self.flush(key);
     }
 
     fn io_error(&mut self, key: usize, e: &io::Error) {
         debug!("conn {key}: {e}");
+        // Output produced for this connection must not reach the next one.
+        self.io.out.clear();
         self.stats.io_errors += 1;
         if let Some(conn) = self.conns.get(key) {
             if conn.phase == Phase::Open && conn.session.state() != State::Closed {
