@@ -47,7 +47,9 @@ impl ReadBuf {
             } else {
                 // Grow by half again (not doubling: a 16 MiB message would
                 // zero 32 MiB), in whole chunks.
-                let len = want.max(self.data.len() + self.data.len() / 2).next_multiple_of(READ_CHUNK);
+                let len = want
+                    .max(self.data.len() + self.data.len() / 2)
+                    .next_multiple_of(READ_CHUNK);
                 vec![0u8; len].into_boxed_slice()
             };
             bigger[..self.filled].copy_from_slice(&self.data[..self.filled]);
