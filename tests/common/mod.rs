@@ -1,0 +1,564 @@
+//! Shared pieces of the integration tests: an in-process server harness, a
+//! small blocking WebSocket client that talks raw bytes over a real loopback
+//! socket, and a per-test watchdog.
+//!
+//! The client frames and parses on its own (it does not use wsd's codec), so
+//! a bug shared by the server's encoder and decoder cannot hide itself.
+//!
+//! Every socket operation times out after [`IO_TIMEOUT`] and panics with
+//! what it was waiting for, and [`watchdog`] aborts a test that runs past
+//! its deadline: a hang fails the test instead of stalling CI.
+
+// Each test binary compiles this module on its own and uses a subset of it;
+// the unused rest would otherwise be dead-code warnings in every binary.
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wsd::{Config, Mode, Server, ShutdownHandle, Stats};
+
+/// The longest any single socket operation may take before the test fails.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest any test may take.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The RFC 6455 §1.3 sample key and its accept value.
+pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// Opcodes as nibbles, so tests can also send reserved ones.
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+// ---------------------------------------------------------------------------
+// Watchdog
+
+/// Aborts the whole test process if dropped later than the deadline.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+}
+
+/// Starts a watchdog for the calling test with [`TEST_DEADLINE`].
+pub fn watchdog() -> Watchdog {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TEST_DEADLINE) {
+            eprintln!("watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog { done: Some(tx) }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server harness
+
+/// A config listening on an ephemeral loopback port.
+pub fn config(mode: Mode) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        mode,
+        ..Default::default()
+    }
+}
+
+/// A wsd server running on its own thread. `Server` is not `Send` (its
+/// broadcast frames are `Rc`), so it is bound on that thread and only its
+/// address, shutdown handle and final counters cross over.
+pub struct TestServer {
+    addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<Stats>>,
+}
+
+impl TestServer {
+    /// Binds `cfg` (whose `listen` must be a loopback port 0) and runs it.
+    pub fn start(cfg: Config) -> TestServer {
+        assert!(cfg.listen.ip().is_loopback() && cfg.listen.port() == 0);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wsd-server".into())
+            .spawn(move || {
+                let mut server = Server::bind(cfg).expect("bind");
+                tx.send((server.local_addr(), server.shutdown_handle()))
+                    .unwrap();
+                server.run().expect("server loop failed");
+                server.stats().clone()
+            })
+            .unwrap();
+        let (addr, handle) = rx.recv_timeout(IO_TIMEOUT).expect("server did not start");
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// An echo server with default settings.
+    pub fn echo() -> TestServer {
+        TestServer::start(config(Mode::Echo))
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A connected, upgraded client.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Stops the server and returns its counters.
+    pub fn stop(mut self) -> Stats {
+        self.handle.shutdown();
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("server thread panicked")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+
+/// A client frame with explicit FIN, RSV bits and opcode nibble, masked
+/// with `key`, the length in its shortest form.
+pub fn masked_frame(fin: bool, rsv: u8, op: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut out = frame_header(fin, rsv, op, payload.len() as u64, Some(key));
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// A frame without a mask (what a client must not send).
+pub fn unmasked_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = frame_header(fin, 0, op, payload.len() as u64, None);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A frame header alone, declaring `len` payload bytes.
+pub fn frame_header(fin: bool, rsv: u8, op: u8, len: u64, mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (op & 0x0F)];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(m | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    if let Some(key) = mask {
+        out.extend_from_slice(&key);
+    }
+    out
+}
+
+/// A Close payload: code and reason bytes.
+pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason);
+    p
+}
+
+/// A frame received from the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub op: u8,
+    pub payload: Vec<u8>,
+}
+
+/// What [`Client::recv`] returns: a whole data message or one control frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The close code (if the payload had one) and the reason bytes.
+    Close(Option<u16>, Vec<u8>),
+}
+
+/// A parsed HTTP response.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A standard upgrade request for `key`.
+pub fn upgrade_request(key: &str) -> String {
+    format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Client
+
+/// A blocking client on a real socket. Input not yet parsed stays in `buf`,
+/// so frames that arrive with the 101 answer are not lost.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    seed: u32,
+}
+
+impl Client {
+    /// A TCP connection with no handshake yet.
+    pub fn connect_raw(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let seed = u32::from(stream.local_addr().unwrap().port()) | 1;
+        Client {
+            stream,
+            buf: Vec::new(),
+            seed,
+        }
+    }
+
+    /// A connected client whose upgrade was answered 101 with the right
+    /// accept key.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let mut c = Client::connect_raw(addr);
+        c.handshake();
+        c
+    }
+
+    /// Sends an upgrade request and checks the 101 answer.
+    pub fn handshake(&mut self) {
+        let key = self.fresh_key();
+        self.send_raw(upgrade_request(&key).as_bytes());
+        self.expect_upgrade(&key);
+    }
+
+    /// A random-looking valid key (16 bytes, base64).
+    pub fn fresh_key(&mut self) -> String {
+        let mut nonce = [0u8; 16];
+        for chunk in nonce.chunks_mut(4) {
+            chunk.copy_from_slice(&self.next_mask());
+        }
+        String::from_utf8(wsd::proto::handshake::client_key(nonce).to_vec()).unwrap()
+    }
+
+    /// Reads the answer to an upgrade request sent with `key`; it must be a
+    /// valid 101.
+    pub fn expect_upgrade(&mut self, key: &str) {
+        let resp = self.read_http_response();
+        assert_eq!(resp.status, 101, "upgrade refused: {resp:?}");
+        let accept = wsd::proto::handshake::accept_key(key.as_bytes());
+        assert_eq!(
+            resp.header("sec-websocket-accept").map(str::as_bytes),
+            Some(&accept[..]),
+            "{resp:?}"
+        );
+        assert!(resp
+            .header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket")));
+        assert!(resp
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("upgrade")));
+    }
+
+    /// The next masking key (xorshift32; tests need variety, not secrecy).
+    pub fn next_mask(&mut self) -> [u8; 4] {
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.seed = x;
+        x.to_be_bytes()
+    }
+
+    /// Writes `bytes` as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("write of {} bytes failed: {e}", bytes.len()));
+    }
+
+    /// Writes one masked frame.
+    pub fn send_frame(&mut self, fin: bool, op: u8, payload: &[u8]) {
+        let key = self.next_mask();
+        self.send_raw(&masked_frame(fin, 0, op, payload, key));
+    }
+
+    /// Sends a whole text message in one frame.
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(true, OP_TEXT, text.as_bytes());
+    }
+
+    /// Sends a whole binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8]) {
+        self.send_frame(true, OP_BINARY, data);
+    }
+
+    /// Sends a Close with `code` and `reason`.
+    pub fn send_close(&mut self, code: u16, reason: &[u8]) {
+        self.send_frame(true, OP_CLOSE, &close_payload(code, reason));
+    }
+
+    /// One read into the input buffer; returns the bytes read (0 at EOF).
+    /// Panics on timeout or error, saying what was awaited.
+    fn fill(&mut self, waiting_for: &str) -> usize {
+        let mut chunk = [0u8; 64 << 10];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return n;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!(
+                    "read failed waiting for {waiting_for} ({} bytes buffered): {e}",
+                    self.buf.len()
+                ),
+            }
+        }
+    }
+
+    /// Reads an HTTP response head and its `Content-Length` body.
+    pub fn read_http_response(&mut self) -> HttpResponse {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.fill("an HTTP response") == 0 {
+                panic!(
+                    "EOF before a complete HTTP response head: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII head");
+        self.buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line:?}");
+        let status = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap_or_else(|| panic!("bad header {l:?}"));
+                (n.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if let Some(len) = resp.header("content-length") {
+            let len: usize = len.parse().expect("Content-Length");
+            while self.buf.len() < len {
+                if self.fill("an HTTP response body") == 0 {
+                    panic!("EOF inside an HTTP response body");
+                }
+            }
+            resp.body = self.buf.drain(..len).collect();
+        }
+        resp
+    }
+
+    /// The next frame from the server. Server frames must be unmasked.
+    pub fn recv_frame(&mut self) -> Frame {
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buf) {
+                self.buf.drain(..used);
+                return frame;
+            }
+            if self.fill("a frame") == 0 {
+                panic!("EOF while waiting for a frame ({} bytes buffered)", self.buf.len());
+            }
+        }
+    }
+
+    /// The next message (data frames reassembled) or control frame.
+    pub fn recv(&mut self) -> Message {
+        let mut data: Option<(u8, Vec<u8>)> = None;
+        loop {
+            let f = self.recv_frame();
+            assert_eq!(f.rsv, 0, "server set RSV bits: {f:?}");
+            match f.op {
+                OP_PING => return Message::Ping(f.payload),
+                OP_PONG => return Message::Pong(f.payload),
+                OP_CLOSE => {
+                    assert!(f.fin && f.payload.len() != 1, "bad close frame {f:?}");
+                    let code = (f.payload.len() >= 2)
+                        .then(|| u16::from_be_bytes([f.payload[0], f.payload[1]]));
+                    let reason = f.payload.get(2..).unwrap_or_default().to_vec();
+                    return Message::Close(code, reason);
+                }
+                OP_TEXT | OP_BINARY => {
+                    assert!(data.is_none(), "new message inside a fragmented one");
+                    data = Some((f.op, f.payload));
+                }
+                OP_CONT => {
+                    let (_, d) = data.as_mut().expect("continuation without a message");
+                    d.extend_from_slice(&f.payload);
+                }
+                op => panic!("server sent opcode {op:#x}"),
+            }
+            if f.fin {
+                let (op, d) = data.take().unwrap();
+                return if op == OP_TEXT {
+                    Message::Text(String::from_utf8(d).expect("server sent invalid UTF-8"))
+                } else {
+                    Message::Binary(d)
+                };
+            }
+        }
+    }
+
+    /// The next message, which must be text.
+    pub fn recv_text(&mut self) -> String {
+        match self.recv() {
+            Message::Text(t) => t,
+            other => panic!("expected a text message, got {}", describe(&other)),
+        }
+    }
+
+    /// The next message, which must be binary.
+    pub fn recv_binary(&mut self) -> Vec<u8> {
+        match self.recv() {
+            Message::Binary(b) => b,
+            other => panic!("expected a binary message, got {}", describe(&other)),
+        }
+    }
+
+    /// The next frame must be a Close with `code`, and the server must then
+    /// close its side of TCP.
+    pub fn expect_close(&mut self, code: u16) {
+        match self.recv() {
+            Message::Close(c, _) => assert_eq!(c, Some(code), "close code"),
+            other => panic!("expected Close {code}, got {}", describe(&other)),
+        }
+        self.expect_eof();
+    }
+
+    /// The server closed its side: nothing more arrives, and the end is a
+    /// FIN (not a reset).
+    pub fn expect_eof(&mut self) {
+        let n = self.fill("EOF");
+        assert_eq!(
+            (n, self.buf.len()),
+            (0, 0),
+            "expected EOF, got more bytes: {:?}",
+            &self.buf[..self.buf.len().min(64)]
+        );
+    }
+
+    /// A clean closing handshake started by the client.
+    pub fn close(mut self) {
+        self.send_close(1000, b"bye");
+        self.expect_close(1000);
+    }
+
+    /// Sends `text` and expects it back.
+    pub fn assert_echo(&mut self, text: &str) {
+        self.send_text(text);
+        assert_eq!(self.recv_text(), text);
+    }
+
+    /// Sends a ping and expects the pong (works in every mode).
+    pub fn assert_ping(&mut self, payload: &[u8]) {
+        self.send_frame(true, OP_PING, payload);
+        assert_eq!(self.recv(), Message::Pong(payload.to_vec()));
+    }
+
+    /// Half-closes the client's write side.
+    pub fn shutdown_write(&self) {
+        self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+}
+
+/// A short description of a message (payloads can be megabytes).
+pub fn describe(m: &Message) -> String {
+    match m {
+        Message::Text(t) => format!("Text({} bytes: {:?})", t.len(), &t[..t.len().min(40)]),
+        Message::Binary(b) => format!("Binary({} bytes)", b.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Parses one unmasked frame from the start of `buf`: the frame and the
+/// bytes it took, or `None` if incomplete.
+fn parse_server_frame(buf: &[u8]) -> Option<(Frame, usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    assert_eq!(b1 & 0x80, 0, "server frame is masked");
+    let (len, at) = match b1 & 0x7F {
+        126 => (u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().unwrap())), 4),
+        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().unwrap()), 10),
+        n => (u64::from(n), 2),
+    };
+    let end = at + usize::try_from(len).unwrap();
+    let payload = buf.get(at..end)?.to_vec();
+    Some((
+        Frame {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 7,
+            op: b0 & 0x0F,
+            payload,
+        },
+        end,
+    ))
+}
+
+/// `n` bytes of a recognisable pattern.
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
