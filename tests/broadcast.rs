@@ -27,7 +27,10 @@ fn receive_tagged(c: &mut Client, n: usize) -> BTreeMap<usize, usize> {
         let (s, k) = text.split_once('-').expect("tagged message");
         let (s, k): (usize, usize) = (s.parse().unwrap(), k.parse().unwrap());
         let expected = next.entry(s).or_default();
-        assert_eq!(k, *expected, "sender {s}'s messages out of order or repeated");
+        assert_eq!(
+            k, *expected,
+            "sender {s}'s messages out of order or repeated"
+        );
         *expected += 1;
     }
     next
@@ -52,7 +55,11 @@ fn everyone_gets_everything(to_sender: bool) {
         let got = receive_tagged(c, senders * PER);
         assert_eq!(got.len(), senders, "client {i}: {got:?}");
         assert!(got.values().all(|&n| n == PER), "client {i}: {got:?}");
-        assert_eq!(got.contains_key(&i), to_sender, "client {i} and its own messages");
+        assert_eq!(
+            got.contains_key(&i),
+            to_sender,
+            "client {i} and its own messages"
+        );
     }
     // Nothing extra is queued anywhere: the next message everyone sees is
     // a final marker (client 1's marker for client 0, client 0's for the rest).
@@ -259,7 +266,10 @@ fn slow_reader_under_drop_policy_skips_messages_and_stays_connected() {
         if rx.recv_timeout(Duration::from_millis(10)).is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "no marker reached the slow reader");
+        assert!(
+            Instant::now() < deadline,
+            "no marker reached the slow reader"
+        );
     }
     let (mut slow, numbers, first_marker) = reader.join().unwrap();
     let first_marker: u32 = first_marker["marker ".len()..].parse().unwrap();

@@ -82,7 +82,12 @@ fn invalid_close_codes_fail_with_1002() {
 fn one_byte_close_payload_fails_with_1002() {
     let _w = watchdog();
     let server = TestServer::echo();
-    fails_with(&server, &masked_frame(true, 0, OP_CLOSE, &[0x03], KEY), 1002, "1 byte");
+    fails_with(
+        &server,
+        &masked_frame(true, 0, OP_CLOSE, &[0x03], KEY),
+        1002,
+        "1 byte",
+    );
 }
 
 #[test]
@@ -100,7 +105,10 @@ fn framing_violations_fail_with_1002_then_eof() {
     let _w = watchdog();
     let server = TestServer::echo();
     let mut cases: Vec<(String, Vec<u8>)> = vec![
-        ("unmasked frame".into(), unmasked_frame(true, OP_TEXT, b"hi")),
+        (
+            "unmasked frame".into(),
+            unmasked_frame(true, OP_TEXT, b"hi"),
+        ),
         (
             "continuation without a message".into(),
             masked_frame(true, 0, OP_CONT, b"orphan", KEY),
@@ -156,9 +164,18 @@ fn invalid_utf8_text_fails_with_1007() {
             "single frame",
             masked_frame(true, 0, OP_TEXT, b"caf\xc3\x28", KEY),
         ),
-        ("overlong encoding", masked_frame(true, 0, OP_TEXT, b"\xc0\xaf", KEY)),
-        ("surrogate", masked_frame(true, 0, OP_TEXT, b"\xed\xa0\x80", KEY)),
-        ("ends inside a sequence", masked_frame(true, 0, OP_TEXT, b"ok\xe2\x82", KEY)),
+        (
+            "overlong encoding",
+            masked_frame(true, 0, OP_TEXT, b"\xc0\xaf", KEY),
+        ),
+        (
+            "surrogate",
+            masked_frame(true, 0, OP_TEXT, b"\xed\xa0\x80", KEY),
+        ),
+        (
+            "ends inside a sequence",
+            masked_frame(true, 0, OP_TEXT, b"ok\xe2\x82", KEY),
+        ),
         ("across fragments", {
             let mut b = masked_frame(false, 0, OP_TEXT, b"ok\xf0\x9f", KEY);
             b.extend(masked_frame(true, 0, OP_CONT, b"\x28\x28", KEY));
@@ -201,7 +218,13 @@ fn protocol_error_after_queued_echoes_still_delivers_them_first() {
     let mut c = server.client();
     let mut bytes = Vec::new();
     for i in 0..5 {
-        bytes.extend(masked_frame(true, 0, OP_TEXT, format!("m{i}").as_bytes(), KEY));
+        bytes.extend(masked_frame(
+            true,
+            0,
+            OP_TEXT,
+            format!("m{i}").as_bytes(),
+            KEY,
+        ));
     }
     bytes.extend(unmasked_frame(true, OP_TEXT, b"bad"));
     c.send_raw(&bytes);

@@ -140,7 +140,13 @@ fn hundred_pipelined_messages_are_echoed_in_order() {
     for i in 0..100u32 {
         let key = c.next_mask();
         if i % 2 == 0 {
-            batch.extend(masked_frame(true, 0, OP_TEXT, format!("msg {i}").as_bytes(), key));
+            batch.extend(masked_frame(
+                true,
+                0,
+                OP_TEXT,
+                format!("msg {i}").as_bytes(),
+                key,
+            ));
         } else {
             let data = pattern(i as usize * 37, i as u8);
             batch.extend(masked_frame(true, 0, OP_BINARY, &data, key));
@@ -151,7 +157,11 @@ fn hundred_pipelined_messages_are_echoed_in_order() {
         if i % 2 == 0 {
             assert_eq!(c.recv_text(), format!("msg {i}"));
         } else {
-            assert_eq!(c.recv_binary(), pattern(i as usize * 37, i as u8), "msg {i}");
+            assert_eq!(
+                c.recv_binary(),
+                pattern(i as usize * 37, i as u8),
+                "msg {i}"
+            );
         }
     }
     c.close();

@@ -84,7 +84,10 @@ fn malformed_requests_are_answered_400() {
         ("HTTP/1.0", good.replace("HTTP/1.1", "HTTP/1.0")),
         ("no Host", good.replace("Host: localhost\r\n", "")),
         ("no Upgrade", good.replace("Upgrade: websocket\r\n", "")),
-        ("Upgrade: h2c", good.replace("Upgrade: websocket", "Upgrade: h2c")),
+        (
+            "Upgrade: h2c",
+            good.replace("Upgrade: websocket", "Upgrade: h2c"),
+        ),
         ("no Connection", good.replace("Connection: Upgrade\r\n", "")),
         (
             "Connection: keep-alive",
@@ -94,12 +97,24 @@ fn malformed_requests_are_answered_400() {
             "no key",
             good.replace(&format!("Sec-WebSocket-Key: {RFC_KEY}\r\n"), ""),
         ),
-        ("unpadded key", good.replace(RFC_KEY, "dGhlIHNhbXBsZSBub25jZQ")),
-        ("key not base64", good.replace(RFC_KEY, "!!!!!!!!!!!!!!!!!!!!!!==")),
-        ("17-byte key", good.replace(RFC_KEY, "dGhlIHNhbXBsZSBub25jZXg=")),
+        (
+            "unpadded key",
+            good.replace(RFC_KEY, "dGhlIHNhbXBsZSBub25jZQ"),
+        ),
+        (
+            "key not base64",
+            good.replace(RFC_KEY, "!!!!!!!!!!!!!!!!!!!!!!=="),
+        ),
+        (
+            "17-byte key",
+            good.replace(RFC_KEY, "dGhlIHNhbXBsZSBub25jZXg="),
+        ),
         (
             "repeated key",
-            good.replace("\r\n\r\n", &format!("\r\nSec-WebSocket-Key: {RFC_KEY}\r\n\r\n")),
+            good.replace(
+                "\r\n\r\n",
+                &format!("\r\nSec-WebSocket-Key: {RFC_KEY}\r\n\r\n"),
+            ),
         ),
         (
             "no version",
@@ -112,7 +127,10 @@ fn malformed_requests_are_answered_400() {
         assert_eq!(refusal_status(&server, req), 400, "{what}");
     }
     let stats = server.stop();
-    assert_eq!(stats.handshake_failures.get(&400), Some(&(cases.len() as u64)));
+    assert_eq!(
+        stats.handshake_failures.get(&400),
+        Some(&(cases.len() as u64))
+    );
     assert_eq!(stats.handshakes, 0);
 }
 
@@ -235,8 +253,16 @@ fn bytes_after_a_refused_request_do_not_reset_the_answer() {
     let server = TestServer::echo();
     // A refused request followed by frame-looking bytes: the server must
     // answer, shut its side, and drain, so the answer is not lost to a reset.
-    let mut req = upgrade_request(RFC_KEY).replace("Version: 13", "Version: 7").into_bytes();
-    req.extend(masked_frame(true, 0, OP_TEXT, &pattern(4000, 0), [1, 2, 3, 4]));
+    let mut req = upgrade_request(RFC_KEY)
+        .replace("Version: 13", "Version: 7")
+        .into_bytes();
+    req.extend(masked_frame(
+        true,
+        0,
+        OP_TEXT,
+        &pattern(4000, 0),
+        [1, 2, 3, 4],
+    ));
     let resp = refused(&server, &req);
     assert_eq!(resp.status, 426);
 }

@@ -181,7 +181,7 @@ fn refused_503_client_that_already_sent_its_request_reads_answer_then_eof() {
         max_connections: 1,
         ..config(Mode::Echo)
     });
-    let mut first = server.client();
+    let first = server.client();
     // A real client sends its request at once, before the server accepts.
     let (status, mut second) = try_connect(&server);
     assert_eq!(status, 503);
@@ -222,7 +222,10 @@ fn client_that_sends_but_never_reads_does_not_stall_others() {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => panic!("hog write failed: {e}"),
             }
-            assert!(frames < 16 << 10, "256 MiB written: the server never pushed back");
+            assert!(
+                frames < 16 << 10,
+                "256 MiB written: the server never pushed back"
+            );
         }
         stalled_rounds = if wrote == 0 { stalled_rounds + 1 } else { 0 };
         good.assert_echo(&format!("round {round}"));

@@ -391,7 +391,9 @@ impl Client {
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
             .map(|l| {
-                let (n, v) = l.split_once(':').unwrap_or_else(|| panic!("bad header {l:?}"));
+                let (n, v) = l
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad header {l:?}"));
                 (n.trim().to_string(), v.trim().to_string())
             })
             .collect();
@@ -420,7 +422,10 @@ impl Client {
                 return frame;
             }
             if self.fill("a frame") == 0 {
-                panic!("EOF while waiting for a frame ({} bytes buffered)", self.buf.len());
+                panic!(
+                    "EOF while waiting for a frame ({} bytes buffered)",
+                    self.buf.len()
+                );
             }
         }
     }
@@ -539,7 +544,10 @@ fn parse_server_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     let (&b0, &b1) = (buf.first()?, buf.get(1)?);
     assert_eq!(b1 & 0x80, 0, "server frame is masked");
     let (len, at) = match b1 & 0x7F {
-        126 => (u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().unwrap())), 4),
+        126 => (
+            u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().unwrap())),
+            4,
+        ),
         127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().unwrap()), 10),
         n => (u64::from(n), 2),
     };
