@@ -293,11 +293,14 @@ fn slow_reader_under_drop_policy_skips_messages_and_stays_connected() {
     let stats = server.stop();
     assert_eq!(stats.slow_consumer_cutoffs, 0, "{stats:?}");
     // Every skipped message was skipped for the slow reader alone: the
-    // flood messages it missed and the markers before the one it got.
-    assert_eq!(
-        stats.slow_consumer_drops,
-        u64::from(FLOOD - received + first_marker),
-        "{stats:?}"
+    // flood messages it missed and the markers before the one it got (and
+    // perhaps a marker sent after that one, while its backlog was still at
+    // the watermark).
+    let skipped = u64::from(FLOOD - received + first_marker);
+    let later_markers = u64::from(markers - first_marker - 1);
+    assert!(
+        (skipped..=skipped + later_markers).contains(&stats.slow_consumer_drops),
+        "{skipped} skipped, {later_markers} later markers: {stats:?}"
     );
 }
 
