@@ -21,12 +21,18 @@ struct Wsd {
 
 impl Wsd {
     fn spawn(args: &[&str]) -> Wsd {
-        let mut child = Command::new(WSD)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+        let mut cmd = Command::new(WSD);
+        cmd.args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(args)
+            .stderr(Stdio::inherit());
+        Wsd::spawn_command(cmd)
+    }
+
+    /// Starts `cmd`, which must run wsd with `--listen 127.0.0.1:0`.
+    fn spawn_command(mut cmd: Command) -> Wsd {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn wsd");
         let stdout = child.stdout.take().unwrap();
@@ -165,4 +171,56 @@ fn address_in_use_exits_with_failure() {
     let out = run(&["--listen", &addr]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+}
+
+#[test]
+fn out_of_file_descriptors_delays_clients_but_loses_none() {
+    let _w = watchdog();
+    // 32 descriptors, of which wsd needs about 6 for itself: most of the
+    // 60 clients wait in the backlog while accept fails with EMFILE, and
+    // are accepted as the first ones finish and free theirs.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -n 32 && exec {WSD} --listen 127.0.0.1:0 --log-level warn"
+        ))
+        .stderr(Stdio::piped());
+    let mut wsd = Wsd::spawn_command(cmd);
+    let stderr = wsd.child.stderr.take().unwrap();
+    const CLIENTS: usize = 60;
+    let (tx, rx) = mpsc::channel();
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let mut c = Client::connect_raw(wsd.addr);
+        let key = c.fresh_key();
+        c.send_raw(upgrade_request(&key).as_bytes());
+        clients.push((i, c, key));
+    }
+    for (i, mut c, key) in clients {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            // Waiting in the backlog may take a while; the watchdog bounds it.
+            c.stream
+                .set_read_timeout(Some(common::TEST_DEADLINE))
+                .unwrap();
+            c.expect_upgrade(&key);
+            c.assert_echo(&format!("client {i}"));
+            c.close();
+            let _ = tx.send(i);
+        });
+    }
+    drop(tx);
+    let mut done = 0;
+    while done < CLIENTS {
+        rx.recv()
+            .unwrap_or_else(|_| panic!("a client thread failed after {done} finished"));
+        done += 1;
+    }
+    drop(wsd);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut log).unwrap();
+    assert!(
+        log.contains("accept failed"),
+        "EMFILE never happened: {log}"
+    );
 }
