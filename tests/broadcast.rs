@@ -354,3 +354,21 @@ fn well_behaved_clients_keep_being_served_while_a_member_misbehaves() {
     a.close();
     b.close();
 }
+
+#[test]
+fn a_fragmented_message_in_progress_does_not_hold_up_other_senders() {
+    let _w = watchdog();
+    let server = TestServer::start(broadcast(false));
+    let mut slow_sender = server.client();
+    let mut quick_sender = server.client();
+    let mut receiver = server.client();
+    slow_sender.send_frame(false, OP_TEXT, b"0-");
+    quick_sender.send_text("1-0");
+    // The quick message goes out whole while the other is half received.
+    assert_eq!(receiver.recv_text(), "1-0");
+    assert_eq!(slow_sender.recv_text(), "1-0");
+    slow_sender.send_frame(true, OP_CONT, b"0");
+    assert_eq!(receiver.recv_text(), "0-0");
+    assert_eq!(quick_sender.recv_text(), "0-0");
+    receiver.close();
+}
