@@ -1,0 +1,381 @@
+//! One client connection: non-blocking connect, the opening handshake, then
+//! frames through a [`Session`], with a read buffer and an output buffer.
+//!
+//! ```text
+//!  Connecting ──writable──▶ Handshake ──101 + accept──▶ Open ──close()──▶ Closing
+//!      │                        │                        │                   │
+//!      └── error / timeout ─────┴──── error, EOF, peer Close ───────────────┴──▶ Done
+//! ```
+//!
+//! The connection never decides what to send: messages are handed to the
+//! caller's closure, which appends frames to the output buffer, and the
+//! caller flushes once per wakeup.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+use wsd::proto::handshake::{client_key, parse_response, write_request, ResponseError};
+use wsd::proto::{Events, Limits, MessageKind, Parsing, Role, Session, State};
+
+use crate::stats::ErrorKind;
+
+/// A failure with its kind and a human-readable detail.
+pub type Failure = (ErrorKind, String);
+
+/// The largest handshake response head accepted.
+const MAX_RESPONSE_HEAD: usize = 16 << 10;
+
+/// Where a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent, waiting for the 101.
+    Handshake,
+    /// Messages flow.
+    Open,
+    /// We sent Close and wait for the server's.
+    Closing,
+    /// Finished, cleanly or not; the socket is closed.
+    Done,
+}
+
+/// How a read of frames ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Drained to WouldBlock; the connection goes on.
+    Blocked,
+    /// The session closed: the server's Close (answered) or a protocol error.
+    SessionClosed,
+    /// TCP end of stream.
+    Eof,
+}
+
+/// A client connection.
+pub struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+    key: [u8; 24],
+    session: Session,
+    rbuf: Vec<u8>,
+    rlen: usize,
+    out: Vec<u8>,
+    wpos: usize,
+    /// When the connect began.
+    pub started: Instant,
+}
+
+/// Hands a session's events to the caller's closure and queues its frames.
+struct Sink<'a, F> {
+    out: &'a mut Vec<u8>,
+    on_message: &'a mut F,
+}
+
+impl<F: FnMut(MessageKind, &[u8], &mut Vec<u8>)> Events for Sink<'_, F> {
+    fn message(&mut self, kind: MessageKind, payload: &[u8]) {
+        (self.on_message)(kind, payload, self.out);
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        self.out.extend_from_slice(frame);
+    }
+}
+
+/// Classifies a socket error.
+pub fn io_failure(e: &io::Error) -> Failure {
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorKind::Reset,
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Io,
+    };
+    (kind, e.to_string())
+}
+
+impl Conn {
+    /// Starts a non-blocking connect to `addr`, from `source` if given.
+    /// `seed` seeds the session's masking keys and the handshake nonce.
+    pub fn connect(addr: SocketAddr, source: Option<IpAddr>, seed: u32) -> io::Result<Conn> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_nodelay(true)?;
+        if let Some(ip) = source {
+            bind_no_port(&socket)?;
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = TcpStream::from_std(std::net::TcpStream::from(socket));
+        let mut nonce = [0u8; 16];
+        for (i, chunk) in nonce.chunks_exact_mut(4).enumerate() {
+            let word = seed.rotate_left(8 * i as u32) ^ (0x9E37_79B9u32.wrapping_mul(i as u32 + 1));
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        Ok(Conn {
+            stream,
+            phase: Phase::Connecting,
+            key: client_key(nonce),
+            session: Session::with_seed(Role::Client, seed),
+            rbuf: Vec::new(),
+            rlen: 0,
+            out: Vec::new(),
+            wpos: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// Registers for readable and writable edges.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut self.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Where the connection stands.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The output buffer, to append frames to; flushed by [`Conn::flush`].
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Output bytes not yet written.
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.wpos
+    }
+
+    /// The session's close code, once the closing handshake began.
+    pub fn close_code(&self) -> Option<u16> {
+        self.session.close_code()
+    }
+
+    /// The protocol error that ended the session, if one did.
+    pub fn protocol_error(&self) -> Option<&'static str> {
+        self.session.error().map(|e| e.as_str())
+    }
+
+    /// On the first writable edge: checks the connect worked and queues
+    /// the upgrade request.
+    pub fn on_connected(&mut self, host: &str, path: &str) -> Result<(), Failure> {
+        if let Some(e) = self.stream.take_error().map_err(|e| io_failure(&e))? {
+            return Err(io_failure(&e));
+        }
+        // Writable without an error can still mean "not yet": peer_addr
+        // answers NotConnected until the three-way handshake is done.
+        match self.stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            Err(e) => return Err(io_failure(&e)),
+        }
+        write_request(&mut self.out, host, path, &self.key);
+        self.phase = Phase::Handshake;
+        Ok(())
+    }
+
+    /// Reads the handshake response. `Ok(true)` once the connection is Open
+    /// (frames that followed the head stay buffered for [`Conn::read_frames`]).
+    pub fn read_handshake(&mut self) -> Result<bool, Failure> {
+        loop {
+            match self.read_some(MAX_RESPONSE_HEAD) {
+                Ok(Some(0)) => {
+                    return Err((
+                        ErrorKind::UnexpectedEof,
+                        "server closed during the handshake".into(),
+                    ))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(io_failure(&e)),
+            }
+            let head = &self.rbuf[..self.rlen];
+            match parse_response(head, &self.key) {
+                Ok(Parsing::Done { offset, .. }) => {
+                    self.rbuf.copy_within(offset..self.rlen, 0);
+                    self.rlen -= offset;
+                    self.phase = Phase::Open;
+                    return Ok(true);
+                }
+                Ok(Parsing::NeedMore(_)) if self.rlen < MAX_RESPONSE_HEAD => {}
+                Ok(Parsing::NeedMore(_)) => {
+                    return Err((
+                        ErrorKind::HandshakeMalformed,
+                        "handshake response head too large".into(),
+                    ))
+                }
+                Err(ResponseError::Status(code)) => {
+                    return Err((ErrorKind::HandshakeStatus(code), status_line(head)))
+                }
+                Err(ResponseError::BadAccept) => {
+                    return Err((ErrorKind::BadAccept, status_line(head)))
+                }
+                Err(ResponseError::Malformed) => {
+                    return Err((ErrorKind::HandshakeMalformed, status_line(head)))
+                }
+            }
+        }
+    }
+
+    /// Feeds buffered and newly read bytes to the session until the socket
+    /// would block, the session closes, or the stream ends. Complete
+    /// messages go to `on_message` with the output buffer.
+    pub fn read_frames<F>(
+        &mut self,
+        limits: &Limits,
+        on_message: &mut F,
+    ) -> Result<ReadEnd, Failure>
+    where
+        F: FnMut(MessageKind, &[u8], &mut Vec<u8>),
+    {
+        let max = limits.max_message + 4096;
+        loop {
+            if self.rlen > 0 {
+                let mut sink = Sink {
+                    out: &mut self.out,
+                    on_message,
+                };
+                self.rlen = self
+                    .session
+                    .feed(&mut self.rbuf[..self.rlen], limits, &mut sink);
+                if self.session.state() == State::Closed {
+                    return Ok(ReadEnd::SessionClosed);
+                }
+            }
+            match self.read_some(max) {
+                Ok(Some(0)) => return Ok(ReadEnd::Eof),
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(ReadEnd::Blocked),
+                Err(e) => return Err(io_failure(&e)),
+            }
+        }
+    }
+
+    /// One read into the buffer, growing it up to `max`. `None` on WouldBlock.
+    fn read_some(&mut self, max: usize) -> io::Result<Option<usize>> {
+        if self.rbuf.len() - self.rlen < 4096 && self.rbuf.len() < max {
+            let grown = (self.rbuf.len() * 2).clamp(16 << 10, max);
+            self.rbuf.resize(grown, 0);
+        }
+        if self.rlen == self.rbuf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "read buffer full: a message above the limit",
+            ));
+        }
+        loop {
+            match self.stream.read(&mut self.rbuf[self.rlen..]) {
+                Ok(n) => {
+                    self.rlen += n;
+                    return Ok(Some(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes queued output until done or the socket would block.
+    pub fn flush(&mut self) -> Result<(), Failure> {
+        while self.wpos < self.out.len() {
+            match self.stream.write(&self.out[self.wpos..]) {
+                Ok(0) => return Err((ErrorKind::Io, "write returned 0".into())),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Keep the buffer from creeping: drop what is written
+                    // once it is most of it.
+                    if self.wpos >= self.out.len() / 2 {
+                        self.out.drain(..self.wpos);
+                        self.wpos = 0;
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_failure(&e)),
+            }
+        }
+        self.out.clear();
+        self.wpos = 0;
+        Ok(())
+    }
+
+    /// Starts the closing handshake (Close 1000) if the connection is Open.
+    pub fn close(&mut self) {
+        if self.phase == Phase::Open {
+            let mut ignore = |_: MessageKind, _: &[u8], _: &mut Vec<u8>| {};
+            let mut sink = Sink {
+                out: &mut self.out,
+                on_message: &mut ignore,
+            };
+            self.session.close(1000, "", &mut sink);
+            self.phase = Phase::Closing;
+        }
+    }
+
+    /// Ends the connection: deregisters, frees its buffers, and marks it Done.
+    pub fn finish(&mut self, registry: &Registry) {
+        if self.phase != Phase::Done {
+            let _ = registry.deregister(&mut self.stream);
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            self.phase = Phase::Done;
+            self.rbuf = Vec::new();
+            self.out = Vec::new();
+            self.rlen = 0;
+            self.wpos = 0;
+        }
+    }
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: with a source address bound, let connect()
+/// pick the port per destination, so each source address is good for a
+/// full ephemeral range towards each server port.
+fn bind_no_port(socket: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::addr_of!(one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The first line of a response head, for error messages.
+fn status_line(head: &[u8]) -> String {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line.trim_ascii());
+    line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_trimmed_and_bounded() {
+        assert_eq!(
+            status_line(b"HTTP/1.1 404 Not Found\r\nX: y\r\n\r\n"),
+            "HTTP/1.1 404 Not Found"
+        );
+        assert_eq!(status_line(&[b'x'; 1000]).len(), 200);
+    }
+}

@@ -1,0 +1,165 @@
+//! `compare`: one scenario against several targets in turn (A B A B ...),
+//! so drift on the machine hits every target alike; medians per target and
+//! ratios to the first.
+
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::cli::Scenario;
+use crate::output;
+use crate::report::{self, Figures};
+use crate::run;
+
+/// The pause between runs, so one server's tail does not overlap the next run.
+const PAUSE: Duration = Duration::from_millis(300);
+
+/// The figures compared.
+#[derive(Clone, Copy, Debug, Default)]
+struct Row {
+    msgs_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    server_us_per_msg: Option<f64>,
+    errors: u64,
+}
+
+/// The median of `v` (mean of the middle two for an even count); 0 if empty.
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn medians(rows: &[Row]) -> Row {
+    let pick = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
+    let server: Vec<f64> = rows.iter().filter_map(|r| r.server_us_per_msg).collect();
+    Row {
+        msgs_per_s: pick(|r| r.msgs_per_s),
+        p50_us: pick(|r| r.p50_us),
+        p99_us: pick(|r| r.p99_us),
+        p999_us: pick(|r| r.p999_us),
+        server_us_per_msg: (!server.is_empty()).then(|| median(server)),
+        errors: rows.iter().map(|r| r.errors).sum(),
+    }
+}
+
+fn ratio(a: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{:.2}x", a / base)
+    } else {
+        "-".into()
+    }
+}
+
+/// Runs the comparison; returns whether every run was clean.
+pub fn run(s: &Scenario, rounds: u32) -> bool {
+    let c = s.common();
+    let n = c.targets.len();
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); n];
+    let mut runs: Vec<Vec<Value>> = vec![Vec::new(); n];
+    let mut clean = true;
+    for round in 1..=rounds {
+        for (i, target) in c.targets.iter().enumerate() {
+            eprintln!("wsload compare: round {round}/{rounds}, {target}");
+            let summary = run::run(s, target, c.server_pids.get(i).copied(), true);
+            let f = Figures::of(&summary);
+            let h = &summary.stats.latency;
+            rows[i].push(Row {
+                msgs_per_s: f.msgs_per_s,
+                p50_us: h.value_at_percentile(50.0) as f64 / 1000.0,
+                p99_us: h.value_at_percentile(99.0) as f64 / 1000.0,
+                p999_us: h.value_at_percentile(99.9) as f64 / 1000.0,
+                server_us_per_msg: f.server_us_per_msg,
+                errors: summary.stats.errors.total(),
+            });
+            clean &= !f.failed(&summary);
+            if f.saturated {
+                eprintln!(
+                    "wsload compare: wsload was saturated in this run; its figures are a floor"
+                );
+            }
+            runs[i].push(report::json(&summary));
+            thread::sleep(PAUSE);
+        }
+    }
+    let med: Vec<Row> = rows.iter().map(|r| medians(r)).collect();
+    let base = med[0];
+    let mut table = format!(
+        "wsload compare {}: medians of {rounds} round{}\n{:<32} {:>11} {:>9} {:>9} {:>9} {:>11} {:>7} {:>8} {:>8} {:>9}\n",
+        s.name(),
+        if rounds == 1 { "" } else { "s" },
+        "target", "msg/s", "p50 µs", "p99 µs", "p99.9 µs", "srv µs/msg", "errors", "x msg/s", "x p99", "x µs/msg"
+    );
+    for (t, m) in c.targets.iter().zip(&med) {
+        let srv = m
+            .server_us_per_msg
+            .map_or("-".into(), |v| format!("{v:.3}"));
+        let srv_ratio = match (m.server_us_per_msg, base.server_us_per_msg) {
+            (Some(a), Some(b)) => ratio(a, b),
+            _ => "-".into(),
+        };
+        table.push_str(&format!(
+            "{:<32} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>7} {:>8} {:>8} {:>9}\n",
+            t.url,
+            m.msgs_per_s,
+            m.p50_us,
+            m.p99_us,
+            m.p999_us,
+            srv,
+            m.errors,
+            ratio(m.msgs_per_s, base.msgs_per_s),
+            ratio(m.p99_us, base.p99_us),
+            srv_ratio
+        ));
+    }
+    let json_to_stdout = output::is_stdout(c.json.as_deref());
+    output::print_text(&table, json_to_stdout);
+    if let Some(path) = &c.json {
+        let targets: Vec<Value> = c
+            .targets
+            .iter()
+            .zip(&med)
+            .zip(runs)
+            .map(|((t, m), runs)| {
+                json!({
+                    "target": t.url,
+                    "median": {
+                        "msgs_per_s": m.msgs_per_s,
+                        "p50_us": m.p50_us,
+                        "p99_us": m.p99_us,
+                        "p99_9_us": m.p999_us,
+                        "server_cpu_us_per_msg": m.server_us_per_msg,
+                        "errors": m.errors,
+                        "msgs_per_s_ratio": if base.msgs_per_s > 0.0 { json!(m.msgs_per_s / base.msgs_per_s) } else { Value::Null },
+                    },
+                    "runs": runs,
+                })
+            })
+            .collect();
+        let v = json!({ "mode": s.name(), "rounds": rounds, "targets": targets, "failed": !clean });
+        clean &= output::write_json(path, &v);
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+}

@@ -1,0 +1,283 @@
+//! `broadcast`: publishers send at a fixed total rate; every subscriber
+//! should receive every message exactly once, in each publisher's order.
+//!
+//! Each subscriber tracks, per publisher, the highest sequence number seen
+//! and a 64-message window below it, which tells a late message (out of
+//! order) from one seen before (duplicated). What never arrives is lost:
+//! counted at the end as published minus distinct messages received.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use wsd::proto::MessageKind;
+
+use super::count_mismatch;
+use super::rate::Schedule;
+use crate::client::{Conn, Phase};
+use crate::payload::{Codec, Mismatch, Stamp};
+use crate::stats::SubscriberTally;
+use crate::worker::{Cx, Shared, Workload};
+
+/// What one local connection does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes, with this publisher id.
+    Publisher(u32),
+    /// Subscribes; its index among this thread's subscribers.
+    Subscriber(usize),
+}
+
+/// One subscriber's view of one publisher's sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Track {
+    /// One past the highest sequence number seen.
+    high: u64,
+    /// Bit i: sequence number `high - 1 - i` was seen.
+    seen: u64,
+}
+
+/// How a delivery fits a publisher's sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// New, and after everything before it.
+    InOrder,
+    /// New, but after a later message.
+    OutOfOrder,
+    /// Seen before.
+    Duplicate,
+}
+
+impl Track {
+    /// Records sequence number `seq`.
+    pub fn arrive(&mut self, seq: u64) -> Arrival {
+        if seq >= self.high {
+            let shift = seq + 1 - self.high;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.high = seq + 1;
+            return Arrival::InOrder;
+        }
+        let back = self.high - 1 - seq;
+        if back >= 64 {
+            // Older than the window: assume it is new, and late.
+            return Arrival::OutOfOrder;
+        }
+        let bit = 1u64 << back;
+        if self.seen & bit != 0 {
+            Arrival::Duplicate
+        } else {
+            self.seen |= bit;
+            Arrival::OutOfOrder
+        }
+    }
+}
+
+/// The broadcast workload for one thread.
+#[derive(Debug)]
+pub struct Broadcast {
+    codec: Codec,
+    shared: Arc<Shared>,
+    roles: Vec<Role>,
+    publishers: u32,
+    /// Next sequence number of each local publisher, by local index.
+    pub_seq: Vec<u64>,
+    /// Local publisher connections, in rotation order.
+    order: Vec<usize>,
+    /// This thread's share of the rate.
+    rate: f64,
+    schedule: Option<Schedule>,
+    /// Per subscriber, per publisher.
+    tracks: Vec<Vec<Track>>,
+    tallies: Vec<SubscriberTally>,
+    live_subs: Vec<bool>,
+    /// Whether this thread has said its publishers are done.
+    done: bool,
+    due: Vec<(usize, u64)>,
+}
+
+impl Broadcast {
+    /// A thread's share: its connections' roles, `publishers` in total, and
+    /// `rate` messages per second for the local publishers.
+    pub fn new(
+        codec: Codec,
+        shared: Arc<Shared>,
+        roles: Vec<Role>,
+        publishers: u32,
+        rate: f64,
+    ) -> Broadcast {
+        let subs = roles
+            .iter()
+            .filter(|r| matches!(r, Role::Subscriber(_)))
+            .count();
+        Broadcast {
+            codec,
+            shared,
+            pub_seq: vec![0; roles.len()],
+            roles,
+            publishers,
+            order: Vec::new(),
+            rate,
+            schedule: None,
+            tracks: vec![vec![Track::default(); publishers as usize]; subs],
+            tallies: vec![SubscriberTally::default(); subs],
+            live_subs: vec![true; subs],
+            done: false,
+            due: Vec::new(),
+        }
+    }
+
+    fn publishers_done(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.shared.publishers_done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn deliver(&mut self, sub: usize, kind: MessageKind, payload: &[u8], cx: &mut Cx) {
+        let stamp = match self.codec.verify(kind, payload) {
+            Ok(s) if s.id < self.publishers => s,
+            Ok(_) => return count_mismatch(cx, sub, Mismatch::Order, payload.len()),
+            Err(m) => return count_mismatch(cx, sub, m, payload.len()),
+        };
+        let tally = &mut self.tallies[sub];
+        match self.tracks[sub][stamp.id as usize].arrive(stamp.seq) {
+            Arrival::InOrder => tally.unique += 1,
+            Arrival::OutOfOrder => {
+                tally.unique += 1;
+                tally.out_of_order += 1;
+            }
+            Arrival::Duplicate => tally.duplicated += 1,
+        }
+        cx.received(
+            payload.len(),
+            Some(cx.now.saturating_sub(stamp.intended_ns)),
+        );
+        if cx.win.measuring(cx.now) {
+            let actual = cx.now.saturating_sub(stamp.sent_ns);
+            cx.stats.uncorrected.saturating_record(actual.max(1));
+        }
+    }
+}
+
+impl Workload for Broadcast {
+    fn on_start(&mut self, conns: &mut [Option<Conn>], cx: &mut Cx) {
+        self.order = (0..conns.len())
+            .filter(|&i| matches!(self.roles[i], Role::Publisher(_)))
+            .filter(|&i| conns[i].as_ref().is_some_and(|c| c.phase() == Phase::Open))
+            .collect();
+        for (i, role) in self.roles.iter().enumerate() {
+            if let Role::Subscriber(s) = *role {
+                self.live_subs[s] = conns[i].as_ref().is_some_and(|c| c.phase() == Phase::Open);
+            }
+        }
+        self.schedule = Some(Schedule::new(self.rate, cx.win.start));
+        if self.order.is_empty() {
+            self.publishers_done();
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        idx: usize,
+        kind: MessageKind,
+        payload: &[u8],
+        _: &mut Vec<u8>,
+        cx: &mut Cx,
+    ) {
+        match self.roles[idx] {
+            Role::Subscriber(sub) => self.deliver(sub, kind, payload, cx),
+            Role::Publisher(_) => {
+                cx.stats.publisher_received += 1;
+                if let Err(m) = self.codec.verify(kind, payload) {
+                    count_mismatch(cx, idx, m, payload.len());
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self, conns: &mut [Option<Conn>], cx: &mut Cx) -> Option<u64> {
+        if !cx.win.sending(cx.now) || self.order.is_empty() {
+            self.publishers_done();
+            return None;
+        }
+        let schedule = self.schedule.as_mut()?;
+        let now = cx.now;
+        let ready = |idx: usize| {
+            conns[idx]
+                .as_ref()
+                .is_some_and(|c| c.phase() == Phase::Open && c.pending() < 1 << 20)
+        };
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        let next = schedule.run(now, &self.order, ready, |idx, t| due.push((idx, t)));
+        for &(idx, intended) in &due {
+            let (Some(conn), Role::Publisher(id)) = (conns[idx].as_mut(), self.roles[idx]) else {
+                continue;
+            };
+            let stamp = Stamp {
+                intended_ns: intended,
+                sent_ns: now,
+                id,
+                seq: self.pub_seq[idx],
+            };
+            self.pub_seq[idx] += 1;
+            self.codec.write(conn.out(), &stamp);
+            cx.sent();
+            cx.dirty.push(idx);
+        }
+        self.shared
+            .published
+            .fetch_add(due.len() as u64, Ordering::AcqRel);
+        self.due = due;
+        Some(next)
+    }
+
+    fn on_lost(&mut self, idx: usize, _: &mut Cx) {
+        match self.roles[idx] {
+            Role::Subscriber(s) => self.live_subs[s] = false,
+            Role::Publisher(_) => self.order.retain(|&i| i != idx),
+        }
+    }
+
+    fn drained(&self) -> bool {
+        if self.shared.publishers_done.load(Ordering::Acquire) < self.shared.threads() {
+            return false;
+        }
+        let published = self.shared.published.load(Ordering::Acquire);
+        let live = self.live_subs.iter().filter(|&&l| l).count() as u64;
+        let live_unique: u64 = self
+            .tallies
+            .iter()
+            .zip(&self.live_subs)
+            .filter(|(_, &l)| l)
+            .map(|(t, _)| t.unique)
+            .sum();
+        live_unique >= published * live
+    }
+
+    fn finish(&mut self, cx: &mut Cx) {
+        self.publishers_done();
+        cx.stats.subscribers = self.tallies.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_tell_late_from_repeated() {
+        let mut t = Track::default();
+        assert_eq!(t.arrive(0), Arrival::InOrder);
+        assert_eq!(t.arrive(1), Arrival::InOrder);
+        assert_eq!(t.arrive(3), Arrival::InOrder);
+        assert_eq!(t.arrive(2), Arrival::OutOfOrder);
+        assert_eq!(t.arrive(2), Arrival::Duplicate);
+        assert_eq!(t.arrive(3), Arrival::Duplicate);
+        assert_eq!(t.arrive(0), Arrival::Duplicate);
+        assert_eq!(t.arrive(200), Arrival::InOrder);
+        assert_eq!(t.arrive(150), Arrival::OutOfOrder);
+        assert_eq!(t.arrive(150), Arrival::Duplicate);
+        assert_eq!(t.arrive(5), Arrival::OutOfOrder);
+    }
+}

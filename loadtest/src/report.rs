@@ -1,0 +1,425 @@
+//! Turning a [`Summary`] into figures, a text report, JSON, an .hgrm
+//! percentile table and a per-second CSV.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::run::Summary;
+
+/// The percentiles every latency table shows; 100 is the maximum.
+pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
+
+/// Our CPU use per thread above which the figures are a floor.
+const SATURATED: f64 = 0.9;
+
+/// Figures derived from a summary.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Messages received per second in the window.
+    pub msgs_per_s: f64,
+    /// Payload megabytes (10^6) received per second in the window.
+    pub mb_per_s: f64,
+    /// Server CPU microseconds per message received in the window.
+    pub server_us_per_msg: Option<f64>,
+    /// Messages per server CPU-second.
+    pub msgs_per_server_cpu_s: Option<f64>,
+    /// Server CPU use in the window, in cores.
+    pub server_cores: Option<f64>,
+    /// Our CPU use per thread, 0..1.
+    pub self_per_thread: f64,
+    /// Whether we were saturated.
+    pub saturated: bool,
+    /// Handshakes completed per second of connecting.
+    pub handshakes_per_s: f64,
+    /// Broadcast: messages published.
+    pub published: u64,
+    /// Broadcast: deliveries expected (published × subscribers).
+    pub expected_deliveries: u64,
+    /// Broadcast: the subscribers' tallies summed, and lost messages.
+    pub lost: u64,
+    /// Broadcast: duplicated deliveries.
+    pub duplicated: u64,
+    /// Broadcast: deliveries out of order.
+    pub out_of_order: u64,
+    /// Broadcast: the worst subscriber's lost, duplicated and out-of-order.
+    pub worst: (u64, u64, u64),
+    /// Server RSS growth per connection (`conns`), bytes.
+    pub rss_per_conn: Option<f64>,
+}
+
+impl Figures {
+    /// Derives the figures.
+    pub fn of(s: &Summary) -> Figures {
+        let st = &s.stats;
+        let secs = s.window.as_secs_f64().max(1e-9);
+        let mut f = Figures {
+            msgs_per_s: st.window_received as f64 / secs,
+            mb_per_s: st.window_bytes as f64 / secs / 1e6,
+            ..Figures::default()
+        };
+        if let Some(sv) = &s.server {
+            let cpu = sv.end.cpu.saturating_sub(sv.start.cpu).as_secs_f64();
+            f.server_cores = Some(cpu / secs);
+            if st.window_received > 0 {
+                f.server_us_per_msg = Some(cpu * 1e6 / st.window_received as f64);
+            }
+            if cpu > 0.0 {
+                f.msgs_per_server_cpu_s = Some(st.window_received as f64 / cpu);
+            }
+            if st.opened > 0 {
+                let grown = sv.start.rss as f64 - sv.before.rss as f64;
+                f.rss_per_conn = Some(grown / st.opened as f64);
+            }
+        }
+        f.self_per_thread = s.self_cpu.as_secs_f64() / secs / s.threads as f64;
+        f.saturated = f.self_per_thread >= SATURATED;
+        if let Some((a, b)) = st.connect_span {
+            let span = b.duration_since(a).as_secs_f64().max(1e-9);
+            f.handshakes_per_s = st.opened as f64 / span;
+        }
+        if s.mode == "broadcast" {
+            f.published = st.sent;
+            f.expected_deliveries = st.sent * s.subscribers;
+            for t in &st.subscribers {
+                let lost = st.sent.saturating_sub(t.unique);
+                f.lost += lost;
+                f.duplicated += t.duplicated;
+                f.out_of_order += t.out_of_order;
+                f.worst.0 = f.worst.0.max(lost);
+                f.worst.1 = f.worst.1.max(t.duplicated);
+                f.worst.2 = f.worst.2.max(t.out_of_order);
+            }
+            // Subscribers that never opened lost everything.
+            let missing = s.subscribers.saturating_sub(st.subscribers.len() as u64);
+            f.lost += missing * st.sent;
+            if missing > 0 {
+                f.worst.0 = f.worst.0.max(st.sent);
+            }
+        }
+        f
+    }
+
+    /// Whether the run failed: any error, a missing delivery, or no connection.
+    pub fn failed(&self, s: &Summary) -> bool {
+        s.stats.errors.total() > 0
+            || s.stats.opened == 0
+            || self.lost + self.duplicated + self.out_of_order > 0
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// The latency at each of [`PERCENTILES`], in µs.
+fn percentiles(h: &Histogram<u64>) -> [f64; 6] {
+    PERCENTILES.map(|p| {
+        if p >= 100.0 {
+            us(h.max())
+        } else {
+            us(h.value_at_percentile(p))
+        }
+    })
+}
+
+fn latency_json(h: &Histogram<u64>) -> Value {
+    let p = percentiles(h);
+    json!({
+        "count": h.len(),
+        "mean_us": h.mean() / 1000.0,
+        "p50_us": p[0], "p90_us": p[1], "p99_us": p[2],
+        "p99_9_us": p[3], "p99_99_us": p[4], "max_us": p[5],
+    })
+}
+
+fn bytes(n: f64) -> String {
+    if n.abs() >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", n / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", n / 1024.0)
+    }
+}
+
+fn fmt_us(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1}ms", v / 1000.0)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The latency table's rows: a name and a histogram each.
+fn latency_rows(s: &Summary) -> Vec<(&'static str, &Histogram<u64>)> {
+    let st = &s.stats;
+    let mut rows = Vec::new();
+    match s.mode {
+        "echo" => rows.push(("round trip", &st.latency)),
+        "rate" => {
+            rows.push(("corrected", &st.latency));
+            rows.push(("uncorrected", &st.uncorrected));
+        }
+        "broadcast" => {
+            rows.push(("fan-out", &st.latency));
+            rows.push(("uncorrected", &st.uncorrected));
+        }
+        _ => {}
+    }
+    rows.push(("handshake", &st.connect));
+    rows
+}
+
+/// The human-readable report.
+pub fn text(s: &Summary) -> String {
+    let f = Figures::of(s);
+    let st = &s.stats;
+    let mut o = String::new();
+    let p = &s.params;
+    let _ = write!(
+        o,
+        "wsload {} {}: {} connections",
+        s.mode, s.target, s.connections
+    );
+    let _ = write!(
+        o,
+        ", {} thread{}",
+        s.threads,
+        if s.threads == 1 { "" } else { "s" }
+    );
+    if let (Some(size), Some(enc)) = (p["size"].as_u64(), p["encoding"].as_str()) {
+        let _ = write!(o, ", {size} B {enc}");
+    }
+    if let Some(d) = p["depth"].as_u64() {
+        let _ = write!(o, ", depth {d}");
+    }
+    if let Some(r) = p["rate"].as_f64() {
+        let _ = write!(o, ", {r} msg/s");
+    }
+    if let Some(pb) = p["publishers"].as_u64() {
+        let _ = write!(o, ", {pb} publishers");
+    }
+    let _ = writeln!(
+        o,
+        ", {:.1}s warm-up + {:.2}s measured",
+        p["warmup_s"].as_f64().unwrap_or(0.0),
+        s.window.as_secs_f64()
+    );
+    let _ = writeln!(
+        o,
+        "  connections  {} opened, {} failed, {:.0} handshakes/s",
+        st.opened, st.failed, f.handshakes_per_s
+    );
+    if s.mode == "broadcast" {
+        let _ = writeln!(
+            o,
+            "  messages     {} published, {} of {} deliveries ({:.0}/s in window, {:.2} MB/s); publishers got {}",
+            f.published, st.received, f.expected_deliveries, f.msgs_per_s, f.mb_per_s, st.publisher_received
+        );
+        let _ = writeln!(
+            o,
+            "  delivery     lost {}, duplicated {}, out of order {} (worst subscriber: {} / {} / {})",
+            f.lost, f.duplicated, f.out_of_order, f.worst.0, f.worst.1, f.worst.2
+        );
+    } else if s.mode != "conns" {
+        let _ = writeln!(
+            o,
+            "  messages     {} sent, {} received; window {:.0} msg/s, {:.2} MB/s",
+            st.sent, st.received, f.msgs_per_s, f.mb_per_s
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  latency µs   {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    for (name, h) in latency_rows(s) {
+        if h.is_empty() {
+            continue;
+        }
+        let _ = write!(o, "               {name:>12}");
+        for v in percentiles(h) {
+            let _ = write!(o, " {:>9}", fmt_us(v));
+        }
+        let _ = writeln!(o);
+    }
+    if let Some(sv) = &s.server {
+        let cpu = sv.end.cpu.saturating_sub(sv.start.cpu);
+        let _ = write!(
+            o,
+            "  server       pid {}: {:.3}s CPU in window ({:.0}% of a core)",
+            sv.pid,
+            cpu.as_secs_f64(),
+            f.server_cores.unwrap_or(0.0) * 100.0
+        );
+        if let (Some(per), Some(rate)) = (f.server_us_per_msg, f.msgs_per_server_cpu_s) {
+            let _ = write!(o, ", {per:.3} µs/msg, {rate:.0} msg per CPU-second");
+        }
+        let _ = writeln!(
+            o,
+            "\n               RSS {} before connecting, {} at window start, {} at end",
+            bytes(sv.before.rss as f64),
+            bytes(sv.start.rss as f64),
+            bytes(sv.end.rss as f64)
+        );
+        if let Some(per) = f.rss_per_conn {
+            let _ = writeln!(o, "               RSS per connection {:.0} bytes", per);
+        }
+    } else if let Some(e) = &s.server_error {
+        let _ = writeln!(o, "  server       not sampled: {e}");
+    }
+    let _ = writeln!(
+        o,
+        "  wsload       {:.0}% CPU per thread",
+        f.self_per_thread * 100.0
+    );
+    if f.saturated {
+        let _ = writeln!(
+            o,
+            "  WARNING      wsload was saturated: the figures are a floor for the server, not its ceiling (try -t)"
+        );
+    }
+    if st.errors.total() == 0 {
+        let _ = writeln!(o, "  errors       none");
+    } else {
+        let _ = writeln!(o, "  errors       {}", st.errors.total());
+        for (kind, n, detail) in st.errors.iter() {
+            let _ = writeln!(o, "               {n:>9} {kind}: {detail}");
+        }
+    }
+    o
+}
+
+/// Every figure and the run's parameters as one JSON object.
+pub fn json(s: &Summary) -> Value {
+    let f = Figures::of(s);
+    let st = &s.stats;
+    let errors: serde_json::Map<String, Value> = st
+        .errors
+        .iter()
+        .map(|(k, n, d)| (k.to_string(), json!({ "count": n, "first": d })))
+        .collect();
+    let mut v = json!({
+        "params": s.params,
+        "target": s.target.url,
+        "window_s": s.window.as_secs_f64(),
+        "connections": {
+            "planned": s.connections,
+            "opened": st.opened,
+            "failed": st.failed,
+            "handshakes_per_s": f.handshakes_per_s,
+        },
+        "sent": st.sent,
+        "received": st.received,
+        "window_sent": st.window_sent,
+        "window_received": st.window_received,
+        "msgs_per_s": f.msgs_per_s,
+        "mb_per_s": f.mb_per_s,
+        "latency": latency_json(&st.latency),
+        "handshake_latency": latency_json(&st.connect),
+        "errors_total": st.errors.total(),
+        "mismatches": st.errors.count(crate::stats::ErrorKind::Mismatch),
+        "errors": errors,
+        "self": {
+            "cpu_s": s.self_cpu.as_secs_f64(),
+            "cpu_per_thread": f.self_per_thread,
+            "saturated": f.saturated,
+            "nofile_limit": s.nofile,
+        },
+        "failed": f.failed(s),
+    });
+    if matches!(s.mode, "rate" | "broadcast") {
+        v["uncorrected_latency"] = latency_json(&st.uncorrected);
+    }
+    if s.mode == "broadcast" {
+        v["broadcast"] = json!({
+            "subscribers": s.subscribers,
+            "published": f.published,
+            "deliveries": st.received,
+            "expected_deliveries": f.expected_deliveries,
+            "deliveries_per_s": f.msgs_per_s,
+            "publisher_received": st.publisher_received,
+            "lost": f.lost,
+            "duplicated": f.duplicated,
+            "out_of_order": f.out_of_order,
+            "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
+        });
+    }
+    if let Some(sv) = &s.server {
+        v["server"] = json!({
+            "pid": sv.pid,
+            "cpu_s": sv.end.cpu.saturating_sub(sv.start.cpu).as_secs_f64(),
+            "cores": f.server_cores,
+            "cpu_us_per_msg": f.server_us_per_msg,
+            "msgs_per_cpu_s": f.msgs_per_server_cpu_s,
+            "rss_before": sv.before.rss,
+            "rss_start": sv.start.rss,
+            "rss_end": sv.end.rss,
+            "rss_per_conn": f.rss_per_conn,
+        });
+    } else if let Some(e) = &s.server_error {
+        v["server"] = json!({ "error": e });
+    }
+    v
+}
+
+/// Writes `h` (ns) as HdrHistogram's percentile distribution text, in ms.
+pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
+    const SCALE: f64 = 1e6;
+    writeln!(
+        w,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    )?;
+    if !h.is_empty() {
+        for v in h.iter_quantiles(1) {
+            let q = v.quantile_iterated_to();
+            let inv = if q < 1.0 {
+                format!("{:>14.2}", 1.0 / (1.0 - q))
+            } else {
+                String::new()
+            };
+            writeln!(
+                w,
+                "{:>12.3} {:>14.12} {:>10} {}",
+                v.value_iterated_to() as f64 / SCALE,
+                q,
+                v.count_since_last_iteration(),
+                inv
+            )?;
+        }
+    }
+    writeln!(
+        w,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
+        h.mean() / SCALE,
+        h.stdev() / SCALE
+    )?;
+    writeln!(
+        w,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.max() as f64 / SCALE,
+        h.len()
+    )?;
+    writeln!(
+        w,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        h.distinct_values()
+    )
+}
+
+/// Writes the per-second series: second, sent, received, errors, p99 (µs).
+pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "second,sent,received,errors,p99_us")?;
+    for (i, sec) in s.stats.timeline.seconds.iter().enumerate() {
+        let p99 = if sec.latency.is_empty() {
+            String::new()
+        } else {
+            format!("{:.1}", us(sec.latency.value_at_percentile(99.0)))
+        };
+        writeln!(w, "{i},{},{},{},{p99}", sec.sent, sec.received, sec.errors)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! One run of a scenario against one target: share the connections out
+//! among threads, start them, sample the server and ourselves at the edges
+//! of the measured window, show progress, and merge what the threads counted.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wsd::proto::Limits;
+
+use crate::cli::Scenario;
+use crate::modes::broadcast::{Broadcast, Role};
+use crate::modes::conns::Idle;
+use crate::modes::echo::Echo;
+use crate::modes::rate::Rate;
+use crate::payload::Codec;
+use crate::proc::{self, ProcSample};
+use crate::stats::Stats;
+use crate::target::Target;
+use crate::worker::{ConnSpec, Shared, Timing, Worker};
+
+/// Connections per source address before another 127.0.0.x is used: well
+/// inside the default ephemeral port range of about 28,000.
+const CONNS_PER_SOURCE: usize = 25_000;
+
+/// A server's figures at the edges of the window.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerFigures {
+    /// The process sampled.
+    pub pid: u32,
+    /// Before any connection was opened.
+    pub before: ProcSample,
+    /// At the start of the measured window (for `conns`: all connections open).
+    pub start: ProcSample,
+    /// At its end.
+    pub end: ProcSample,
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct Summary {
+    /// The mode's name.
+    pub mode: &'static str,
+    /// The target.
+    pub target: Target,
+    /// The run's parameters, as reported.
+    pub params: Value,
+    /// The merged counts.
+    pub stats: Stats,
+    /// The measured window's real length.
+    pub window: Duration,
+    /// Threads used.
+    pub threads: usize,
+    /// Connections planned (publishers included).
+    pub connections: u64,
+    /// Broadcast: subscribers planned.
+    pub subscribers: u64,
+    /// The server's figures, if a pid was given and /proc could be read.
+    pub server: Option<ServerFigures>,
+    /// Why the server could not be sampled.
+    pub server_error: Option<String>,
+    /// Our own CPU time during the window.
+    pub self_cpu: Duration,
+    /// The open-file limit we run with.
+    pub nofile: u64,
+}
+
+/// Samples a server if there is one; the error text otherwise.
+fn sample(pid: Option<u32>) -> Option<Result<ProcSample, String>> {
+    pid.map(|p| proc::sample(p).map_err(|e| format!("cannot read /proc/{p}: {e}")))
+}
+
+/// Runs `s` against `target`. `progress` allows the live line (shown only
+/// when stderr is a terminal).
+pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> Summary {
+    let c = s.common();
+    let nofile = proc::raise_nofile_limit().unwrap_or(0);
+    let (total, subscribers) = match s {
+        Scenario::Broadcast(b) => (
+            u64::from(c.connections) + u64::from(b.publishers),
+            u64::from(c.connections),
+        ),
+        _ => (u64::from(c.connections), 0),
+    };
+    let threads = (c.threads as usize).min(total as usize).max(1);
+    let timing = Timing {
+        // conns holds idle for the duration: nothing to warm up.
+        warmup: if matches!(s, Scenario::Conns(_)) {
+            Duration::ZERO
+        } else {
+            c.warmup
+        },
+        duration: c.duration,
+        grace: c.grace,
+        connect_timeout: c.connect_timeout,
+    };
+    let before = sample(pid);
+    let shared = Shared::new(threads);
+    let sources = source_count(target, c.source_addrs, total as usize);
+    let mut summary_stats = Stats::new(timing.total());
+    let mut window = Duration::ZERO;
+    let mut self_cpu = Duration::ZERO;
+    let mut edges: (
+        Option<Result<ProcSample, String>>,
+        Option<Result<ProcSample, String>>,
+    ) = (None, None);
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let shared = shared.clone();
+                let target = target.clone();
+                let (specs, globals) = specs_for(t, threads, total as usize, sources);
+                scope.spawn(move || run_thread(s, t, shared, target, timing, specs, globals))
+            })
+            .collect();
+        let finished = || handles.iter().all(|h| h.is_finished());
+        let mut line = Progress::new(progress && std::io::stderr().is_terminal());
+        let start = loop {
+            if let Some(start) = shared.start() {
+                break Some(start);
+            }
+            if finished() {
+                break None;
+            }
+            line.tick(&shared);
+            thread::sleep(Duration::from_millis(2));
+        };
+        if let Some(start) = start {
+            let measure_start = start + timing.warmup;
+            line.wait_until(measure_start, &shared, &finished);
+            let t0 = Instant::now();
+            let cpu0 = proc::self_cpu();
+            edges.0 = sample(pid);
+            line.wait_until(measure_start + timing.duration, &shared, &finished);
+            edges.1 = sample(pid);
+            self_cpu = proc::self_cpu().saturating_sub(cpu0);
+            window = t0.elapsed();
+        }
+        line.wait_until(
+            Instant::now() + Duration::from_secs(3600),
+            &shared,
+            &finished,
+        );
+        line.clear();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(stats)) => summary_stats.merge(&stats),
+                Ok(Err(e)) => eprintln!("wsload: a worker thread failed: {e}"),
+                Err(_) => eprintln!("wsload: a worker thread panicked"),
+            }
+        }
+    });
+    let (server, server_error) = match (before, edges.0, edges.1) {
+        (Some(Ok(before)), Some(Ok(start)), Some(Ok(end))) => (
+            pid.map(|pid| ServerFigures {
+                pid,
+                before,
+                start,
+                end,
+            }),
+            None,
+        ),
+        (None, _, _) => (None, None),
+        (Some(Err(e)), _, _) | (_, Some(Err(e)), _) | (_, _, Some(Err(e))) => (None, Some(e)),
+        _ => (
+            None,
+            Some("the run ended before its measured window".into()),
+        ),
+    };
+    Summary {
+        mode: s.name(),
+        target: target.clone(),
+        params: params(s, threads),
+        stats: summary_stats,
+        window,
+        threads,
+        connections: total,
+        subscribers,
+        server,
+        server_error,
+        self_cpu,
+        nofile,
+    }
+}
+
+/// One thread: builds its workload and runs the loop.
+fn run_thread(
+    s: &Scenario,
+    t: usize,
+    shared: Arc<Shared>,
+    target: Target,
+    timing: Timing,
+    specs: Vec<ConnSpec>,
+    globals: Vec<u32>,
+) -> std::io::Result<Stats> {
+    // Each thread masks with its own key; any key will do for a server we own.
+    let key = [0x5A ^ t as u8, 0x3C, 0x96 ^ (t >> 8) as u8, 0xC3];
+    let size = s.payload().map_or(0, |p| p.size);
+    let limits = Limits {
+        max_message: size.max(64 << 10),
+        max_frame: size.max(64 << 10),
+        ..Limits::default()
+    };
+    let codec = s.payload().map(|p| Codec::new(p.encoding(), p.size, key));
+    let n = globals.len() as f64;
+    match (s, codec) {
+        (Scenario::Echo(a), Some(codec)) => {
+            let work = Echo::new(codec, a.depth, globals);
+            Worker::new(shared, target, limits, timing, specs, work)?.run()
+        }
+        (Scenario::Rate(a), Some(codec)) => {
+            let share = a.rate * n / f64::from(a.common.connections);
+            let work = Rate::new(codec, share, globals);
+            Worker::new(shared, target, limits, timing, specs, work)?.run()
+        }
+        (Scenario::Broadcast(a), Some(codec)) => {
+            // Global ordinals below P are publishers; the rest subscribe.
+            let mut subs = 0;
+            let roles: Vec<Role> = globals
+                .iter()
+                .map(|&g| {
+                    if g < a.publishers {
+                        Role::Publisher(g)
+                    } else {
+                        subs += 1;
+                        Role::Subscriber(subs - 1)
+                    }
+                })
+                .collect();
+            let local_pubs = roles
+                .iter()
+                .filter(|r| matches!(r, Role::Publisher(_)))
+                .count() as f64;
+            let share = a.rate * local_pubs / f64::from(a.publishers);
+            let work = Broadcast::new(codec, shared.clone(), roles, a.publishers, share.max(1e-9));
+            Worker::new(shared, target, limits, timing, specs, work)?.run()
+        }
+        _ => Worker::new(shared, target, limits, timing, specs, Idle)?.run(),
+    }
+}
+
+/// How many 127.0.0.x source addresses to use: as asked, or enough for the
+/// connection count; none for a target that is not IPv4 loopback.
+fn source_count(target: &Target, asked: Option<u8>, total: usize) -> Option<usize> {
+    let IpAddr::V4(ip) = target.addr.ip() else {
+        return None;
+    };
+    if !ip.is_loopback() {
+        return None;
+    }
+    match asked {
+        Some(n) => Some(usize::from(n)),
+        None if total > CONNS_PER_SOURCE => Some(total.div_ceil(CONNS_PER_SOURCE).min(254)),
+        None => None,
+    }
+}
+
+/// Thread `t`'s connections: global ordinals `t, t + threads, ...`.
+fn specs_for(
+    t: usize,
+    threads: usize,
+    total: usize,
+    sources: Option<usize>,
+) -> (Vec<ConnSpec>, Vec<u32>) {
+    let globals: Vec<u32> = (t..total).step_by(threads).map(|g| g as u32).collect();
+    let specs = globals
+        .iter()
+        .map(|&g| ConnSpec {
+            source: sources
+                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (g as usize % n) as u8))),
+            seed: g.wrapping_mul(0x9E37_79B9) ^ 0x5BD1_E995 | 1,
+        })
+        .collect();
+    (specs, globals)
+}
+
+/// The run's parameters for the JSON report.
+fn params(s: &Scenario, threads: usize) -> Value {
+    let c = s.common();
+    let mut p = json!({
+        "mode": s.name(),
+        "connections": c.connections,
+        "threads": threads,
+        "duration_s": c.duration.as_secs_f64(),
+        "warmup_s": c.warmup.as_secs_f64(),
+        "grace_s": c.grace.as_secs_f64(),
+    });
+    if let Some(pl) = s.payload() {
+        p["size"] = json!(pl.size);
+        p["encoding"] = json!(pl.encoding().name());
+    }
+    match s {
+        Scenario::Echo(a) => p["depth"] = json!(a.depth),
+        Scenario::Rate(a) => p["rate"] = json!(a.rate),
+        Scenario::Broadcast(a) => {
+            p["rate"] = json!(a.rate);
+            p["publishers"] = json!(a.publishers);
+        }
+        Scenario::Conns(_) => {}
+    }
+    p
+}
+
+/// The live line on stderr.
+struct Progress {
+    on: bool,
+    began: Instant,
+    last: Instant,
+    last_counts: (u64, u64),
+}
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        let now = Instant::now();
+        Progress {
+            on,
+            began: now,
+            last: now,
+            last_counts: (0, 0),
+        }
+    }
+
+    /// Prints the line if a second has passed.
+    fn tick(&mut self, shared: &Shared) {
+        if !self.on || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let recv = shared.received.load(Ordering::Relaxed);
+        let (s0, r0) = self.last_counts;
+        self.last_counts = (sent, recv);
+        let _ = write!(
+            std::io::stderr(),
+            "\r\x1b[K{:>5.0}s  sent {:>9.0}/s  received {:>9.0}/s  errors {}  open {}",
+            self.began.elapsed().as_secs_f64(),
+            (sent - s0) as f64 / secs,
+            (recv - r0) as f64 / secs,
+            shared.errors.load(Ordering::Relaxed),
+            shared.open.load(Ordering::Relaxed),
+        );
+    }
+
+    /// Sleeps until `deadline` or until every thread has finished.
+    fn wait_until(&mut self, deadline: Instant, shared: &Shared, finished: &dyn Fn() -> bool) {
+        loop {
+            let now = Instant::now();
+            if now >= deadline || finished() {
+                return;
+            }
+            self.tick(shared);
+            thread::sleep((deadline - now).min(Duration::from_millis(5)));
+        }
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! What a worker thread counts, and how the threads' counts are merged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Latencies are recorded in nanoseconds, from 1 ns to an hour, to 3
+/// significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    // The bounds are constants that satisfy new_with_bounds' preconditions.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The per-second histograms: 2 significant digits is plenty for one p99.
+fn second_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds")
+}
+
+/// Why something failed, one counter each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// The connection was refused (nothing listening).
+    Refused,
+    /// The peer reset the connection.
+    Reset,
+    /// Connecting and the handshake took longer than --connect-timeout.
+    Timeout,
+    /// The server answered the upgrade with this status.
+    HandshakeStatus(u16),
+    /// The server's answer was not HTTP.
+    HandshakeMalformed,
+    /// 101, but a wrong Sec-WebSocket-Accept.
+    BadAccept,
+    /// The server broke RFC 6455; the session's error text.
+    Protocol(&'static str),
+    /// The server closed before we did, with this close code.
+    UnexpectedClose(u16),
+    /// The TCP connection ended without a closing handshake.
+    UnexpectedEof,
+    /// A reply differed from what was sent.
+    Mismatch,
+    /// A message never answered before the grace period ended.
+    Unanswered,
+    /// Some other socket error.
+    Io,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Refused => f.write_str("connection refused"),
+            ErrorKind::Reset => f.write_str("connection reset"),
+            ErrorKind::Timeout => f.write_str("connect/handshake timeout"),
+            ErrorKind::HandshakeStatus(s) => write!(f, "handshake status {s}"),
+            ErrorKind::HandshakeMalformed => f.write_str("malformed handshake response"),
+            ErrorKind::BadAccept => f.write_str("wrong Sec-WebSocket-Accept"),
+            ErrorKind::Protocol(e) => write!(f, "protocol error: {e}"),
+            ErrorKind::UnexpectedClose(c) => write!(f, "unexpected close {c}"),
+            ErrorKind::UnexpectedEof => f.write_str("unexpected end of stream"),
+            ErrorKind::Mismatch => f.write_str("payload mismatch"),
+            ErrorKind::Unanswered => f.write_str("unanswered message"),
+            ErrorKind::Io => f.write_str("socket error"),
+        }
+    }
+}
+
+/// Error counts by kind, with the first detail seen for each.
+#[derive(Clone, Debug, Default)]
+pub struct Errors {
+    counts: BTreeMap<ErrorKind, (u64, String)>,
+}
+
+impl Errors {
+    /// Counts `n` errors of `kind`; `detail` is kept for the first one.
+    pub fn add(&mut self, kind: ErrorKind, n: u64, detail: impl FnOnce() -> String) {
+        self.counts
+            .entry(kind)
+            .and_modify(|e| e.0 += n)
+            .or_insert_with(|| (n, detail()));
+    }
+
+    /// All errors counted.
+    pub fn total(&self) -> u64 {
+        self.counts.values().map(|e| e.0).sum()
+    }
+
+    /// Count of one kind.
+    pub fn count(&self, kind: ErrorKind) -> u64 {
+        self.counts.get(&kind).map_or(0, |e| e.0)
+    }
+
+    /// Each kind with its count and first detail.
+    pub fn iter(&self) -> impl Iterator<Item = (&ErrorKind, u64, &str)> {
+        self.counts.iter().map(|(k, (n, d))| (k, *n, d.as_str()))
+    }
+
+    /// Adds another thread's errors.
+    pub fn merge(&mut self, other: &Errors) {
+        for (k, n, d) in other.iter() {
+            self.add(*k, n, || d.to_string());
+        }
+    }
+}
+
+/// One second of the run.
+#[derive(Clone, Debug)]
+pub struct Second {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Errors counted.
+    pub errors: u64,
+    /// Latencies of messages received in this second.
+    pub latency: Histogram<u32>,
+}
+
+/// A per-second time series, from the start of the load (warm-up included).
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// One entry per second, as far as the run got.
+    pub seconds: Vec<Second>,
+}
+
+impl Timeline {
+    /// The entry for `at` seconds since the start; `None` past `limit` seconds,
+    /// so a run that overstays cannot grow it without bound.
+    fn at(&mut self, sec: usize, limit: usize) -> Option<&mut Second> {
+        if sec >= limit {
+            return None;
+        }
+        while self.seconds.len() <= sec {
+            self.seconds.push(Second {
+                sent: 0,
+                received: 0,
+                errors: 0,
+                latency: second_histogram(),
+            });
+        }
+        self.seconds.get_mut(sec)
+    }
+
+    fn merge(&mut self, other: &Timeline) {
+        for (i, s) in other.seconds.iter().enumerate() {
+            if let Some(mine) = self.at(i, usize::MAX) {
+                mine.sent += s.sent;
+                mine.received += s.received;
+                mine.errors += s.errors;
+                // Same bounds on both sides, so adding cannot fail.
+                let _ = mine.latency.add(&s.latency);
+            }
+        }
+    }
+}
+
+/// A broadcast subscriber's tally.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscriberTally {
+    /// Distinct messages received.
+    pub unique: u64,
+    /// Messages received again.
+    pub duplicated: u64,
+    /// Messages that arrived after a later one from the same publisher.
+    pub out_of_order: u64,
+}
+
+/// Everything one worker thread counted.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Round-trip (echo) or fan-out (broadcast) latency in the window; for
+    /// `rate`, from the intended send time (coordinated-omission corrected).
+    pub latency: Histogram<u64>,
+    /// `rate` only: latency from the actual send time.
+    pub uncorrected: Histogram<u64>,
+    /// Connect plus handshake.
+    pub connect: Histogram<u64>,
+    /// Messages sent, whole run.
+    pub sent: u64,
+    /// Messages received (verified or not), whole run.
+    pub received: u64,
+    /// Messages sent within the window.
+    pub window_sent: u64,
+    /// Messages received within the window.
+    pub window_received: u64,
+    /// Payload bytes received within the window.
+    pub window_bytes: u64,
+    /// Connections whose handshake completed.
+    pub opened: u64,
+    /// Connections that failed to open.
+    pub failed: u64,
+    /// When the first connect began and the last handshake completed.
+    pub connect_span: Option<(Instant, Instant)>,
+    /// Errors by kind.
+    pub errors: Errors,
+    /// The per-second series.
+    pub timeline: Timeline,
+    /// Broadcast: messages publishers received (their own or others').
+    pub publisher_received: u64,
+    /// Broadcast: each subscriber's tally.
+    pub subscribers: Vec<SubscriberTally>,
+    /// Seconds the timeline may hold.
+    timeline_limit: usize,
+}
+
+impl Stats {
+    /// Empty counts for a run whose timeline lasts at most `limit` seconds.
+    pub fn new(limit: Duration) -> Stats {
+        Stats {
+            latency: latency_histogram(),
+            uncorrected: latency_histogram(),
+            connect: latency_histogram(),
+            sent: 0,
+            received: 0,
+            window_sent: 0,
+            window_received: 0,
+            window_bytes: 0,
+            opened: 0,
+            failed: 0,
+            connect_span: None,
+            errors: Errors::default(),
+            timeline: Timeline::default(),
+            publisher_received: 0,
+            subscribers: Vec::new(),
+            timeline_limit: limit.as_secs() as usize + 2,
+        }
+    }
+
+    /// Counts a sent message; `sec` is seconds since the start (None before it).
+    pub fn on_sent(&mut self, sec: Option<usize>, in_window: bool) {
+        self.sent += 1;
+        self.window_sent += u64::from(in_window);
+        if let Some(s) = sec.and_then(|s| self.timeline.at(s, self.timeline_limit)) {
+            s.sent += 1;
+        }
+    }
+
+    /// Counts a received message and, if it has one, its latency in ns.
+    pub fn on_received(
+        &mut self,
+        sec: Option<usize>,
+        in_window: bool,
+        bytes: usize,
+        lat: Option<u64>,
+    ) {
+        self.received += 1;
+        if in_window {
+            self.window_received += 1;
+            self.window_bytes += bytes as u64;
+            if let Some(ns) = lat {
+                self.latency.saturating_record(ns.max(1));
+            }
+        }
+        if let Some(s) = sec.and_then(|s| self.timeline.at(s, self.timeline_limit)) {
+            s.received += 1;
+            if let Some(ns) = lat {
+                s.latency.saturating_record(ns.max(1));
+            }
+        }
+    }
+
+    /// Counts an error.
+    pub fn on_error(
+        &mut self,
+        sec: Option<usize>,
+        kind: ErrorKind,
+        n: u64,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.errors.add(kind, n, detail);
+        if let Some(s) = sec.and_then(|s| self.timeline.at(s, self.timeline_limit)) {
+            s.errors += n;
+        }
+    }
+
+    /// Adds another thread's counts.
+    pub fn merge(&mut self, o: &Stats) {
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = self.latency.add(&o.latency);
+        let _ = self.uncorrected.add(&o.uncorrected);
+        let _ = self.connect.add(&o.connect);
+        self.sent += o.sent;
+        self.received += o.received;
+        self.window_sent += o.window_sent;
+        self.window_received += o.window_received;
+        self.window_bytes += o.window_bytes;
+        self.opened += o.opened;
+        self.failed += o.failed;
+        self.connect_span = match (self.connect_span, o.connect_span) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (a, b) => a.or(b),
+        };
+        self.errors.merge(&o.errors);
+        self.timeline.merge(&o.timeline);
+        self.publisher_received += o.publisher_received;
+        self.subscribers.extend_from_slice(&o.subscribers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_stats_add_up() {
+        let mut a = Stats::new(Duration::from_secs(5));
+        let mut b = Stats::new(Duration::from_secs(5));
+        a.on_sent(Some(0), true);
+        a.on_received(Some(0), true, 64, Some(1000));
+        b.on_sent(Some(3), false);
+        b.on_received(Some(3), true, 64, Some(3000));
+        b.on_error(Some(3), ErrorKind::Mismatch, 2, || "first".into());
+        a.merge(&b);
+        assert_eq!((a.sent, a.received, a.window_sent), (2, 2, 1));
+        assert_eq!(a.window_bytes, 128);
+        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.errors.count(ErrorKind::Mismatch), 2);
+        assert_eq!(a.timeline.seconds.len(), 4);
+        assert_eq!(a.timeline.seconds[3].errors, 2);
+    }
+
+    #[test]
+    fn the_timeline_is_bounded() {
+        let mut s = Stats::new(Duration::from_secs(1));
+        s.on_sent(Some(1_000_000), true);
+        assert!(s.timeline.seconds.is_empty());
+        assert_eq!(s.sent, 1);
+    }
+
+    #[test]
+    fn errors_keep_the_first_detail() {
+        let mut e = Errors::default();
+        e.add(ErrorKind::HandshakeStatus(404), 1, || {
+            "HTTP/1.1 404 Not Found".into()
+        });
+        e.add(ErrorKind::HandshakeStatus(404), 1, || "later".into());
+        let all: Vec<_> = e.iter().collect();
+        assert_eq!(
+            all,
+            [(
+                &ErrorKind::HandshakeStatus(404),
+                2,
+                "HTTP/1.1 404 Not Found"
+            )]
+        );
+    }
+}

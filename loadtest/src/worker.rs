@@ -1,0 +1,628 @@
+//! One thread's event loop, shared by every mode: connect its share of the
+//! connections, wait for the other threads at the start barrier, run the
+//! mode's [`Workload`] through warm-up, the window and the drain, then close.
+//!
+//! ```text
+//!  Connecting ─all threads ready─▶ Running ─window end─▶ Draining ─drained or grace─▶ Closing ─▶ done
+//! ```
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+use wsd::proto::{Limits, MessageKind};
+
+use crate::client::{Conn, Failure, Phase, ReadEnd};
+use crate::stats::{ErrorKind, Stats};
+use crate::target::Target;
+
+/// Connects in progress at once per thread, so a burst of SYNs does not
+/// overflow the server's backlog.
+const MAX_PENDING: usize = 512;
+
+/// How long to wait for the server's Close after sending ours.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// What all threads of a run share: the clock's epoch, the start barrier,
+/// and running totals for the progress line.
+#[derive(Debug)]
+pub struct Shared {
+    /// Time zero for the stamps in payloads.
+    pub epoch: Instant,
+    threads: usize,
+    ready: AtomicUsize,
+    start: OnceLock<Instant>,
+    /// Messages sent so far.
+    pub sent: AtomicU64,
+    /// Messages received so far.
+    pub received: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Broadcast: messages published so far.
+    pub published: AtomicU64,
+    /// Broadcast: threads whose publishers have stopped.
+    pub publishers_done: AtomicUsize,
+}
+
+impl Shared {
+    /// State for a run on `threads` threads.
+    pub fn new(threads: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            epoch: Instant::now(),
+            threads,
+            ready: AtomicUsize::new(0),
+            start: OnceLock::new(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            publishers_done: AtomicUsize::new(0),
+        })
+    }
+
+    /// The start of the load, once every thread has connected.
+    pub fn start(&self) -> Option<Instant> {
+        self.start.get().copied()
+    }
+
+    /// How many threads there are.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+}
+
+/// The phases' lengths.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Load before the window.
+    pub warmup: Duration,
+    /// The window.
+    pub duration: Duration,
+    /// Time after the window for outstanding replies.
+    pub grace: Duration,
+    /// Connect plus handshake, per connection.
+    pub connect_timeout: Duration,
+}
+
+impl Timing {
+    /// Everything after the start barrier, for bounding the timeline.
+    pub fn total(&self) -> Duration {
+        self.warmup + self.duration + self.grace + CLOSE_WAIT
+    }
+}
+
+/// The run's schedule in nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Load begins (warm-up).
+    pub start: u64,
+    /// The measured window begins.
+    pub measure_start: u64,
+    /// The measured window ends; nothing new is sent after it.
+    pub measure_end: u64,
+    /// Outstanding replies are given up on.
+    pub drain_end: u64,
+}
+
+impl Window {
+    fn new(start: u64, t: &Timing) -> Window {
+        let ns = |d: Duration| d.as_nanos() as u64;
+        let measure_start = start + ns(t.warmup);
+        let measure_end = measure_start + ns(t.duration);
+        Window {
+            start,
+            measure_start,
+            measure_end,
+            drain_end: measure_end + ns(t.grace),
+        }
+    }
+
+    /// Whether `now` is in the measured window.
+    pub fn measuring(&self, now: u64) -> bool {
+        now >= self.measure_start && now < self.measure_end
+    }
+
+    /// Whether new messages may be sent at `now`.
+    pub fn sending(&self, now: u64) -> bool {
+        now < self.measure_end
+    }
+
+    /// Seconds since the start, for the timeline.
+    pub fn second(&self, now: u64) -> Option<usize> {
+        now.checked_sub(self.start)
+            .map(|d| (d / 1_000_000_000) as usize)
+    }
+}
+
+/// What a mode's callbacks get: the time, the schedule, the counters, and
+/// a list to put connections on whose output needs flushing.
+pub struct Cx<'a> {
+    /// Now, in ns since the epoch.
+    pub now: u64,
+    /// The schedule.
+    pub win: &'a Window,
+    /// This thread's counters.
+    pub stats: &'a mut Stats,
+    /// Connections written to outside their own events.
+    pub dirty: &'a mut Vec<usize>,
+}
+
+impl Cx<'_> {
+    /// Counts a sent message.
+    pub fn sent(&mut self) {
+        let (sec, m) = (
+            self.win.second(self.now),
+            self.win.sending(self.now) && self.now >= self.win.measure_start,
+        );
+        self.stats.on_sent(sec, m);
+    }
+
+    /// Counts a received message with its latency.
+    pub fn received(&mut self, bytes: usize, lat: Option<u64>) {
+        let (sec, m) = (self.win.second(self.now), self.win.measuring(self.now));
+        self.stats.on_received(sec, m, bytes, lat);
+    }
+
+    /// Counts an error.
+    pub fn error(&mut self, kind: ErrorKind, n: u64, detail: impl FnOnce() -> String) {
+        let sec = self.win.second(self.now);
+        self.stats.on_error(sec, kind, n, detail);
+    }
+}
+
+/// A mode: what to send and how to check what comes back. Indices are the
+/// thread's connection indices, `0..n`.
+pub trait Workload {
+    /// The load starts: every connection that will open is open.
+    fn on_start(&mut self, conns: &mut [Option<Conn>], cx: &mut Cx);
+    /// A complete message arrived on connection `idx`; `out` is its output.
+    fn on_message(
+        &mut self,
+        idx: usize,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        cx: &mut Cx,
+    );
+    /// Timed sends; returns when it next wants to be called (ns since epoch).
+    fn on_tick(&mut self, conns: &mut [Option<Conn>], cx: &mut Cx) -> Option<u64>;
+    /// Connection `idx` ended before the run did.
+    fn on_lost(&mut self, idx: usize, cx: &mut Cx);
+    /// Whether nothing is outstanding any more, after the window.
+    fn drained(&self) -> bool;
+    /// The drain is over: count what is still outstanding.
+    fn finish(&mut self, cx: &mut Cx);
+}
+
+/// One connection to open.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnSpec {
+    /// The source address to bind, if any.
+    pub source: Option<IpAddr>,
+    /// Seed for masking keys and the handshake nonce.
+    pub seed: u32,
+}
+
+/// Where the loop stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Connecting,
+    Waiting,
+    Running,
+    Draining,
+    Closing,
+}
+
+/// One thread's loop.
+pub struct Worker<W> {
+    shared: Arc<Shared>,
+    target: Target,
+    limits: Limits,
+    timing: Timing,
+    specs: Vec<ConnSpec>,
+    conns: Vec<Option<Conn>>,
+    work: W,
+    stats: Stats,
+    poll: Poll,
+    dirty: Vec<usize>,
+    next_spec: usize,
+    pending: usize,
+    live: usize,
+    published: (u64, u64, u64),
+}
+
+impl<W: Workload> Worker<W> {
+    /// A thread's loop for `specs` connections to `target`.
+    pub fn new(
+        shared: Arc<Shared>,
+        target: Target,
+        limits: Limits,
+        timing: Timing,
+        specs: Vec<ConnSpec>,
+        work: W,
+    ) -> io::Result<Worker<W>> {
+        let n = specs.len();
+        Ok(Worker {
+            shared,
+            target,
+            limits,
+            timing,
+            specs,
+            conns: (0..n).map(|_| None).collect(),
+            work,
+            stats: Stats::new(timing.total()),
+            poll: Poll::new()?,
+            dirty: Vec::new(),
+            next_spec: 0,
+            pending: 0,
+            live: 0,
+            published: (0, 0, 0),
+        })
+    }
+
+    /// Runs to the end and returns the counts.
+    pub fn run(mut self) -> io::Result<Stats> {
+        let mut events = Events::with_capacity(1024);
+        let mut stage = Stage::Connecting;
+        let mut win = Window::new(u64::MAX / 4, &self.timing);
+        let mut close_deadline = None;
+        let mut next_tick: Option<u64> = None;
+        let mut last_timeout_scan = Instant::now();
+        loop {
+            let now = Instant::now();
+            let now_ns = self.shared.ns(now);
+            match stage {
+                Stage::Connecting => {
+                    self.start_connects();
+                    if now.duration_since(last_timeout_scan) >= Duration::from_millis(50) {
+                        last_timeout_scan = now;
+                        self.expire_connects(now, &win);
+                    }
+                    if self.next_spec == self.specs.len() && self.pending == 0 {
+                        self.shared.ready.fetch_add(1, Ordering::AcqRel);
+                        stage = Stage::Waiting;
+                        continue;
+                    }
+                }
+                Stage::Waiting => {
+                    if self.shared.ready.load(Ordering::Acquire) >= self.shared.threads {
+                        let start = *self.shared.start.get_or_init(Instant::now);
+                        win = Window::new(self.shared.ns(start), &self.timing);
+                        stage = Stage::Running;
+                        let mut cx = cx(
+                            &win,
+                            now_ns.max(win.start),
+                            &mut self.stats,
+                            &mut self.dirty,
+                        );
+                        self.work.on_start(&mut self.conns, &mut cx);
+                        next_tick = Some(win.start);
+                        self.flush_dirty();
+                        continue;
+                    }
+                }
+                Stage::Running => {
+                    if now_ns >= win.measure_end || self.live == 0 {
+                        stage = Stage::Draining;
+                        continue;
+                    }
+                }
+                Stage::Draining => {
+                    if self.work.drained() || now_ns >= win.drain_end || self.live == 0 {
+                        let mut cx = cx(&win, now_ns, &mut self.stats, &mut self.dirty);
+                        self.work.finish(&mut cx);
+                        for c in self.conns.iter_mut().flatten() {
+                            c.close();
+                            let _ = c.flush();
+                        }
+                        close_deadline = Some(now + CLOSE_WAIT);
+                        stage = Stage::Closing;
+                        continue;
+                    }
+                }
+                Stage::Closing => {
+                    if self.live == 0 || close_deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                }
+            }
+            if matches!(stage, Stage::Running | Stage::Draining)
+                && next_tick.is_some_and(|t| t <= now_ns)
+            {
+                let mut cx = cx(&win, now_ns, &mut self.stats, &mut self.dirty);
+                next_tick = self.work.on_tick(&mut self.conns, &mut cx);
+                self.flush_dirty();
+            }
+            self.publish_progress();
+            let timeout = self.poll_timeout(stage, now_ns, &win, next_tick);
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now_ns = self.shared.ns(Instant::now());
+            for ev in events.iter() {
+                let Token(idx) = ev.token();
+                let closed = ev.is_read_closed() || ev.is_write_closed() || ev.is_error();
+                self.on_event(
+                    idx,
+                    ev.is_readable() || closed,
+                    ev.is_writable() || closed,
+                    now_ns,
+                    &win,
+                );
+            }
+        }
+        for c in self.conns.iter_mut().flatten() {
+            if c.phase() != Phase::Done {
+                c.finish(self.poll.registry());
+            }
+        }
+        self.publish_progress();
+        Ok(self.stats)
+    }
+
+    fn poll_timeout(&self, stage: Stage, now: u64, win: &Window, tick: Option<u64>) -> Duration {
+        let cap = match stage {
+            Stage::Waiting => 1_000_000,
+            _ => 50_000_000,
+        };
+        let mut until = now + cap;
+        if matches!(stage, Stage::Running | Stage::Draining) {
+            if let Some(t) = tick {
+                until = until.min(t);
+            }
+            let boundary = if stage == Stage::Running {
+                win.measure_end
+            } else {
+                win.drain_end
+            };
+            until = until.min(boundary);
+        }
+        Duration::from_nanos(until.saturating_sub(now))
+    }
+
+    fn start_connects(&mut self) {
+        while self.pending < MAX_PENDING && self.next_spec < self.specs.len() {
+            let idx = self.next_spec;
+            self.next_spec += 1;
+            let spec = self.specs[idx];
+            let started =
+                Conn::connect(self.target.addr, spec.source, spec.seed).and_then(|mut c| {
+                    c.register(self.poll.registry(), Token(idx))?;
+                    Ok(c)
+                });
+            match started {
+                Ok(c) => {
+                    self.conns[idx] = Some(c);
+                    self.pending += 1;
+                }
+                Err(e) => {
+                    self.stats.failed += 1;
+                    let (kind, detail) = crate::client::io_failure(&e);
+                    self.stats.on_error(None, kind, 1, || detail);
+                }
+            }
+        }
+    }
+
+    fn expire_connects(&mut self, now: Instant, win: &Window) {
+        for idx in 0..self.conns.len() {
+            let late = self.conns[idx].as_ref().is_some_and(|c| {
+                matches!(c.phase(), Phase::Connecting | Phase::Handshake)
+                    && now.duration_since(c.started) > self.timing.connect_timeout
+            });
+            if late {
+                let t = self.timing.connect_timeout;
+                self.fail(
+                    idx,
+                    (ErrorKind::Timeout, format!("no handshake within {t:?}")),
+                    win,
+                );
+            }
+        }
+    }
+
+    fn on_event(&mut self, idx: usize, readable: bool, writable: bool, now: u64, win: &Window) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        match conn.phase() {
+            Phase::Done => return,
+            Phase::Connecting => {
+                if !(readable || writable) {
+                    return;
+                }
+                if let Err(f) = conn.on_connected(&self.target.host, &self.target.path) {
+                    return self.fail(idx, f, win);
+                }
+            }
+            Phase::Handshake => {
+                if readable {
+                    match conn.read_handshake() {
+                        Ok(true) => self.opened(idx, now, win),
+                        Ok(false) => {}
+                        Err(f) => return self.fail(idx, f, win),
+                    }
+                }
+            }
+            Phase::Open | Phase::Closing => {
+                if readable {
+                    self.read(idx, now, win);
+                }
+            }
+        }
+        self.flush(idx, win);
+    }
+
+    fn opened(&mut self, idx: usize, now: u64, win: &Window) {
+        let Some(conn) = self.conns[idx].as_ref() else {
+            return;
+        };
+        let at = Instant::now();
+        let took = at.duration_since(conn.started).as_nanos() as u64;
+        self.stats.connect.saturating_record(took.max(1));
+        self.stats.opened += 1;
+        self.stats.connect_span = Some(match self.stats.connect_span {
+            Some((a, b)) => (a.min(conn.started), b.max(at)),
+            None => (conn.started, at),
+        });
+        self.pending -= 1;
+        self.live += 1;
+        self.shared.open.fetch_add(1, Ordering::Relaxed);
+        // Frames may have come with the 101.
+        self.read(idx, now, win);
+    }
+
+    fn read(&mut self, idx: usize, now: u64, win: &Window) {
+        let Worker {
+            conns,
+            work,
+            stats,
+            dirty,
+            limits,
+            ..
+        } = self;
+        let Some(conn) = conns[idx].as_mut() else {
+            return;
+        };
+        let mut cx = cx(win, now, stats, dirty);
+        let mut on_message = |kind: MessageKind, payload: &[u8], out: &mut Vec<u8>| {
+            work.on_message(idx, kind, payload, out, &mut cx);
+        };
+        let closing = conn.phase() == Phase::Closing;
+        match conn.read_frames(limits, &mut on_message) {
+            Ok(ReadEnd::Blocked) => {}
+            Ok(ReadEnd::SessionClosed) | Ok(ReadEnd::Eof) if closing => {
+                let _ = conn.flush();
+                self.end(idx);
+            }
+            Ok(ReadEnd::SessionClosed) => {
+                let f = match conn.protocol_error() {
+                    Some(e) => (
+                        ErrorKind::Protocol(e),
+                        format!("server broke RFC 6455: {e}"),
+                    ),
+                    None => {
+                        let code = conn.close_code().unwrap_or(1005);
+                        (
+                            ErrorKind::UnexpectedClose(code),
+                            format!("server sent Close {code} during the run"),
+                        )
+                    }
+                };
+                // Our Close reply or protocol-error Close goes out first.
+                let _ = conn.flush();
+                self.fail(idx, f, win);
+            }
+            Ok(ReadEnd::Eof) => self.fail(
+                idx,
+                (
+                    ErrorKind::UnexpectedEof,
+                    "server closed the TCP connection without a Close".into(),
+                ),
+                win,
+            ),
+            Err(f) => self.fail(idx, f, win),
+        }
+    }
+
+    fn flush(&mut self, idx: usize, win: &Window) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if conn.phase() == Phase::Done || conn.pending() == 0 {
+            return;
+        }
+        if let Err(f) = conn.flush() {
+            self.fail(idx, f, win);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &idx in &dirty {
+            if let Some(conn) = self.conns[idx].as_mut() {
+                if conn.phase() != Phase::Done && conn.pending() > 0 {
+                    // A write error shows again as an error on the next read.
+                    let _ = conn.flush();
+                }
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// A connection failed: count it (not while closing) and end it.
+    fn fail(&mut self, idx: usize, (kind, detail): Failure, win: &Window) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let phase = conn.phase();
+        let now = self.shared.ns(Instant::now());
+        match phase {
+            Phase::Done => return,
+            Phase::Connecting | Phase::Handshake => {
+                self.pending -= 1;
+                self.stats.failed += 1;
+                self.stats.on_error(None, kind, 1, || detail);
+            }
+            Phase::Open => {
+                let sec = win.second(now);
+                self.stats.on_error(sec, kind, 1, || detail);
+                let mut cx = cx(win, now, &mut self.stats, &mut self.dirty);
+                self.work.on_lost(idx, &mut cx);
+            }
+            Phase::Closing => {}
+        }
+        if matches!(phase, Phase::Open | Phase::Closing) {
+            self.end(idx);
+        } else if let Some(conn) = self.conns[idx].as_mut() {
+            conn.finish(self.poll.registry());
+        }
+    }
+
+    /// An open connection ended.
+    fn end(&mut self, idx: usize) {
+        if let Some(conn) = self.conns[idx].as_mut() {
+            if conn.phase() != Phase::Done {
+                conn.finish(self.poll.registry());
+                self.live -= 1;
+                self.shared.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn publish_progress(&mut self) {
+        let (s, r, e) = self.published;
+        let errors = self.stats.errors.total();
+        self.shared
+            .sent
+            .fetch_add(self.stats.sent - s, Ordering::Relaxed);
+        self.shared
+            .received
+            .fetch_add(self.stats.received - r, Ordering::Relaxed);
+        self.shared.errors.fetch_add(errors - e, Ordering::Relaxed);
+        self.published = (self.stats.sent, self.stats.received, errors);
+    }
+}
+
+fn cx<'a>(win: &'a Window, now: u64, stats: &'a mut Stats, dirty: &'a mut Vec<usize>) -> Cx<'a> {
+    Cx {
+        now,
+        win,
+        stats,
+        dirty,
+    }
+}
