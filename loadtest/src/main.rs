@@ -25,6 +25,7 @@ mod report;
 mod run;
 mod stats;
 mod target;
+mod timer;
 mod worker;
 
 use std::process::ExitCode;
@@ -70,7 +71,7 @@ fn single(s: &Scenario) -> bool {
             .iter()
             .next()
             .map(|(k, _, d)| match k {
-                ErrorKind::Refused => format!("connection refused ({d}); is the server running?"),
+                ErrorKind::Refused => "connection refused; is the server running?".to_string(),
                 ErrorKind::HandshakeStatus(_) => format!("the server refused the upgrade: {d}"),
                 _ => format!("{k}: {d}"),
             })

@@ -229,15 +229,18 @@ pub fn text(s: &Summary) -> String {
             st.sent, st.received, f.msgs_per_s, f.mb_per_s
         );
     }
-    let _ = writeln!(
-        o,
-        "  latency µs   {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-    );
-    for (name, h) in latency_rows(s) {
-        if h.is_empty() {
-            continue;
-        }
+    let rows: Vec<_> = latency_rows(s)
+        .into_iter()
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "  latency µs   {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+    }
+    for (name, h) in rows {
         let _ = write!(o, "               {name:>12}");
         for v in percentiles(h) {
             let _ = write!(o, " {:>9}", fmt_us(v));
@@ -406,7 +409,7 @@ pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
         w,
         "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
         h.buckets(),
-        h.distinct_values()
+        (2 * 10u64.pow(h.sigfig().into())).next_power_of_two()
     )
 }
 

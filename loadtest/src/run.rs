@@ -174,7 +174,7 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
     Summary {
         mode: s.name(),
         target: target.clone(),
-        params: params(s, threads),
+        params: params(s, threads, timing.warmup),
         stats: summary_stats,
         window,
         threads,
@@ -279,14 +279,14 @@ fn specs_for(
 }
 
 /// The run's parameters for the JSON report.
-fn params(s: &Scenario, threads: usize) -> Value {
+fn params(s: &Scenario, threads: usize, warmup: Duration) -> Value {
     let c = s.common();
     let mut p = json!({
         "mode": s.name(),
         "connections": c.connections,
         "threads": threads,
         "duration_s": c.duration.as_secs_f64(),
-        "warmup_s": c.warmup.as_secs_f64(),
+        "warmup_s": warmup.as_secs_f64(),
         "grace_s": c.grace.as_secs_f64(),
     });
     if let Some(pl) = s.payload() {

@@ -18,6 +18,10 @@ use wsd::proto::{Limits, MessageKind};
 use crate::client::{Conn, Failure, Phase, ReadEnd};
 use crate::stats::{ErrorKind, Stats};
 use crate::target::Target;
+use crate::timer::Timer;
+
+/// The timer's token; connections use their index.
+const TIMER: Token = Token(usize::MAX);
 
 /// Connects in progress at once per thread, so a burst of SYNs does not
 /// overflow the server's backlog.
@@ -235,6 +239,9 @@ pub struct Worker<W> {
     work: W,
     stats: Stats,
     poll: Poll,
+    timer: Timer,
+    /// When the timer is set to fire, if it is.
+    armed: Option<u64>,
     dirty: Vec<usize>,
     next_spec: usize,
     pending: usize,
@@ -253,6 +260,8 @@ impl<W: Workload> Worker<W> {
         work: W,
     ) -> io::Result<Worker<W>> {
         let n = specs.len();
+        let poll = Poll::new()?;
+        let timer = Timer::new(poll.registry(), TIMER)?;
         Ok(Worker {
             shared,
             target,
@@ -262,7 +271,9 @@ impl<W: Workload> Worker<W> {
             conns: (0..n).map(|_| None).collect(),
             work,
             stats: Stats::new(timing.total()),
-            poll: Poll::new()?,
+            poll,
+            timer,
+            armed: None,
             dirty: Vec::new(),
             next_spec: 0,
             pending: 0,
@@ -346,6 +357,13 @@ impl<W: Workload> Worker<W> {
             }
             self.publish_progress();
             let timeout = self.poll_timeout(stage, now_ns, &win, next_tick);
+            if let Some(t) = next_tick.filter(|_| matches!(stage, Stage::Running | Stage::Draining))
+            {
+                if self.armed != Some(t) && t > now_ns {
+                    self.timer.arm(Duration::from_nanos(t - now_ns))?;
+                    self.armed = Some(t);
+                }
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -353,6 +371,11 @@ impl<W: Workload> Worker<W> {
             }
             let now_ns = self.shared.ns(Instant::now());
             for ev in events.iter() {
+                if ev.token() == TIMER {
+                    self.timer.clear();
+                    self.armed = None;
+                    continue;
+                }
                 let Token(idx) = ev.token();
                 let closed = ev.is_read_closed() || ev.is_write_closed() || ev.is_error();
                 self.on_event(
