@@ -46,13 +46,17 @@ const READ_BUDGET: usize = 16;
 /// once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Connections beyond `max_connections` that may be held while they are
+/// refused with a 503 (answer, shutdown, drain); beyond that they are dropped.
+const REFUSAL_HEADROOM: usize = 256;
+
 /// Scratch output above which it is written out before reading more.
 const OUT_FLUSH_AT: usize = 256 << 10;
 
 /// Counters of everything the server did and refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Connections accepted.
+    /// Connections accepted (refusals not counted).
     pub accepted: u64,
     /// Connections answered 503 because `max_connections` were open.
     pub refused_max_connections: u64,
@@ -132,6 +136,8 @@ pub struct Server {
     dirty: Vec<ConnId>,
     /// The other half of `ready`/`dirty` double-buffering.
     spare: Vec<ConnId>,
+    /// Connections in the slab that are Closing or Draining.
+    closing: usize,
     next_gen: u32,
     accept_paused_until: Option<Instant>,
     now: Instant,
@@ -156,7 +162,7 @@ impl Server {
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
-            conns: Slab::with_capacity(cfg.max_connections.min(1 << 20)),
+            conns: Slab::with_capacity(cfg.max_connections.min(1 << 20) + REFUSAL_HEADROOM),
             hub: Hub::default(),
             io: Io {
                 read: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -169,6 +175,7 @@ impl Server {
             ready: Vec::new(),
             dirty: Vec::new(),
             spare: Vec::new(),
+            closing: 0,
             next_gen: 0,
             accept_paused_until: None,
             now: Instant::now(),
@@ -195,7 +202,7 @@ impl Server {
         &self.stats
     }
 
-    /// Open connections (any phase).
+    /// Connections held, in any phase (closing ones included).
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
@@ -322,22 +329,20 @@ impl Server {
                     return;
                 }
             };
-            if self.conns.len() >= self.cfg.max_connections {
+            // Connections on their way out do not hold a slot.
+            let full = self.conns.len().saturating_sub(self.closing) >= self.cfg.max_connections;
+            if full {
                 self.stats.refused_max_connections += 1;
-                debug!("{peer}: refused, {} connections open", self.conns.len());
-                let mut answer = std::mem::take(&mut self.io.out);
-                handshake::write_response(
-                    &mut answer,
-                    503,
-                    "Service Unavailable",
-                    "Retry-After: 1\r\n",
-                    "too many connections",
-                );
-                // Best effort: a fresh socket's buffer takes a short answer.
-                let _ = io::Write::write(&mut stream, &answer);
-                answer.clear();
-                self.io.out = answer;
-                continue;
+                debug!("{peer}: refused, {} connections held", self.conns.len());
+                if self.conns.len() >= self.cfg.max_connections + REFUSAL_HEADROOM {
+                    // No room even to refuse politely: best effort, then drop.
+                    let mut answer = std::mem::take(&mut self.io.out);
+                    write_503(&mut answer);
+                    let _ = io::Write::write(&mut stream, &answer);
+                    answer.clear();
+                    self.io.out = answer;
+                    continue;
+                }
             }
             // Replies are written whole per turn; Nagle would only add delay.
             let _ = stream.set_nodelay(true);
@@ -353,8 +358,19 @@ impl Server {
             }
             self.next_gen = self.next_gen.wrapping_add(1);
             let conn = entry.insert(Connection::new(stream, self.next_gen));
-            self.handshake_timers.arm(self.now, conn.id(key));
-            self.stats.accepted += 1;
+            let id = conn.id(key);
+            if full {
+                // Refuse through the ordinary closing path: answer, shut
+                // down, drain the request we never read. Closing with it
+                // unread would reset the connection and could destroy the
+                // answer on its way.
+                write_503(&mut self.io.out);
+                self.enter_closing(id);
+                self.flush(key);
+            } else {
+                self.stats.accepted += 1;
+                self.handshake_timers.arm(self.now, id);
+            }
         }
     }
 
@@ -447,11 +463,22 @@ impl Server {
             mode: cfg.mode,
             to_sender: cfg.broadcast_to_sender,
         };
-        let before = conn.phase;
-        let keep = match conn.phase {
-            Phase::Handshake => handshake(conn, key, data, cfg, hub, &mut sink),
-            Phase::Open => conn.session.feed(data, &cfg.limits, &mut sink),
-            Phase::Closing | Phase::Draining => 0,
+        let (keep, refused) = match conn.phase {
+            Phase::Handshake => match handshake(conn, key, data, cfg, hub, &mut sink) {
+                Ok(keep) => (keep, false),
+                Err(e) => {
+                    info!(
+                        "conn {key}: handshake refused: {} {}",
+                        e.status(),
+                        e.reason().1
+                    );
+                    *stats.handshake_failures.entry(e.status()).or_default() += 1;
+                    handshake::write_error(out, e);
+                    (0, true)
+                }
+            },
+            Phase::Open => (conn.session.feed(data, &cfg.limits, &mut sink), false),
+            Phase::Closing | Phase::Draining => (0, false),
         };
         if into_own {
             rbuf.keep(keep, pool);
@@ -459,7 +486,6 @@ impl Server {
             rbuf.store(&read[..keep], pool);
         }
         conn.rbuf = rbuf;
-        let refused = before == Phase::Handshake && conn.phase == Phase::Closing;
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
         if failed {
             if let Some(e) = conn.session.error() {
@@ -503,6 +529,12 @@ impl Server {
                 }
                 let id = conn.id(key);
                 let q = conn.out.get_or_insert_with(Default::default);
+                if q.pending() > cfg.output_high_water {
+                    // Output queued this turn has not been offered to the
+                    // socket yet: judge only what the socket refuses. An
+                    // error shows again at the end-of-turn flush.
+                    let _ = q.write_to(&mut conn.stream);
+                }
                 if q.pending() > cfg.output_high_water {
                     match cfg.slow_consumer {
                         SlowConsumerPolicy::Drop => {
@@ -585,8 +617,11 @@ impl Server {
     /// A closing connection's output is queued: arm its deadline.
     fn enter_closing(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id.key) {
-            conn.phase = Phase::Closing;
-            self.close_timers.arm(self.now, id);
+            if matches!(conn.phase, Phase::Handshake | Phase::Open) {
+                conn.phase = Phase::Closing;
+                self.closing += 1;
+                self.close_timers.arm(self.now, id);
+            }
         }
     }
 
@@ -657,6 +692,9 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        if matches!(conn.phase, Phase::Closing | Phase::Draining) {
+            self.closing -= 1;
+        }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Some(code) = conn.session.close_code() {
             *self.stats.closes.entry(code).or_default() += 1;
@@ -677,8 +715,8 @@ impl Server {
 }
 
 /// Handles input while waiting for the upgrade request; returns the bytes to
-/// keep. On success the rest of the input is fed to the session at once: a
-/// client may send frames right behind its request.
+/// keep, or the reason to refuse it. On success the rest of the input is fed
+/// to the session at once: a client may send frames right behind its request.
 fn handshake(
     conn: &mut Connection,
     key: usize,
@@ -686,17 +724,16 @@ fn handshake(
     cfg: &Config,
     hub: &mut Hub,
     sink: &mut Sink<'_>,
-) -> usize {
+) -> Result<usize, HandshakeError> {
     if !handshake::has_head_end(data) {
         if data.len() < cfg.max_header_bytes {
-            return data.len();
+            return Ok(data.len());
         }
-        return refuse(conn, key, HandshakeError::TooLarge, sink);
+        return Err(HandshakeError::TooLarge);
     }
-    let offset = match handshake::parse_request(data, cfg.max_header_bytes) {
-        Ok(Parsing::NeedMore(_)) => return data.len(),
-        Err(e) => return refuse(conn, key, e, sink),
-        Ok(Parsing::Done { value, offset }) => {
+    let offset = match handshake::parse_request(data, cfg.max_header_bytes)? {
+        Parsing::NeedMore(_) => return Ok(data.len()),
+        Parsing::Done { value, offset } => {
             handshake::write_accept(sink.out, value.key, None);
             offset
         }
@@ -709,19 +746,18 @@ fn handshake(
     }
     let keep = conn.session.feed(&mut data[offset..], &cfg.limits, sink);
     data.copy_within(offset..offset + keep, 0);
-    keep
+    Ok(keep)
 }
 
-fn refuse(conn: &mut Connection, key: usize, e: HandshakeError, sink: &mut Sink<'_>) -> usize {
-    info!(
-        "conn {key}: handshake refused: {} {}",
-        e.status(),
-        e.reason().1
+/// The answer to a client over the connection limit.
+fn write_503(out: &mut Vec<u8>) {
+    handshake::write_response(
+        out,
+        503,
+        "Service Unavailable",
+        "Retry-After: 1\r\n",
+        "too many connections",
     );
-    *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
-    handshake::write_error(sink.out, e);
-    conn.phase = Phase::Closing;
-    0
 }
 
 /// What the session reports, turned into output.
