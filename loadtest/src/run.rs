@@ -69,8 +69,11 @@ pub struct Summary {
     pub nofile: u64,
 }
 
+/// A server sample: none without a pid, the error text if /proc failed.
+type Sampled = Option<Result<ProcSample, String>>;
+
 /// Samples a server if there is one; the error text otherwise.
-fn sample(pid: Option<u32>) -> Option<Result<ProcSample, String>> {
+fn sample(pid: Option<u32>) -> Sampled {
     pid.map(|p| proc::sample(p).map_err(|e| format!("cannot read /proc/{p}: {e}")))
 }
 
@@ -104,10 +107,7 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
     let mut summary_stats = Stats::new(timing.total());
     let mut window = Duration::ZERO;
     let mut self_cpu = Duration::ZERO;
-    let mut edges: (
-        Option<Result<ProcSample, String>>,
-        Option<Result<ProcSample, String>>,
-    ) = (None, None);
+    let mut edges: (Sampled, Sampled) = (None, None);
     thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {

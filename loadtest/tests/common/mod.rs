@@ -1,0 +1,139 @@
+//! Helpers for wsload's integration tests: an in-process wsd on a loopback
+//! port, and running the wsload binary under a watchdog deadline.
+
+#![allow(dead_code)]
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wsd::{Config, Mode, Server, ShutdownHandle};
+
+/// How long one wsload run may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A wsd server on 127.0.0.1:0 in a thread; stopped on drop.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts wsd in `mode`; in broadcast mode, `to_sender` says whether a
+    /// publisher gets its own messages.
+    pub fn start(mode: Mode, to_sender: bool) -> TestServer {
+        // The server is not Send: it is bound in its own thread, which
+        // hands back its address and shutdown handle.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut server = Server::bind(Config {
+                listen: "127.0.0.1:0".parse().expect("loopback address"),
+                mode,
+                broadcast_to_sender: to_sender,
+                ..Config::default()
+            })
+            .expect("bind wsd");
+            let _ = tx.send((server.local_addr(), server.shutdown_handle()));
+            server.run().expect("wsd run");
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("wsd started");
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// The server's ws:// URL.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a wsload run left behind.
+pub struct Run {
+    /// The exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as the `--json -` object.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs wsload with `args`, killing it and failing the test past [`DEADLINE`].
+pub fn wsload(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wsload");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_thread = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_thread = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if began.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wsload {args:?} still running after {DEADLINE:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: out_thread.join().expect("stdout reader"),
+        stderr: err_thread.join().expect("stderr reader"),
+    }
+}
+
+/// A JSON number as u64, failing the test if it is missing.
+pub fn n(v: &Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
+}

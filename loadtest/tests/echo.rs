@@ -1,0 +1,131 @@
+//! `wsload echo` against wsd: every message sent comes back verified.
+
+mod common;
+
+use common::{n, wsload, TestServer};
+use wsd::Mode;
+
+#[test]
+fn echo_counts_add_up_with_no_errors() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    let run = wsload(&[
+        "echo", "-c", "8", "-d", "1s", "--warmup", "200ms", "--depth", "4", "--json", "-", &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    assert!(n(&v, &["sent"]) > 0);
+    assert_eq!(n(&v, &["sent"]), n(&v, &["received"]));
+    assert_eq!(n(&v, &["errors_total"]), 0);
+    assert_eq!(n(&v, &["mismatches"]), 0);
+    assert_eq!(n(&v, &["connections", "opened"]), 8);
+    assert_eq!(v["failed"], false);
+    assert!(n(&v, &["latency", "count"]) > 0);
+    // The human report went to stderr, out of the JSON's way.
+    assert!(run.stderr.contains("round trip"), "{}", run.stderr);
+}
+
+#[test]
+fn text_echo_over_two_threads_with_large_payloads() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    let run = wsload(&[
+        "echo", "-c", "4", "-t", "2", "-d", "1s", "--warmup", "0s", "--text", "-s", "100KiB",
+        "--json", "-", &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    assert!(n(&v, &["received"]) > 0);
+    assert_eq!(n(&v, &["sent"]), n(&v, &["received"]));
+    assert_eq!(n(&v, &["errors_total"]), 0);
+    assert_eq!(n(&v, &["params", "threads"]), 2);
+}
+
+#[test]
+fn server_pid_gives_cpu_per_message() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    // The in-process server shares our pid: its CPU is the test process's.
+    let pid = std::process::id().to_string();
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "4",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--server-pid",
+        &pid,
+        "--json",
+        "-",
+        &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    assert_eq!(n(&v, &["server", "pid"]), u64::from(std::process::id()));
+    assert!(v["server"]["rss_end"].as_u64().is_some_and(|r| r > 0));
+    assert!(v["server"]["cpu_us_per_msg"].as_f64().is_some(), "{v}");
+}
+
+#[test]
+fn hgrm_and_csv_files_are_written() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    let dir = std::env::temp_dir().join(format!("wsload-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let hgrm = dir.join("echo.hgrm");
+    let csv = dir.join("echo.csv");
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--hgrm",
+        hgrm.to_str().expect("utf-8 path"),
+        "--csv",
+        csv.to_str().expect("utf-8 path"),
+        &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let h = std::fs::read_to_string(&hgrm).expect("hgrm written");
+    assert!(
+        h.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"),
+        "{h}"
+    );
+    assert!(h.contains("#[Max"));
+    let c = std::fs::read_to_string(&csv).expect("csv written");
+    let mut lines = c.lines();
+    assert_eq!(lines.next(), Some("second,sent,received,errors,p99_us"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(!rows.is_empty());
+    let received: u64 = rows
+        .iter()
+        .map(|r| r[2].parse::<u64>().expect("count"))
+        .sum();
+    assert!(received > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compare_runs_each_target_per_round() {
+    let a = TestServer::start(Mode::Echo, true);
+    let b = TestServer::start(Mode::Echo, true);
+    let (ua, ub) = (a.url(), b.url());
+    let run = wsload(&[
+        "compare", "echo", "-c", "2", "-d", "300ms", "--warmup", "0s", "--rounds", "2", "--json",
+        "-", &ua, &ub,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 2);
+    for t in targets {
+        assert_eq!(t["runs"].as_array().map(Vec::len), Some(2));
+        assert!(t["median"]["msgs_per_s"].as_f64().is_some_and(|r| r > 0.0));
+    }
+    assert!(run.stderr.contains("x msg/s"), "{}", run.stderr);
+}
