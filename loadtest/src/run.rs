@@ -89,6 +89,11 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
         ),
         _ => (u64::from(c.connections), 0),
     };
+    if nofile > 0 && total + 64 > nofile {
+        eprintln!(
+            "wsload: warning: {total} connections need as many file descriptors, but the limit is {nofile}; those past it will fail"
+        );
+    }
     let threads = (c.threads as usize).min(total as usize).max(1);
     let timing = Timing {
         // conns holds idle for the duration: nothing to warm up.
@@ -207,15 +212,16 @@ fn run_thread(
     };
     let codec = s.payload().map(|p| Codec::new(p.encoding(), p.size, key));
     let n = globals.len() as f64;
-    match (s, codec) {
+    let barrier = shared.clone();
+    let result = match (s, codec) {
         (Scenario::Echo(a), Some(codec)) => {
             let work = Echo::new(codec, a.depth, globals);
-            Worker::new(shared, target, limits, timing, specs, work)?.run()
+            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Rate(a), Some(codec)) => {
             let share = a.rate * n / f64::from(a.common.connections);
             let work = Rate::new(codec, share, globals);
-            Worker::new(shared, target, limits, timing, specs, work)?.run()
+            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Broadcast(a), Some(codec)) => {
             // Global ordinals below P are publishers; the rest subscribe.
@@ -237,10 +243,15 @@ fn run_thread(
                 .count() as f64;
             let share = a.rate * local_pubs / f64::from(a.publishers);
             let work = Broadcast::new(codec, shared.clone(), roles, a.publishers, share.max(1e-9));
-            Worker::new(shared, target, limits, timing, specs, work)?.run()
+            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
         }
-        _ => Worker::new(shared, target, limits, timing, specs, Idle)?.run(),
-    }
+        _ => Worker::new(shared, target, limits, timing, specs, Idle).map(Worker::run),
+    };
+    result.unwrap_or_else(|e| {
+        // The worker never existed: count it at the barrier anyway.
+        barrier.arrive();
+        Err(e)
+    })
 }
 
 /// How many 127.0.0.x source addresses to use: as asked, or enough for the

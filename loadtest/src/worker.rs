@@ -70,6 +70,11 @@ impl Shared {
         })
     }
 
+    /// Counts a thread as done connecting (or as never going to be).
+    pub fn arrive(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The start of the load, once every thread has connected.
     pub fn start(&self) -> Option<Instant> {
         self.start.get().copied()
@@ -247,6 +252,18 @@ pub struct Worker<W> {
     pending: usize,
     live: usize,
     published: (u64, u64, u64),
+    /// Whether this thread has passed the start barrier's count.
+    arrived: bool,
+}
+
+impl<W> Drop for Worker<W> {
+    /// A thread that fails before the barrier must not leave the others
+    /// waiting for it.
+    fn drop(&mut self) {
+        if !self.arrived {
+            self.shared.arrive();
+        }
+    }
 }
 
 impl<W: Workload> Worker<W> {
@@ -279,6 +296,7 @@ impl<W: Workload> Worker<W> {
             pending: 0,
             live: 0,
             published: (0, 0, 0),
+            arrived: false,
         })
     }
 
@@ -301,7 +319,8 @@ impl<W: Workload> Worker<W> {
                         self.expire_connects(now, &win);
                     }
                     if self.next_spec == self.specs.len() && self.pending == 0 {
-                        self.shared.ready.fetch_add(1, Ordering::AcqRel);
+                        self.shared.arrive();
+                        self.arrived = true;
                         stage = Stage::Waiting;
                         continue;
                     }
@@ -393,7 +412,10 @@ impl<W: Workload> Worker<W> {
             }
         }
         self.publish_progress();
-        Ok(self.stats)
+        Ok(std::mem::replace(
+            &mut self.stats,
+            Stats::new(Duration::ZERO),
+        ))
     }
 
     fn poll_timeout(&self, stage: Stage, now: u64, win: &Window, tick: Option<u64>) -> Duration {
