@@ -188,7 +188,7 @@ impl Conn {
     pub fn read_handshake(&mut self) -> Result<bool, Failure> {
         loop {
             match self.read_some(MAX_RESPONSE_HEAD) {
-                Ok(Some(0)) => {
+                Ok(Some((0, _))) => {
                     return Err((
                         ErrorKind::UnexpectedEof,
                         "server closed during the handshake".into(),
@@ -238,6 +238,10 @@ impl Conn {
         F: FnMut(MessageKind, &[u8], &mut Vec<u8>),
     {
         let max = limits.max_message + 4096;
+        // A stream read that returns less than it could means the socket
+        // was drained: data arriving later raises a new readiness edge, so
+        // the read that would only say WouldBlock is skipped.
+        let mut short_read = false;
         loop {
             if self.rlen > 0 {
                 let mut sink = Sink {
@@ -251,17 +255,21 @@ impl Conn {
                     return Ok(ReadEnd::SessionClosed);
                 }
             }
+            if short_read {
+                return Ok(ReadEnd::Blocked);
+            }
             match self.read_some(max) {
-                Ok(Some(0)) => return Ok(ReadEnd::Eof),
-                Ok(Some(_)) => {}
+                Ok(Some((0, _))) => return Ok(ReadEnd::Eof),
+                Ok(Some((_, filled))) => short_read = !filled,
                 Ok(None) => return Ok(ReadEnd::Blocked),
                 Err(e) => return Err(io_failure(&e)),
             }
         }
     }
 
-    /// One read into the buffer, growing it up to `max`. `None` on WouldBlock.
-    fn read_some(&mut self, max: usize) -> io::Result<Option<usize>> {
+    /// One read into the buffer, growing it up to `max`. `None` on
+    /// WouldBlock; else the count and whether it filled the free space.
+    fn read_some(&mut self, max: usize) -> io::Result<Option<(usize, bool)>> {
         if self.rbuf.len() - self.rlen < 4096 && self.rbuf.len() < max {
             let grown = (self.rbuf.len() * 2).clamp(16 << 10, max);
             self.rbuf.resize(grown, 0);
@@ -275,8 +283,9 @@ impl Conn {
         loop {
             match self.stream.read(&mut self.rbuf[self.rlen..]) {
                 Ok(n) => {
+                    let filled = self.rlen + n == self.rbuf.len();
                     self.rlen += n;
-                    return Ok(Some(n));
+                    return Ok(Some((n, filled)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
