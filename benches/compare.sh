@@ -25,7 +25,7 @@ command -v taskset >/dev/null || { echo "compare: needs taskset (util-linux)" >&
 [ "$(nproc)" -ge 2 ] || { echo "compare: needs 2 CPUs to pin server and load apart" >&2; exit 2; }
 
 echo "== building wsd, wsload and the tokio-tungstenite peer (release)"
-cargo build --release -q --bin wsd -p wsload
+cargo build --release -q -p wsd -p wsload
 PEER_TARGET=${CARGO_TARGET_DIR:-target}/peers
 cargo build --release -q --manifest-path benches/peers/tungstenite-echo/Cargo.toml --target-dir "$PEER_TARGET"
 BIN=${CARGO_TARGET_DIR:-target}/release

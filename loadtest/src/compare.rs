@@ -15,15 +15,45 @@ use crate::run;
 /// The pause between runs, so one server's tail does not overlap the next run.
 const PAUSE: Duration = Duration::from_millis(300);
 
-/// The figures compared.
+/// The figures compared. For `conns` the rate is handshakes per second, the
+/// latencies are of connect plus handshake, and the server figure is its
+/// RSS growth per connection; otherwise messages per second, message
+/// latency, and server CPU microseconds per message.
 #[derive(Clone, Copy, Debug, Default)]
 struct Row {
-    msgs_per_s: f64,
+    rate: f64,
     p50_us: f64,
     p99_us: f64,
     p999_us: f64,
-    server_us_per_msg: Option<f64>,
+    server: Option<f64>,
     errors: u64,
+}
+
+/// What the columns are called, and the JSON keys, for one mode.
+struct Columns {
+    rate: &'static str,
+    server: &'static str,
+    rate_key: &'static str,
+    server_key: &'static str,
+}
+
+impl Columns {
+    fn of(s: &Scenario) -> Columns {
+        match s {
+            Scenario::Conns(_) => Columns {
+                rate: "hs/s",
+                server: "srv B/conn",
+                rate_key: "handshakes_per_s",
+                server_key: "server_rss_bytes_per_conn",
+            },
+            _ => Columns {
+                rate: "msg/s",
+                server: "srv µs/msg",
+                rate_key: "msgs_per_s",
+                server_key: "server_cpu_us_per_msg",
+            },
+        }
+    }
 }
 
 /// The median of `v` (mean of the middle two for an even count); 0 if empty.
@@ -42,13 +72,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn medians(rows: &[Row]) -> Row {
     let pick = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
-    let server: Vec<f64> = rows.iter().filter_map(|r| r.server_us_per_msg).collect();
+    let server: Vec<f64> = rows.iter().filter_map(|r| r.server).collect();
     Row {
-        msgs_per_s: pick(|r| r.msgs_per_s),
+        rate: pick(|r| r.rate),
         p50_us: pick(|r| r.p50_us),
         p99_us: pick(|r| r.p99_us),
         p999_us: pick(|r| r.p999_us),
-        server_us_per_msg: (!server.is_empty()).then(|| median(server)),
+        server: (!server.is_empty()).then(|| median(server)),
         errors: rows.iter().map(|r| r.errors).sum(),
     }
 }
@@ -64,6 +94,8 @@ fn ratio(a: f64, base: f64) -> String {
 /// Runs the comparison; returns whether every run was clean.
 pub fn run(s: &Scenario, rounds: u32) -> bool {
     let c = s.common();
+    let cols = Columns::of(s);
+    let conns = matches!(s, Scenario::Conns(_));
     let n = c.targets.len();
     let mut rows: Vec<Vec<Row>> = vec![Vec::new(); n];
     let mut runs: Vec<Vec<Value>> = vec![Vec::new(); n];
@@ -73,13 +105,17 @@ pub fn run(s: &Scenario, rounds: u32) -> bool {
             eprintln!("wsload compare: round {round}/{rounds}, {target}");
             let summary = run::run(s, target, c.server_pids.get(i).copied(), true);
             let f = Figures::of(&summary);
-            let h = &summary.stats.latency;
+            let (h, rate, server) = if conns {
+                (&summary.stats.connect, f.handshakes_per_s, f.rss_per_conn)
+            } else {
+                (&summary.stats.latency, f.msgs_per_s, f.server_us_per_msg)
+            };
             rows[i].push(Row {
-                msgs_per_s: f.msgs_per_s,
+                rate,
                 p50_us: h.value_at_percentile(50.0) as f64 / 1000.0,
                 p99_us: h.value_at_percentile(99.0) as f64 / 1000.0,
                 p999_us: h.value_at_percentile(99.9) as f64 / 1000.0,
-                server_us_per_msg: f.server_us_per_msg,
+                server,
                 errors: summary.stats.errors.total(),
             });
             clean &= !f.failed(&summary);
@@ -98,26 +134,39 @@ pub fn run(s: &Scenario, rounds: u32) -> bool {
         "wsload compare {}: medians of {rounds} round{}\n{:<32} {:>11} {:>9} {:>9} {:>9} {:>11} {:>7} {:>8} {:>8} {:>9}\n",
         s.name(),
         if rounds == 1 { "" } else { "s" },
-        "target", "msg/s", "p50 µs", "p99 µs", "p99.9 µs", "srv µs/msg", "errors", "x msg/s", "x p99", "x µs/msg"
+        "target",
+        cols.rate,
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        cols.server,
+        "errors",
+        format!("x {}", cols.rate),
+        "x p99",
+        format!("x {}", cols.server.trim_start_matches("srv "))
     );
     for (t, m) in c.targets.iter().zip(&med) {
-        let srv = m
-            .server_us_per_msg
-            .map_or("-".into(), |v| format!("{v:.3}"));
-        let srv_ratio = match (m.server_us_per_msg, base.server_us_per_msg) {
+        let srv = m.server.map_or("-".into(), |v| {
+            if conns {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.3}")
+            }
+        });
+        let srv_ratio = match (m.server, base.server) {
             (Some(a), Some(b)) => ratio(a, b),
             _ => "-".into(),
         };
         table.push_str(&format!(
             "{:<32} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>7} {:>8} {:>8} {:>9}\n",
             t.url,
-            m.msgs_per_s,
+            m.rate,
             m.p50_us,
             m.p99_us,
             m.p999_us,
             srv,
             m.errors,
-            ratio(m.msgs_per_s, base.msgs_per_s),
+            ratio(m.rate, base.rate),
             ratio(m.p99_us, base.p99_us),
             srv_ratio
         ));
@@ -131,19 +180,20 @@ pub fn run(s: &Scenario, rounds: u32) -> bool {
             .zip(&med)
             .zip(runs)
             .map(|((t, m), runs)| {
-                json!({
-                    "target": t.url,
-                    "median": {
-                        "msgs_per_s": m.msgs_per_s,
-                        "p50_us": m.p50_us,
-                        "p99_us": m.p99_us,
-                        "p99_9_us": m.p999_us,
-                        "server_cpu_us_per_msg": m.server_us_per_msg,
-                        "errors": m.errors,
-                        "msgs_per_s_ratio": if base.msgs_per_s > 0.0 { json!(m.msgs_per_s / base.msgs_per_s) } else { Value::Null },
-                    },
-                    "runs": runs,
-                })
+                let mut median = json!({
+                    "p50_us": m.p50_us,
+                    "p99_us": m.p99_us,
+                    "p99_9_us": m.p999_us,
+                    "errors": m.errors,
+                });
+                median[cols.rate_key] = json!(m.rate);
+                median[cols.server_key] = json!(m.server);
+                median[format!("{}_ratio", cols.rate_key)] = if base.rate > 0.0 {
+                    json!(m.rate / base.rate)
+                } else {
+                    Value::Null
+                };
+                json!({ "target": t.url, "median": median, "runs": runs })
             })
             .collect();
         let v = json!({ "mode": s.name(), "rounds": rounds, "targets": targets, "failed": !clean });
