@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::ops::Range;
 use std::rc::Rc;
 
 /// The size of one read, and of pooled read buffers.
@@ -119,13 +120,42 @@ impl BufPool {
     }
 }
 
+/// A range of a buffer shared by several output queues: a turn's broadcast
+/// frames, encoded once. Cloning it clones a reference, not the bytes.
+#[derive(Clone, Debug)]
+pub struct SharedBytes {
+    buf: Rc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedBytes {
+    /// `buf[range]`, the range clamped to the buffer.
+    pub fn new(buf: Rc<Vec<u8>>, range: Range<usize>) -> SharedBytes {
+        let end = range.end.min(buf.len());
+        SharedBytes {
+            start: range.start.min(end),
+            end,
+            buf,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
 /// One piece of queued output.
 #[derive(Debug)]
 enum Seg {
     /// The next `n` bytes of the queue's own byte buffer.
     Own(usize),
-    /// A frame shared with other connections (broadcast).
-    Shared(Rc<[u8]>),
+    /// Frames shared with other connections (broadcast).
+    Shared(SharedBytes),
 }
 
 /// Output waiting for the socket, in order: bytes of the connection's own
@@ -170,10 +200,13 @@ impl OutQueue {
         self.pending += bytes.len();
     }
 
-    /// Queues a shared frame without copying it.
-    pub fn push_shared(&mut self, frame: Rc<[u8]>) {
-        self.pending += frame.len();
-        self.segs.push_back(Seg::Shared(frame));
+    /// Queues shared bytes without copying them.
+    pub fn push_shared(&mut self, bytes: SharedBytes) {
+        if bytes.len() == 0 {
+            return;
+        }
+        self.pending += bytes.len();
+        self.segs.push_back(Seg::Shared(bytes));
     }
 
     /// Drops everything not yet started, keeping a partly written segment so
@@ -213,8 +246,8 @@ impl OutQueue {
                             cursor += n;
                             s
                         }
-                        Seg::Shared(f) if i == 0 => &f[self.shared_read..],
-                        Seg::Shared(f) => f,
+                        Seg::Shared(f) if i == 0 => &f.as_slice()[self.shared_read..],
+                        Seg::Shared(f) => f.as_slice(),
                     };
                     iov[count] = IoSlice::new(bytes);
                     count += 1;
@@ -330,9 +363,14 @@ mod tests {
         }
     }
 
+    fn shared(bytes: &[u8]) -> SharedBytes {
+        SharedBytes::new(Rc::new(bytes.to_vec()), 0..bytes.len())
+    }
+
     fn queue() -> (OutQueue, Vec<u8>) {
         let mut q = OutQueue::default();
-        let shared: Rc<[u8]> = Rc::from(&b"SHARED-FRAME"[..]);
+        let frames = Rc::new(b"xxSHARED-FRAMEyy".to_vec());
+        let shared = SharedBytes::new(frames, 2..14);
         q.push_own(b"own1,");
         q.push_own(b"own2,");
         q.push_shared(shared.clone());
@@ -379,8 +417,8 @@ mod tests {
     #[test]
     fn discard_keeps_a_started_shared_frame_whole() {
         let mut q = OutQueue::default();
-        q.push_shared(Rc::from(&b"0123456789"[..]));
-        q.push_shared(Rc::from(&b"abc"[..]));
+        q.push_shared(shared(b"0123456789"));
+        q.push_shared(shared(b"abc"));
         q.push_own(b"xyz");
         let mut w = Trickle {
             got: Vec::new(),

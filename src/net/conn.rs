@@ -52,8 +52,9 @@ pub struct Connection {
     pub writable_interest: bool,
     /// Reading is paused until output drains below the low watermark.
     pub paused: bool,
-    /// Listed for a flush at the end of this reactor turn.
-    pub dirty: bool,
+    /// The reactor turn in which this connection last published a
+    /// broadcast message (so fan-out skips its own frames).
+    pub sent_turn: u32,
 }
 
 impl Connection {
@@ -69,7 +70,7 @@ impl Connection {
             hub_slot: None,
             writable_interest: false,
             paused: false,
-            dirty: false,
+            sent_turn: u32::MAX,
         }
     }
 

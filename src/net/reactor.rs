@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::buffer::{BufPool, READ_CHUNK};
+use super::buffer::{BufPool, SharedBytes, READ_CHUNK};
 use super::conn::{Connection, Phase, QueueSink};
 use super::listener;
 use super::timer::{ConnId, TimerQueue};
@@ -49,6 +50,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections beyond `max_connections` that may be held while they are
 /// refused with a 503 (answer, shutdown, drain); beyond that they are dropped.
 const REFUSAL_HEADROOM: usize = 256;
+
+/// A turn's broadcast batch above which it is fanned out at once, so one
+/// busy turn cannot hold an unbounded batch.
+const BATCH_LIMIT: usize = 256 << 10;
 
 /// Scratch output above which it is written out before reading more.
 const OUT_FLUSH_AT: usize = 256 << 10;
@@ -112,9 +117,19 @@ struct Io {
     read: Box<[u8]>,
     /// Output produced while handling one connection's input.
     out: Vec<u8>,
-    /// Broadcast frames produced while handling one connection's input.
-    broadcasts: Vec<Rc<[u8]>>,
+    /// This turn's broadcast messages.
+    batch: Batch,
     pool: BufPool,
+}
+
+/// A turn's broadcast messages, encoded once and back to back, fanned out at
+/// the end of the turn as one shared buffer: each receiver gets one queue
+/// entry and one `writev` for the whole turn, however many messages.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Each frame's sender and where the frame is in `bytes`.
+    frames: Vec<(ConnId, Range<usize>)>,
 }
 
 /// A WebSocket server: a listener, a slab of connections, one thread.
@@ -132,10 +147,10 @@ pub struct Server {
     close_timers: TimerQueue,
     /// Connections to read again this turn without a new readiness edge.
     ready: Vec<ConnId>,
-    /// Connections with broadcast output to flush at the end of the turn.
-    dirty: Vec<ConnId>,
-    /// The other half of `ready`/`dirty` double-buffering.
+    /// The other half of `ready`'s double-buffering.
     spare: Vec<ConnId>,
+    /// Counts reactor turns; marks which connections published this turn.
+    turn: u32,
     /// Connections in the slab that are Closing or Draining.
     closing: usize,
     next_gen: u32,
@@ -167,13 +182,13 @@ impl Server {
             io: Io {
                 read: vec![0u8; READ_CHUNK].into_boxed_slice(),
                 out: Vec::new(),
-                broadcasts: Vec::new(),
+                batch: Batch::default(),
                 pool: BufPool::new(64),
             },
             handshake_timers: TimerQueue::new(cfg.handshake_timeout),
             close_timers: TimerQueue::new(cfg.close_timeout),
             ready: Vec::new(),
-            dirty: Vec::new(),
+            turn: 0,
             spare: Vec::new(),
             closing: 0,
             next_gen: 0,
@@ -264,7 +279,7 @@ impl Server {
     }
 
     /// Revisits the ready list, fires deadlines, retries a paused accept,
-    /// and flushes broadcast output.
+    /// and fans out the turn's broadcast messages.
     fn end_turn(&mut self) {
         let mut ready = std::mem::replace(&mut self.ready, std::mem::take(&mut self.spare));
         for id in ready.drain(..) {
@@ -292,14 +307,8 @@ impl Server {
             self.accept();
         }
 
-        let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare));
-        for id in dirty.drain(..) {
-            if self.live(id) {
-                self.conns[id.key].dirty = false;
-                self.flush(id.key);
-            }
-        }
-        self.spare = dirty;
+        self.fan_out();
+        self.turn = self.turn.wrapping_add(1);
     }
 
     fn live(&self, id: ConnId) -> bool {
@@ -421,7 +430,11 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.io_error(key, &e),
+                Err(e) => {
+                    // Output produced for this connection must not reach the next one.
+                    self.io.out.clear();
+                    return self.io_error(key, &e);
+                }
             }
             if self.io.out.len() >= OUT_FLUSH_AT {
                 self.flush(key);
@@ -443,7 +456,7 @@ impl Server {
         let Io {
             read,
             out,
-            broadcasts,
+            batch,
             pool,
         } = io;
         let Some(conn) = conns.get_mut(key) else {
@@ -456,12 +469,13 @@ impl Server {
         } else {
             &mut read[..n]
         };
+        let published = batch.frames.len();
         let mut sink = Sink {
             out,
-            broadcasts,
+            batch,
             stats,
+            sender: conn.id(key),
             mode: cfg.mode,
-            to_sender: cfg.broadcast_to_sender,
         };
         let (keep, refused) = match conn.phase {
             Phase::Handshake => match handshake(conn, key, data, cfg, hub, &mut sink) {
@@ -486,6 +500,9 @@ impl Server {
             rbuf.store(&read[..keep], pool);
         }
         conn.rbuf = rbuf;
+        if batch.frames.len() > published {
+            conn.sent_turn = self.turn;
+        }
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
         if failed {
             if let Some(e) = conn.session.error() {
@@ -497,83 +514,123 @@ impl Server {
             let id = conn.id(key);
             self.enter_closing(id);
         }
-        if !self.io.broadcasts.is_empty() {
-            self.fan_out(key);
+        if self.io.batch.bytes.len() >= BATCH_LIMIT {
+            self.fan_out();
         }
     }
 
-    /// Queues this turn's broadcast frames on every open member except the
-    /// sender (whose copy went out in order with its own replies).
-    fn fan_out(&mut self, sender: usize) {
-        let Server {
-            conns,
-            io,
-            cfg,
-            hub,
-            stats,
-            dirty,
-            close_timers,
-            now,
-            ..
-        } = self;
-        for frame in io.broadcasts.drain(..) {
-            for &key in hub.members() {
-                if key == sender {
-                    continue;
-                }
-                let Some(conn) = conns.get_mut(key) else {
-                    continue;
-                };
-                if conn.phase != Phase::Open || conn.session.state() != State::Open {
-                    continue;
-                }
-                let id = conn.id(key);
-                let q = conn.out.get_or_insert_with(Default::default);
-                if q.pending() > cfg.output_high_water {
-                    // Output queued this turn has not been offered to the
-                    // socket yet: judge only what the socket refuses. An
-                    // error shows again at the end-of-turn flush.
-                    let _ = q.write_to(&mut conn.stream);
-                }
-                if q.pending() > cfg.output_high_water {
-                    match cfg.slow_consumer {
-                        SlowConsumerPolicy::Drop => {
-                            stats.slow_consumer_drops += 1;
-                            continue;
-                        }
-                        SlowConsumerPolicy::Close => {
-                            let dropped = q.discard_unstarted();
-                            debug!("conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008");
-                            stats.slow_consumer_cutoffs += 1;
-                            conn.session
-                                .close(close::POLICY, "slow consumer", &mut QueueSink(q));
-                            close_timers.arm(*now, id);
-                        }
-                    }
-                } else {
-                    q.push_shared(frame.clone());
-                    stats.messages_out += 1;
-                }
-                if !conn.dirty {
-                    conn.dirty = true;
-                    dirty.push(id);
-                }
+    /// Sends the batch of broadcast messages to every open member: the
+    /// bytes become one shared buffer that every member's queue references.
+    fn fan_out(&mut self) {
+        if self.io.batch.frames.is_empty() {
+            return;
+        }
+        let next_capacity = self.io.batch.bytes.len().min(BATCH_LIMIT);
+        let bytes = Rc::new(std::mem::replace(
+            &mut self.io.batch.bytes,
+            Vec::with_capacity(next_capacity),
+        ));
+        let mut frames = std::mem::take(&mut self.io.batch.frames);
+        let mut i = 0;
+        while let Some(&key) = self.hub.members().get(i) {
+            self.deliver(key, &bytes, &frames);
+            // A member dropped by a write error left its slot to the last
+            // member, which has not been served yet.
+            if self.hub.members().get(i) == Some(&key) {
+                i += 1;
             }
         }
+        frames.clear();
+        self.io.batch.frames = frames;
     }
 
-    /// Writes the scratch output and the queue; then updates write interest,
-    /// backpressure, and the closing sequence.
-    fn flush(&mut self, key: usize) {
+    /// Queues a batch on one member and writes it. Every member sees the
+    /// messages in the order the server received them; with
+    /// `--exclude-sender` a member that published this turn skips its own.
+    fn deliver(&mut self, key: usize, bytes: &Rc<Vec<u8>>, frames: &[(ConnId, Range<usize>)]) {
         let Some(conn) = self.conns.get_mut(key) else {
-            self.io.out.clear();
             return;
         };
-        let res = conn.send(&self.io.out);
-        self.io.out.clear();
-        if self.io.out.capacity() > 4 * OUT_FLUSH_AT {
-            self.io.out = Vec::new();
+        if conn.phase != Phase::Open || conn.session.state() != State::Open {
+            return;
         }
+        let id = conn.id(key);
+        let publisher = !self.cfg.broadcast_to_sender && conn.sent_turn == self.turn;
+        let theirs = if publisher {
+            frames.iter().filter(|(sender, _)| *sender != id).count()
+        } else {
+            frames.len()
+        };
+        if theirs == 0 {
+            return;
+        }
+        let q = conn.out.get_or_insert_with(Default::default);
+        if q.pending() > self.cfg.output_high_water {
+            // Output queued earlier this turn may not have been offered to
+            // the socket yet: judge only what the socket refuses. An error
+            // shows again at the write below.
+            let _ = q.write_to(&mut conn.stream);
+        }
+        if q.pending() > self.cfg.output_high_water {
+            match self.cfg.slow_consumer {
+                SlowConsumerPolicy::Drop => {
+                    self.stats.slow_consumer_drops += theirs as u64;
+                    return;
+                }
+                SlowConsumerPolicy::Close => {
+                    let dropped = q.discard_unstarted();
+                    debug!(
+                        "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
+                    );
+                    self.stats.slow_consumer_cutoffs += 1;
+                    conn.session
+                        .close(close::POLICY, "slow consumer", &mut QueueSink(q));
+                    self.close_timers.arm(self.now, id);
+                }
+            }
+        } else if publisher {
+            let mut from = 0;
+            for (sender, range) in frames {
+                if *sender == id {
+                    q.push_shared(SharedBytes::new(bytes.clone(), from..range.start));
+                    from = range.end;
+                }
+            }
+            q.push_shared(SharedBytes::new(bytes.clone(), from..bytes.len()));
+            self.stats.messages_out += theirs as u64;
+        } else {
+            q.push_shared(SharedBytes::new(bytes.clone(), 0..bytes.len()));
+            self.stats.messages_out += theirs as u64;
+        }
+        self.write_out(key, false);
+    }
+
+    /// Writes the scratch output (this connection's, produced this turn)
+    /// and the queue.
+    fn flush(&mut self, key: usize) {
+        self.write_out(key, true);
+    }
+
+    /// Writes the queue, after the scratch output if `scratch` (only for the
+    /// connection whose input produced it); then updates write interest,
+    /// backpressure, and the closing sequence.
+    fn write_out(&mut self, key: usize, scratch: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            if scratch {
+                self.io.out.clear();
+            }
+            return;
+        };
+        let res = if scratch {
+            let res = conn.send(&self.io.out);
+            self.io.out.clear();
+            if self.io.out.capacity() > 4 * OUT_FLUSH_AT {
+                self.io.out = Vec::new();
+            }
+            res
+        } else {
+            conn.send(&[])
+        };
         match res {
             Ok(n) => self.stats.bytes_out += n as u64,
             Err(e) => return self.io_error(key, &e),
@@ -676,8 +733,6 @@ impl Server {
 
     fn io_error(&mut self, key: usize, e: &io::Error) {
         debug!("conn {key}: {e}");
-        // Output produced for this connection must not reach the next one.
-        self.io.out.clear();
         self.stats.io_errors += 1;
         if let Some(conn) = self.conns.get(key) {
             if conn.phase == Phase::Open && conn.session.state() != State::Closed {
@@ -763,10 +818,11 @@ fn write_503(out: &mut Vec<u8>) {
 /// What the session reports, turned into output.
 struct Sink<'a> {
     out: &'a mut Vec<u8>,
-    broadcasts: &'a mut Vec<Rc<[u8]>>,
+    batch: &'a mut Batch,
     stats: &'a mut Stats,
+    /// The connection whose input is being processed.
+    sender: ConnId,
     mode: Mode,
-    to_sender: bool,
 }
 
 impl Events for Sink<'_> {
@@ -778,13 +834,12 @@ impl Events for Sink<'_> {
                 self.stats.messages_out += 1;
             }
             Mode::Broadcast => {
-                let mut frame = Vec::with_capacity(payload.len() + 10);
-                write_message(&mut frame, kind, payload);
-                if self.to_sender {
-                    self.out.extend_from_slice(&frame);
-                    self.stats.messages_out += 1;
-                }
-                self.broadcasts.push(Rc::from(frame));
+                // Encoded once, into the turn's batch, which every member
+                // (the sender too, unless excluded) gets in the same order.
+                let start = self.batch.bytes.len();
+                write_message(&mut self.batch.bytes, kind, payload);
+                let end = self.batch.bytes.len();
+                self.batch.frames.push((self.sender, start..end));
             }
         }
     }
