@@ -11,7 +11,8 @@
 #
 # Usage: benches/compare.sh [scenario...]   scenarios: echo1 echo16 broadcast idle
 #                                           (default: all)
-# Environment: DURATION (default 5s), ROUNDS (default 3), IDLE_CONNS (10000).
+# Environment: DURATION (default 5s), ROUNDS (default 3), IDLE_CONNS (10000),
+# BROADCAST_RATES (default "2000 10000 20000" messages/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,9 +72,16 @@ for s in "${SCENARIOS[@]}"; do
       load compare --rounds "$ROUNDS" echo -c 100 --depth 16 -s 32 -d "$DURATION" \
         --server-pid "$WSD_PID" --server-pid "$PEER_PID" "$WSD_URL" "$PEER_URL" ;;
     broadcast)
-      echo; echo "== broadcast (wsd only), 1000 subscribers x 32 B"
+      # One wsload thread cannot receive much over 2M deliveries/s, so here
+      # wsload runs two threads on both CPUs: the server's CPU time per
+      # delivery still comes from /proc. Its cost per delivery falls as the
+      # rate rises, because each receiver's writev carries a whole turn.
       start wsd-broadcast "$BIN/wsd" --listen 127.0.0.1:0 --mode broadcast --exclude-sender --log-level warn
-      load broadcast -c 1000 --publishers 1 -R 2000 -s 32 -d "$DURATION" --server-pid "$PID" "$URL" ;;
+      for rate in ${BROADCAST_RATES:-2000 10000 20000}; do
+        echo; echo "== broadcast (wsd only), 1000 subscribers x 32 B, 2 publishers, $rate msg/s"
+        "$BIN/wsload" broadcast -t 2 -c 1000 --publishers 2 -R "$rate" -s 32 -d "$DURATION" \
+          --server-pid "$PID" "$URL"
+      done ;;
     idle)
       echo; echo "== $IDLE_CONNS idle connections"
       load compare --rounds 1 conns -c "$IDLE_CONNS" -d 2s \
