@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Compares wsd with a tokio-tungstenite echo server (current_thread runtime,
-# benches/peers/tungstenite-echo, built here from the crate registry and kept
-# out of the workspace) using `wsload compare`, then measures wsd alone in
-# the scenarios the peer cannot play (broadcast, many idle connections).
+# Compares wsd with tokio-tungstenite echo and broadcast servers
+# (current_thread runtime, benches/peers/tungstenite-peer, built here from the
+# crate registry and kept out of the workspace) using `wsload compare`.
 #
 # The servers run pinned to CPU 0 and wsload to CPU 1 (taskset), so the
 # figure that matters, server CPU time per message from /proc, is not mixed
@@ -28,7 +27,7 @@ command -v taskset >/dev/null || { echo "compare: needs taskset (util-linux)" >&
 echo "== building wsd, wsload and the tokio-tungstenite peer (release)"
 cargo build --release -q -p wsd -p wsload
 PEER_TARGET=${CARGO_TARGET_DIR:-target}/peers
-cargo build --release -q --manifest-path benches/peers/tungstenite-echo/Cargo.toml --target-dir "$PEER_TARGET"
+cargo build --release -q --manifest-path benches/peers/tungstenite-peer/Cargo.toml --target-dir "$PEER_TARGET"
 BIN=${CARGO_TARGET_DIR:-target}/release
 
 PIDS=()
@@ -58,7 +57,7 @@ load() { taskset -c 1 "$BIN/wsload" "$@"; }
 echo "== machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
 start wsd "$BIN/wsd" --listen 127.0.0.1:0 --log-level warn
 WSD_URL=$URL WSD_PID=$PID
-start tungstenite "$PEER_TARGET/release/tungstenite-echo" 127.0.0.1:0
+start tungstenite "$PEER_TARGET/release/tungstenite-peer" 127.0.0.1:0
 PEER_URL=$URL PEER_PID=$PID
 
 for s in "${SCENARIOS[@]}"; do
@@ -73,14 +72,19 @@ for s in "${SCENARIOS[@]}"; do
         --server-pid "$WSD_PID" --server-pid "$PEER_PID" "$WSD_URL" "$PEER_URL" ;;
     broadcast)
       # One wsload thread cannot receive much over 2M deliveries/s, so here
-      # wsload runs two threads on both CPUs: the server's CPU time per
-      # delivery still comes from /proc. Its cost per delivery falls as the
-      # rate rises, because each receiver's writev carries a whole turn.
-      start wsd-broadcast "$BIN/wsd" --listen 127.0.0.1:0 --mode broadcast --exclude-sender --log-level warn
+      # wsload runs two threads on both CPUs: the servers' CPU time per
+      # delivery still comes from /proc. Both servers send a publisher its
+      # own messages too.
+      start wsd-broadcast "$BIN/wsd" --listen 127.0.0.1:0 --mode broadcast --log-level warn
+      BWSD_URL=$URL BWSD_PID=$PID
+      start tungstenite-broadcast "$PEER_TARGET/release/tungstenite-peer" 127.0.0.1:0 --broadcast
+      BPEER_URL=$URL BPEER_PID=$PID
+      # At high rates the peer closes subscribers that lag, so wsload exits
+      # 1; the table says whose errors they are, and the script goes on.
       for rate in ${BROADCAST_RATES:-2000 10000 20000}; do
-        echo; echo "== broadcast (wsd only), 1000 subscribers x 32 B, 2 publishers, $rate msg/s"
-        "$BIN/wsload" broadcast -t 2 -c 1000 --publishers 2 -R "$rate" -s 32 -d "$DURATION" \
-          --server-pid "$PID" "$URL"
+        echo; echo "== broadcast, 1000 subscribers x 32 B, 2 publishers, $rate msg/s"
+        "$BIN/wsload" compare --rounds "$ROUNDS" broadcast -t 2 -c 1000 --publishers 2 -R "$rate" \
+          -s 32 -d "$DURATION" --server-pid "$BWSD_PID" --server-pid "$BPEER_PID" "$BWSD_URL" "$BPEER_URL" || true
       done ;;
     idle)
       echo; echo "== $IDLE_CONNS idle connections"
