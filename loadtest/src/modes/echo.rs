@@ -3,10 +3,9 @@
 
 use wsd::proto::MessageKind;
 
-use super::{count_mismatch, InFlight};
+use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Stamp};
-use crate::stats::ErrorKind;
 use crate::worker::{Cx, Workload};
 
 /// The echo workload for one thread.
@@ -16,33 +15,27 @@ pub struct Echo {
     depth: u32,
     /// Each local connection's id, unique across threads.
     ids: Vec<u32>,
-    flights: Vec<InFlight>,
-    outstanding: u64,
+    flights: Flights,
 }
 
 impl Echo {
     /// Connections with ids `ids`, `depth` messages in flight each.
     pub fn new(codec: Codec, depth: u32, ids: Vec<u32>) -> Echo {
-        let flights = vec![InFlight::default(); ids.len()];
         Echo {
             codec,
             depth,
+            flights: Flights::new(ids.len()),
             ids,
-            flights,
-            outstanding: 0,
         }
     }
 
     fn send(&mut self, idx: usize, out: &mut Vec<u8>, cx: &mut Cx) {
-        let f = &mut self.flights[idx];
         let stamp = Stamp {
             intended_ns: cx.now,
             sent_ns: cx.now,
             id: self.ids[idx],
-            seq: f.next_seq,
+            seq: self.flights.send(idx),
         };
-        f.next_seq += 1;
-        self.outstanding += 1;
         self.codec.write(out, &stamp);
         cx.sent();
     }
@@ -69,9 +62,9 @@ impl Workload for Echo {
         out: &mut Vec<u8>,
         cx: &mut Cx,
     ) {
-        let had = self.flights[idx].outstanding();
-        let result = self.flights[idx].reply(&self.codec, self.ids[idx], kind, payload);
-        self.outstanding -= had - self.flights[idx].outstanding();
+        let (result, had) = self
+            .flights
+            .reply(idx, &self.codec, self.ids[idx], kind, payload);
         match result {
             Ok(stamp) => cx.received(payload.len(), Some(cx.now.saturating_sub(stamp.sent_ns))),
             Err(m) => count_mismatch(cx, idx, m, payload.len()),
@@ -86,22 +79,14 @@ impl Workload for Echo {
     }
 
     fn on_lost(&mut self, idx: usize, cx: &mut Cx) {
-        let n = self.flights[idx].abandon();
-        self.outstanding -= n;
-        if n > 0 {
-            cx.error(ErrorKind::Unanswered, n, || {
-                format!("connection {idx} ended with {n} messages unanswered")
-            });
-        }
+        self.flights.lose(idx, cx);
     }
 
     fn drained(&self) -> bool {
-        self.outstanding == 0
+        self.flights.drained()
     }
 
     fn finish(&mut self, cx: &mut Cx) {
-        for idx in 0..self.flights.len() {
-            self.on_lost(idx, cx);
-        }
+        self.flights.finish(cx);
     }
 }

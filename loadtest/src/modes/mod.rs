@@ -58,6 +58,73 @@ impl InFlight {
     }
 }
 
+/// Every connection's messages in flight, and how many in all (the run is
+/// drained when none are left).
+#[derive(Clone, Debug)]
+pub struct Flights {
+    each: Vec<InFlight>,
+    outstanding: u64,
+}
+
+impl Flights {
+    /// `n` connections, nothing in flight.
+    pub fn new(n: usize) -> Flights {
+        Flights {
+            each: vec![InFlight::default(); n],
+            outstanding: 0,
+        }
+    }
+
+    /// Takes the next sequence number of connection `idx`: one more in flight.
+    pub fn send(&mut self, idx: usize) -> u64 {
+        let f = &mut self.each[idx];
+        let seq = f.next_seq;
+        f.next_seq += 1;
+        self.outstanding += 1;
+        seq
+    }
+
+    /// Checks a reply on connection `idx` (see [`InFlight::reply`]); also
+    /// returns how many were in flight on it before.
+    pub fn reply(
+        &mut self,
+        idx: usize,
+        codec: &Codec,
+        id: u32,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> (Result<Stamp, Mismatch>, u64) {
+        let f = &mut self.each[idx];
+        let had = f.outstanding();
+        let result = f.reply(codec, id, kind, payload);
+        self.outstanding -= had - f.outstanding();
+        (result, had)
+    }
+
+    /// Connection `idx` is gone: what it had in flight is counted unanswered.
+    pub fn lose(&mut self, idx: usize, cx: &mut Cx) {
+        let n = self.each[idx].abandon();
+        self.outstanding -= n;
+        if n > 0 {
+            cx.error(ErrorKind::Unanswered, n, || {
+                format!("connection {idx} ended with {n} messages unanswered")
+            });
+        }
+    }
+
+    /// Whether every message was answered.
+    pub fn drained(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// The run is over: whatever is in flight is unanswered.
+    pub fn finish(&mut self, cx: &mut Cx) {
+        for idx in 0..self.each.len() {
+            self.lose(idx, cx);
+        }
+    }
+}
+
 /// Counts a mismatched reply.
 pub fn count_mismatch(cx: &mut Cx, idx: usize, m: Mismatch, bytes: usize) {
     cx.received(bytes, None);

@@ -5,10 +5,9 @@
 
 use wsd::proto::MessageKind;
 
-use super::{count_mismatch, InFlight};
+use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Stamp};
-use crate::stats::ErrorKind;
 use crate::worker::{Cx, Workload};
 
 /// Unsent output above which a connection is passed over for the next
@@ -81,12 +80,11 @@ impl Schedule {
 pub struct Rate {
     codec: Codec,
     ids: Vec<u32>,
-    flights: Vec<InFlight>,
+    flights: Flights,
     /// This thread's share of the total rate.
     rate: f64,
     schedule: Option<Schedule>,
     order: Vec<usize>,
-    outstanding: u64,
     /// The messages due in a tick, reused so ticks do not allocate.
     due: Vec<(usize, u64)>,
 }
@@ -94,15 +92,13 @@ pub struct Rate {
 impl Rate {
     /// Connections with ids `ids` sharing `rate` messages per second.
     pub fn new(codec: Codec, rate: f64, ids: Vec<u32>) -> Rate {
-        let flights = vec![InFlight::default(); ids.len()];
         Rate {
             codec,
+            flights: Flights::new(ids.len()),
             ids,
-            flights,
             rate,
             schedule: None,
             order: Vec::new(),
-            outstanding: 0,
             due: Vec::new(),
         }
     }
@@ -124,9 +120,9 @@ impl Workload for Rate {
         _: &mut Vec<u8>,
         cx: &mut Cx,
     ) {
-        let had = self.flights[idx].outstanding();
-        let result = self.flights[idx].reply(&self.codec, self.ids[idx], kind, payload);
-        self.outstanding -= had - self.flights[idx].outstanding();
+        let (result, _) = self
+            .flights
+            .reply(idx, &self.codec, self.ids[idx], kind, payload);
         match result {
             Ok(stamp) => {
                 let corrected = cx.now.saturating_sub(stamp.intended_ns);
@@ -149,7 +145,6 @@ impl Workload for Rate {
             codec,
             ids,
             flights,
-            outstanding,
             order,
             due,
             ..
@@ -168,15 +163,12 @@ impl Workload for Rate {
             let Some(conn) = conns[idx].as_mut() else {
                 continue;
             };
-            let f = &mut flights[idx];
             let stamp = Stamp {
                 intended_ns: intended,
                 sent_ns: now,
                 id: ids[idx],
-                seq: f.next_seq,
+                seq: flights.send(idx),
             };
-            f.next_seq += 1;
-            *outstanding += 1;
             codec.write(conn.out(), &stamp);
             cx.sent();
             cx.dirty.push(idx);
@@ -185,24 +177,16 @@ impl Workload for Rate {
     }
 
     fn on_lost(&mut self, idx: usize, cx: &mut Cx) {
-        let n = self.flights[idx].abandon();
-        self.outstanding -= n;
+        self.flights.lose(idx, cx);
         self.order.retain(|&i| i != idx);
-        if n > 0 {
-            cx.error(ErrorKind::Unanswered, n, || {
-                format!("connection {idx} ended with {n} messages unanswered")
-            });
-        }
     }
 
     fn drained(&self) -> bool {
-        self.outstanding == 0
+        self.flights.drained()
     }
 
     fn finish(&mut self, cx: &mut Cx) {
-        for idx in 0..self.flights.len() {
-            self.on_lost(idx, cx);
-        }
+        self.flights.finish(cx);
     }
 }
 
