@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod net;
 pub mod proto;
