@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use wsd::proto::frame::{
     decode_header, encode_header, write_frame, write_masked_frame, OpCode, Parsing,
 };
-use wsd::proto::handshake::{accept_key, parse_request, write_accept};
+use wsd::proto::handshake::{accept_key, parse_request, write_accept, Head};
 use wsd::proto::mask::apply_mask;
 use wsd::proto::utf8::Utf8Validator;
 use wsd::proto::{Events, Limits, MessageKind, Role, Session};
@@ -228,7 +228,10 @@ fn handshake(c: &mut Criterion) {
         Cache-Control: no-cache\r\n\
         Upgrade: websocket\r\n\r\n";
     let key = match parse_request(request, 8 << 10) {
-        Ok(Parsing::Done { value, .. }) => value.key,
+        Ok(Parsing::Done {
+            value: Head::Upgrade(req),
+            ..
+        }) => req.key,
         other => panic!("request did not parse: {other:?}"),
     };
     assert_eq!(&accept_key(key), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -243,8 +246,12 @@ fn handshake(c: &mut Criterion) {
     g.bench_function("parse_and_accept", |b| {
         b.iter(|| {
             out.clear();
-            if let Ok(Parsing::Done { value, .. }) = parse_request(black_box(request), 8 << 10) {
-                write_accept(&mut out, value.key, None);
+            if let Ok(Parsing::Done {
+                value: Head::Upgrade(req),
+                ..
+            }) = parse_request(black_box(request), 8 << 10)
+            {
+                write_accept(&mut out, req.key, None);
             }
             out.len()
         })

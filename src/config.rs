@@ -29,12 +29,17 @@ pub enum SlowConsumerPolicy {
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The address to listen on.
-    pub listen: SocketAddr,
+    /// The addresses to listen on (IPv4 and IPv6 alike), at least one.
+    pub listen: Vec<SocketAddr>,
     /// Echo or broadcast.
     pub mode: Mode,
     /// In broadcast mode, whether the sender gets its own messages too.
+    /// (The request path picks the room a client joins.)
     pub broadcast_to_sender: bool,
+    /// Subprotocols to accept; the first one the client offers wins.
+    pub protocols: Vec<String>,
+    /// Origins allowed to connect; empty allows all. Others get 403.
+    pub allowed_origins: Vec<String>,
     /// Message, frame and fragment limits.
     pub limits: Limits,
     /// Open connections at most; more are answered 503 and closed.
@@ -46,6 +51,16 @@ pub struct Config {
     /// How long a closing connection may take to flush, answer our Close,
     /// and close its end before it is dropped.
     pub close_timeout: Duration,
+    /// Close (1001) a connection that sent no message for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Ping a connection from which nothing arrived for this long, and close
+    /// it (1001) if still nothing arrives in as long again.
+    pub ping_interval: Option<Duration>,
+    /// On a graceful shutdown, how long to wait for clients to answer the
+    /// Close 1001 before exiting anyway.
+    pub drain_timeout: Duration,
+    /// Log a one-line summary this often.
+    pub stats_interval: Option<Duration>,
     /// Unsent output above which a connection stops being read (its own
     /// replies back up) or, for broadcast, counts as a slow consumer.
     pub output_high_water: usize,
@@ -62,14 +77,20 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
             mode: Mode::Echo,
             broadcast_to_sender: true,
+            protocols: Vec::new(),
+            allowed_origins: Vec::new(),
             limits: Limits::default(),
             max_connections: 100_000,
             max_header_bytes: 8 << 10,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            ping_interval: None,
+            drain_timeout: Duration::from_secs(5),
+            stats_interval: None,
             output_high_water: 4 << 20,
             output_low_water: 1 << 20,
             slow_consumer: SlowConsumerPolicy::Close,

@@ -1,46 +1,148 @@
-//! Broadcast membership: the set of connections a message fans out to.
+//! Broadcast rooms: which connections a message fans out to.
 //!
-//! Join and leave are O(1): members live in a dense vector and a leaving
-//! member's place is taken by the last one, whose owner is told its new slot.
-//! The frame itself is encoded once by the caller and shared (`Rc<[u8]>`)
-//! by every receiver's output queue.
+//! In broadcast mode the request path (without its query) names the room a
+//! client joins; `/` and `/chat` are different rooms. Join and leave are
+//! O(1): a room's members live in a dense vector and a leaving member's
+//! place is taken by the last one, whose owner is told its new slot. A room
+//! exists while it has members. Each room also collects the turn's
+//! messages for it in a [`Batch`], encoded once.
 
-/// The open connections, by slab key.
+use std::collections::HashMap;
+use std::ops::Range;
+
+use slab::Slab;
+
+use crate::net::timer::ConnId;
+
+/// A turn's broadcast messages for one room, encoded once and back to
+/// back, fanned out at the end of the turn as one shared buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The encoded frames.
+    pub bytes: Vec<u8>,
+    /// Each frame's sender and where the frame is in `bytes`.
+    pub frames: Vec<(ConnId, Range<usize>)>,
+}
+
+#[derive(Debug)]
+struct Room {
+    name: Box<str>,
+    members: Vec<usize>,
+    batch: Batch,
+}
+
+/// Where a connection sits: its room and its slot in the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seat {
+    /// The room's id.
+    pub room: u32,
+    /// The member's slot in the room.
+    pub slot: u32,
+}
+
+/// The rooms.
 #[derive(Debug, Default)]
 pub struct Hub {
-    members: Vec<usize>,
+    rooms: Slab<Room>,
+    by_name: HashMap<Box<str>, usize>,
+    /// Rooms whose batch has frames this turn.
+    active: Vec<u32>,
 }
 
 impl Hub {
-    /// Adds `key`; returns its slot, to be given back to [`Hub::leave`].
-    pub fn join(&mut self, key: usize) -> usize {
-        self.members.push(key);
-        self.members.len() - 1
+    /// Adds connection `key` to the room `name`, creating the room if needed.
+    pub fn join(&mut self, name: &str, key: usize) -> Seat {
+        let id = match self.by_name.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.rooms.insert(Room {
+                    name: name.into(),
+                    members: Vec::new(),
+                    batch: Batch::default(),
+                });
+                self.by_name.insert(name.into(), id);
+                id
+            }
+        };
+        let members = &mut self.rooms[id].members;
+        members.push(key);
+        Seat {
+            // Room ids and slots are bounded by the connection count.
+            room: id as u32,
+            slot: (members.len() - 1) as u32,
+        }
     }
 
-    /// Removes the member in `slot`. Returns the key of the member that was
-    /// moved into `slot` to fill the hole, whose slot is now `slot`.
-    pub fn leave(&mut self, slot: usize) -> Option<usize> {
-        if slot >= self.members.len() {
+    /// Removes the member in `seat`. Returns the key of the member moved
+    /// into its slot, whose seat is now `seat`. An emptied room goes away.
+    pub fn leave(&mut self, seat: Seat) -> Option<usize> {
+        let room = self.rooms.get_mut(seat.room as usize)?;
+        let slot = seat.slot as usize;
+        if slot >= room.members.len() {
             return None;
         }
-        self.members.swap_remove(slot);
-        self.members.get(slot).copied()
+        room.members.swap_remove(slot);
+        let moved = room.members.get(slot).copied();
+        if room.members.is_empty() {
+            let room = self.rooms.remove(seat.room as usize);
+            self.by_name.remove(&room.name);
+        }
+        moved
     }
 
-    /// The members' keys.
-    pub fn members(&self) -> &[usize] {
-        &self.members
+    /// The members of room `id` (empty if there is no such room).
+    pub fn members(&self, id: u32) -> &[usize] {
+        self.rooms.get(id as usize).map_or(&[], |r| &r.members)
     }
 
-    /// How many members there are.
-    pub fn len(&self) -> usize {
-        self.members.len()
+    /// How many rooms have members.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
     }
 
-    /// Whether there are no members.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+    /// The batch of room `id`, for the session to encode a message into;
+    /// marks the room active for this turn.
+    pub fn batch(&mut self, id: u32) -> Option<&mut Batch> {
+        let room = self.rooms.get_mut(id as usize)?;
+        if room.batch.frames.is_empty() {
+            self.active.push(id);
+        }
+        Some(&mut room.batch)
+    }
+
+    /// Bytes batched for room `id` this turn.
+    pub fn batched(&self, id: u32) -> usize {
+        self.rooms
+            .get(id as usize)
+            .map_or(0, |r| r.batch.bytes.len())
+    }
+
+    /// Takes the batch of room `id`, leaving an empty one with room for as
+    /// much as this one held (up to `cap`).
+    pub fn take_batch(&mut self, id: u32, cap: usize) -> Batch {
+        match self.rooms.get_mut(id as usize) {
+            Some(room) => {
+                let next = Batch {
+                    bytes: Vec::with_capacity(room.batch.bytes.len().min(cap)),
+                    frames: Vec::with_capacity(room.batch.frames.len()),
+                };
+                std::mem::replace(&mut room.batch, next)
+            }
+            None => Batch::default(),
+        }
+    }
+
+    /// Takes the list of rooms with frames this turn.
+    pub fn take_active(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.active)
+    }
+
+    /// Gives back the (emptied) active list, to keep its capacity.
+    pub fn restore_active(&mut self, mut list: Vec<u32>) {
+        list.clear();
+        if self.active.is_empty() {
+            self.active = list;
+        }
     }
 }
 
@@ -51,14 +153,52 @@ mod tests {
     #[test]
     fn leave_moves_the_last_member_into_the_hole() {
         let mut hub = Hub::default();
-        let slots: Vec<usize> = (10..15).map(|k| hub.join(k)).collect();
-        assert_eq!(slots, [0, 1, 2, 3, 4]);
-        assert_eq!(hub.leave(1), Some(14));
-        assert_eq!(hub.members(), [10, 14, 12, 13]);
+        let seats: Vec<Seat> = (10..15).map(|k| hub.join("/", k)).collect();
+        assert_eq!(
+            seats.iter().map(|s| s.slot).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let room = seats[0].room;
+        assert_eq!(hub.leave(seats[1]), Some(14));
+        assert_eq!(hub.members(room), [10, 14, 12, 13]);
         // Leaving from the end moves nobody.
-        assert_eq!(hub.leave(3), None);
-        assert_eq!(hub.members(), [10, 14, 12]);
-        assert_eq!(hub.leave(7), None);
-        assert_eq!(hub.len(), 3);
+        assert_eq!(hub.leave(Seat { room, slot: 3 }), None);
+        assert_eq!(hub.members(room), [10, 14, 12]);
+        assert_eq!(hub.leave(Seat { room, slot: 7 }), None);
+    }
+
+    #[test]
+    fn rooms_are_separate_and_go_away_when_empty() {
+        let mut hub = Hub::default();
+        let a = hub.join("/", 1);
+        let b = hub.join("/chat", 2);
+        let c = hub.join("/chat", 3);
+        assert_ne!(a.room, b.room);
+        assert_eq!(b.room, c.room);
+        assert_eq!(hub.rooms(), 2);
+        assert_eq!(hub.members(b.room), [2, 3]);
+        hub.leave(a);
+        assert_eq!(hub.rooms(), 1);
+        assert!(hub.members(a.room).is_empty() || a.room == b.room);
+        // The name can be joined again: a fresh room.
+        let again = hub.join("/", 4);
+        assert_eq!(hub.members(again.room), [4]);
+    }
+
+    #[test]
+    fn a_room_is_active_once_per_turn() {
+        let mut hub = Hub::default();
+        let s = hub.join("/", 1);
+        let sender = ConnId { key: 1, gen: 1 };
+        for _ in 0..3 {
+            let b = hub.batch(s.room).unwrap();
+            b.bytes.extend_from_slice(b"xy");
+            b.frames.push((sender, 0..2));
+        }
+        assert_eq!(hub.take_active(), [s.room]);
+        assert_eq!(hub.batched(s.room), 6);
+        let batch = hub.take_batch(s.room, 1024);
+        assert_eq!(batch.frames.len(), 3);
+        assert_eq!(hub.batched(s.room), 0);
     }
 }

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
-use wsd::{Config, Mode, Server, SlowConsumerPolicy};
+use wsd::{Config, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
 
 /// A WebSocket (RFC 6455) echo and broadcast server.
 ///
@@ -16,17 +18,29 @@ use wsd::{Config, Mode, Server, SlowConsumerPolicy};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Address and port to listen on.
+    /// Address and port to listen on; repeat for more (e.g. IPv4 and IPv6:
+    /// --listen 0.0.0.0:9001 --listen [::]:9001).
     #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR:PORT")]
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
 
     /// echo: each message back to its sender; broadcast: to every client.
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
     mode: ModeArg,
 
-    /// Broadcast mode: do not send a client its own messages.
+    /// Broadcast mode: do not send a client its own messages. (The request
+    /// path picks the room: /chat and /news are separate rooms.)
     #[arg(long)]
     exclude_sender: bool,
+
+    /// A subprotocol to accept (repeatable); the first one the client
+    /// offers that is listed here is chosen.
+    #[arg(long = "protocol", value_name = "NAME")]
+    protocols: Vec<String>,
+
+    /// An Origin allowed to connect (repeatable), e.g. https://example.com.
+    /// When given, other and missing Origins are answered 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
 
     /// Largest message, counted across fragments; larger closes with 1009.
     #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
@@ -55,6 +69,25 @@ struct Args {
     /// Time a closing connection has to flush and close its end before it is dropped.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     close_timeout: Duration,
+
+    /// Close (1001) connections that send no message for this long. Off by default.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    idle_timeout: Option<Duration>,
+
+    /// Ping connections quiet for this long; close (1001) those that stay
+    /// silent as long again. Off by default.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    ping_interval: Option<Duration>,
+
+    /// On SIGINT/SIGTERM, how long to wait for clients to answer Close 1001
+    /// before exiting anyway. A second signal exits at once.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    drain_timeout: Duration,
+
+    /// Log a one-line summary (connections, messages and bytes per second,
+    /// closes by code) this often.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    stats_interval: Option<Duration>,
 
     /// Unsent output per connection above which it is not read (echo) or is a
     /// slow consumer (broadcast).
@@ -112,13 +145,25 @@ impl Args {
         {
             return Err("limits must be above zero".into());
         }
+        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
+        if zero(self.idle_timeout) || zero(self.ping_interval) || zero(self.stats_interval) {
+            return Err("--idle-timeout, --ping-interval and --stats-interval must be above zero (leave them out to turn them off)".into());
+        }
+        if self.listen.len() > wsd::net::reactor::MAX_LISTENERS {
+            return Err(format!(
+                "at most {} --listen addresses",
+                wsd::net::reactor::MAX_LISTENERS
+            ));
+        }
         Ok(Config {
-            listen: self.listen,
+            listen: self.listen.clone(),
             mode: match self.mode {
                 ModeArg::Echo => Mode::Echo,
                 ModeArg::Broadcast => Mode::Broadcast,
             },
             broadcast_to_sender: !self.exclude_sender,
+            protocols: self.protocols.clone(),
+            allowed_origins: self.allow_origins.clone(),
             limits: Limits {
                 max_message: self.max_message,
                 max_frame: self.max_frame,
@@ -128,6 +173,10 @@ impl Args {
             max_header_bytes: self.max_header,
             handshake_timeout: self.handshake_timeout,
             close_timeout: self.close_timeout,
+            idle_timeout: self.idle_timeout,
+            ping_interval: self.ping_interval,
+            drain_timeout: self.drain_timeout,
+            stats_interval: self.stats_interval,
             output_high_water: self.output_high_water,
             output_low_water: self.output_low_water,
             slow_consumer: match self.slow_consumer {
@@ -180,6 +229,28 @@ fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
+/// SIGINT and SIGTERM drain the server gracefully; a second one exits at
+/// once. The thread only waits for signals: all I/O stays on the reactor.
+fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("wsd-signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {sig}: draining (again to exit at once)");
+                    handle.drain();
+                } else {
+                    log::warn!("signal {sig} again: exiting now");
+                    std::process::exit(128 + sig);
+                }
+            }
+        })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let level = args
@@ -200,18 +271,25 @@ fn main() -> ExitCode {
     let mut server = match Server::bind(cfg.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("wsd: cannot listen on {}: {e}", cfg.listen);
+            let addrs: Vec<String> = cfg.listen.iter().map(ToString::to_string).collect();
+            eprintln!("wsd: cannot listen on {}: {e}", addrs.join(", "));
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = handle_signals(server.shutdown_handle()) {
+        eprintln!("wsd: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
     let mode = match cfg.mode {
         Mode::Echo => "echo",
         Mode::Broadcast => "broadcast",
     };
-    println!(
-        "wsd listening on ws://{} ({mode} mode)",
-        server.local_addr()
-    );
+    let urls: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|a| format!("ws://{a}"))
+        .collect();
+    println!("wsd listening on {} ({mode} mode)", urls.join(", "));
     let _ = std::io::stdout().flush();
     log::debug!("open-file limit {fds}; config {cfg:?}");
     match server.run() {

@@ -7,6 +7,7 @@ use mio::net::TcpStream;
 
 use super::buffer::{OutQueue, ReadBuf};
 use super::timer::ConnId;
+use crate::hub::Seat;
 use crate::proto::{Events, MessageKind, Role, Session};
 
 /// Where a connection stands at the TCP level.
@@ -46,8 +47,14 @@ pub struct Connection {
     pub out: Option<Box<OutQueue>>,
     /// Generation, against slab key reuse.
     pub gen: u32,
-    /// Position in the broadcast hub, while a member.
-    pub hub_slot: Option<u32>,
+    /// Room and slot in the broadcast hub, while a member.
+    pub seat: Option<Seat>,
+    /// When bytes last arrived (reactor milliseconds, wrapping): keepalive.
+    pub seen_at: u32,
+    /// When a message last arrived (reactor milliseconds, wrapping): idle timeout.
+    pub message_at: u32,
+    /// A keepalive ping was sent and nothing has arrived since.
+    pub awaiting_pong: bool,
     /// Registered for writable events (only while output is pending).
     pub writable_interest: bool,
     /// Reading is paused until output drains below the low watermark.
@@ -67,7 +74,10 @@ impl Connection {
             rbuf: ReadBuf::default(),
             out: None,
             gen,
-            hub_slot: None,
+            seat: None,
+            seen_at: 0,
+            message_at: 0,
+            awaiting_pong: false,
             writable_interest: false,
             paused: false,
             sent_turn: u32::MAX,

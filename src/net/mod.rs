@@ -5,4 +5,5 @@ pub mod buffer;
 pub mod conn;
 pub mod listener;
 pub mod reactor;
+pub mod stats;
 pub mod timer;

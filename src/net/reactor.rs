@@ -12,13 +12,18 @@
 //! and a connection that still has input but used its budget, or that was
 //! paused for backpressure and has drained, is put on a ready list and
 //! visited next turn without waiting for a new edge.
+//!
+//! Requests that are not WebSocket upgrades are answered by
+//! [`crate::http`] (health, metrics, the page) on the same port. A
+//! [`ShutdownHandle`] stops the loop at once or drains it: no new
+//! connections, Close 1001 to every client, and return once they have all
+//! closed or the drain timeout passed.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,15 +35,26 @@ use slab::Slab;
 use super::buffer::{BufPool, SharedBytes, READ_CHUNK};
 use super::conn::{Connection, Phase, QueueSink};
 use super::listener;
-use super::timer::{ConnId, TimerQueue};
+pub use super::stats::Stats;
+use super::stats::Throttle;
+use super::timer::{ConnId, Deadlines, TimerQueue};
 use crate::config::{Config, Mode, SlowConsumerPolicy};
+use crate::http;
 use crate::hub::Hub;
-use crate::proto::handshake::{self, HandshakeError};
+use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::session::write_message;
 use crate::proto::{close, Events, MessageKind, Parsing, State};
 
-const LISTENER: Token = Token(usize::MAX);
-const WAKER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+
+/// Listener `i`'s token: counted down from just below the waker's, far
+/// above any slab key.
+fn listener_token(i: usize) -> Token {
+    Token(usize::MAX - 1 - i)
+}
+
+/// The most listening sockets one server takes.
+pub const MAX_LISTENERS: usize = 64;
 
 /// Reads one connection may do per turn before others get a go.
 const READ_BUDGET: usize = 16;
@@ -58,55 +74,30 @@ const BATCH_LIMIT: usize = 256 << 10;
 /// Scratch output above which it is written out before reading more.
 const OUT_FLUSH_AT: usize = 256 << 10;
 
-/// Counters of everything the server did and refused.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Connections accepted (refusals not counted).
-    pub accepted: u64,
-    /// Connections answered 503 because `max_connections` were open.
-    pub refused_max_connections: u64,
-    /// Errors from accept (EMFILE and the like); accepting backs off.
-    pub accept_errors: u64,
-    /// Handshakes answered 101.
-    pub handshakes: u64,
-    /// Handshakes refused, by HTTP status (400, 405, 408, 426, 431).
-    pub handshake_failures: BTreeMap<u16, u64>,
-    /// Messages received.
-    pub messages_in: u64,
-    /// Messages sent (broadcast: one per receiver).
-    pub messages_out: u64,
-    /// Bytes read from sockets.
-    pub bytes_in: u64,
-    /// Bytes written to sockets.
-    pub bytes_out: u64,
-    /// Connections failed for a protocol error.
-    pub protocol_errors: u64,
-    /// Closing handshakes by close code (sent or received).
-    pub closes: BTreeMap<u16, u64>,
-    /// Connections that ended without a closing handshake.
-    pub abnormal_closes: u64,
-    /// Closing connections dropped because the close timeout passed.
-    pub close_timeouts: u64,
-    /// Slow broadcast consumers cut off (policy `close`).
-    pub slow_consumer_cutoffs: u64,
-    /// Broadcast messages skipped for slow consumers (policy `drop`).
-    pub slow_consumer_drops: u64,
-    /// Connections ended by a socket error.
-    pub io_errors: u64,
-}
+const RUN: u8 = 0;
+const DRAIN: u8 = 1;
+const STOP: u8 = 2;
 
-/// Stops a running [`Server`] from another thread.
+/// Stops a running [`Server`] from another thread (a signal handler's, say).
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    control: Arc<AtomicU8>,
 }
 
 impl ShutdownHandle {
-    /// Asks the server to return from [`Server::run`].
-    pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::Release);
+    /// Asks for a graceful shutdown: stop accepting, send Close 1001
+    /// (going away) to every client, and return from [`Server::run`] once
+    /// they have all closed or the drain timeout has passed.
+    pub fn drain(&self) {
+        self.control.fetch_max(DRAIN, Ordering::AcqRel);
         // A failed wake leaves the loop to notice at its next wakeup.
+        let _ = self.waker.wake();
+    }
+
+    /// Asks [`Server::run`] to return at once.
+    pub fn shutdown(&self) {
+        self.control.store(STOP, Ordering::Release);
         let _ = self.waker.wake();
     }
 }
@@ -117,34 +108,26 @@ struct Io {
     read: Box<[u8]>,
     /// Output produced while handling one connection's input.
     out: Vec<u8>,
-    /// This turn's broadcast messages.
-    batch: Batch,
     pool: BufPool,
-}
-
-/// A turn's broadcast messages, encoded once and back to back, fanned out at
-/// the end of the turn as one shared buffer: each receiver gets one queue
-/// entry and one `writev` for the whole turn, however many messages.
-#[derive(Debug, Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    /// Each frame's sender and where the frame is in `bytes`.
-    frames: Vec<(ConnId, Range<usize>)>,
 }
 
 /// A WebSocket server: a listener, a slab of connections, one thread.
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<TcpListener>,
+    local_addrs: Vec<SocketAddr>,
     waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    control: Arc<AtomicU8>,
     cfg: Config,
     conns: Slab<Connection>,
     hub: Hub,
     io: Io,
     handshake_timers: TimerQueue,
     close_timers: TimerQueue,
+    /// Keepalive and idle checks (only with those features on).
+    keepalive: Deadlines,
+    /// Expired keepalive entries, reused.
+    due: Vec<ConnId>,
     /// Connections to read again this turn without a new readiness edge.
     ready: Vec<ConnId>,
     /// The other half of `ready`'s double-buffering.
@@ -155,25 +138,55 @@ pub struct Server {
     closing: usize,
     next_gen: u32,
     accept_paused_until: Option<Instant>,
+    /// When draining, the time to give up waiting for clients.
+    drain_until: Option<Instant>,
+    started: Instant,
     now: Instant,
+    /// `now` in milliseconds since `started`.
+    now_ms: u64,
     stats: Stats,
+    /// The next summary line, and the counters at the last one.
+    next_summary: Option<Instant>,
+    summarized: (Instant, Stats),
+    /// Log lines about refused and misbehaving clients.
+    throttle: Throttle,
 }
 
 impl Server {
-    /// Binds the listener and sets up the reactor.
+    /// Binds the listeners and sets up the reactor.
     pub fn bind(cfg: Config) -> io::Result<Server> {
+        if cfg.listen.is_empty() || cfg.listen.len() > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("between 1 and {MAX_LISTENERS} listen addresses"),
+            ));
+        }
         let poll = Poll::new()?;
-        let mut listener = listener::bind(cfg.listen, cfg.backlog, cfg.reuse_port)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut listeners = Vec::new();
+        let mut local_addrs = Vec::new();
+        for (i, addr) in cfg.listen.iter().enumerate() {
+            let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port)?;
+            poll.registry()
+                .register(&mut l, listener_token(i), Interest::READABLE)?;
+            local_addrs.push(l.local_addr()?);
+            listeners.push(l);
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let local_addr = listener.local_addr()?;
+        let now = Instant::now();
+        // Keepalive deadlines are checked a tenth of the shortest interval
+        // late at most.
+        let shortest = [cfg.idle_timeout, cfg.ping_interval]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        let granularity = (shortest.as_millis() / 10).clamp(10, 1000);
         Ok(Server {
             poll,
-            listener,
-            local_addr,
+            listeners,
+            local_addrs,
             waker,
-            stop: Arc::new(AtomicBool::new(false)),
+            control: Arc::new(AtomicU8::new(RUN)),
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
@@ -182,33 +195,46 @@ impl Server {
             io: Io {
                 read: vec![0u8; READ_CHUNK].into_boxed_slice(),
                 out: Vec::new(),
-                batch: Batch::default(),
                 pool: BufPool::new(64),
             },
             handshake_timers: TimerQueue::new(cfg.handshake_timeout),
             close_timers: TimerQueue::new(cfg.close_timeout),
+            keepalive: Deadlines::new(granularity as u64),
+            due: Vec::new(),
             ready: Vec::new(),
             turn: 0,
             spare: Vec::new(),
             closing: 0,
             next_gen: 0,
             accept_paused_until: None,
-            now: Instant::now(),
+            drain_until: None,
+            started: now,
+            now,
+            now_ms: 0,
             stats: Stats::default(),
+            next_summary: cfg.stats_interval.map(|d| now + d),
+            summarized: (now, Stats::default()),
+            throttle: Throttle::new(10),
             cfg,
         })
     }
 
-    /// The address the listener is bound to (the real port if 0 was asked).
+    /// The address the first listener is bound to (the real port if 0 was
+    /// asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
     }
 
-    /// A handle that stops [`Server::run`] from another thread.
+    /// The addresses of every listener, in the order configured.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// A handle that stops or drains [`Server::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             waker: self.waker.clone(),
-            stop: self.stop.clone(),
+            control: self.control.clone(),
         }
     }
 
@@ -222,23 +248,34 @@ impl Server {
         self.conns.len()
     }
 
-    /// Runs the loop until a [`ShutdownHandle`] stops it. Only a failure of
-    /// the poller itself ends it with an error; per-connection and accept
-    /// errors are counted and handled.
+    /// Runs the loop until a [`ShutdownHandle`] stops it, or a drain it
+    /// asked for is over. Only a failure of the poller itself ends it with
+    /// an error; per-connection and accept errors are counted and handled.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = mio::Events::with_capacity(1024);
-        while !self.stop.load(Ordering::Acquire) {
+        loop {
+            match self.control.load(Ordering::Acquire) {
+                STOP => return Ok(()),
+                DRAIN if self.drain_until.is_none() => self.begin_drain(),
+                _ => {}
+            }
+            if let Some(until) = self.drain_until {
+                if self.conns.is_empty() || self.now >= until {
+                    info!("drained; {} connections left", self.conns.len());
+                    return Ok(());
+                }
+            }
             let timeout = self.poll_timeout();
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.now = Instant::now();
+            self.tick();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
                     WAKER => {}
+                    Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
                     Token(key) => {
                         let closed = ev.is_read_closed() || ev.is_error();
                         if ev.is_readable() || closed {
@@ -251,7 +288,56 @@ impl Server {
             }
             self.end_turn();
         }
-        Ok(())
+    }
+
+    fn tick(&mut self) {
+        self.now = Instant::now();
+        self.now_ms = self
+            .now
+            .duration_since(self.started)
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// The reactor clock as connections store it: milliseconds, wrapping
+    /// every 49 days (intervals compared are far shorter).
+    fn now_ms32(&self) -> u32 {
+        self.now_ms as u32
+    }
+
+    /// Stops accepting, says Close 1001 to every open client, drops those
+    /// still in their handshake, and starts the drain deadline.
+    fn begin_drain(&mut self) {
+        info!(
+            "draining {} connections (at most {:?})",
+            self.conns.len(),
+            self.cfg.drain_timeout
+        );
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.accept_paused_until = None;
+        self.drain_until = Some(self.now + self.cfg.drain_timeout);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            match conn.phase {
+                Phase::Handshake => self.drop_conn(key),
+                Phase::Open => {
+                    let q = conn.out.get_or_insert_with(Default::default);
+                    conn.session.close(
+                        close::GOING_AWAY,
+                        "server shutting down",
+                        &mut QueueSink(q),
+                    );
+                    self.write_out(key, false);
+                }
+                Phase::Closing | Phase::Draining => {}
+            }
+        }
     }
 
     /// How long the poll may sleep: not at all if connections wait on the
@@ -260,10 +346,17 @@ impl Server {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
         }
+        let keepalive = self
+            .keepalive
+            .next()
+            .map(|ms| self.started + Duration::from_millis(ms));
         let next = [
             self.handshake_timers.next(),
             self.close_timers.next(),
             self.accept_paused_until,
+            keepalive,
+            self.drain_until,
+            self.next_summary,
         ]
         .into_iter()
         .flatten()
@@ -289,7 +382,7 @@ impl Server {
         }
         self.spare = ready;
 
-        self.now = Instant::now();
+        self.tick();
         while let Some(id) = self.handshake_timers.expired(self.now) {
             if self.live(id) && self.conns[id.key].phase == Phase::Handshake {
                 self.handshake_timeout(id.key);
@@ -302,25 +395,99 @@ impl Server {
                 self.drop_conn(id.key);
             }
         }
+        let mut due = std::mem::take(&mut self.due);
+        self.keepalive.expire(self.now_ms, &mut due);
+        for id in due.drain(..) {
+            self.check_keepalive(id);
+        }
+        self.due = due;
         if self.accept_paused_until.is_some_and(|t| t <= self.now) {
             self.accept_paused_until = None;
-            self.accept();
+            for i in 0..self.listeners.len() {
+                self.accept(i);
+            }
+        }
+        if let Some(at) = self.next_summary.filter(|t| *t <= self.now) {
+            let (since, prev) = &self.summarized;
+            let line =
+                self.stats
+                    .summary_since(prev, self.now.duration_since(*since), self.conns.len());
+            info!("{line}");
+            self.summarized = (self.now, self.stats.clone());
+            self.next_summary = self.cfg.stats_interval.map(|d| (at + d).max(self.now));
         }
 
         self.fan_out();
         self.turn = self.turn.wrapping_add(1);
     }
 
+    /// A keepalive deadline: close an idle connection, ping a quiet one,
+    /// close one that let a ping go unanswered, and re-arm.
+    fn check_keepalive(&mut self, id: ConnId) {
+        if !self.live(id) {
+            return;
+        }
+        let now = self.now_ms32();
+        let conn = &mut self.conns[id.key];
+        if conn.phase != Phase::Open || conn.session.state() != State::Open {
+            return;
+        }
+        let quiet = u64::from(now.wrapping_sub(conn.seen_at));
+        let idle = u64::from(now.wrapping_sub(conn.message_at));
+        let mut next = u64::MAX;
+        if let Some(limit) = self.cfg.idle_timeout.map(millis) {
+            if idle >= limit {
+                self.stats.idle_timeouts += 1;
+                return self.close_with(id, close::GOING_AWAY, "idle timeout");
+            }
+            next = next.min(self.now_ms + (limit - idle));
+        }
+        if let Some(interval) = self.cfg.ping_interval.map(millis) {
+            if quiet < interval {
+                next = next.min(self.now_ms + (interval - quiet));
+            } else if conn.awaiting_pong {
+                self.stats.ping_timeouts += 1;
+                return self.close_with(id, close::GOING_AWAY, "ping timeout");
+            } else {
+                let q = conn.out.get_or_insert_with(Default::default);
+                conn.session.ping(b"", &mut QueueSink(q));
+                conn.awaiting_pong = true;
+                self.stats.pings_sent += 1;
+                next = next.min(self.now_ms + interval);
+                self.write_out(id.key, false);
+            }
+        }
+        if next != u64::MAX && self.live(id) {
+            self.keepalive.arm(next, id);
+        }
+    }
+
+    /// Starts the closing handshake from our side; the close timeout bounds
+    /// the wait for the answer.
+    fn close_with(&mut self, id: ConnId, code: u16, reason: &str) {
+        let Some(conn) = self.conns.get_mut(id.key) else {
+            return;
+        };
+        debug!("conn {}: closing {code} ({reason})", id.key);
+        let q = conn.out.get_or_insert_with(Default::default);
+        conn.session.close(code, reason, &mut QueueSink(q));
+        self.close_timers.arm(self.now, id);
+        self.write_out(id.key, false);
+    }
+
     fn live(&self, id: ConnId) -> bool {
         self.conns.get(id.key).is_some_and(|c| c.gen == id.gen)
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, listener: usize) {
         if self.accept_paused_until.is_some() {
             return;
         }
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            let (mut stream, peer) = match l.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -445,20 +612,22 @@ impl Server {
 
     /// Hands `n` freshly read bytes to the handshake or the session.
     fn process(&mut self, key: usize, n: usize, into_own: bool) {
+        let held = self.conns.len();
+        let uptime = self.now.duration_since(self.started);
+        let now_ms = self.now_ms32();
         let Server {
             conns,
             io,
             cfg,
             hub,
             stats,
+            throttle,
+            now,
+            drain_until,
+            turn,
             ..
         } = self;
-        let Io {
-            read,
-            out,
-            batch,
-            pool,
-        } = io;
+        let Io { read, out, pool } = io;
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
@@ -469,79 +638,123 @@ impl Server {
         } else {
             &mut read[..n]
         };
-        let published = batch.frames.len();
+        conn.seen_at = now_ms;
+        conn.awaiting_pong = false;
         let mut sink = Sink {
             out,
-            batch,
+            hub,
             stats,
             sender: conn.id(key),
+            room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
+            got_message: false,
         };
-        let (keep, refused) = match conn.phase {
-            Phase::Handshake => match handshake(conn, key, data, cfg, hub, &mut sink) {
-                Ok(keep) => (keep, false),
-                Err(e) => {
-                    info!(
-                        "conn {key}: handshake refused: {} {}",
-                        e.status(),
-                        e.reason().1
-                    );
-                    *stats.handshake_failures.entry(e.status()).or_default() += 1;
-                    handshake::write_error(out, e);
-                    (0, true)
+        let (keep, outcome) = match conn.phase {
+            Phase::Handshake => {
+                let ctx = HttpContext {
+                    held,
+                    uptime,
+                    draining: drain_until.is_some(),
+                };
+                match handshake(conn, key, data, cfg, &ctx, &mut sink) {
+                    Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
+                    Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
+                    Ok(Handshake::Answered) => (0, Outcome::Answered),
+                    Err(e) => {
+                        if let Some(held_back) = throttle.pass(*now) {
+                            info!(
+                                "conn {key}: handshake refused: {} {}{}",
+                                e.status(),
+                                e.reason().1,
+                                suppressed(held_back)
+                            );
+                        }
+                        *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
+                        handshake::write_error(sink.out, e);
+                        (0, Outcome::Answered)
+                    }
                 }
-            },
-            Phase::Open => (conn.session.feed(data, &cfg.limits, &mut sink), false),
-            Phase::Closing | Phase::Draining => (0, false),
+            }
+            Phase::Open => (
+                conn.session.feed(data, &cfg.limits, &mut sink),
+                Outcome::Waiting,
+            ),
+            Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
+        if sink.got_message {
+            conn.message_at = now_ms;
+            if cfg.mode == Mode::Broadcast {
+                conn.sent_turn = *turn;
+            }
+        }
         if into_own {
             rbuf.keep(keep, pool);
         } else if keep > 0 {
             rbuf.store(&read[..keep], pool);
         }
         conn.rbuf = rbuf;
-        if batch.frames.len() > published {
-            conn.sent_turn = self.turn;
-        }
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
         if failed {
             if let Some(e) = conn.session.error() {
                 debug!("conn {key}: protocol error: {e}");
-                stats.protocol_errors += 1;
+                self.stats.protocol_errors += 1;
             }
         }
-        if refused || failed {
-            let id = conn.id(key);
-            self.enter_closing(id);
+        let id = conn.id(key);
+        let room = conn.seat.map(|s| s.room);
+        match outcome {
+            Outcome::Answered => self.enter_closing(id),
+            Outcome::Upgraded => self.arm_keepalive(id),
+            Outcome::Waiting if failed => self.enter_closing(id),
+            Outcome::Waiting => {}
         }
-        if self.io.batch.bytes.len() >= BATCH_LIMIT {
-            self.fan_out();
+        if let Some(room) = room {
+            if self.hub.batched(room) >= BATCH_LIMIT {
+                self.fan_out_room(room);
+            }
         }
     }
 
-    /// Sends the batch of broadcast messages to every open member: the
-    /// bytes become one shared buffer that every member's queue references.
+    /// Arms the first keepalive check of a just-opened connection.
+    fn arm_keepalive(&mut self, id: ConnId) {
+        let first = [self.cfg.idle_timeout, self.cfg.ping_interval]
+            .into_iter()
+            .flatten()
+            .min();
+        let now = self.now_ms32();
+        if let (Some(first), Some(conn)) = (first, self.conns.get_mut(id.key)) {
+            conn.seen_at = now;
+            conn.message_at = now;
+            self.keepalive.arm(self.now_ms + millis(first), id);
+        }
+    }
+
+    /// Sends every room's batch of this turn's messages to its members.
     fn fan_out(&mut self) {
-        if self.io.batch.frames.is_empty() {
+        let active = self.hub.take_active();
+        for &room in &active {
+            self.fan_out_room(room);
+        }
+        self.hub.restore_active(active);
+    }
+
+    /// Sends a room's batch to every open member: the bytes become one
+    /// shared buffer that every member's queue references.
+    fn fan_out_room(&mut self, room: u32) {
+        let batch = self.hub.take_batch(room, BATCH_LIMIT);
+        if batch.frames.is_empty() {
             return;
         }
-        let next_capacity = self.io.batch.bytes.len().min(BATCH_LIMIT);
-        let bytes = Rc::new(std::mem::replace(
-            &mut self.io.batch.bytes,
-            Vec::with_capacity(next_capacity),
-        ));
-        let mut frames = std::mem::take(&mut self.io.batch.frames);
+        let bytes = Rc::new(batch.bytes);
         let mut i = 0;
-        while let Some(&key) = self.hub.members().get(i) {
-            self.deliver(key, &bytes, &frames);
+        while let Some(&key) = self.hub.members(room).get(i) {
+            self.deliver(key, &bytes, &batch.frames);
             // A member dropped by a write error left its slot to the last
             // member, which has not been served yet.
-            if self.hub.members().get(i) == Some(&key) {
+            if self.hub.members(room).get(i) == Some(&key) {
                 i += 1;
             }
         }
-        frames.clear();
-        self.io.batch.frames = frames;
     }
 
     /// Queues a batch on one member and writes it. Every member sees the
@@ -754,10 +967,10 @@ impl Server {
         if let Some(code) = conn.session.close_code() {
             *self.stats.closes.entry(code).or_default() += 1;
         }
-        if let Some(slot) = conn.hub_slot {
-            if let Some(moved) = self.hub.leave(slot as usize) {
+        if let Some(seat) = conn.seat {
+            if let Some(moved) = self.hub.leave(seat) {
                 if let Some(m) = self.conns.get_mut(moved) {
-                    m.hub_slot = Some(slot);
+                    m.seat = Some(seat);
                 }
             }
         }
@@ -769,39 +982,100 @@ impl Server {
     }
 }
 
-/// Handles input while waiting for the upgrade request; returns the bytes to
-/// keep, or the reason to refuse it. On success the rest of the input is fed
-/// to the session at once: a client may send frames right behind its request.
+/// What became of input while waiting for the request.
+enum Handshake {
+    /// Incomplete: keep this many bytes.
+    Keep(usize),
+    /// Upgraded; keep this many bytes of frames that followed the request.
+    Upgraded(usize),
+    /// A plain HTTP request was answered: close once it is sent.
+    Answered,
+}
+
+/// What `process` has to do after the protocol ran.
+enum Outcome {
+    Waiting,
+    Upgraded,
+    Answered,
+}
+
+/// What plain HTTP answers can see of the server, besides counters.
+struct HttpContext {
+    held: usize,
+    uptime: Duration,
+    draining: bool,
+}
+
+/// Handles input while waiting for the request. An upgrade is checked
+/// (origin), answered 101 (with the first offered subprotocol we speak),
+/// and the rest of the input fed to the session at once: a client may send
+/// frames right behind its request. A plain request goes to [`http`].
 fn handshake(
     conn: &mut Connection,
     key: usize,
     data: &mut [u8],
     cfg: &Config,
-    hub: &mut Hub,
+    ctx: &HttpContext,
     sink: &mut Sink<'_>,
-) -> Result<usize, HandshakeError> {
+) -> Result<Handshake, HandshakeError> {
     if !handshake::has_head_end(data) {
         if data.len() < cfg.max_header_bytes {
-            return Ok(data.len());
+            return Ok(Handshake::Keep(data.len()));
         }
         return Err(HandshakeError::TooLarge);
     }
-    let offset = match handshake::parse_request(data, cfg.max_header_bytes)? {
-        Parsing::NeedMore(_) => return Ok(data.len()),
-        Parsing::Done { value, offset } => {
-            handshake::write_accept(sink.out, value.key, None);
-            offset
+    let (req, offset) = match handshake::parse_request(data, cfg.max_header_bytes)? {
+        Parsing::NeedMore(_) => return Ok(Handshake::Keep(data.len())),
+        Parsing::Done {
+            value: Head::Plain { method, path },
+            ..
+        } => {
+            let snap = http::Snapshot {
+                stats: sink.stats,
+                open_connections: ctx.held,
+                rooms: sink.hub.rooms(),
+                mode: cfg.mode,
+                uptime: ctx.uptime,
+                draining: ctx.draining,
+            };
+            let status = http::respond(sink.out, method, path, &snap);
+            *sink.stats.http_responses.entry(status).or_default() += 1;
+            return Ok(Handshake::Answered);
         }
+        Parsing::Done {
+            value: Head::Upgrade(req),
+            offset,
+        } => (req, offset),
     };
+    if !req.origin_allowed(&cfg.allowed_origins) {
+        return Err(HandshakeError::Forbidden);
+    }
+    handshake::write_accept(sink.out, req.key, req.select_protocol(&cfg.protocols));
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
-    if sink.mode == Mode::Broadcast {
-        // Slots are below the slab's capacity, which fits in u32 by far.
-        conn.hub_slot = u32::try_from(hub.join(key)).ok();
+    if cfg.mode == Mode::Broadcast {
+        // The path names the room; the query string does not.
+        let room = req.path.split('?').next().unwrap_or(req.path);
+        let seat = sink.hub.join(room, key);
+        conn.seat = Some(seat);
+        sink.room = Some(seat.room);
     }
     let keep = conn.session.feed(&mut data[offset..], &cfg.limits, sink);
     data.copy_within(offset..offset + keep, 0);
-    Ok(keep)
+    Ok(Handshake::Upgraded(keep))
+}
+
+/// ", N similar lines suppressed" when some were.
+fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} similar lines suppressed)")
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 /// The answer to a client over the connection limit.
@@ -818,28 +1092,37 @@ fn write_503(out: &mut Vec<u8>) {
 /// What the session reports, turned into output.
 struct Sink<'a> {
     out: &'a mut Vec<u8>,
-    batch: &'a mut Batch,
+    hub: &'a mut Hub,
     stats: &'a mut Stats,
     /// The connection whose input is being processed.
     sender: ConnId,
+    /// Its broadcast room.
+    room: Option<u32>,
     mode: Mode,
+    /// A message arrived (for the idle timeout; in broadcast mode, the
+    /// connection published this turn).
+    got_message: bool,
 }
 
 impl Events for Sink<'_> {
     fn message(&mut self, kind: MessageKind, payload: &[u8]) {
         self.stats.messages_in += 1;
+        self.got_message = true;
         match self.mode {
             Mode::Echo => {
                 write_message(self.out, kind, payload);
                 self.stats.messages_out += 1;
             }
             Mode::Broadcast => {
-                // Encoded once, into the turn's batch, which every member
-                // (the sender too, unless excluded) gets in the same order.
-                let start = self.batch.bytes.len();
-                write_message(&mut self.batch.bytes, kind, payload);
-                let end = self.batch.bytes.len();
-                self.batch.frames.push((self.sender, start..end));
+                // Encoded once, into the room's batch for this turn, which
+                // every member (the sender too, unless excluded) gets in the
+                // same order.
+                if let Some(batch) = self.room.and_then(|r| self.hub.batch(r)) {
+                    let start = batch.bytes.len();
+                    write_message(&mut batch.bytes, kind, payload);
+                    let end = batch.bytes.len();
+                    batch.frames.push((self.sender, start..end));
+                }
             }
         }
     }

@@ -14,6 +14,25 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The most header lines a request may have; more is a 431.
 pub const MAX_HEADERS: usize = 64;
 
+/// The most `Sec-WebSocket-Protocol` header lines a request may have.
+pub const MAX_PROTOCOL_HEADERS: usize = 4;
+
+/// A parsed request head: a WebSocket upgrade, or plain HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head<'a> {
+    /// A valid WebSocket upgrade request.
+    Upgrade(Request<'a>),
+    /// A request that does not try to be a WebSocket upgrade (no
+    /// `Upgrade: websocket` and no `Sec-WebSocket-*` header): for the plain
+    /// HTTP endpoints.
+    Plain {
+        /// The method, e.g. `GET`.
+        method: &'a str,
+        /// The request target, e.g. `/metrics`.
+        path: &'a str,
+    },
+}
+
 /// A valid upgrade request. Everything borrows the request bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -23,8 +42,40 @@ pub struct Request<'a> {
     pub key: &'a [u8],
     /// The `Origin` header, if any.
     pub origin: Option<&'a [u8]>,
-    /// The `Sec-WebSocket-Protocol` header, if any (a comma list).
-    pub protocols: Option<&'a [u8]>,
+    /// The `Sec-WebSocket-Protocol` header lines (each a comma list); §4.1
+    /// allows the header more than once, as if the lists were one.
+    protocol_headers: [&'a [u8]; MAX_PROTOCOL_HEADERS],
+    protocol_lines: usize,
+}
+
+impl<'a> Request<'a> {
+    /// The subprotocols the client offers, in its order of preference.
+    pub fn offered_protocols(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.protocol_headers[..self.protocol_lines]
+            .iter()
+            .flat_map(|line| line.split(|&b| b == b','))
+            .map(trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The first subprotocol the client offers that is in `supported`
+    /// (compared exactly: subprotocol names are case-sensitive tokens).
+    pub fn select_protocol<'s>(&self, supported: &'s [String]) -> Option<&'s str> {
+        self.offered_protocols()
+            .find_map(|offered| supported.iter().find(|s| s.as_bytes() == offered))
+            .map(String::as_str)
+    }
+
+    /// Whether the `Origin` is one of `allowed` (ASCII case-insensitive, as
+    /// origins are serialized lowercase but not every client does). An
+    /// empty list allows every request, with or without an Origin.
+    pub fn origin_allowed(&self, allowed: &[String]) -> bool {
+        allowed.is_empty()
+            || self
+                .origin
+                .map(trim)
+                .is_some_and(|o| allowed.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(o)))
+    }
 }
 
 /// Why a request was refused: each variant is one HTTP status.
@@ -32,6 +83,8 @@ pub struct Request<'a> {
 pub enum HandshakeError {
     /// 400: the request is not a valid WebSocket upgrade; the text says why.
     BadRequest(&'static str),
+    /// 403: the Origin is not allowed.
+    Forbidden,
     /// 405: not a GET.
     MethodNotAllowed,
     /// 426: a `Sec-WebSocket-Version` other than 13 (§4.2.2).
@@ -45,6 +98,7 @@ impl HandshakeError {
     pub const fn status(self) -> u16 {
         match self {
             HandshakeError::BadRequest(_) => 400,
+            HandshakeError::Forbidden => 403,
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::TooLarge => 431,
@@ -55,6 +109,7 @@ impl HandshakeError {
     pub const fn reason(self) -> (&'static str, &'static str) {
         match self {
             HandshakeError::BadRequest(why) => ("Bad Request", why),
+            HandshakeError::Forbidden => ("Forbidden", "origin not allowed"),
             HandshakeError::MethodNotAllowed => ("Method Not Allowed", "only GET can upgrade"),
             HandshakeError::UnsupportedVersion => {
                 ("Upgrade Required", "only WebSocket version 13 is supported")
@@ -75,14 +130,16 @@ pub fn has_head_end(buf: &[u8]) -> bool {
     })
 }
 
-/// Parses an upgrade request from the start of `buf`.
+/// Parses a request head from the start of `buf`.
 ///
 /// Returns `NeedMore` while the head is incomplete and under `max_len`
-/// bytes, or `Done` with the request and the head's length; bytes after the
-/// head are the first frames. Checks §4.2.1: GET, HTTP/1.1, Host,
-/// `Upgrade: websocket`, `Connection: upgrade` (case-insensitive tokens in
-/// comma lists), a key of 16 base64-encoded bytes, and version 13.
-pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>, HandshakeError> {
+/// bytes, or `Done` with the head and its length; bytes after it are the
+/// first frames. A request with `Upgrade: websocket` or any
+/// `Sec-WebSocket-*` header is taken as an upgrade and checked as §4.2.1
+/// says: GET, HTTP/1.1, Host, `Upgrade: websocket`, `Connection: upgrade`
+/// (case-insensitive tokens in comma lists), a key of 16 base64-encoded
+/// bytes, and version 13. Any other request is [`Head::Plain`].
+pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let offset = match req.parse(buf) {
@@ -91,12 +148,7 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>,
         Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge),
         Err(_) => return Err(HandshakeError::BadRequest("malformed HTTP request")),
     };
-    if req.method != Some("GET") {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
-    if req.version != Some(1) {
-        return Err(HandshakeError::BadRequest("HTTP/1.1 required"));
-    }
+    let method = req.method.unwrap_or_default();
     let path = req.path.unwrap_or_default();
     if !path.starts_with('/') {
         return Err(HandshakeError::BadRequest("request target must be a path"));
@@ -107,9 +159,18 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>,
     let mut key = None;
     let mut version = None;
     let mut origin = None;
-    let mut protocols = None;
+    let mut protocol_headers: [&[u8]; MAX_PROTOCOL_HEADERS] = [&[]; MAX_PROTOCOL_HEADERS];
+    let mut protocol_lines = 0;
+    let mut websocket_header = false;
     for h in req.headers.iter() {
         let name = h.name;
+        if name
+            .as_bytes()
+            .get(..14)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"sec-websocket-"))
+        {
+            websocket_header = true;
+        }
         let slot = if name.eq_ignore_ascii_case("host") {
             &mut host
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
@@ -118,11 +179,17 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>,
             &mut version
         } else if name.eq_ignore_ascii_case("origin") {
             &mut origin
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            &mut protocols
         } else {
-            // Upgrade and Connection may be repeated: tokens in any of them count.
-            if name.eq_ignore_ascii_case("upgrade") {
+            if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+                let Some(line) = protocol_headers.get_mut(protocol_lines) else {
+                    return Err(HandshakeError::BadRequest(
+                        "too many Sec-WebSocket-Protocol lines",
+                    ));
+                };
+                *line = h.value;
+                protocol_lines += 1;
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                // Upgrade and Connection may be repeated: tokens in any count.
                 upgrade |= has_token(h.value, b"websocket");
             } else if name.eq_ignore_ascii_case("connection") {
                 connection |= has_token(h.value, b"upgrade");
@@ -132,6 +199,18 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>,
         if slot.replace(h.value).is_some() {
             return Err(HandshakeError::BadRequest("repeated header"));
         }
+    }
+    if !upgrade && !websocket_header {
+        return Ok(Parsing::Done {
+            value: Head::Plain { method, path },
+            offset,
+        });
+    }
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if req.version != Some(1) {
+        return Err(HandshakeError::BadRequest("HTTP/1.1 required"));
     }
     if host.is_none() {
         return Err(HandshakeError::BadRequest("missing Host"));
@@ -156,12 +235,13 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Request<'_>>,
         ));
     }
     Ok(Parsing::Done {
-        value: Request {
+        value: Head::Upgrade(Request {
             path,
             key,
             origin,
-            protocols,
-        },
+            protocol_headers,
+            protocol_lines,
+        }),
         offset,
     })
 }
@@ -293,8 +373,18 @@ mod tests {
         format!("GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n")
     }
 
-    fn parse(s: &str) -> Result<Parsing<Request<'_>>, HandshakeError> {
+    fn parse(s: &str) -> Result<Parsing<Head<'_>>, HandshakeError> {
         parse_request(s.as_bytes(), 8192)
+    }
+
+    fn upgrade(s: &str) -> Request<'_> {
+        match parse(s) {
+            Ok(Parsing::Done {
+                value: Head::Upgrade(r),
+                ..
+            }) => r,
+            other => panic!("expected an upgrade, got {other:?}"),
+        }
     }
 
     #[test]
@@ -308,12 +398,16 @@ mod tests {
         let req =
             request("Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
         match parse(&req) {
-            Ok(Parsing::Done { value, offset }) => {
+            Ok(Parsing::Done {
+                value: Head::Upgrade(value),
+                offset,
+            }) => {
                 assert_eq!(offset, req.len());
                 assert_eq!(value.path, "/chat");
                 assert_eq!(value.key, KEY.as_bytes());
                 assert_eq!(value.origin, Some(&b"http://example.com"[..]));
-                assert_eq!(value.protocols, Some(&b"chat, superchat"[..]));
+                let offered: Vec<&[u8]> = value.offered_protocols().collect();
+                assert_eq!(offered, [&b"chat"[..], b"superchat"]);
             }
             other => panic!("{other:?}"),
         }
@@ -356,6 +450,68 @@ mod tests {
             Err(e) => e.status(),
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn requests_without_websocket_headers_are_plain_http() {
+        for (req, method, path) in [
+            (
+                "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                "GET",
+                "/metrics",
+            ),
+            ("HEAD /healthz?x=1 HTTP/1.0\r\n\r\n", "HEAD", "/healthz?x=1"),
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
+                "POST",
+                "/",
+            ),
+        ] {
+            assert_eq!(
+                parse(req),
+                Ok(Parsing::Done {
+                    value: Head::Plain { method, path },
+                    offset: req.len()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_headers_may_repeat_and_the_clients_order_wins() {
+        let req =
+            request("Sec-WebSocket-Protocol: a, chat\r\nSec-WebSocket-Protocol: superchat\r\n");
+        let r = upgrade(&req);
+        let supported = ["superchat".to_string(), "chat".to_string()];
+        assert_eq!(r.select_protocol(&supported), Some("chat"));
+        assert_eq!(
+            r.select_protocol(&["superchat".to_string()]),
+            Some("superchat")
+        );
+        assert_eq!(
+            r.select_protocol(&["Chat".to_string()]),
+            None,
+            "names are case-sensitive"
+        );
+        assert_eq!(r.select_protocol(&[]), None);
+        let five = request(&"Sec-WebSocket-Protocol: x\r\n".repeat(MAX_PROTOCOL_HEADERS + 1));
+        assert_eq!(status_of(&five), 400);
+    }
+
+    #[test]
+    fn origin_checks() {
+        let allowed = ["https://example.com".to_string()];
+        let with = request("Origin: HTTPS://Example.com\r\n");
+        assert!(upgrade(&with).origin_allowed(&allowed));
+        assert!(!upgrade(&request("Origin: https://evil.example\r\n")).origin_allowed(&allowed));
+        assert!(
+            !upgrade(&request("")).origin_allowed(&allowed),
+            "no Origin is refused when a list is set"
+        );
+        assert!(
+            upgrade(&request("")).origin_allowed(&[]),
+            "no list allows all"
+        );
     }
 
     #[test]
@@ -410,6 +566,7 @@ mod tests {
     fn error_answers_are_complete_http() {
         for err in [
             HandshakeError::BadRequest("why"),
+            HandshakeError::Forbidden,
             HandshakeError::MethodNotAllowed,
             HandshakeError::UnsupportedVersion,
             HandshakeError::TooLarge,
@@ -445,7 +602,10 @@ mod tests {
         let mut req = Vec::new();
         write_request(&mut req, "127.0.0.1:9001", "/", &key);
         let parsed = match parse_request(&req, 8192) {
-            Ok(Parsing::Done { value, .. }) => value,
+            Ok(Parsing::Done {
+                value: Head::Upgrade(value),
+                ..
+            }) => value,
             other => panic!("{other:?}"),
         };
         let mut resp = Vec::new();

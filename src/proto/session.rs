@@ -156,6 +156,14 @@ impl Session {
         }
     }
 
+    /// Sends a ping (for keepalive) carrying `payload` (cut to 125 bytes).
+    /// Does nothing unless Open.
+    pub fn ping<E: Events>(&mut self, payload: &[u8], ev: &mut E) {
+        if self.state == State::Open {
+            self.send_control(OpCode::Ping, payload, ev);
+        }
+    }
+
     /// Starts the closing handshake: sends a Close with `code` and `reason`
     /// and moves to [`State::CloseSent`]. Does nothing unless Open.
     pub fn close<E: Events>(&mut self, code: u16, reason: &str, ev: &mut E) {

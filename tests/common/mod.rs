@@ -77,7 +77,7 @@ impl Drop for Watchdog {
 /// A config listening on an ephemeral loopback port.
 pub fn config(mode: Mode) -> Config {
     Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
         mode,
         ..Default::default()
     }
@@ -95,7 +95,10 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `cfg` (whose `listen` must be a loopback port 0) and runs it.
     pub fn start(cfg: Config) -> TestServer {
-        assert!(cfg.listen.ip().is_loopback() && cfg.listen.port() == 0);
+        assert!(cfg
+            .listen
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 0));
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("wsd-server".into())

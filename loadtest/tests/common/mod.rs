@@ -32,7 +32,7 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = thread::spawn(move || {
             let mut server = Server::bind(Config {
-                listen: "127.0.0.1:0".parse().expect("loopback address"),
+                listen: vec!["127.0.0.1:0".parse().expect("loopback address")],
                 mode,
                 broadcast_to_sender: to_sender,
                 ..Config::default()

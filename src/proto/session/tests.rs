@@ -361,6 +361,16 @@ fn after_close_sent_messages_are_dropped_until_the_peer_closes() {
 }
 
 #[test]
+fn keepalive_ping_is_sent_only_while_open() {
+    let mut f = Feeder::new();
+    f.session.ping(b"ka", &mut f.rec);
+    assert_eq!(f.rec.sent, vec![vec![0x89, 2, b'k', b'a']]);
+    f.session.close(close::GOING_AWAY, "", &mut f.rec);
+    f.session.ping(b"late", &mut f.rec);
+    assert_eq!(f.rec.sent.len(), 2, "no ping after our close");
+}
+
+#[test]
 fn client_role_rejects_masked_frames_and_masks_its_pongs() {
     let mut rec = Recorder::default();
     let mut s = Session::new(Role::Client);

@@ -1,0 +1,177 @@
+//! What the server counts, and how it reports without flooding the log.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Counters of everything the server did and refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted (refusals not counted).
+    pub accepted: u64,
+    /// Connections answered 503 because `max_connections` were open.
+    pub refused_max_connections: u64,
+    /// Errors from accept (EMFILE and the like); accepting backs off.
+    pub accept_errors: u64,
+    /// Handshakes answered 101.
+    pub handshakes: u64,
+    /// Handshakes refused, by HTTP status (400, 403, 405, 408, 426, 431).
+    pub handshake_failures: BTreeMap<u16, u64>,
+    /// Plain HTTP requests answered, by status.
+    pub http_responses: BTreeMap<u16, u64>,
+    /// Messages received.
+    pub messages_in: u64,
+    /// Messages sent (broadcast: one per receiver).
+    pub messages_out: u64,
+    /// Bytes read from sockets.
+    pub bytes_in: u64,
+    /// Bytes written to sockets.
+    pub bytes_out: u64,
+    /// Connections failed for a protocol error.
+    pub protocol_errors: u64,
+    /// Closing handshakes by close code (sent or received).
+    pub closes: BTreeMap<u16, u64>,
+    /// Connections that ended without a closing handshake.
+    pub abnormal_closes: u64,
+    /// Closing connections dropped because the close timeout passed.
+    pub close_timeouts: u64,
+    /// Connections closed (1001) for sending no message within the idle timeout.
+    pub idle_timeouts: u64,
+    /// Connections closed (1001) for not answering a keepalive ping.
+    pub ping_timeouts: u64,
+    /// Keepalive pings sent.
+    pub pings_sent: u64,
+    /// Slow broadcast consumers cut off (policy `close`).
+    pub slow_consumer_cutoffs: u64,
+    /// Broadcast messages skipped for slow consumers (policy `drop`).
+    pub slow_consumer_drops: u64,
+    /// Connections ended by a socket error.
+    pub io_errors: u64,
+}
+
+impl Stats {
+    /// The one-line summary of what happened since `prev`, over `elapsed`,
+    /// with `open` connections held now.
+    pub fn summary_since(&self, prev: &Stats, elapsed: Duration, open: usize) -> String {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / secs;
+        let mut line = format!(
+            "{open} conns (+{} accepted), in {:.0} msg/s {:.2} MB/s, out {:.0} msg/s {:.2} MB/s",
+            self.accepted.saturating_sub(prev.accepted),
+            rate(self.messages_in, prev.messages_in),
+            rate(self.bytes_in, prev.bytes_in) / 1e6,
+            rate(self.messages_out, prev.messages_out),
+            rate(self.bytes_out, prev.bytes_out) / 1e6,
+        );
+        let closes = deltas(&self.closes, &prev.closes);
+        if !closes.is_empty() {
+            let _ = write!(line, ", closes {closes}");
+        }
+        let refused = deltas(&self.handshake_failures, &prev.handshake_failures);
+        if !refused.is_empty() {
+            let _ = write!(line, ", refused {refused}");
+        }
+        let dropped = self.abnormal_closes.saturating_sub(prev.abnormal_closes);
+        if dropped > 0 {
+            let _ = write!(line, ", {dropped} without close");
+        }
+        line
+    }
+}
+
+/// `code:count` pairs of what grew between two maps.
+fn deltas(now: &BTreeMap<u16, u64>, then: &BTreeMap<u16, u64>) -> String {
+    let mut out = String::new();
+    for (code, n) in now {
+        let d = n.saturating_sub(then.get(code).copied().unwrap_or(0));
+        if d > 0 {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let _ = write!(out, "{code}:{d}");
+        }
+    }
+    out
+}
+
+/// At most `per_second` log lines of one kind a second. A line that gets
+/// through after others were held back says how many.
+#[derive(Debug)]
+pub struct Throttle {
+    per_second: u32,
+    window: Option<Instant>,
+    used: u32,
+    held: u64,
+}
+
+impl Throttle {
+    /// A throttle passing `per_second` lines a second.
+    pub fn new(per_second: u32) -> Throttle {
+        Throttle {
+            per_second,
+            window: None,
+            used: 0,
+            held: 0,
+        }
+    }
+
+    /// Whether a line may be logged at `now`: `Some(lines held back since
+    /// the last one that passed)`, or `None` (the line is counted as held).
+    pub fn pass(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .window
+            .is_none_or(|w| now.saturating_duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.used = 0;
+        }
+        if self.used < self.per_second {
+            self.used += 1;
+            Some(std::mem::take(&mut self.held))
+        } else {
+            self.held += 1;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_passes_a_few_lines_a_second_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(2);
+        assert_eq!(t.pass(t0), Some(0));
+        assert_eq!(t.pass(t0), Some(0));
+        assert_eq!(t.pass(t0), None);
+        assert_eq!(t.pass(t0 + Duration::from_millis(500)), None);
+        assert_eq!(t.pass(t0 + Duration::from_secs(1)), Some(2));
+    }
+
+    #[test]
+    fn summary_reports_rates_and_what_grew() {
+        let prev = Stats {
+            messages_in: 100,
+            closes: BTreeMap::from([(1000, 5)]),
+            ..Stats::default()
+        };
+        let now = Stats {
+            accepted: 3,
+            messages_in: 300,
+            messages_out: 200,
+            closes: BTreeMap::from([(1000, 7), (1009, 1)]),
+            handshake_failures: BTreeMap::from([(400, 2)]),
+            ..Stats::default()
+        };
+        let line = now.summary_since(&prev, Duration::from_secs(2), 42);
+        assert!(
+            line.starts_with("42 conns (+3 accepted), in 100 msg/s"),
+            "{line}"
+        );
+        assert!(line.contains("out 100 msg/s"), "{line}");
+        assert!(line.contains("closes 1000:2 1009:1"), "{line}");
+        assert!(line.contains("refused 400:2"), "{line}");
+    }
+}
