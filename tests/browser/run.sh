@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Browser test of the page wsd serves at `/`: headless Chromium opens it
+# against a real wsd and checks what arrives.
+#
+#   echo   a page on an echo server sends a typed message (Enter) and sees it back
+#   rooms  two pages in /r1 see each other's messages; a page in /r2, connected
+#          all along, sees neither
+#
+# Installs Debian's chromium if missing (apt, as root), builds the release
+# wsd, starts one echo and one broadcast server on free loopback ports, and
+# stops exactly what it started. Prints PASS/FAIL per check and a final
+# `browser: N passed, M failed`; exits 1 on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pids=()
+tmp=$(mktemp -d)
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+chromium=$(command -v chromium || true)
+if [[ -z $chromium ]]; then
+    echo "browser: installing chromium (apt)"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "browser: chromium is missing and installing it needs root" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    chromium=$(command -v chromium)
+fi
+
+cargo build --release --quiet --bin wsd
+
+# Starts wsd in MODE; sets `base` to the page's URL once it listens.
+start_wsd() {
+    local mode=$1 out=$tmp/wsd-$1.out line=""
+    target/release/wsd --listen 127.0.0.1:0 --mode "$mode" >"$out" 2>"$tmp/wsd-$mode.err" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        line=$(head -n 1 "$out")
+        [[ -n $line ]] && break
+        sleep 0.05
+    done
+    # `wsd listening on ws://127.0.0.1:PORT (MODE mode)`
+    if [[ $line =~ ^wsd\ listening\ on\ ws://(127\.0\.0\.1:[0-9]+)\  ]]; then
+        base=http://${BASH_REMATCH[1]}
+    else
+        echo "browser: wsd --mode $mode did not start: ${line:-no output}" >&2
+        cat "$tmp/wsd-$mode.err" >&2
+        exit 1
+    fi
+}
+start_wsd echo
+echo_base=$base
+start_wsd broadcast
+broadcast_base=$base
+
+# The driver bounds every step itself; the timeout is the backstop.
+status=0
+CHROMIUM_LOG=$tmp/chromium.log timeout -k 5 50 \
+    python3 tests/browser/drive.py "$chromium" "$echo_base" "$broadcast_base" \
+    >"$tmp/results" || status=$?
+cat "$tmp/results"
+passed=$(grep -c '^PASS ' "$tmp/results" || true)
+failed=$(grep -c '^FAIL ' "$tmp/results" || true)
+if (( passed + failed < 2 )); then
+    echo "FAIL driver: exited with status $status after $((passed + failed)) of 2 checks"
+    failed=$((failed + 1))
+elif [[ $status -ne 0 && $failed -eq 0 ]]; then
+    echo "FAIL driver: exited with status $status"
+    failed=1
+fi
+if [[ $failed -ne 0 ]]; then
+    echo "--- chromium log (last lines)"
+    grep -v dbus "$tmp/chromium.log" | tail -n 20 || true
+fi
+echo "browser: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
