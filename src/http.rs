@@ -125,12 +125,15 @@ fn reason(status: u16) -> &'static str {
 /// Prometheus text exposition format (0.0.4): each family has a `# HELP`
 /// and a `# TYPE` line, names start with `wsd_`, counters end in `_total`.
 fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
+    // Destructured without `..`, so a counter added to `Stats` does not
+    // compile until it is exported here too.
     let Stats {
         accepted,
         refused_max_connections,
         accept_errors,
         handshakes,
         handshake_failures,
+        http_responses,
         messages_in,
         messages_out,
         bytes_in,
@@ -139,10 +142,12 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         closes,
         abnormal_closes,
         close_timeouts,
+        idle_timeouts,
+        ping_timeouts,
+        pings_sent,
         slow_consumer_cutoffs,
         slow_consumer_drops,
         io_errors,
-        ..
     } = snap.stats;
 
     let mode = match snap.mode {
@@ -188,7 +193,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "{name} {value}")?;
     }
 
-    let counters: [(&str, &str, u64); 14] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "wsd_connections_accepted_total",
             "Connections accepted (refusals not counted).",
@@ -245,6 +250,17 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
             *close_timeouts,
         ),
         (
+            "wsd_idle_timeouts_total",
+            "Connections closed (1001) for sending no message within the idle timeout.",
+            *idle_timeouts,
+        ),
+        (
+            "wsd_ping_timeouts_total",
+            "Connections closed (1001) for not answering a keepalive ping.",
+            *ping_timeouts,
+        ),
+        ("wsd_pings_sent_total", "Keepalive pings sent.", *pings_sent),
+        (
             "wsd_slow_consumer_cutoffs_total",
             "Slow broadcast consumers cut off with close 1008.",
             *slow_consumer_cutoffs,
@@ -265,12 +281,18 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "{name} {value}")?;
     }
 
-    let by_label: [(&str, &str, &str, &BTreeMap<u16, u64>); 2] = [
+    let by_label: [(&str, &str, &str, &BTreeMap<u16, u64>); 3] = [
         (
             "wsd_handshake_failures_total",
             "Upgrade requests refused, by HTTP status.",
             "status",
             handshake_failures,
+        ),
+        (
+            "wsd_http_responses_total",
+            "Plain HTTP requests answered, by status.",
+            "status",
+            http_responses,
         ),
         (
             "wsd_closes_total",
@@ -484,8 +506,6 @@ mod tests {
     }
 
     /// Every field of `Stats` set to a distinct value.
-    // Fields being added to `Stats` meanwhile keep their defaults.
-    #[allow(clippy::needless_update)]
     fn busy_stats() -> Stats {
         Stats {
             accepted: 101,
@@ -493,6 +513,7 @@ mod tests {
             accept_errors: 103,
             handshakes: 104,
             handshake_failures: [(400, 105), (431, 106)].into(),
+            http_responses: [(200, 119), (404, 120)].into(),
             messages_in: 107,
             messages_out: 108,
             bytes_in: 109,
@@ -501,10 +522,12 @@ mod tests {
             closes: [(1000, 112), (1001, 113)].into(),
             abnormal_closes: 114,
             close_timeouts: 115,
+            idle_timeouts: 121,
+            ping_timeouts: 122,
+            pings_sent: 123,
             slow_consumer_cutoffs: 116,
             slow_consumer_drops: 117,
             io_errors: 118,
-            ..Stats::default()
         }
     }
 
@@ -648,6 +671,11 @@ mod tests {
             ("wsd_closes_total", &[("code", "1001")], 113.0),
             ("wsd_abnormal_closes_total", &[], 114.0),
             ("wsd_close_timeouts_total", &[], 115.0),
+            ("wsd_idle_timeouts_total", &[], 121.0),
+            ("wsd_ping_timeouts_total", &[], 122.0),
+            ("wsd_pings_sent_total", &[], 123.0),
+            ("wsd_http_responses_total", &[("status", "200")], 119.0),
+            ("wsd_http_responses_total", &[("status", "404")], 120.0),
             ("wsd_slow_consumer_cutoffs_total", &[], 116.0),
             ("wsd_slow_consumer_drops_total", &[], 117.0),
             ("wsd_io_errors_total", &[], 118.0),
@@ -676,8 +704,12 @@ mod tests {
     fn metrics_of_a_fresh_server_still_name_every_family() {
         let a = ask("GET", "/metrics");
         let samples = parse_prometheus(a.text());
-        // The two labelled families have HELP and TYPE but no samples yet.
-        for family in ["wsd_handshake_failures_total", "wsd_closes_total"] {
+        // The labelled families have HELP and TYPE but no samples yet.
+        for family in [
+            "wsd_handshake_failures_total",
+            "wsd_http_responses_total",
+            "wsd_closes_total",
+        ] {
             assert!(a.text().contains(&format!("# TYPE {family} counter\n")));
             assert!(samples.iter().all(|(n, _, _)| n != family));
         }
