@@ -573,3 +573,358 @@ pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the HTTP, rooms, keepalive, shutdown and negotiation tests.
+
+impl TestServer {
+    /// Like [`TestServer::start`], also returning every listener's address
+    /// (`Server::local_addrs`), in the order configured.
+    pub fn start_all(cfg: Config) -> (TestServer, Vec<SocketAddr>) {
+        assert!(cfg
+            .listen
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 0));
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wsd-server".into())
+            .spawn(move || {
+                let mut server = Server::bind(cfg).expect("bind");
+                tx.send((server.local_addrs().to_vec(), server.shutdown_handle()))
+                    .unwrap();
+                server.run().expect("server loop failed");
+                server.stats().clone()
+            })
+            .unwrap();
+        let (addrs, handle) = rx.recv_timeout(IO_TIMEOUT).expect("server did not start");
+        let server = TestServer {
+            addr: addrs[0],
+            handle,
+            thread: Some(thread),
+        };
+        (server, addrs)
+    }
+
+    /// The handle that drains or stops this server.
+    pub fn handle(&self) -> &ShutdownHandle {
+        &self.handle
+    }
+
+    /// Asks for a graceful drain (`ShutdownHandle::drain`) without waiting.
+    pub fn begin_drain(&self) {
+        self.handle.drain();
+    }
+
+    /// Whether `Server::run` has returned.
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits (at most `limit`) for `Server::run` to return by itself, after
+    /// a drain, and returns the counters. Panics if it does not.
+    pub fn wait_stopped(mut self, limit: Duration) -> Stats {
+        let until = std::time::Instant::now() + limit;
+        while !self.finished() {
+            assert!(
+                std::time::Instant::now() < until,
+                "server still running {limit:?} after it was asked to drain"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("server thread panicked")
+    }
+
+    /// A graceful drain: asks for it, then waits (at most `limit`) for the
+    /// server to return, and gives its counters.
+    pub fn drain(self, limit: Duration) -> Stats {
+        self.begin_drain();
+        self.wait_stopped(limit)
+    }
+}
+
+/// An upgrade request for `path` with `key` and extra header lines
+/// (`extra` is complete lines, each ending in CRLF).
+pub fn upgrade_request_with(path: &str, key: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+impl Client {
+    /// A client upgraded on `path` (the room, in broadcast mode).
+    pub fn connect_path(addr: SocketAddr, path: &str) -> Client {
+        let (c, resp) = Client::try_upgrade(addr, path, "");
+        assert_eq!(resp.status, 101, "upgrade on {path} refused: {resp:?}");
+        c
+    }
+
+    /// Sends an upgrade request for `path` with `extra` header lines and
+    /// returns the answer, whatever it is. A 101 is checked to carry the
+    /// right accept key.
+    pub fn try_upgrade(addr: SocketAddr, path: &str, extra: &str) -> (Client, HttpResponse) {
+        let mut c = Client::connect_raw(addr);
+        let key = c.fresh_key();
+        c.send_raw(upgrade_request_with(path, &key, extra).as_bytes());
+        let resp = c.read_http_head();
+        if resp.status == 101 {
+            let accept = wsd::proto::handshake::accept_key(key.as_bytes());
+            assert_eq!(
+                resp.header("sec-websocket-accept").map(str::as_bytes),
+                Some(&accept[..]),
+                "{resp:?}"
+            );
+        }
+        (c, resp)
+    }
+
+    /// Reads an HTTP response head only (no body: for HEAD answers and
+    /// 101s); the body, if any, stays buffered.
+    pub fn read_http_head(&mut self) -> HttpResponse {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.fill("an HTTP response head") == 0 {
+                panic!(
+                    "EOF before a complete HTTP response head: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        };
+        let head: Vec<u8> = self.buf.drain(..head_end).collect();
+        let head = String::from_utf8(head).expect("ASCII head");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line:?}");
+        let status = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad header {l:?}"));
+                (n.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    /// Every header named `name` in `resp` (case-insensitive), in order.
+    pub fn all_headers<'r>(resp: &'r HttpResponse, name: &str) -> Vec<&'r str> {
+        resp.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Waits for the next message that is not a Ping, answering none.
+    pub fn recv_skipping_pings(&mut self) -> Message {
+        loop {
+            match self.recv() {
+                Message::Ping(_) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Sets this client's read timeout (a bounded wait for "nothing comes").
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.stream.set_read_timeout(Some(t)).unwrap();
+    }
+
+    /// Asserts that nothing arrives within `wait` (the read times out),
+    /// then restores the usual timeout.
+    pub fn expect_silence(&mut self, wait: Duration) {
+        if let Some((f, _)) = parse_server_frame(&self.buf) {
+            panic!("expected silence, a frame was buffered: {f:?}");
+        }
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut chunk = [0u8; 4096];
+        let res = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        match res {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Ok(0) => panic!("expected silence, got EOF"),
+            Ok(n) => panic!("expected silence, got {n} bytes: {:?}", &chunk[..n.min(64)]),
+            Err(e) => panic!("expected silence, read failed: {e}"),
+        }
+    }
+}
+
+/// A plain HTTP exchange on a fresh connection: sends `request` as is,
+/// reads the answer (its body by `Content-Length` unless `head_only`), and
+/// checks that the server then closes the connection (EOF).
+pub fn http_exchange(addr: SocketAddr, request: &str, head_only: bool) -> HttpResponse {
+    let mut c = Client::connect_raw(addr);
+    c.send_raw(request.as_bytes());
+    let resp = if head_only {
+        c.read_http_head()
+    } else {
+        c.read_http_response()
+    };
+    c.expect_eof();
+    resp
+}
+
+/// `GET path` as a plain HTTP request (no upgrade); the answer, after which
+/// the server has closed the connection.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        false,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The wsd binary as a child process
+
+/// A `wsd` process started by a test, with its stdout banner read and its
+/// stderr collected line by line. Dropping it kills (SIGKILL) and reaps the
+/// process if it is still running; only this process is ever signalled.
+pub struct WsdProcess {
+    pub child: std::process::Child,
+    /// The `ws://` addresses from the banner.
+    pub addrs: Vec<SocketAddr>,
+    /// The banner line as printed.
+    pub banner: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl WsdProcess {
+    /// Starts `wsd` with `args` and reads its banner
+    /// (`wsd listening on ws://A, ws://B (MODE mode)`).
+    pub fn start(args: &[&str]) -> WsdProcess {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsd");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (out_tx, out_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = WsdProcess {
+            child,
+            addrs: Vec::new(),
+            banner: String::new(),
+            stderr: err_rx,
+        };
+        let banner = match out_rx.recv_timeout(IO_TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => {
+                let errs: Vec<String> = p.stderr.try_iter().collect();
+                panic!("no banner from wsd ({e}); stderr: {errs:?}");
+            }
+        };
+        let rest = banner
+            .strip_prefix("wsd listening on ")
+            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
+        let (urls, _mode) = rest
+            .rsplit_once(" (")
+            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
+        p.addrs = urls
+            .split(", ")
+            .map(|u| {
+                u.strip_prefix("ws://")
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("bad address {u:?} in banner {banner:?}"))
+            })
+            .collect();
+        p.banner = banner;
+        p
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "INT") to this process only, by PID.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Waits (at most `limit`) for the process to exit; panics if it does not.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "wsd (pid {}) still running after {limit:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The next stderr line containing `needle`, waiting at most `limit`
+    /// overall; panics (with what was seen) if none comes.
+    pub fn stderr_line_containing(&mut self, needle: &str, limit: Duration) -> String {
+        let until = std::time::Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no stderr line containing {needle:?} ({e}); saw {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for WsdProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Child::kill is SIGKILL to this child's PID only.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
