@@ -663,14 +663,25 @@ impl Client {
     }
 
     /// Sends an upgrade request for `path` with `extra` header lines and
-    /// returns the answer, whatever it is. A 101 is checked to carry the
-    /// right accept key.
+    /// returns the answer, whatever it is (a refusal with its body). A 101
+    /// is checked to carry the right accept key.
     pub fn try_upgrade(addr: SocketAddr, path: &str, extra: &str) -> (Client, HttpResponse) {
         let mut c = Client::connect_raw(addr);
         let key = c.fresh_key();
         c.send_raw(upgrade_request_with(path, &key, extra).as_bytes());
-        let resp = c.read_http_head();
-        if resp.status == 101 {
+        let mut resp = c.read_http_head();
+        if resp.status != 101 {
+            // A refusal: its body too, by Content-Length.
+            let len: usize = resp
+                .header("content-length")
+                .map_or(0, |l| l.parse().expect("Content-Length"));
+            while c.buf.len() < len {
+                if c.fill("an HTTP response body") == 0 {
+                    panic!("EOF inside an HTTP response body");
+                }
+            }
+            resp.body = c.buf.drain(..len).collect();
+        } else {
             let accept = wsd::proto::handshake::accept_key(key.as_bytes());
             assert_eq!(
                 resp.header("sec-websocket-accept").map(str::as_bytes),
