@@ -132,6 +132,11 @@ impl Hub {
         }
     }
 
+    /// Whether any room has frames this turn.
+    pub fn has_active(&self) -> bool {
+        !self.active.is_empty()
+    }
+
     /// Takes the list of rooms with frames this turn.
     pub fn take_active(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.active)

@@ -142,8 +142,8 @@ pub struct Server {
     drain_until: Option<Instant>,
     started: Instant,
     now: Instant,
-    /// `now` in milliseconds since `started`.
-    now_ms: u64,
+    /// Whether keepalive or idle checks are on: only then do reads note the time.
+    keepalive_on: bool,
     stats: Stats,
     /// The next summary line, and the counters at the last one.
     next_summary: Option<Instant>,
@@ -210,7 +210,7 @@ impl Server {
             drain_until: None,
             started: now,
             now,
-            now_ms: 0,
+            keepalive_on: cfg.idle_timeout.is_some() || cfg.ping_interval.is_some(),
             stats: Stats::default(),
             next_summary: cfg.stats_interval.map(|d| now + d),
             summarized: (now, Stats::default()),
@@ -292,18 +292,18 @@ impl Server {
 
     fn tick(&mut self) {
         self.now = Instant::now();
-        self.now_ms = self
-            .now
-            .duration_since(self.started)
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX);
+    }
+
+    /// `now` in milliseconds since the reactor started: the keepalive clock.
+    /// Computed on demand; the echo path never needs it.
+    fn now_ms(&self) -> u64 {
+        millis(self.now.duration_since(self.started))
     }
 
     /// The reactor clock as connections store it: milliseconds, wrapping
     /// every 49 days (intervals compared are far shorter).
     fn now_ms32(&self) -> u32 {
-        self.now_ms as u32
+        self.now_ms() as u32
     }
 
     /// Stops accepting, says Close 1001 to every open client, drops those
@@ -395,12 +395,14 @@ impl Server {
                 self.drop_conn(id.key);
             }
         }
-        let mut due = std::mem::take(&mut self.due);
-        self.keepalive.expire(self.now_ms, &mut due);
-        for id in due.drain(..) {
-            self.check_keepalive(id);
+        if self.keepalive_on {
+            let mut due = std::mem::take(&mut self.due);
+            self.keepalive.expire(self.now_ms(), &mut due);
+            for id in due.drain(..) {
+                self.check_keepalive(id);
+            }
+            self.due = due;
         }
-        self.due = due;
         if self.accept_paused_until.is_some_and(|t| t <= self.now) {
             self.accept_paused_until = None;
             for i in 0..self.listeners.len() {
@@ -427,7 +429,8 @@ impl Server {
         if !self.live(id) {
             return;
         }
-        let now = self.now_ms32();
+        let now_ms = self.now_ms();
+        let now = now_ms as u32;
         let conn = &mut self.conns[id.key];
         if conn.phase != Phase::Open || conn.session.state() != State::Open {
             return;
@@ -440,11 +443,11 @@ impl Server {
                 self.stats.idle_timeouts += 1;
                 return self.close_with(id, close::GOING_AWAY, "idle timeout");
             }
-            next = next.min(self.now_ms + (limit - idle));
+            next = next.min(now_ms + (limit - idle));
         }
         if let Some(interval) = self.cfg.ping_interval.map(millis) {
             if quiet < interval {
-                next = next.min(self.now_ms + (interval - quiet));
+                next = next.min(now_ms + (interval - quiet));
             } else if conn.awaiting_pong {
                 self.stats.ping_timeouts += 1;
                 return self.close_with(id, close::GOING_AWAY, "ping timeout");
@@ -453,7 +456,7 @@ impl Server {
                 conn.session.ping(b"", &mut QueueSink(q));
                 conn.awaiting_pong = true;
                 self.stats.pings_sent += 1;
-                next = next.min(self.now_ms + interval);
+                next = next.min(now_ms + interval);
                 self.write_out(id.key, false);
             }
         }
@@ -613,8 +616,11 @@ impl Server {
     /// Hands `n` freshly read bytes to the handshake or the session.
     fn process(&mut self, key: usize, n: usize, into_own: bool) {
         let held = self.conns.len();
-        let uptime = self.now.duration_since(self.started);
-        let now_ms = self.now_ms32();
+        let now_ms = if self.keepalive_on {
+            self.now_ms32()
+        } else {
+            0
+        };
         let Server {
             conns,
             io,
@@ -623,6 +629,7 @@ impl Server {
             stats,
             throttle,
             now,
+            started,
             drain_until,
             turn,
             ..
@@ -638,8 +645,10 @@ impl Server {
         } else {
             &mut read[..n]
         };
-        conn.seen_at = now_ms;
-        conn.awaiting_pong = false;
+        if self.keepalive_on {
+            conn.seen_at = now_ms;
+            conn.awaiting_pong = false;
+        }
         let mut sink = Sink {
             out,
             hub,
@@ -653,7 +662,8 @@ impl Server {
             Phase::Handshake => {
                 let ctx = HttpContext {
                     held,
-                    uptime,
+                    started: *started,
+                    now: *now,
                     draining: drain_until.is_some(),
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink) {
@@ -721,16 +731,20 @@ impl Server {
             .into_iter()
             .flatten()
             .min();
-        let now = self.now_ms32();
-        if let (Some(first), Some(conn)) = (first, self.conns.get_mut(id.key)) {
-            conn.seen_at = now;
-            conn.message_at = now;
-            self.keepalive.arm(self.now_ms + millis(first), id);
+        let Some(first) = first else { return };
+        let now_ms = self.now_ms();
+        if let Some(conn) = self.conns.get_mut(id.key) {
+            conn.seen_at = now_ms as u32;
+            conn.message_at = now_ms as u32;
+            self.keepalive.arm(now_ms + millis(first), id);
         }
     }
 
     /// Sends every room's batch of this turn's messages to its members.
     fn fan_out(&mut self) {
+        if !self.hub.has_active() {
+            return;
+        }
         let active = self.hub.take_active();
         for &room in &active {
             self.fan_out_room(room);
@@ -1002,7 +1016,8 @@ enum Outcome {
 /// What plain HTTP answers can see of the server, besides counters.
 struct HttpContext {
     held: usize,
-    uptime: Duration,
+    started: Instant,
+    now: Instant,
     draining: bool,
 }
 
@@ -1035,7 +1050,7 @@ fn handshake(
                 open_connections: ctx.held,
                 rooms: sink.hub.rooms(),
                 mode: cfg.mode,
-                uptime: ctx.uptime,
+                uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
             };
             let status = http::respond(sink.out, method, path, &snap);
