@@ -15,9 +15,9 @@
 //!
 //! Requests that are not WebSocket upgrades are answered by
 //! [`crate::http`] (health, metrics, the page) on the same port. A
-//! [`ShutdownHandle`] stops the loop at once or drains it: no new
-//! connections, Close 1001 to every client, and return once they have all
-//! closed or the drain timeout passed.
+//! [`ShutdownHandle`] stops the loop at once or drains it: Close 1001 to
+//! every client, 503 to new upgrades and health checks, and return once
+//! every connection has closed or the drain timeout passed.
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
@@ -86,9 +86,10 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Asks for a graceful shutdown: stop accepting, send Close 1001
-    /// (going away) to every client, and return from [`Server::run`] once
-    /// they have all closed or the drain timeout has passed.
+    /// Asks for a graceful shutdown: send Close 1001 (going away) to every
+    /// client, refuse new upgrades with 503 (plain HTTP is still answered,
+    /// `/healthz` with 503), and return from [`Server::run`] once every
+    /// connection has closed or the drain timeout has passed.
     pub fn drain(&self) {
         self.control.fetch_max(DRAIN, Ordering::AcqRel);
         // A failed wake leaves the loop to notice at its next wakeup.
@@ -306,18 +307,16 @@ impl Server {
         self.now_ms() as u32
     }
 
-    /// Stops accepting, says Close 1001 to every open client, drops those
-    /// still in their handshake, and starts the drain deadline.
+    /// Says Close 1001 to every open client and starts the drain deadline.
+    /// From now on upgrades are refused (503) while plain HTTP is still
+    /// answered, so health checks see `/healthz` turn 503 instead of a
+    /// refused port.
     fn begin_drain(&mut self) {
         info!(
             "draining {} connections (at most {:?})",
             self.conns.len(),
             self.cfg.drain_timeout
         );
-        for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        self.accept_paused_until = None;
         self.drain_until = Some(self.now + self.cfg.drain_timeout);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -325,7 +324,6 @@ impl Server {
                 continue;
             };
             match conn.phase {
-                Phase::Handshake => self.drop_conn(key),
                 Phase::Open => {
                     let q = conn.out.get_or_insert_with(Default::default);
                     conn.session.close(
@@ -335,7 +333,7 @@ impl Server {
                     );
                     self.write_out(key, false);
                 }
-                Phase::Closing | Phase::Draining => {}
+                Phase::Handshake | Phase::Closing | Phase::Draining => {}
             }
         }
     }
@@ -1062,6 +1060,9 @@ fn handshake(
             offset,
         } => (req, offset),
     };
+    if ctx.draining {
+        return Err(HandshakeError::Unavailable);
+    }
     if !req.origin_allowed(&cfg.allowed_origins) {
         return Err(HandshakeError::Forbidden);
     }

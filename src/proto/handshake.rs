@@ -91,6 +91,8 @@ pub enum HandshakeError {
     UnsupportedVersion,
     /// 431: the request head is larger than the limit or has too many lines.
     TooLarge,
+    /// 503: the server is shutting down.
+    Unavailable,
 }
 
 impl HandshakeError {
@@ -102,6 +104,7 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::TooLarge => 431,
+            HandshakeError::Unavailable => 503,
         }
     }
 
@@ -117,6 +120,7 @@ impl HandshakeError {
             HandshakeError::TooLarge => {
                 ("Request Header Fields Too Large", "request head too large")
             }
+            HandshakeError::Unavailable => ("Service Unavailable", "server shutting down"),
         }
     }
 }
@@ -292,6 +296,7 @@ pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
         // §4.2.2: tell the client which versions we speak.
         HandshakeError::UnsupportedVersion => "Sec-WebSocket-Version: 13\r\n",
         HandshakeError::MethodNotAllowed => "Allow: GET\r\n",
+        HandshakeError::Unavailable => "Retry-After: 1\r\n",
         _ => "",
     };
     write_response(out, err.status(), reason, extra, body);
@@ -570,6 +575,7 @@ mod tests {
             HandshakeError::MethodNotAllowed,
             HandshakeError::UnsupportedVersion,
             HandshakeError::TooLarge,
+            HandshakeError::Unavailable,
         ] {
             let mut out = Vec::new();
             write_error(&mut out, err);
