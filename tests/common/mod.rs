@@ -939,3 +939,32 @@ impl Drop for WsdProcess {
         }
     }
 }
+
+impl Client {
+    /// The next message or control frame if its first bytes arrive within
+    /// `wait`, else `None` (nothing was lost: partial input stays buffered).
+    /// Once bytes come, the rest is awaited with the usual timeout.
+    pub fn try_recv(&mut self, wait: Duration) -> Option<Message> {
+        if parse_server_frame(&self.buf).is_some() {
+            return Some(self.recv());
+        }
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut chunk = [0u8; 64 << 10];
+        let res = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        match res {
+            Ok(0) => panic!("EOF while waiting for a frame"),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(self.recv())
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
