@@ -10,8 +10,10 @@
 //! - [`net`]: the reactor. Sockets, the mio `Poll`, a slab of connections
 //!   each with its own lazily allocated buffers, timers, and the write path.
 //!   It never parses bytes itself: it hands them to [`proto`].
-//! - [`hub`]: broadcast fan-out. A message is encoded once into shared bytes
-//!   that every receiver's output queue references.
+//! - [`hub`]: broadcast rooms. A turn's messages for a room are encoded
+//!   once into shared bytes that every member's output queue references.
+//! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
+//!   `/metrics`, the page at `/`), sans-IO like [`proto`].
 //! - [`config`]: the server's settings and their defaults.
 //!
 //! # Panics
