@@ -45,6 +45,16 @@ use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::session::write_message;
 use crate::proto::{close, Events, MessageKind, Parsing, State};
 
+/// Logs a refusal or a misbehaving client at info, through the server's
+/// throttle: at most 10 such lines a second, never one per frame.
+macro_rules! notice {
+    ($server:expr, $($arg:tt)*) => {
+        if let Some(held) = $server.throttle.pass($server.now) {
+            info!("{}{}", format_args!($($arg)*), suppressed(held));
+        }
+    };
+}
+
 const WAKER: Token = Token(usize::MAX);
 
 /// Listener `i`'s token: counted down from just below the waker's, far
@@ -388,7 +398,7 @@ impl Server {
         }
         while let Some(id) = self.close_timers.expired(self.now) {
             if self.live(id) {
-                debug!("conn {}: close timeout", id.key);
+                notice!(self, "conn {}: close timeout, dropped", id.key);
                 self.stats.close_timeouts += 1;
                 self.drop_conn(id.key);
             }
@@ -469,7 +479,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id.key) else {
             return;
         };
-        debug!("conn {}: closing {code} ({reason})", id.key);
+        notice!(self, "conn {}: closing {code} ({reason})", id.key);
         let q = conn.out.get_or_insert_with(Default::default);
         conn.session.close(code, reason, &mut QueueSink(q));
         self.close_timers.arm(self.now, id);
@@ -510,7 +520,11 @@ impl Server {
             let full = self.conns.len().saturating_sub(self.closing) >= self.cfg.max_connections;
             if full {
                 self.stats.refused_max_connections += 1;
-                debug!("{peer}: refused, {} connections held", self.conns.len());
+                notice!(
+                    self,
+                    "{peer}: refused 503, {} connections held",
+                    self.conns.len()
+                );
                 if self.conns.len() >= self.cfg.max_connections + REFUSAL_HEADROOM {
                     // No room even to refuse politely: best effort, then drop.
                     let mut answer = std::mem::take(&mut self.io.out);
@@ -704,7 +718,11 @@ impl Server {
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
         if failed {
             if let Some(e) = conn.session.error() {
-                debug!("conn {key}: protocol error: {e}");
+                notice!(
+                    self,
+                    "conn {key}: protocol error: {e} (close {})",
+                    e.close_code()
+                );
                 self.stats.protocol_errors += 1;
             }
         }
@@ -804,7 +822,8 @@ impl Server {
                 }
                 SlowConsumerPolicy::Close => {
                     let dropped = q.discard_unstarted();
-                    debug!(
+                    notice!(
+                        self,
                         "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
                     );
                     self.stats.slow_consumer_cutoffs += 1;
@@ -927,7 +946,7 @@ impl Server {
     }
 
     fn handshake_timeout(&mut self, key: usize) {
-        debug!("conn {key}: handshake timeout");
+        notice!(self, "conn {key}: handshake timeout (408)");
         *self.stats.handshake_failures.entry(408).or_default() += 1;
         handshake::write_response(
             &mut self.io.out,
