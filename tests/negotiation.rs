@@ -75,7 +75,11 @@ fn other_or_missing_origin_is_403_and_closed() {
 fn empty_origin_list_allows_any_origin_or_none() {
     let _w = watchdog();
     let server = TestServer::start(with_origins(&[]));
-    for extra in ["Origin: https://anything.example\r\n", "Origin: null\r\n", ""] {
+    for extra in [
+        "Origin: https://anything.example\r\n",
+        "Origin: null\r\n",
+        "",
+    ] {
         let (mut c, resp) = Client::try_upgrade(server.addr(), "/", extra);
         assert_eq!(resp.status, 101, "{extra:?}: {resp:?}");
         c.assert_echo("hi");
@@ -202,6 +206,9 @@ fn origin_and_protocol_are_checked_together() {
         "/",
         "Origin: https://evil.example\r\nSec-WebSocket-Protocol: chat\r\n",
     );
-    assert_eq!(resp.status, 403, "a good protocol does not excuse the origin");
+    assert_eq!(
+        resp.status, 403,
+        "a good protocol does not excuse the origin"
+    );
     assert!(chosen(&resp).is_empty(), "{resp:?}");
 }
