@@ -111,6 +111,28 @@ fn metrics_are_prometheus_text_and_count_websocket_traffic() {
 }
 
 #[test]
+fn metrics_count_http_answers_and_refused_upgrades_by_status() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    http_get(server.addr(), "/nope");
+    http_get(server.addr(), "/healthz");
+    let resp = http_exchange(
+        server.addr(),
+        &upgrade_request(RFC_KEY).replace("Version: 13", "Version: 8"),
+        false,
+    );
+    assert_eq!(resp.status, 426, "{resp:?}");
+    let m = samples(&http_get(server.addr(), "/metrics").body);
+    assert_eq!(metric(&m, "wsd_http_responses_total{status=\"404\"}"), 1.0);
+    assert_eq!(metric(&m, "wsd_http_responses_total{status=\"200\"}"), 1.0);
+    assert_eq!(
+        metric(&m, "wsd_handshake_failures_total{status=\"426\"}"),
+        1.0
+    );
+    assert_eq!(metric(&m, "wsd_handshakes_total"), 0.0);
+}
+
+#[test]
 fn root_serves_an_html_page_with_a_websocket_script() {
     let _w = watchdog();
     let server = TestServer::echo();

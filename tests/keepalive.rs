@@ -93,6 +93,11 @@ fn silent_client_is_closed_with_ping_timeout() {
     };
     assert_eq!(pings, 1, "closed after exactly one unanswered ping");
     expect_going_away(&mut silent, got, "ping timeout");
+    let metrics = String::from_utf8(http_get(server.addr(), "/metrics").body).unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "wsd_ping_timeouts_total 1"),
+        "/metrics counts the ping timeout"
+    );
     // The answering client was not affected.
     answering.send_text("unaffected");
     loop {
@@ -148,6 +153,11 @@ fn client_sending_no_message_is_closed_with_idle_timeout_despite_pings() {
         }
     };
     expect_going_away(&mut c, got, "idle timeout");
+    let metrics = String::from_utf8(http_get(server.addr(), "/metrics").body).unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "wsd_idle_timeouts_total 1"),
+        "/metrics counts the idle timeout"
+    );
     let stats = server.stop();
     assert_eq!(stats.idle_timeouts, 1, "{stats:?}");
     assert_eq!(stats.ping_timeouts, 0);
