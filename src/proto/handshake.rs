@@ -153,10 +153,7 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
         Err(_) => return Err(HandshakeError::BadRequest("malformed HTTP request")),
     };
     let method = req.method.unwrap_or_default();
-    let path = req.path.unwrap_or_default();
-    if !path.starts_with('/') {
-        return Err(HandshakeError::BadRequest("request target must be a path"));
-    }
+    let target = req.path.unwrap_or_default();
     let mut host = None;
     let mut upgrade = false;
     let mut connection = false;
@@ -205,11 +202,15 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
         }
     }
     if !upgrade && !websocket_header {
+        // `*` (as in OPTIONS *) is left for the HTTP side to refuse.
+        let path = origin_form(target).unwrap_or(target);
         return Ok(Parsing::Done {
             value: Head::Plain { method, path },
             offset,
         });
     }
+    let path =
+        origin_form(target).ok_or(HandshakeError::BadRequest("request target must be a path"))?;
     if method != "GET" {
         return Err(HandshakeError::MethodNotAllowed);
     }
@@ -248,6 +249,29 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
         }),
         offset,
     })
+}
+
+/// The path of a request target in origin form (`/chat?x`) or absolute
+/// form (`http://host/chat?x`, which RFC 9112 §3.2.2 says a server must
+/// accept; `ws://` and `wss://` too, as RFC 6455 §3 names them). `None` for
+/// anything else.
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let (scheme, rest) = target.split_once("://")?;
+    if !["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return None;
+    }
+    // The authority ends at the first '/', '?' or the end; the path is
+    // what follows ("/" when empty).
+    match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => Some(&rest[i..]),
+        _ => Some("/"),
+    }
 }
 
 /// The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key ++ GUID)).
@@ -480,6 +504,47 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn absolute_form_targets_are_accepted() {
+        let req = request("").replace("GET /chat ", "GET ws://server.example.com/chat?x=1 ");
+        assert_eq!(upgrade(&req).path, "/chat?x=1");
+        let plain = "GET http://x:9001/healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            parse(plain),
+            Ok(Parsing::Done {
+                value: Head::Plain {
+                    path: "/healthz",
+                    ..
+                },
+                ..
+            })
+        ));
+        let bare = "GET HTTP://x HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            parse(bare),
+            Ok(Parsing::Done {
+                value: Head::Plain { path: "/", .. },
+                ..
+            })
+        ));
+        // OPTIONS * is plain HTTP, for the HTTP side to refuse.
+        let star = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            parse(star),
+            Ok(Parsing::Done {
+                value: Head::Plain {
+                    method: "OPTIONS",
+                    path: "*"
+                },
+                ..
+            })
+        ));
+        assert_eq!(
+            status_of(&request("").replace("/chat", "ftp://x/chat")),
+            400
+        );
     }
 
     #[test]
