@@ -52,24 +52,29 @@ pub struct Hub {
 impl Hub {
     /// Adds connection `key` to the room `name`, creating the room if needed.
     pub fn join(&mut self, name: &str, key: usize) -> Seat {
-        let id = match self.by_name.get(name) {
-            Some(&id) => id,
-            None => {
-                let id = self.rooms.insert(Room {
-                    name: name.into(),
-                    members: Vec::new(),
-                    batch: Batch::default(),
-                });
-                self.by_name.insert(name.into(), id);
-                id
-            }
-        };
-        let members = &mut self.rooms[id].members;
-        members.push(key);
+        let existing = self
+            .by_name
+            .get(name)
+            .copied()
+            .filter(|&id| self.rooms.contains(id));
+        let id = existing.unwrap_or_else(|| {
+            let id = self.rooms.insert(Room {
+                name: name.into(),
+                members: Vec::new(),
+                batch: Batch::default(),
+            });
+            self.by_name.insert(name.into(), id);
+            id
+        });
+        // The room exists: found above or just inserted.
+        let slot = self.rooms.get_mut(id).map_or(0, |room| {
+            room.members.push(key);
+            room.members.len() - 1
+        });
         Seat {
             // Room ids and slots are bounded by the connection count.
             room: id as u32,
-            slot: (members.len() - 1) as u32,
+            slot: slot as u32,
         }
     }
 

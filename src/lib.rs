@@ -18,11 +18,27 @@
 //!
 //! # Panics
 //!
-//! The server is one thread serving every client, so a panic is an outage.
-//! Peer-controlled lengths are checked against limits before they are used
-//! for allocation or indexing.
+//! The server is one thread serving every client, so a panic is an outage
+//! for all of them. The crate is panic-free by construction: outside tests
+//! it may not `unwrap`, `expect`, `panic!`, or index or slice unchecked
+//! (the lints below deny it), so a slice is taken with `get` and a missing
+//! one means "not yet" or "nothing", never a crash. Peer-controlled lengths
+//! are checked against limits, with checked arithmetic, before they are
+//! used for allocation or indexing. Tests may panic: that is how they fail.
 
 #![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod config;
 pub mod http;

@@ -1,4 +1,15 @@
 //! `wsd`: flags → config → reactor.
+//!
+//! Panic-free like the library (see its crate doc): no unwrap, expect,
+//! panic or unchecked indexing here either.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable
+)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;

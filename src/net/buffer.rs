@@ -34,7 +34,7 @@ impl ReadBuf {
 
     /// The kept bytes.
     pub fn filled_mut(&mut self) -> &mut [u8] {
-        &mut self.data[..self.filled]
+        self.data.get_mut(..self.filled).unwrap_or_default()
     }
 
     /// Room for the next read: at least [`READ_CHUNK`] bytes after the kept
@@ -53,11 +53,15 @@ impl ReadBuf {
                     .next_multiple_of(READ_CHUNK);
                 vec![0u8; len].into_boxed_slice()
             };
-            bigger[..self.filled].copy_from_slice(&self.data[..self.filled]);
+            if let (Some(dst), Some(src)) =
+                (bigger.get_mut(..self.filled), self.data.get(..self.filled))
+            {
+                dst.copy_from_slice(src);
+            }
             let old = std::mem::replace(&mut self.data, bigger);
             pool.give(old);
         }
-        &mut self.data[self.filled..]
+        self.data.get_mut(self.filled..).unwrap_or_default()
     }
 
     /// Marks `n` more bytes (just read into [`ReadBuf::spare`]) as filled.
@@ -77,9 +81,11 @@ impl ReadBuf {
     pub fn store(&mut self, bytes: &[u8], pool: &mut BufPool) {
         self.filled = 0;
         // `spare` leaves at least READ_CHUNK bytes, and one read is no more.
-        let room = self.spare(pool).len();
-        let n = bytes.len().min(room);
-        self.data[..n].copy_from_slice(&bytes[..n]);
+        let spare = self.spare(pool);
+        let n = bytes.len().min(spare.len());
+        if let (Some(dst), Some(src)) = (spare.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+        }
         self.filled = n;
     }
 
@@ -141,7 +147,7 @@ impl SharedBytes {
     }
 
     fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.get(self.start..self.end).unwrap_or_default()
     }
 
     fn len(&self) -> usize {
@@ -239,20 +245,22 @@ impl OutQueue {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut count = 0;
                 let mut cursor = self.own_read;
-                for (i, seg) in self.segs.iter().take(MAX_IOV).enumerate() {
+                for (slot, (i, seg)) in iov.iter_mut().zip(self.segs.iter().enumerate()) {
                     let bytes: &[u8] = match seg {
                         Seg::Own(n) => {
-                            let s = &self.own[cursor..cursor + n];
+                            let s = self.own.get(cursor..cursor + n).unwrap_or_default();
                             cursor += n;
                             s
                         }
-                        Seg::Shared(f) if i == 0 => &f.as_slice()[self.shared_read..],
+                        Seg::Shared(f) if i == 0 => {
+                            f.as_slice().get(self.shared_read..).unwrap_or_default()
+                        }
                         Seg::Shared(f) => f.as_slice(),
                     };
-                    iov[count] = IoSlice::new(bytes);
+                    *slot = IoSlice::new(bytes);
                     count += 1;
                 }
-                match w.write_vectored(&iov[..count]) {
+                match w.write_vectored(iov.get(..count).unwrap_or_default()) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

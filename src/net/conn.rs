@@ -115,7 +115,7 @@ impl Connection {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         written += n;
-                        rest = &rest[n..];
+                        rest = rest.get(n..).unwrap_or_default();
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

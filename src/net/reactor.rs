@@ -127,6 +127,8 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<TcpListener>,
     local_addrs: Vec<SocketAddr>,
+    /// The first of `local_addrs` (there is always one).
+    primary_addr: SocketAddr,
     waker: Arc<Waker>,
     control: Arc<AtomicU8>,
     cfg: Config,
@@ -182,6 +184,9 @@ impl Server {
             local_addrs.push(l.local_addr()?);
             listeners.push(l);
         }
+        let primary_addr = *local_addrs
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let now = Instant::now();
         // Keepalive deadlines are checked a tenth of the shortest interval
@@ -196,6 +201,7 @@ impl Server {
             poll,
             listeners,
             local_addrs,
+            primary_addr,
             waker,
             control: Arc::new(AtomicU8::new(RUN)),
             // Reserve the slab up front: untouched capacity is virtual
@@ -233,7 +239,7 @@ impl Server {
     /// The address the first listener is bound to (the real port if 0 was
     /// asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addrs[0]
+        self.primary_addr
     }
 
     /// The addresses of every listener, in the order configured.
@@ -392,7 +398,11 @@ impl Server {
 
         self.tick();
         while let Some(id) = self.handshake_timers.expired(self.now) {
-            if self.live(id) && self.conns[id.key].phase == Phase::Handshake {
+            let handshaking = self
+                .conns
+                .get(id.key)
+                .is_some_and(|c| c.gen == id.gen && c.phase == Phase::Handshake);
+            if handshaking {
                 self.handshake_timeout(id.key);
             }
         }
@@ -439,7 +449,9 @@ impl Server {
         }
         let now_ms = self.now_ms();
         let now = now_ms as u32;
-        let conn = &mut self.conns[id.key];
+        let Some(conn) = self.conns.get_mut(id.key) else {
+            return;
+        };
         if conn.phase != Phase::Open || conn.session.state() != State::Open {
             return;
         }
@@ -655,7 +667,7 @@ impl Server {
             rbuf.advance(n);
             rbuf.filled_mut()
         } else {
-            &mut read[..n]
+            read.get_mut(..n).unwrap_or_default()
         };
         if self.keepalive_on {
             conn.seen_at = now_ms;
@@ -712,7 +724,7 @@ impl Server {
         if into_own {
             rbuf.keep(keep, pool);
         } else if keep > 0 {
-            rbuf.store(&read[..keep], pool);
+            rbuf.store(read.get(..keep).unwrap_or_default(), pool);
         }
         conn.rbuf = rbuf;
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
@@ -955,7 +967,9 @@ impl Server {
             "",
             "handshake timeout",
         );
-        let id = self.conns[key].id(key);
+        let Some(id) = self.conns.get(key).map(|c| c.id(key)) else {
+            return;
+        };
         self.enter_closing(id);
         self.flush(key);
     }
@@ -1095,7 +1109,8 @@ fn handshake(
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
     }
-    let keep = conn.session.feed(&mut data[offset..], &cfg.limits, sink);
+    let frames = data.get_mut(offset..).unwrap_or_default();
+    let keep = conn.session.feed(frames, &cfg.limits, sink);
     data.copy_within(offset..offset + keep, 0);
     Ok(Handshake::Upgraded(keep))
 }

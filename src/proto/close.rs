@@ -64,9 +64,13 @@ pub fn encode_close(code: u16, reason: &str, out: &mut [u8; 125]) -> usize {
     while !reason.is_char_boundary(cut) {
         cut -= 1;
     }
-    out[..2].copy_from_slice(&code.to_be_bytes());
-    out[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
-    2 + cut
+    let reason = reason.as_bytes().get(..cut).unwrap_or_default();
+    let (head, rest) = out.split_at_mut(2);
+    head.copy_from_slice(&code.to_be_bytes());
+    if let Some(dst) = rest.get_mut(..reason.len()) {
+        dst.copy_from_slice(reason);
+    }
+    2 + reason.len()
 }
 
 #[cfg(test)]

@@ -131,24 +131,28 @@ pub fn decode_header(buf: &[u8]) -> Result<Parsing<Header>, ProtocolError> {
     if buf.len() < header_len {
         return Ok(Parsing::NeedMore(header_len - buf.len()));
     }
-    let len = match short {
-        Some(n) => n,
-        None => {
-            let mut be = [0u8; 8];
-            be[8 - len_bytes..].copy_from_slice(&buf[2..2 + len_bytes]);
-            let n = u64::from_be_bytes(be);
-            // §5.2: "the most significant bit MUST be 0".
-            if n >> 63 != 0 {
-                return Err(ProtocolError::LengthTopBit);
-            }
-            n
-        }
+    // The whole header is in `buf` now; the patterns below cannot miss.
+    let need = Ok(Parsing::NeedMore(header_len));
+    let after_len = buf.get(2..).unwrap_or_default();
+    let (len, after_len) = match (short, len_bytes) {
+        (Some(n), _) => (n, after_len),
+        (None, 2) => match after_len.split_first_chunk::<2>() {
+            Some((be, rest)) => (u64::from(u16::from_be_bytes(*be)), rest),
+            None => return need,
+        },
+        (None, _) => match after_len.split_first_chunk::<8>() {
+            Some((be, rest)) => (u64::from_be_bytes(*be), rest),
+            None => return need,
+        },
     };
-    let mask = if masked {
-        let at = 2 + len_bytes;
-        Some([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
-    } else {
-        None
+    // §5.2: "the most significant bit MUST be 0".
+    if len >> 63 != 0 {
+        return Err(ProtocolError::LengthTopBit);
+    }
+    let mask = match (masked, after_len.first_chunk::<4>()) {
+        (false, _) => None,
+        (true, Some(key)) => Some(*key),
+        (true, None) => return need,
     };
     Ok(Parsing::Done {
         value: Header {
@@ -172,7 +176,7 @@ pub struct EncodedHeader {
 impl EncodedHeader {
     /// The header's bytes.
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -207,8 +211,8 @@ pub fn encode_header(
             10
         }
     };
-    if let Some(key) = mask {
-        bytes[at..at + 4].copy_from_slice(&key);
+    if let Some((key, dst)) = mask.zip(bytes.get_mut(at..at + 4)) {
+        dst.copy_from_slice(&key);
         at += 4;
     }
     EncodedHeader {
@@ -234,7 +238,9 @@ pub fn write_masked_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], key
     out.extend_from_slice(header.as_slice());
     let start = out.len();
     out.extend_from_slice(payload);
-    super::mask::apply_mask(&mut out[start..], key, 0);
+    if let Some(tail) = out.get_mut(start..) {
+        super::mask::apply_mask(tail, key, 0);
+    }
 }
 
 #[cfg(test)]

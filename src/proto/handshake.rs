@@ -51,7 +51,9 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// The subprotocols the client offers, in its order of preference.
     pub fn offered_protocols(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.protocol_headers[..self.protocol_lines]
+        self.protocol_headers
+            .get(..self.protocol_lines)
+            .unwrap_or_default()
             .iter()
             .flat_map(|line| line.split(|&b| b == b','))
             .map(trim)
@@ -129,8 +131,10 @@ impl HandshakeError {
 /// Cheap enough to run on every read, so a request that trickles in a byte
 /// at a time is parsed once, not once per byte.
 pub fn has_head_end(buf: &[u8]) -> bool {
-    buf.windows(2).enumerate().any(|(i, w)| {
-        w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && buf.get(i + 2) == Some(&b'\n')))
+    buf.windows(2).enumerate().any(|(i, w)| match w {
+        [b'\n', b'\n'] => true,
+        [b'\n', b'\r'] => buf.get(i + 2) == Some(&b'\n'),
+        _ => false,
     })
 }
 

@@ -27,8 +27,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for w in words {
         *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
     }
-    for (i, b) in tail.iter_mut().enumerate() {
-        *b ^= k[i % 4];
+    for (b, m) in tail.iter_mut().zip(k.iter().cycle()) {
+        *b ^= m;
     }
 }
 

@@ -187,7 +187,8 @@ impl Session {
                 }
                 continue;
             }
-            let (h, offset) = match decode_header(&buf[cur.pos..])? {
+            let unparsed = buf.get(cur.pos..).unwrap_or_default();
+            let (h, offset) = match decode_header(unparsed)? {
                 Parsing::Done { value, offset } => (value, offset),
                 Parsing::NeedMore(_) => return Ok(()),
             };
@@ -196,10 +197,10 @@ impl Session {
             let len = h.len as usize;
             if h.opcode.is_control() {
                 let end = cur.pos + offset + len;
-                if buf.len() < end {
+                let Some(payload) = buf.get_mut(cur.pos + offset..end) else {
+                    // The control frame's payload has not all arrived.
                     return Ok(());
-                }
-                let payload = &mut buf[cur.pos + offset..end];
+                };
                 if let Some(key) = h.mask {
                     apply_mask(payload, key, 0);
                 }
@@ -243,13 +244,13 @@ impl Session {
         let Some(frame) = msg.frame.as_mut() else {
             return Ok(true);
         };
-        let avail = frame.remaining.min(buf.len() - cur.pos);
+        let avail = frame.remaining.min(buf.len().saturating_sub(cur.pos));
         if avail == 0 && frame.remaining != 0 {
             return Ok(false);
         }
         let chunk = cur.pos..cur.pos + avail;
-        if let Some(key) = frame.mask {
-            apply_mask(&mut buf[chunk.clone()], key, frame.offset);
+        if let Some((key, bytes)) = frame.mask.zip(buf.get_mut(chunk.clone())) {
+            apply_mask(bytes, key, frame.offset);
         }
         // Squeeze out the headers between fragments: move this payload down
         // to follow what is assembled. Unfragmented payloads never move.
@@ -261,7 +262,7 @@ impl Session {
         frame.remaining -= avail;
         frame.offset += avail;
         cur.pos += avail;
-        let assembled = &buf[cur.base..cur.base + msg.len];
+        let assembled = buf.get(cur.base..cur.base + msg.len).unwrap_or_default();
         if msg.kind == MessageKind::Text {
             // Fail fast: check text as it arrives, not when the message ends.
             msg.utf8.advance(assembled)?;
@@ -359,24 +360,30 @@ impl Session {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let n = close::encode_close(code, reason, &mut payload);
         self.close_code.get_or_insert(code);
-        self.send_control(OpCode::Close, &payload[..n], ev);
+        self.send_control(OpCode::Close, payload.get(..n).unwrap_or_default(), ev);
     }
 
     fn send_control<E: Events>(&mut self, op: OpCode, payload: &[u8], ev: &mut E) {
-        let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
+        let payload = payload.get(..MAX_CONTROL_PAYLOAD).unwrap_or(payload);
         let mask = match self.role {
             Role::Server => None,
             Role::Client => Some(self.next_mask()),
         };
         let header = encode_header(true, 0, op, payload.len() as u64, mask);
+        let header = header.as_slice();
+        // Header and payload fit by construction (14 + 125 bytes).
         let mut out = [0u8; MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD];
-        let h = header.as_slice().len();
-        out[..h].copy_from_slice(header.as_slice());
-        out[h..h + payload.len()].copy_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut out[h..h + payload.len()], key, 0);
+        let len = header.len() + payload.len();
+        if let Some((head, body)) = out.split_at_mut_checked(header.len()) {
+            head.copy_from_slice(header);
+            if let Some(body) = body.get_mut(..payload.len()) {
+                body.copy_from_slice(payload);
+                if let Some(key) = mask {
+                    apply_mask(body, key, 0);
+                }
+            }
         }
-        ev.send(&out[..h + payload.len()]);
+        ev.send(out.get(..len).unwrap_or_default());
     }
 
     /// The next client masking key (xorshift32). §5.3 wants keys an
