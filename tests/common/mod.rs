@@ -968,3 +968,201 @@ impl Client {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the hostile-client tests (tests/hostile.rs).
+
+/// A well-behaved client kept open while something hostile happens on the
+/// same server; [`Bystander::check`] is one round trip, called between every
+/// hostile step, so a stalled or starved server fails the test at once.
+pub struct Bystander {
+    pub client: Client,
+    pub rounds: usize,
+}
+
+impl Bystander {
+    /// An upgraded bystander on `path` (its room, in broadcast mode).
+    pub fn connect(addr: SocketAddr, path: &str) -> Bystander {
+        Bystander {
+            client: Client::connect_path(addr, path),
+            rounds: 0,
+        }
+    }
+
+    /// An echo round trip with a fresh numbered message (echo mode).
+    pub fn check(&mut self) {
+        self.rounds += 1;
+        let text = format!("bystander round {}", self.rounds);
+        self.client.assert_echo(&text);
+    }
+
+    /// A ping round trip with a fresh numbered payload (any mode, as long
+    /// as no broadcast traffic is addressed to it).
+    pub fn check_ping(&mut self) {
+        self.rounds += 1;
+        let payload = format!("bystander ping {}", self.rounds);
+        self.client.assert_ping(payload.as_bytes());
+    }
+
+    /// A clean closing handshake.
+    pub fn close(self) {
+        self.client.close();
+    }
+}
+
+/// This process's resident set size in KiB (`VmRSS` in /proc/self/status).
+/// An in-process server's memory is part of it.
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// This process's soft limit on open files (`ulimit -n`), from
+/// /proc/self/limits; `None` if unlimited or unreadable.
+pub fn open_files_soft_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The value of the unlabelled metric `name` in a `/metrics` answer.
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let resp = http_get(addr, "/metrics");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let body = String::from_utf8(resp.body).expect("UTF-8 metrics");
+    body.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse().expect("metric value"))
+        })
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
+}
+
+/// Polls `/metrics` (bounded by [`IO_TIMEOUT`]) until `wsd_connections_open`
+/// is `open` (the `/metrics` connection itself counts); panics with the
+/// last value if it never gets there.
+pub fn wait_connections_open(addr: SocketAddr, open: usize) {
+    let until = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let now = metric(addr, "wsd_connections_open");
+        if now == open as f64 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "wsd_connections_open stayed at {now}, expected {open}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Client {
+    /// One read into the input buffer if bytes (or EOF) come within
+    /// `wait`: `Some(bytes read)` (0 at EOF), or `None` on timeout. The
+    /// usual timeout is restored.
+    pub fn poll_bytes(&mut self, wait: Duration) -> Option<usize> {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut chunk = [0u8; 16 << 10];
+        let res = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        match res {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(n)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(e) => panic!("read failed ({} bytes buffered): {e}", self.buf.len()),
+        }
+    }
+
+    /// Bytes received but not yet parsed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Sets `SO_LINGER` to zero, so that dropping the socket sends a reset
+    /// (RST) instead of a FIN.
+    pub fn set_linger_zero(&self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER 0");
+    }
+}
+
+impl WsdProcess {
+    /// Starts `wsd` with `args` through `sh -c "PREFIX && exec wsd ARGS"`
+    /// (say, `ulimit -n 40`), and reads its banner like [`WsdProcess::start`].
+    /// `exec` keeps the PID: signals reach wsd itself.
+    pub fn start_in_shell(prefix: &str, args: &[&str]) -> WsdProcess {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{prefix} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_wsd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sh -c wsd");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (out_tx, out_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = WsdProcess {
+            child,
+            addrs: Vec::new(),
+            banner: String::new(),
+            stderr: err_rx,
+        };
+        let banner = match out_rx.recv_timeout(IO_TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => {
+                let errs: Vec<String> = p.stderr.try_iter().collect();
+                panic!("no banner from wsd ({e}); stderr: {errs:?}");
+            }
+        };
+        let url = banner
+            .strip_prefix("wsd listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
+        let addr = url.split_whitespace().next().unwrap().trim_end_matches(',');
+        p.addrs = vec![addr.parse().expect("address in the banner")];
+        p.banner = banner;
+        p
+    }
+
+    /// Every stderr line received so far (without waiting).
+    pub fn stderr_so_far(&mut self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
