@@ -34,6 +34,8 @@ pub enum Command {
     Broadcast(BroadcastArgs),
     /// Opens many idle connections: handshake rate and server memory per connection.
     Conns(ConnsArgs),
+    /// Connections that keep opening, echoing, and closing (cleanly or abruptly).
+    Churn(ChurnArgs),
     /// Runs one scenario against several URLs in turn (A B A B ...).
     Compare(CompareArgs),
 }
@@ -49,6 +51,8 @@ pub enum Scenario {
     Broadcast(BroadcastArgs),
     /// Idle connections.
     Conns(ConnsArgs),
+    /// Connection churn.
+    Churn(ChurnArgs),
 }
 
 /// Flags every mode takes.
@@ -190,6 +194,34 @@ pub struct ConnsArgs {
     pub common: Common,
 }
 
+/// `churn` flags.
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    /// Flags every mode takes; -c is the number of connection slots, each
+    /// opening its next connection as soon as the last one ended.
+    #[command(flatten)]
+    pub common: Common,
+    /// Payload flags.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Echo messages per connection.
+    #[arg(long, default_value_t = 10, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub messages: u32,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub depth: u32,
+    /// Percent of connections dropped without a Close (at a random
+    /// message, sometimes mid-frame, with a FIN or an RST).
+    #[arg(long, default_value_t = 30, value_name = "PCT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub abrupt: u32,
+    /// Seed for choosing how each connection ends.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+}
+
 /// `compare` flags: rounds, then the scenario with several URLs.
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -222,6 +254,7 @@ impl Scenario {
             Scenario::Rate(a) => &a.common,
             Scenario::Broadcast(a) => &a.common,
             Scenario::Conns(a) => &a.common,
+            Scenario::Churn(a) => &a.common,
         }
     }
 
@@ -232,6 +265,7 @@ impl Scenario {
             Scenario::Rate(a) => Some(&a.payload),
             Scenario::Broadcast(a) => Some(&a.payload),
             Scenario::Conns(_) => None,
+            Scenario::Churn(a) => Some(&a.payload),
         }
     }
 
@@ -242,6 +276,7 @@ impl Scenario {
             Scenario::Rate(_) => "rate",
             Scenario::Broadcast(_) => "broadcast",
             Scenario::Conns(_) => "conns",
+            Scenario::Churn(_) => "churn",
         }
     }
 
@@ -300,6 +335,7 @@ impl Command {
             Command::Rate(a) => (Scenario::Rate(a), None),
             Command::Broadcast(a) => (Scenario::Broadcast(a), None),
             Command::Conns(a) => (Scenario::Conns(a), None),
+            Command::Churn(a) => (Scenario::Churn(a), None),
             Command::Compare(c) => (c.scenario, Some(c.rounds)),
         }
     }
@@ -375,6 +411,18 @@ mod tests {
         assert!(parse(&["rate", "-R", "0", "ws://127.0.0.1:9001"]).is_err());
         let (s, _) = parse(&["rate", "-R", "2500", "ws://127.0.0.1:9001"]).expect("valid");
         assert!(matches!(s, Scenario::Rate(RateArgs { rate, .. }) if rate == 2500.0));
+    }
+
+    #[test]
+    fn churn_flags_and_defaults() {
+        let (s, _) = parse(&["churn", "-c", "200", "ws://127.0.0.1:9001"]).expect("valid");
+        let Scenario::Churn(a) = &s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(a.common.connections, 200);
+        assert_eq!((a.messages, a.depth, a.abrupt, a.seed), (10, 1, 30, 1));
+        assert!(parse(&["churn", "--abrupt", "101", "ws://127.0.0.1:9001"]).is_err());
+        assert!(parse(&["churn", "--messages", "0", "ws://127.0.0.1:9001"]).is_err());
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! frames through a [`Session`], with a read buffer and an output buffer.
 //!
 //! ```text
-//!  Connecting ──writable──▶ Handshake ──101 + accept──▶ Open ──close()──▶ Closing
-//!      │                        │                        │                   │
-//!      └── error / timeout ─────┴──── error, EOF, peer Close ───────────────┴──▶ Done
+//!  Connecting ──writable──▶ Handshake ──101 + accept──▶ Open ──close()──▶ Closing ──server's Close──▶ Lingering
+//!      │                        │                        │                   │                              │
+//!      └── error / timeout ─────┴──── error, EOF, peer Close, abort() ───────┴──────────── EOF ─────────────┴──▶ Done
 //! ```
 //!
 //! The connection never decides what to send: messages are handed to the
@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -40,6 +40,9 @@ pub enum Phase {
     Open,
     /// We sent Close and wait for the server's.
     Closing,
+    /// Both Closes exchanged: we wait for the server to end the TCP
+    /// connection, as RFC 6455 section 7.1.1 has the server close first.
+    Lingering,
     /// Finished, cleanly or not; the socket is closed.
     Done,
 }
@@ -67,6 +70,8 @@ pub struct Conn {
     wpos: usize,
     /// When the connect began.
     pub started: Instant,
+    /// When [`Conn::close`] sent our Close, if it did.
+    pub closed_at: Option<Instant>,
 }
 
 /// Hands a session's events to the caller's closure and queues its frames.
@@ -128,6 +133,7 @@ impl Conn {
             out: Vec::new(),
             wpos: 0,
             started: Instant::now(),
+            closed_at: None,
         })
     }
 
@@ -328,7 +334,41 @@ impl Conn {
             };
             self.session.close(1000, "", &mut sink);
             self.phase = Phase::Closing;
+            self.closed_at = Some(Instant::now());
         }
+    }
+
+    /// The server answered our Close: wait for its end of the stream.
+    pub fn linger(&mut self) {
+        if self.phase == Phase::Closing {
+            self.phase = Phase::Lingering;
+        }
+    }
+
+    /// Lingering: reads and drops whatever arrives until the socket would
+    /// block (`Ok(false)`) or the stream ends (`Ok(true)`).
+    pub fn read_eof(&mut self) -> Result<bool, Failure> {
+        self.rlen = 0;
+        loop {
+            match self.read_some(16 << 10) {
+                Ok(Some((0, _))) => return Ok(true),
+                Ok(Some(_)) => self.rlen = 0,
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(io_failure(&e)),
+            }
+        }
+    }
+
+    /// Ends the connection abruptly, without a Close: deregisters and
+    /// frees it like [`Conn::finish`], but leaves the socket open for the
+    /// caller to drop, which sends a FIN, or with `reset` an RST.
+    pub fn abort(&mut self, registry: &Registry, reset: bool) {
+        if reset {
+            // SO_LINGER 0: close() discards the send queue and resets.
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+        let _ = registry.deregister(&mut self.stream);
+        self.release();
     }
 
     /// Ends the connection: deregisters, frees its buffers, and marks it Done.
@@ -336,12 +376,17 @@ impl Conn {
         if self.phase != Phase::Done {
             let _ = registry.deregister(&mut self.stream);
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
-            self.phase = Phase::Done;
-            self.rbuf = Vec::new();
-            self.out = Vec::new();
-            self.rlen = 0;
-            self.wpos = 0;
+            self.release();
         }
+    }
+
+    /// Marks the connection Done and frees its buffers.
+    fn release(&mut self) {
+        self.phase = Phase::Done;
+        self.rbuf = Vec::new();
+        self.out = Vec::new();
+        self.rlen = 0;
+        self.wpos = 0;
     }
 }
 

@@ -8,7 +8,7 @@
 //! - [`client`]: one connection's state machine (connect, handshake, frames
 //!   through `wsd::proto::Session`).
 //! - [`worker`]: one thread's mio loop and the phases of a run; [`modes`]:
-//!   the workloads it drives (echo, rate, broadcast, conns).
+//!   the workloads it drives (echo, rate, broadcast, conns, churn).
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
 //!   edges, progress; [`compare`]: several targets in turn.
 //! - [`stats`], [`report`], [`output`], [`proc`]: counting, figures and

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::run::Summary;
+use crate::stats::{ErrorKind, Stats};
 
 /// The percentiles every latency table shows; 100 is the maximum.
 pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
@@ -69,7 +70,8 @@ impl Figures {
             if cpu > 0.0 {
                 f.msgs_per_server_cpu_s = Some(st.window_received as f64 / cpu);
             }
-            if st.opened > 0 {
+            // Churned connections come and go: growth per connection means nothing.
+            if st.opened > 0 && s.mode != "churn" {
                 let grown = sv.start.rss as f64 - sv.before.rss as f64;
                 f.rss_per_conn = Some(grown / st.opened as f64);
             }
@@ -156,7 +158,7 @@ fn latency_rows(s: &Summary) -> Vec<(&'static str, &Histogram<u64>)> {
     let st = &s.stats;
     let mut rows = Vec::new();
     match s.mode {
-        "echo" => rows.push(("round trip", &st.latency)),
+        "echo" | "churn" => rows.push(("round trip", &st.latency)),
         "rate" => {
             rows.push(("corrected", &st.latency));
             rows.push(("uncorrected", &st.uncorrected));
@@ -229,6 +231,21 @@ pub fn text(s: &Summary) -> String {
             st.sent, st.received, f.msgs_per_s, f.mb_per_s
         );
     }
+    if s.mode == "churn" {
+        let c = &st.churn;
+        let _ = writeln!(
+            o,
+            "  churn        {} closed clean ({} sent, {} echoed), {} abrupt ({} mid-frame, {} reset; {} messages dropped with them), {} ended by the server or an error",
+            c.clean, c.clean_sent, c.clean_received, c.abrupt, c.mid_frame, c.reset, c.abandoned, c.unexpected
+        );
+        let _ = writeln!(
+            o,
+            "               lost {}, mismatched {}, unexpected closes {}",
+            st.errors.count(ErrorKind::Unanswered),
+            st.errors.count(ErrorKind::Mismatch),
+            unexpected_closes(st)
+        );
+    }
     let rows: Vec<_> = latency_rows(s)
         .into_iter()
         .filter(|(_, h)| !h.is_empty())
@@ -294,6 +311,24 @@ pub fn text(s: &Summary) -> String {
     o
 }
 
+/// Errors that mean the server ended a connection on its own: a Close, an
+/// end of stream or a reset we did not ask for, an unanswered Close.
+fn unexpected_closes(st: &Stats) -> u64 {
+    st.errors
+        .iter()
+        .filter(|(k, _, _)| {
+            matches!(
+                k,
+                ErrorKind::UnexpectedClose(_)
+                    | ErrorKind::UnexpectedEof
+                    | ErrorKind::Reset
+                    | ErrorKind::CloseTimeout
+            )
+        })
+        .map(|(_, n, _)| n)
+        .sum()
+}
+
 /// Every figure and the run's parameters as one JSON object.
 pub fn json(s: &Summary) -> Value {
     let f = Figures::of(s);
@@ -322,7 +357,7 @@ pub fn json(s: &Summary) -> Value {
         "latency": latency_json(&st.latency),
         "handshake_latency": latency_json(&st.connect),
         "errors_total": st.errors.total(),
-        "mismatches": st.errors.count(crate::stats::ErrorKind::Mismatch),
+        "mismatches": st.errors.count(ErrorKind::Mismatch),
         "errors": errors,
         "self": {
             "cpu_s": s.self_cpu.as_secs_f64(),
@@ -334,6 +369,24 @@ pub fn json(s: &Summary) -> Value {
     });
     if matches!(s.mode, "rate" | "broadcast") {
         v["uncorrected_latency"] = latency_json(&st.uncorrected);
+    }
+    if s.mode == "churn" {
+        let c = &st.churn;
+        v["churn"] = json!({
+            "opened": st.opened,
+            "closed_clean": c.clean,
+            "closed_abrupt": c.abrupt,
+            "abrupt_mid_frame": c.mid_frame,
+            "abrupt_reset": c.reset,
+            "ended_unexpectedly": c.unexpected,
+            "clean_sent": c.clean_sent,
+            "clean_received": c.clean_received,
+            "abandoned": c.abandoned,
+            "lost": st.errors.count(ErrorKind::Unanswered),
+            "mismatches": st.errors.count(ErrorKind::Mismatch),
+            "unexpected_closes": unexpected_closes(st),
+            "handshakes_per_s": f.handshakes_per_s,
+        });
     }
     if s.mode == "broadcast" {
         v["broadcast"] = json!({

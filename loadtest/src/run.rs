@@ -14,6 +14,7 @@ use wsd::proto::Limits;
 
 use crate::cli::Scenario;
 use crate::modes::broadcast::{Broadcast, Role};
+use crate::modes::churn::Churn;
 use crate::modes::conns::Idle;
 use crate::modes::echo::Echo;
 use crate::modes::rate::Rate;
@@ -245,6 +246,12 @@ fn run_thread(
             let work = Broadcast::new(codec, shared.clone(), roles, a.publishers, share.max(1e-9));
             Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
         }
+        (Scenario::Churn(a), Some(codec)) => {
+            // One PRNG stream per thread, all from the one seed.
+            let seed = a.seed ^ (t as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            let work = Churn::new(codec, a.messages, a.depth, a.abrupt, seed, globals);
+            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
+        }
         _ => Worker::new(shared, target, limits, timing, specs, Idle).map(Worker::run),
     };
     result.unwrap_or_else(|e| {
@@ -312,6 +319,12 @@ fn params(s: &Scenario, threads: usize, warmup: Duration) -> Value {
             p["publishers"] = json!(a.publishers);
         }
         Scenario::Conns(_) => {}
+        Scenario::Churn(a) => {
+            p["messages"] = json!(a.messages);
+            p["depth"] = json!(a.depth);
+            p["abrupt_pct"] = json!(a.abrupt);
+            p["seed"] = json!(a.seed);
+        }
     }
     p
 }

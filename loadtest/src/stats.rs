@@ -43,6 +43,9 @@ pub enum ErrorKind {
     Mismatch,
     /// A message never answered before the grace period ended.
     Unanswered,
+    /// The server did not answer our Close, or not end the stream after
+    /// it, in time.
+    CloseTimeout,
     /// Some other socket error.
     Io,
 }
@@ -61,6 +64,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnexpectedEof => f.write_str("unexpected end of stream"),
             ErrorKind::Mismatch => f.write_str("payload mismatch"),
             ErrorKind::Unanswered => f.write_str("unanswered message"),
+            ErrorKind::CloseTimeout => f.write_str("closing handshake timeout"),
             ErrorKind::Io => f.write_str("socket error"),
         }
     }
@@ -166,6 +170,41 @@ pub struct SubscriberTally {
     pub out_of_order: u64,
 }
 
+/// `churn`: how the connections ended, and the messages of each kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChurnTally {
+    /// Connections that ended with the closing handshake and the server's
+    /// end of stream.
+    pub clean: u64,
+    /// Connections we dropped without a Close.
+    pub abrupt: u64,
+    /// Of those, dropped with half a frame written.
+    pub mid_frame: u64,
+    /// Of those, dropped with an RST rather than a FIN.
+    pub reset: u64,
+    /// Connections the server ended, or that failed, before we did.
+    pub unexpected: u64,
+    /// Messages sent on connections that ended cleanly.
+    pub clean_sent: u64,
+    /// Replies received on connections that ended cleanly.
+    pub clean_received: u64,
+    /// Messages in flight when we dropped their connection: not lost.
+    pub abandoned: u64,
+}
+
+impl ChurnTally {
+    fn merge(&mut self, o: &ChurnTally) {
+        self.clean += o.clean;
+        self.abrupt += o.abrupt;
+        self.mid_frame += o.mid_frame;
+        self.reset += o.reset;
+        self.unexpected += o.unexpected;
+        self.clean_sent += o.clean_sent;
+        self.clean_received += o.clean_received;
+        self.abandoned += o.abandoned;
+    }
+}
+
 /// Everything one worker thread counted.
 #[derive(Clone, Debug)]
 pub struct Stats {
@@ -200,6 +239,8 @@ pub struct Stats {
     pub publisher_received: u64,
     /// Broadcast: each subscriber's tally.
     pub subscribers: Vec<SubscriberTally>,
+    /// Churn: how connections ended.
+    pub churn: ChurnTally,
     /// Seconds the timeline may hold.
     timeline_limit: usize,
 }
@@ -223,6 +264,7 @@ impl Stats {
             timeline: Timeline::default(),
             publisher_received: 0,
             subscribers: Vec::new(),
+            churn: ChurnTally::default(),
             timeline_limit: limit.as_secs() as usize + 2,
         }
     }
@@ -295,6 +337,7 @@ impl Stats {
         self.timeline.merge(&o.timeline);
         self.publisher_received += o.publisher_received;
         self.subscribers.extend_from_slice(&o.subscribers);
+        self.churn.merge(&o.churn);
     }
 }
 

@@ -5,7 +5,13 @@
 //! ```text
 //!  Connecting ─all threads ready─▶ Running ─window end─▶ Draining ─drained or grace─▶ Closing ─▶ done
 //! ```
+//!
+//! While the load runs a workload may also end connections itself, cleanly
+//! or abruptly ([`Request`]), and have their slots opened again
+//! ([`Workload::reopen`]), through the same non-blocking connect and
+//! connect timeout as the first connections.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -154,8 +160,9 @@ impl Window {
     }
 }
 
-/// What a mode's callbacks get: the time, the schedule, the counters, and
-/// a list to put connections on whose output needs flushing.
+/// What a mode's callbacks get: the time, the schedule, the counters, a
+/// list to put connections on whose output needs flushing, and a list of
+/// requests to end connections.
 pub struct Cx<'a> {
     /// Now, in ns since the epoch.
     pub now: u64,
@@ -165,6 +172,40 @@ pub struct Cx<'a> {
     pub stats: &'a mut Stats,
     /// Connections written to outside their own events.
     pub dirty: &'a mut Vec<usize>,
+    /// Connections the workload wants ended; honoured once the callback
+    /// returns, after the connection's output is flushed.
+    pub requests: &'a mut Vec<Request>,
+}
+
+/// A workload's request to end an open connection during the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Close 1000, then wait (bounded) for the server's Close and its end
+    /// of the stream.
+    Close(usize),
+    /// Drop the TCP connection without a Close, with a FIN or, with
+    /// `reset`, an RST. Whatever is queued (say half a frame) is written
+    /// first, as far as the socket takes it.
+    Abort {
+        /// The connection.
+        idx: usize,
+        /// Reset instead of FIN.
+        reset: bool,
+    },
+}
+
+/// How a connection ended during the load, for [`Workload::reopen`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Our Close was answered by the server's Close and its end of stream.
+    Closed,
+    /// Dropped abruptly at the workload's request.
+    Aborted,
+    /// Failed after opening; the error is counted and
+    /// [`Workload::on_lost`] was called.
+    Lost,
+    /// Never opened: the connect or the handshake failed (counted).
+    Unopened,
 }
 
 impl Cx<'_> {
@@ -212,6 +253,15 @@ pub trait Workload {
     fn drained(&self) -> bool;
     /// The drain is over: count what is still outstanding.
     fn finish(&mut self, cx: &mut Cx);
+    /// Connection `idx` completed its handshake after the load started
+    /// (only slots that [`Workload::reopen`] asked for); `out` is its output.
+    fn on_open(&mut self, _idx: usize, _out: &mut Vec<u8>, _cx: &mut Cx) {}
+    /// Connection `idx` ended while the load ran (not in the final close):
+    /// returns whether to open a new connection in its place. By default
+    /// a slot stays empty.
+    fn reopen(&mut self, _idx: usize, _how: Ended, _cx: &mut Cx) -> bool {
+        false
+    }
 }
 
 /// One connection to open.
@@ -248,6 +298,17 @@ pub struct Worker<W> {
     /// When the timer is set to fire, if it is.
     armed: Option<u64>,
     dirty: Vec<usize>,
+    requests: Vec<Request>,
+    /// Slots to connect again, each at most once.
+    reopen: VecDeque<usize>,
+    /// Connections opened again so far, to vary their seeds.
+    reopened: u32,
+    /// Whether the load runs (Running and Draining): connections that end
+    /// are reported to [`Workload::reopen`], and failures while closing count.
+    load: bool,
+    /// Whether the workload ever ended a connection itself, so closes
+    /// need their timeouts watched.
+    churned: bool,
     next_spec: usize,
     pending: usize,
     live: usize,
@@ -292,6 +353,11 @@ impl<W: Workload> Worker<W> {
             timer,
             armed: None,
             dirty: Vec::new(),
+            requests: Vec::new(),
+            reopen: VecDeque::with_capacity(n),
+            reopened: 0,
+            load: false,
+            churned: false,
             next_spec: 0,
             pending: 0,
             live: 0,
@@ -314,10 +380,7 @@ impl<W: Workload> Worker<W> {
             match stage {
                 Stage::Connecting => {
                     self.start_connects();
-                    if now.duration_since(last_timeout_scan) >= Duration::from_millis(50) {
-                        last_timeout_scan = now;
-                        self.expire_connects(now, &win);
-                    }
+                    self.scan_timeouts(now, &win, &mut last_timeout_scan);
                     if self.next_spec == self.specs.len() && self.pending == 0 {
                         self.shared.arrive();
                         self.arrived = true;
@@ -330,27 +393,41 @@ impl<W: Workload> Worker<W> {
                         let start = *self.shared.start.get_or_init(Instant::now);
                         win = Window::new(self.shared.ns(start), &self.timing);
                         stage = Stage::Running;
+                        self.load = true;
+                        let now_ns = now_ns.max(win.start);
                         let mut cx = cx(
                             &win,
-                            now_ns.max(win.start),
+                            now_ns,
                             &mut self.stats,
                             &mut self.dirty,
+                            &mut self.requests,
                         );
                         self.work.on_start(&mut self.conns, &mut cx);
                         next_tick = Some(win.start);
                         self.flush_dirty();
+                        self.handle_requests(&win);
                         continue;
                     }
                 }
                 Stage::Running => {
-                    if now_ns >= win.measure_end || self.live == 0 {
+                    if now_ns >= win.measure_end || self.idle() {
                         stage = Stage::Draining;
+                        self.reopen.clear();
                         continue;
                     }
+                    self.start_reopens(&win);
+                    self.scan_timeouts(now, &win, &mut last_timeout_scan);
                 }
                 Stage::Draining => {
-                    if self.work.drained() || now_ns >= win.drain_end || self.live == 0 {
-                        let mut cx = cx(&win, now_ns, &mut self.stats, &mut self.dirty);
+                    if self.work.drained() || now_ns >= win.drain_end || self.idle() {
+                        self.load = false;
+                        let mut cx = cx(
+                            &win,
+                            now_ns,
+                            &mut self.stats,
+                            &mut self.dirty,
+                            &mut self.requests,
+                        );
                         self.work.finish(&mut cx);
                         for c in self.conns.iter_mut().flatten() {
                             c.close();
@@ -360,6 +437,7 @@ impl<W: Workload> Worker<W> {
                         stage = Stage::Closing;
                         continue;
                     }
+                    self.scan_timeouts(now, &win, &mut last_timeout_scan);
                 }
                 Stage::Closing => {
                     if self.live == 0 || close_deadline.is_some_and(|d| now >= d) {
@@ -370,9 +448,16 @@ impl<W: Workload> Worker<W> {
             if matches!(stage, Stage::Running | Stage::Draining)
                 && next_tick.is_some_and(|t| t <= now_ns)
             {
-                let mut cx = cx(&win, now_ns, &mut self.stats, &mut self.dirty);
+                let mut cx = cx(
+                    &win,
+                    now_ns,
+                    &mut self.stats,
+                    &mut self.dirty,
+                    &mut self.requests,
+                );
                 next_tick = self.work.on_tick(&mut self.conns, &mut cx);
                 self.flush_dirty();
+                self.handle_requests(&win);
             }
             self.publish_progress();
             let timeout = self.poll_timeout(stage, now_ns, &win, next_tick);
@@ -404,6 +489,7 @@ impl<W: Workload> Worker<W> {
                     now_ns,
                     &win,
                 );
+                self.handle_requests(&win);
             }
         }
         for c in self.conns.iter_mut().flatten() {
@@ -438,45 +524,129 @@ impl<W: Workload> Worker<W> {
         Duration::from_nanos(until.saturating_sub(now))
     }
 
+    /// Whether nothing is open, connecting or about to connect again.
+    fn idle(&self) -> bool {
+        self.live == 0 && self.pending == 0 && self.reopen.is_empty()
+    }
+
     fn start_connects(&mut self) {
         while self.pending < MAX_PENDING && self.next_spec < self.specs.len() {
             let idx = self.next_spec;
             self.next_spec += 1;
-            let spec = self.specs[idx];
-            let started =
-                Conn::connect(self.target.addr, spec.source, spec.seed).and_then(|mut c| {
-                    c.register(self.poll.registry(), Token(idx))?;
-                    Ok(c)
-                });
-            match started {
-                Ok(c) => {
-                    self.conns[idx] = Some(c);
-                    self.pending += 1;
-                }
-                Err(e) => {
-                    self.stats.failed += 1;
-                    let (kind, detail) = crate::client::io_failure(&e);
-                    self.stats.on_error(None, kind, 1, || detail);
-                }
+            let seed = self.specs[idx].seed;
+            if let Err(e) = self.connect(idx, seed) {
+                self.stats.failed += 1;
+                let (kind, detail) = crate::client::io_failure(&e);
+                self.stats.on_error(None, kind, 1, || detail);
             }
         }
     }
 
-    fn expire_connects(&mut self, now: Instant, win: &Window) {
-        for idx in 0..self.conns.len() {
-            let late = self.conns[idx].as_ref().is_some_and(|c| {
-                matches!(c.phase(), Phase::Connecting | Phase::Handshake)
-                    && now.duration_since(c.started) > self.timing.connect_timeout
-            });
-            if late {
-                let t = self.timing.connect_timeout;
-                self.fail(
-                    idx,
-                    (ErrorKind::Timeout, format!("no handshake within {t:?}")),
-                    win,
-                );
+    /// Connects the slots queued by [`Workload::reopen`], each with a
+    /// fresh seed.
+    fn start_reopens(&mut self, win: &Window) {
+        while self.pending < MAX_PENDING {
+            let Some(idx) = self.reopen.pop_front() else {
+                break;
+            };
+            self.reopened = self.reopened.wrapping_add(1);
+            let seed = self.specs[idx].seed ^ self.reopened.wrapping_mul(0x85EB_CA6B);
+            if let Err(e) = self.connect(idx, seed) {
+                self.stats.failed += 1;
+                let now = self.shared.ns(Instant::now());
+                let (kind, detail) = crate::client::io_failure(&e);
+                self.stats.on_error(win.second(now), kind, 1, || detail);
+                self.ended(idx, Ended::Unopened, win);
             }
         }
+    }
+
+    /// Starts connecting slot `idx`.
+    fn connect(&mut self, idx: usize, seed: u32) -> io::Result<()> {
+        let mut c = Conn::connect(self.target.addr, self.specs[idx].source, seed)?;
+        c.register(self.poll.registry(), Token(idx))?;
+        self.conns[idx] = Some(c);
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Every 50 ms: fails connects past the connect timeout and, once the
+    /// workload has closed connections itself, closes whose answer is
+    /// later than [`CLOSE_WAIT`].
+    fn scan_timeouts(&mut self, now: Instant, win: &Window, last: &mut Instant) {
+        if (self.pending == 0 && !self.churned)
+            || now.duration_since(*last) < Duration::from_millis(50)
+        {
+            return;
+        }
+        *last = now;
+        for idx in 0..self.conns.len() {
+            let Some(c) = self.conns[idx].as_ref() else {
+                continue;
+            };
+            let failure = match c.phase() {
+                Phase::Connecting | Phase::Handshake
+                    if now.duration_since(c.started) > self.timing.connect_timeout =>
+                {
+                    let t = self.timing.connect_timeout;
+                    (ErrorKind::Timeout, format!("no handshake within {t:?}"))
+                }
+                Phase::Closing | Phase::Lingering
+                    if self.load
+                        && c.closed_at
+                            .is_some_and(|t| now.duration_since(t) > CLOSE_WAIT) =>
+                {
+                    let what = if c.phase() == Phase::Closing {
+                        "the server's Close"
+                    } else {
+                        "the server to end the stream after the Close"
+                    };
+                    (
+                        ErrorKind::CloseTimeout,
+                        format!("waited {CLOSE_WAIT:?} for {what}"),
+                    )
+                }
+                _ => continue,
+            };
+            self.fail(idx, failure, win);
+        }
+    }
+
+    /// Honours the workload's requests to end connections.
+    fn handle_requests(&mut self, win: &Window) {
+        let mut requests = std::mem::take(&mut self.requests);
+        while !requests.is_empty() {
+            self.churned = true;
+            for &r in &requests {
+                let idx = match r {
+                    Request::Close(idx) | Request::Abort { idx, .. } => idx,
+                };
+                let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                    continue;
+                };
+                if conn.phase() != Phase::Open {
+                    continue;
+                }
+                match r {
+                    Request::Close(_) => {
+                        conn.close();
+                        self.flush(idx, win);
+                    }
+                    Request::Abort { reset, .. } => {
+                        // Best effort: the point is to drop it anyway.
+                        let _ = conn.flush();
+                        conn.abort(self.poll.registry(), reset);
+                        self.live -= 1;
+                        self.shared.open.fetch_sub(1, Ordering::Relaxed);
+                        self.ended(idx, Ended::Aborted, win);
+                    }
+                }
+            }
+            // What the callbacks above asked for is handled next round.
+            requests.clear();
+            std::mem::swap(&mut self.requests, &mut requests);
+        }
+        self.requests = requests;
     }
 
     fn on_event(&mut self, idx: usize, readable: bool, writable: bool, now: u64, win: &Window) {
@@ -507,12 +677,17 @@ impl<W: Workload> Worker<W> {
                     self.read(idx, now, win);
                 }
             }
+            Phase::Lingering => {
+                if readable {
+                    self.read_eof(idx, win);
+                }
+            }
         }
         self.flush(idx, win);
     }
 
     fn opened(&mut self, idx: usize, now: u64, win: &Window) {
-        let Some(conn) = self.conns[idx].as_ref() else {
+        let Some(conn) = self.conns[idx].as_mut() else {
             return;
         };
         let at = Instant::now();
@@ -526,6 +701,16 @@ impl<W: Workload> Worker<W> {
         self.pending -= 1;
         self.live += 1;
         self.shared.open.fetch_add(1, Ordering::Relaxed);
+        if self.load {
+            let mut cx = cx(
+                win,
+                now,
+                &mut self.stats,
+                &mut self.dirty,
+                &mut self.requests,
+            );
+            self.work.on_open(idx, conn.out(), &mut cx);
+        }
         // Frames may have come with the 101.
         self.read(idx, now, win);
     }
@@ -536,22 +721,29 @@ impl<W: Workload> Worker<W> {
             work,
             stats,
             dirty,
+            requests,
             limits,
             ..
         } = self;
         let Some(conn) = conns[idx].as_mut() else {
             return;
         };
-        let mut cx = cx(win, now, stats, dirty);
+        let mut cx = cx(win, now, stats, dirty, requests);
         let mut on_message = |kind: MessageKind, payload: &[u8], out: &mut Vec<u8>| {
             work.on_message(idx, kind, payload, out, &mut cx);
         };
         let closing = conn.phase() == Phase::Closing;
         match conn.read_frames(limits, &mut on_message) {
             Ok(ReadEnd::Blocked) => {}
-            Ok(ReadEnd::SessionClosed) | Ok(ReadEnd::Eof) if closing => {
+            Ok(ReadEnd::SessionClosed) if closing && conn.protocol_error().is_none() => {
+                // The closing handshake is done: the server ends the stream next.
                 let _ = conn.flush();
-                self.end(idx);
+                conn.linger();
+                self.read_eof(idx, win);
+            }
+            Ok(ReadEnd::SessionClosed) | Ok(ReadEnd::Eof) if closing && !self.load => {
+                let _ = conn.flush();
+                self.end(idx, Ended::Closed, win);
             }
             Ok(ReadEnd::SessionClosed) => {
                 let f = match conn.protocol_error() {
@@ -571,14 +763,26 @@ impl<W: Workload> Worker<W> {
                 let _ = conn.flush();
                 self.fail(idx, f, win);
             }
-            Ok(ReadEnd::Eof) => self.fail(
-                idx,
-                (
-                    ErrorKind::UnexpectedEof,
-                    "server closed the TCP connection without a Close".into(),
-                ),
-                win,
-            ),
+            Ok(ReadEnd::Eof) => {
+                let detail = if closing {
+                    "server closed the TCP connection without answering our Close"
+                } else {
+                    "server closed the TCP connection without a Close"
+                };
+                self.fail(idx, (ErrorKind::UnexpectedEof, detail.into()), win);
+            }
+            Err(f) => self.fail(idx, f, win),
+        }
+    }
+
+    /// Lingering: a clean end once the server ends the stream.
+    fn read_eof(&mut self, idx: usize, win: &Window) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        match conn.read_eof() {
+            Ok(true) => self.end(idx, Ended::Closed, win),
+            Ok(false) => {}
             Err(f) => self.fail(idx, f, win),
         }
     }
@@ -609,7 +813,8 @@ impl<W: Workload> Worker<W> {
         self.dirty.clear();
     }
 
-    /// A connection failed: count it (not while closing) and end it.
+    /// A connection failed: count it (while closing, only during the load,
+    /// where the workload closed it) and end it.
     fn fail(&mut self, idx: usize, (kind, detail): Failure, win: &Window) {
         let Some(conn) = self.conns[idx].as_mut() else {
             return;
@@ -617,35 +822,69 @@ impl<W: Workload> Worker<W> {
         let phase = conn.phase();
         let now = self.shared.ns(Instant::now());
         match phase {
-            Phase::Done => return,
+            Phase::Done => {}
             Phase::Connecting | Phase::Handshake => {
                 self.pending -= 1;
                 self.stats.failed += 1;
-                self.stats.on_error(None, kind, 1, || detail);
+                self.stats.on_error(win.second(now), kind, 1, || detail);
+                conn.finish(self.poll.registry());
+                if self.load {
+                    self.ended(idx, Ended::Unopened, win);
+                }
             }
             Phase::Open => {
-                let sec = win.second(now);
-                self.stats.on_error(sec, kind, 1, || detail);
-                let mut cx = cx(win, now, &mut self.stats, &mut self.dirty);
+                self.stats.on_error(win.second(now), kind, 1, || detail);
+                let mut cx = cx(
+                    win,
+                    now,
+                    &mut self.stats,
+                    &mut self.dirty,
+                    &mut self.requests,
+                );
                 self.work.on_lost(idx, &mut cx);
+                self.end(idx, Ended::Lost, win);
             }
-            Phase::Closing => {}
-        }
-        if matches!(phase, Phase::Open | Phase::Closing) {
-            self.end(idx);
-        } else if let Some(conn) = self.conns[idx].as_mut() {
-            conn.finish(self.poll.registry());
+            Phase::Closing | Phase::Lingering => {
+                if self.load {
+                    self.stats.on_error(win.second(now), kind, 1, || detail);
+                }
+                self.end(idx, Ended::Lost, win);
+            }
         }
     }
 
     /// An open connection ended.
-    fn end(&mut self, idx: usize) {
+    fn end(&mut self, idx: usize, how: Ended, win: &Window) {
         if let Some(conn) = self.conns[idx].as_mut() {
             if conn.phase() != Phase::Done {
                 conn.finish(self.poll.registry());
                 self.live -= 1;
                 self.shared.open.fetch_sub(1, Ordering::Relaxed);
+                if self.load {
+                    self.ended(idx, how, win);
+                }
             }
+        }
+    }
+
+    /// During the load: asks the workload whether slot `idx` opens again,
+    /// and queues it if so; a slot that does, or whose connection was
+    /// aborted, drops its socket now.
+    fn ended(&mut self, idx: usize, how: Ended, win: &Window) {
+        let now = self.shared.ns(Instant::now());
+        let mut cx = cx(
+            win,
+            now,
+            &mut self.stats,
+            &mut self.dirty,
+            &mut self.requests,
+        );
+        let again = self.work.reopen(idx, how, &mut cx);
+        if again || how == Ended::Aborted {
+            self.conns[idx] = None;
+        }
+        if again {
+            self.reopen.push_back(idx);
         }
     }
 
@@ -663,11 +902,18 @@ impl<W: Workload> Worker<W> {
     }
 }
 
-fn cx<'a>(win: &'a Window, now: u64, stats: &'a mut Stats, dirty: &'a mut Vec<usize>) -> Cx<'a> {
+fn cx<'a>(
+    win: &'a Window,
+    now: u64,
+    stats: &'a mut Stats,
+    dirty: &'a mut Vec<usize>,
+    requests: &'a mut Vec<Request>,
+) -> Cx<'a> {
     Cx {
         now,
         win,
         stats,
         dirty,
+        requests,
     }
 }

@@ -2,6 +2,7 @@
 //! connection's sequence of messages in flight.
 
 pub mod broadcast;
+pub mod churn;
 pub mod conns;
 pub mod echo;
 pub mod rate;
@@ -110,6 +111,19 @@ impl Flights {
                 format!("connection {idx} ended with {n} messages unanswered")
             });
         }
+    }
+
+    /// Connection `idx` was dropped on purpose: what it had in flight is
+    /// forgotten, not counted; returns how many that was.
+    pub fn forget(&mut self, idx: usize) -> u64 {
+        let n = self.each[idx].abandon();
+        self.outstanding -= n;
+        n
+    }
+
+    /// Messages sent on connection `idx` and not answered yet.
+    pub fn outstanding(&self, idx: usize) -> u64 {
+        self.each[idx].outstanding()
     }
 
     /// Whether every message was answered.
