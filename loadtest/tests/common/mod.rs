@@ -3,13 +3,16 @@
 
 #![allow(dead_code)]
 
-use std::io::Read as _;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wsd::proto::frame::{decode_header, write_frame, OpCode, Parsing};
+use wsd::proto::handshake::accept_key;
+use wsd::proto::mask::apply_mask;
 use wsd::{Config, Mode, Server, ShutdownHandle};
 
 /// How long one wsload run may take before the test fails.
@@ -136,4 +139,87 @@ pub fn n(v: &Value, path: &[&str]) -> u64 {
     }
     cur.as_u64()
         .unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
+}
+
+/// Connections a fake server accepts before it stops listening.
+const MAX_FAKE_CONNECTIONS: usize = 2000;
+
+/// Reads an HTTP request head from `s`; returns its Sec-WebSocket-Key.
+pub fn read_key(s: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8(head).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .map(str::to_string)
+}
+
+/// A fake server on a loopback port: `serve` handles each connection.
+pub fn fake_server(serve: fn(TcpStream)) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    thread::spawn(move || {
+        for s in listener.incoming().take(MAX_FAKE_CONNECTIONS).flatten() {
+            // The watchdog: a stuck peer cannot hold the thread for long.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            thread::spawn(move || serve(s));
+        }
+    });
+    url
+}
+
+/// Completes the handshake, then echoes every frame with its last payload
+/// byte changed.
+pub fn corrupting_echo(mut s: TcpStream) {
+    let Some(key) = read_key(&mut s) else { return };
+    let accept = accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        String::from_utf8_lossy(&accept)
+    );
+    if s.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+        while let Ok(Parsing::Done { value, offset }) = decode_header(&buf) {
+            let end = offset + value.len as usize;
+            if buf.len() < end {
+                break;
+            }
+            let mut payload = buf[offset..end].to_vec();
+            if let Some(key) = value.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            buf.drain(..end);
+            let mut out = Vec::new();
+            match value.opcode {
+                OpCode::Close => {
+                    write_frame(&mut out, OpCode::Close, &payload);
+                    let _ = s.write_all(&out);
+                    return;
+                }
+                op => {
+                    if let Some(last) = payload.last_mut() {
+                        *last ^= 0x01;
+                    }
+                    write_frame(&mut out, op, &payload);
+                }
+            }
+            if s.write_all(&out).is_err() {
+                return;
+            }
+        }
+    }
 }
