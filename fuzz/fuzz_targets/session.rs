@@ -4,6 +4,8 @@
 //! Input layout: byte 0's low nibble is a count `k`; the next `k` bytes are
 //! the lengths of the first `k` pieces (0 is an empty read); the rest of the
 //! input is the stream, and what the pieces do not cover is one last piece.
+//! Byte 0's bit 4 makes the session start the closing handshake itself
+//! (`close(1001, "bye")`) before the first byte arrives.
 //!
 //! Properties:
 //! - never panics; the kept length never exceeds the bound of the module
@@ -16,12 +18,14 @@
 //!   carries a valid code; at most one Close is sent and nothing after it;
 //! - the session is Closed exactly when it sent a Close (a server that never
 //!   calls `close()` only closes in reply or on error); on an error the Close
-//!   carries the error's code; otherwise it echoes the peer's.
+//!   carries the error's code; otherwise it echoes the peer's;
+//! - a session that sent its own Close first (CloseSent) reports nothing
+//!   more at all: no message, no pong, no second Close, and keeps its code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use wsd::proto::{MessageKind, OpCode, State};
-use wsd_fuzz::{check_server_frame, close_code_of, Ev, Feeder, Outcome, LIMITS};
+use wsd_fuzz::{check_server_frame, close_code_of, Ev, Feeder, Outcome, CLOSING_CODE, LIMITS};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
@@ -29,13 +33,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let k = usize::from(first & 0x0F).min(rest.len());
     let (lens, stream) = rest.split_at(k);
+    let closing = first & 0x10 != 0;
+    let new = || if closing { Feeder::closing() } else { Feeder::new() };
 
-    let mut whole = Feeder::new();
+    let mut whole = new();
     whole.push(stream);
     let whole = whole.finish();
-    check_outcome(&whole);
+    if closing {
+        check_closing(&whole);
+    } else {
+        check_outcome(&whole);
+    }
 
-    let mut pieces = Feeder::new();
+    let mut pieces = new();
     let mut at = 0;
     for &len in lens {
         let end = (at + usize::from(len)).min(stream.len());
@@ -46,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(pieces.finish(), whole, "fed in pieces {lens:?}");
 
     if stream.len() <= 2048 {
-        let mut bytes = Feeder::new();
+        let mut bytes = new();
         for b in stream.chunks(1) {
             bytes.push(b);
         }
@@ -92,5 +102,20 @@ fn check_outcome(out: &Outcome) {
     } else {
         assert_eq!(out.error, None);
         assert_eq!(out.close_code, None);
+    }
+}
+
+fn check_closing(out: &Outcome) {
+    let [Ev::Send(frame)] = &out.events[..] else {
+        panic!("reported more after its own Close: {out:?}");
+    };
+    let (op, payload) = check_server_frame(frame);
+    assert_eq!((op, close_code_of(payload)), (OpCode::Close, Some(CLOSING_CODE)));
+    assert_eq!(out.close_code, Some(CLOSING_CODE), "{out:?}");
+    assert_ne!(out.state, State::Open);
+    if out.state == State::Closed {
+        assert!(out.kept.is_empty());
+    } else {
+        assert_eq!(out.error, None);
     }
 }

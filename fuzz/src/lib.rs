@@ -18,6 +18,10 @@ pub const LIMITS: Limits = Limits {
 /// plus an incomplete control frame (header and up to 125 bytes).
 pub const MAX_KEEP: usize = LIMITS.max_message + MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
+/// The Close a [`Feeder::closing`] session sends first.
+pub const CLOSING_CODE: u16 = 1001;
+pub const CLOSING_REASON: &str = "bye";
+
 /// One thing a session reported, in the order it reported them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
@@ -66,6 +70,15 @@ impl Feeder {
             buf: Vec::new(),
             rec: Recorder::default(),
         }
+    }
+
+    /// A session that started the closing handshake (`close(1001, "bye")`)
+    /// before any byte arrived: it waits in CloseSent for the peer's Close.
+    pub fn closing() -> Feeder {
+        let mut f = Feeder::new();
+        f.session.close(CLOSING_CODE, CLOSING_REASON, &mut f.rec);
+        assert_eq!(f.session.state(), State::CloseSent);
+        f
     }
 
     /// Feeds one piece and checks the bound on what is kept.
