@@ -678,7 +678,7 @@ fn out_of_file_descriptors_keeps_serving_open_clients_and_accepts_again_once_som
     let mut served = Vec::new();
     pending.reverse();
     while let Some((mut c, key)) = pending.pop() {
-        if c.poll_bytes(Duration::from_millis(1000)).is_none() {
+        if c.poll_bytes(Duration::from_secs(2)).is_none() {
             pending.push((c, key));
             break;
         }
