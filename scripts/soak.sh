@@ -86,11 +86,13 @@ if ((CONNS < 1)); then
 fi
 
 # --- wsd ---------------------------------------------------------------
+# Created first: the background child opens it only once it runs.
+: >"$WORK/wsd.log"
 "$BIN/wsd" --listen 127.0.0.1:0 --mode echo >"$WORK/wsd.log" 2>&1 &
 WSD_PID=$!
 PORT=
 for _ in $(seq 100); do
-    PORT=$(sed -n 's|^wsd listening on ws://127\.0\.0\.1:\([0-9]*\) (echo mode).*|\1|p' "$WORK/wsd.log" | head -n 1)
+    PORT=$(sed -n 's|^wsd listening on ws://127\.0\.0\.1:\([0-9]*\) (echo mode).*|\1|p' "$WORK/wsd.log" | head -n 1 || true)
     [[ -n $PORT ]] && break
     kill -0 "$WSD_PID" 2>/dev/null || break
     sleep 0.1
