@@ -295,9 +295,6 @@ fn frames_behind_the_request(server: &TestServer, frames: &[u8], code: u16) {
 }
 
 #[test]
-#[ignore = "bug: a protocol error in frames that arrive in the same read as the upgrade \
-            request sends the Close but never enters Closing (Server::process matches \
-            Outcome::Upgraded without checking `failed`): no FIN, no close timeout"]
 fn unmasked_frame_in_the_same_write_as_the_upgrade_request_is_1002_then_eof() {
     let _w = watchdog();
     let server = TestServer::echo();
@@ -317,8 +314,6 @@ fn unmasked_frame_in_the_same_write_as_the_upgrade_request_is_1002_then_eof() {
 }
 
 #[test]
-#[ignore = "bug: as above, a Close in the same read as the upgrade request is answered \
-            but the connection never enters Closing: no FIN, no close timeout"]
 fn close_in_the_same_write_as_the_upgrade_request_is_answered_then_eof() {
     let _w = watchdog();
     let server = TestServer::echo();

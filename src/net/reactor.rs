@@ -742,6 +742,9 @@ impl Server {
         let room = conn.seat.map(|s| s.room);
         match outcome {
             Outcome::Answered => self.enter_closing(id),
+            // Frames that came with the request may already have closed the
+            // session (a protocol error, or the client's Close).
+            Outcome::Upgraded if failed => self.enter_closing(id),
             Outcome::Upgraded => self.arm_keepalive(id),
             Outcome::Waiting if failed => self.enter_closing(id),
             Outcome::Waiting => {}
