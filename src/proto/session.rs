@@ -338,6 +338,8 @@ impl Session {
                 self.close_code
                     .get_or_insert(code.unwrap_or(close::NO_STATUS));
                 self.state = State::Closed;
+                // A message cut off by the Close is abandoned.
+                self.msg = None;
             }
             _ => {}
         }

@@ -335,6 +335,16 @@ fn close_code_classes() {
 }
 
 #[test]
+fn close_in_the_middle_of_a_message_abandons_it() {
+    let mut bytes = frame(false, OpCode::Text, b"half a mess");
+    bytes.extend(frame(true, OpCode::Close, b"\x03\xe8"));
+    let f = feed_all(&bytes);
+    assert_eq!(f.session.state(), State::Closed);
+    assert!(!f.session.in_message());
+    assert!(f.rec.messages.is_empty());
+}
+
+#[test]
 fn nothing_is_processed_after_close() {
     let mut bytes = frame(true, OpCode::Close, b"\x03\xe8");
     bytes.extend(frame(true, OpCode::Text, b"late"));
