@@ -824,40 +824,42 @@ impl WsdProcess {
     /// Starts `wsd` with `args` and reads its banner
     /// (`wsd listening on ws://A, ws://B (MODE mode)`).
     pub fn start(args: &[&str]) -> WsdProcess {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"));
+        cmd.args(args);
+        WsdProcess::launch(cmd)
+    }
+
+    /// Spawns `cmd` (which ends up exec'ing wsd) with piped output, and
+    /// reads the banner.
+    fn launch(mut cmd: std::process::Command) -> WsdProcess {
         use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsd"))
-            .args(args)
+        use std::process::Stdio;
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn wsd");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (out_tx, out_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if out_tx.send(line).is_err() {
-                    break;
+        // Each pipe is read on its own thread into a channel, so neither
+        // fills and blocks wsd.
+        fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-        let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if err_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            });
+            rx
+        }
+        let out_rx = lines(child.stdout.take().unwrap());
         let mut p = WsdProcess {
+            stderr: lines(child.stderr.take().unwrap()),
             child,
             addrs: Vec::new(),
             banner: String::new(),
-            stderr: err_rx,
         };
         let banner = match out_rx.recv_timeout(IO_TIMEOUT) {
             Ok(line) => line,
@@ -1107,58 +1109,12 @@ impl WsdProcess {
     /// (say, `ulimit -n 40`), and reads its banner like [`WsdProcess::start`].
     /// `exec` keeps the PID: signals reach wsd itself.
     pub fn start_in_shell(prefix: &str, args: &[&str]) -> WsdProcess {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
             .arg(format!("{prefix} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_wsd"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sh -c wsd");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (out_tx, out_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if out_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if err_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut p = WsdProcess {
-            child,
-            addrs: Vec::new(),
-            banner: String::new(),
-            stderr: err_rx,
-        };
-        let banner = match out_rx.recv_timeout(IO_TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => {
-                let errs: Vec<String> = p.stderr.try_iter().collect();
-                panic!("no banner from wsd ({e}); stderr: {errs:?}");
-            }
-        };
-        let url = banner
-            .strip_prefix("wsd listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
-        let addr = url.split_whitespace().next().unwrap().trim_end_matches(',');
-        p.addrs = vec![addr.parse().expect("address in the banner")];
-        p.banner = banner;
-        p
+            .args(args);
+        WsdProcess::launch(cmd)
     }
 
     /// Every stderr line received so far (without waiting).
