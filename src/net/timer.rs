@@ -54,11 +54,6 @@ impl TimerQueue {
         }
     }
 
-    /// Entries still queued (live or stale).
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Whether no entries are queued.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
