@@ -950,23 +950,9 @@ impl Client {
         if parse_server_frame(&self.buf).is_some() {
             return Some(self.recv());
         }
-        self.stream.set_read_timeout(Some(wait)).unwrap();
-        let mut chunk = [0u8; 64 << 10];
-        let res = loop {
-            match self.stream.read(&mut chunk) {
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        match res {
-            Ok(0) => panic!("EOF while waiting for a frame"),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Some(self.recv())
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(e) => panic!("read failed: {e}"),
+        match self.poll_bytes(wait)? {
+            0 => panic!("EOF while waiting for a frame"),
+            _ => Some(self.recv()),
         }
     }
 }
