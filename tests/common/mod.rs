@@ -95,27 +95,7 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `cfg` (whose `listen` must be a loopback port 0) and runs it.
     pub fn start(cfg: Config) -> TestServer {
-        assert!(cfg
-            .listen
-            .iter()
-            .all(|a| a.ip().is_loopback() && a.port() == 0));
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("wsd-server".into())
-            .spawn(move || {
-                let mut server = Server::bind(cfg).expect("bind");
-                tx.send((server.local_addr(), server.shutdown_handle()))
-                    .unwrap();
-                server.run().expect("server loop failed");
-                server.stats().clone()
-            })
-            .unwrap();
-        let (addr, handle) = rx.recv_timeout(IO_TIMEOUT).expect("server did not start");
-        TestServer {
-            addr,
-            handle,
-            thread: Some(thread),
-        }
+        TestServer::start_all(cfg).0
     }
 
     /// An echo server with default settings.
