@@ -18,42 +18,62 @@
 //! [`ShutdownHandle`] stops the loop at once or drains it: Close 1001 to
 //! every client, 503 to new upgrades and health checks, and return once
 //! every connection has closed or the drain timeout passed.
+//!
+//! # Layout
+//!
+//! This file holds the loop: poll, dispatch by token, and the end-of-turn
+//! steps in [`Server::end_turn`]'s order. Each job has a file of its own,
+//! all of them `impl Server` blocks over the same state:
+//!
+//! - `accept`: listeners, the connection limit, accept back-off;
+//! - `upgrade`: the handshake phase, plain HTTP, the handshake timeout;
+//! - `read`: reads, budgets, handing bytes to the protocol;
+//! - `sink`: what a message does (echo, or a room's batch);
+//! - `write`: writes, write interest, backpressure;
+//! - `fanout`: room batches to members, the slow-consumer policy;
+//! - `keepalive`: pings, ping and idle timeouts;
+//! - `closing`: the closing sequence, the graceful drain, removal.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::ops::Range;
-use std::rc::Rc;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::info;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::buffer::{BufPool, SharedBytes, READ_CHUNK};
-use super::conn::{Connection, Phase, QueueSink};
+use super::buffer::{BufPool, READ_CHUNK};
+use super::conn::Connection;
 use super::listener;
 pub use super::stats::Stats;
 use super::stats::Throttle;
 use super::timer::{ConnId, Deadlines, TimerQueue};
-use crate::config::{Config, Mode, SlowConsumerPolicy};
-use crate::http;
+use crate::config::Config;
 use crate::hub::Hub;
-use crate::proto::handshake::{self, HandshakeError, Head};
-use crate::proto::session::write_message;
-use crate::proto::{close, Events, MessageKind, Parsing, State};
+use accept::REFUSAL_HEADROOM;
 
 /// Logs a refusal or a misbehaving client at info, through the server's
 /// throttle: at most 10 such lines a second, never one per frame.
 macro_rules! notice {
     ($server:expr, $($arg:tt)*) => {
         if let Some(held) = $server.throttle.pass($server.now) {
-            info!("{}{}", format_args!($($arg)*), suppressed(held));
+            log::info!("{}{}", format_args!($($arg)*), $crate::net::reactor::suppressed(held));
         }
     };
 }
+
+// After `notice!`, which they use.
+mod accept;
+mod closing;
+mod fanout;
+mod keepalive;
+mod read;
+mod sink;
+mod upgrade;
+mod write;
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -69,20 +89,22 @@ pub const MAX_LISTENERS: usize = 64;
 /// Reads one connection may do per turn before others get a go.
 const READ_BUDGET: usize = 16;
 
-/// How long accepting pauses after an error such as EMFILE, when retrying at
-/// once would spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Connections beyond `max_connections` that may be held while they are
-/// refused with a 503 (answer, shutdown, drain); beyond that they are dropped.
-const REFUSAL_HEADROOM: usize = 256;
-
 /// A turn's broadcast batch above which it is fanned out at once, so one
 /// busy turn cannot hold an unbounded batch.
 const BATCH_LIMIT: usize = 256 << 10;
 
 /// Scratch output above which it is written out before reading more.
 const OUT_FLUSH_AT: usize = 256 << 10;
+
+/// Why a connection is being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wakeup {
+    /// A readiness event; `hup` if it also said the peer closed its side or
+    /// the socket has an error.
+    Event { hup: bool },
+    /// A visit from the ready list, with no event behind it.
+    Revisit,
+}
 
 const RUN: u8 = 0;
 const DRAIN: u8 = 1;
@@ -294,9 +316,9 @@ impl Server {
                     WAKER => {}
                     Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
                     Token(key) => {
-                        let closed = ev.is_read_closed() || ev.is_error();
-                        if ev.is_readable() || closed {
-                            self.on_readable(key, closed);
+                        let hup = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || hup {
+                            self.on_readable(key, Wakeup::Event { hup });
                         } else if ev.is_writable() {
                             self.flush(key);
                         }
@@ -321,37 +343,6 @@ impl Server {
     /// every 49 days (intervals compared are far shorter).
     fn now_ms32(&self) -> u32 {
         self.now_ms() as u32
-    }
-
-    /// Says Close 1001 to every open client and starts the drain deadline.
-    /// From now on upgrades are refused (503) while plain HTTP is still
-    /// answered, so health checks see `/healthz` turn 503 instead of a
-    /// refused port.
-    fn begin_drain(&mut self) {
-        info!(
-            "draining {} connections (at most {:?})",
-            self.conns.len(),
-            self.cfg.drain_timeout
-        );
-        self.drain_until = Some(self.now + self.cfg.drain_timeout);
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            match conn.phase {
-                Phase::Open => {
-                    let q = conn.out.get_or_insert_with(Default::default);
-                    conn.session.close(
-                        close::GOING_AWAY,
-                        "server shutting down",
-                        &mut QueueSink(q),
-                    );
-                    self.write_out(key, false);
-                }
-                Phase::Handshake | Phase::Closing | Phase::Draining => {}
-            }
-        }
     }
 
     /// How long the poll may sleep: not at all if connections wait on the
@@ -385,48 +376,33 @@ impl Server {
         ))
     }
 
-    /// Revisits the ready list, fires deadlines, retries a paused accept,
-    /// and fans out the turn's broadcast messages.
+    /// The steps that close a turn, in order.
     fn end_turn(&mut self) {
+        self.revisit_ready();
+        self.tick();
+        self.expire_handshakes();
+        self.expire_closes();
+        self.expire_keepalive();
+        self.resume_accepts();
+        self.log_summary();
+        self.fan_out();
+        self.turn = self.turn.wrapping_add(1);
+    }
+
+    /// Reads again from connections that still had input when their budget
+    /// ran out, or that were paused and have drained.
+    fn revisit_ready(&mut self) {
         let mut ready = std::mem::replace(&mut self.ready, std::mem::take(&mut self.spare));
         for id in ready.drain(..) {
             if self.live(id) {
-                self.on_readable(id.key, true);
+                self.on_readable(id.key, Wakeup::Revisit);
             }
         }
         self.spare = ready;
+    }
 
-        self.tick();
-        while let Some(id) = self.handshake_timers.expired(self.now) {
-            let handshaking = self
-                .conns
-                .get(id.key)
-                .is_some_and(|c| c.gen == id.gen && c.phase == Phase::Handshake);
-            if handshaking {
-                self.handshake_timeout(id.key);
-            }
-        }
-        while let Some(id) = self.close_timers.expired(self.now) {
-            if self.live(id) {
-                notice!(self, "conn {}: close timeout, dropped", id.key);
-                self.stats.close_timeouts += 1;
-                self.drop_conn(id.key);
-            }
-        }
-        if self.keepalive_on {
-            let mut due = std::mem::take(&mut self.due);
-            self.keepalive.expire(self.now_ms(), &mut due);
-            for id in due.drain(..) {
-                self.check_keepalive(id);
-            }
-            self.due = due;
-        }
-        if self.accept_paused_until.is_some_and(|t| t <= self.now) {
-            self.accept_paused_until = None;
-            for i in 0..self.listeners.len() {
-                self.accept(i);
-            }
-        }
+    /// The `--stats-interval` line, when it is due.
+    fn log_summary(&mut self) {
         if let Some(at) = self.next_summary.filter(|t| *t <= self.now) {
             let (since, prev) = &self.summarized;
             let line =
@@ -436,686 +412,13 @@ impl Server {
             self.summarized = (self.now, self.stats.clone());
             self.next_summary = self.cfg.stats_interval.map(|d| (at + d).max(self.now));
         }
-
-        self.fan_out();
-        self.turn = self.turn.wrapping_add(1);
     }
 
-    /// A keepalive deadline: close an idle connection, ping a quiet one,
-    /// close one that let a ping go unanswered, and re-arm.
-    fn check_keepalive(&mut self, id: ConnId) {
-        if !self.live(id) {
-            return;
-        }
-        let now_ms = self.now_ms();
-        let now = now_ms as u32;
-        let Some(conn) = self.conns.get_mut(id.key) else {
-            return;
-        };
-        if conn.phase != Phase::Open || conn.session.state() != State::Open {
-            return;
-        }
-        let quiet = u64::from(now.wrapping_sub(conn.seen_at));
-        let idle = u64::from(now.wrapping_sub(conn.message_at));
-        let mut next = u64::MAX;
-        if let Some(limit) = self.cfg.idle_timeout.map(millis) {
-            if idle >= limit {
-                self.stats.idle_timeouts += 1;
-                return self.close_with(id, close::GOING_AWAY, "idle timeout");
-            }
-            next = next.min(now_ms + (limit - idle));
-        }
-        if let Some(interval) = self.cfg.ping_interval.map(millis) {
-            if quiet < interval {
-                next = next.min(now_ms + (interval - quiet));
-            } else if conn.awaiting_pong {
-                self.stats.ping_timeouts += 1;
-                return self.close_with(id, close::GOING_AWAY, "ping timeout");
-            } else {
-                let q = conn.out.get_or_insert_with(Default::default);
-                conn.session.ping(b"", &mut QueueSink(q));
-                conn.awaiting_pong = true;
-                self.stats.pings_sent += 1;
-                next = next.min(now_ms + interval);
-                self.write_out(id.key, false);
-            }
-        }
-        if next != u64::MAX && self.live(id) {
-            self.keepalive.arm(next, id);
-        }
-    }
-
-    /// Starts the closing handshake from our side; the close timeout bounds
-    /// the wait for the answer.
-    fn close_with(&mut self, id: ConnId, code: u16, reason: &str) {
-        let Some(conn) = self.conns.get_mut(id.key) else {
-            return;
-        };
-        notice!(self, "conn {}: closing {code} ({reason})", id.key);
-        let q = conn.out.get_or_insert_with(Default::default);
-        conn.session.close(code, reason, &mut QueueSink(q));
-        self.close_timers.arm(self.now, id);
-        self.write_out(id.key, false);
-    }
-
+    /// Whether `id` still names a connection in the slab (slab keys are
+    /// reused; the generation tells).
     fn live(&self, id: ConnId) -> bool {
         self.conns.get(id.key).is_some_and(|c| c.gen == id.gen)
     }
-
-    fn accept(&mut self, listener: usize) {
-        if self.accept_paused_until.is_some() {
-            return;
-        }
-        loop {
-            let Some(l) = self.listeners.get(listener) else {
-                return;
-            };
-            let (mut stream, peer) = match l.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // The peer gave up while queued: nothing to do for it.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying now would
-                    // spin. Back off; queued connections wait in the backlog
-                    // and a closing connection ends the pause early.
-                    if self.stats.accept_errors == 0 || self.stats.accept_errors.is_power_of_two() {
-                        warn!("accept failed ({e}); pausing accepts for {ACCEPT_BACKOFF:?} [{} so far]", self.stats.accept_errors + 1);
-                    }
-                    self.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
-                    return;
-                }
-            };
-            // Connections on their way out do not hold a slot.
-            let full = self.conns.len().saturating_sub(self.closing) >= self.cfg.max_connections;
-            if full {
-                self.stats.refused_max_connections += 1;
-                notice!(
-                    self,
-                    "{peer}: refused 503, {} connections held",
-                    self.conns.len()
-                );
-                if self.conns.len() >= self.cfg.max_connections + REFUSAL_HEADROOM {
-                    // No room even to refuse politely: best effort, then drop.
-                    let mut answer = std::mem::take(&mut self.io.out);
-                    write_503(&mut answer);
-                    let _ = io::Write::write(&mut stream, &answer);
-                    answer.clear();
-                    self.io.out = answer;
-                    continue;
-                }
-            }
-            // Replies are written whole per turn; Nagle would only add delay.
-            let _ = stream.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(&mut stream, Token(key), Interest::READABLE)
-            {
-                warn!("{peer}: register failed: {e}");
-                continue;
-            }
-            self.next_gen = self.next_gen.wrapping_add(1);
-            let conn = entry.insert(Connection::new(stream, self.next_gen));
-            let id = conn.id(key);
-            if full {
-                // Refuse through the ordinary closing path: answer, shut
-                // down, drain the request we never read. Closing with it
-                // unread would reset the connection and could destroy the
-                // answer on its way.
-                write_503(&mut self.io.out);
-                self.enter_closing(id);
-                self.flush(key);
-            } else {
-                self.stats.accepted += 1;
-                self.handshake_timers.arm(self.now, id);
-            }
-        }
-    }
-
-    /// Reads until WouldBlock (or the budget), processing each read, then
-    /// writes what was produced.
-    ///
-    /// A read that returns less than it was offered drained the socket, and
-    /// epoll raises a new edge for anything that arrives later, so the read
-    /// that would only return WouldBlock is skipped: one syscall less per
-    /// echoed message. Not when the event said the peer closed (the FIN is
-    /// already in, and no further edge will come for it) and not for visits
-    /// from the ready list, which have no event behind them: `until_blocked`.
-    fn on_readable(&mut self, key: usize, until_blocked: bool) {
-        let mut reads = 0;
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            match conn.phase {
-                Phase::Handshake | Phase::Open => {}
-                Phase::Closing => break,
-                Phase::Draining => return self.drain(key),
-            }
-            if conn.paused {
-                break;
-            }
-            if reads == READ_BUDGET {
-                self.ready.push(conn.id(key));
-                break;
-            }
-            reads += 1;
-            let into_own = !conn.rbuf.is_empty();
-            let (res, offered) = if into_own {
-                let spare = conn.rbuf.spare(&mut self.io.pool);
-                let offered = spare.len();
-                (conn.stream.read(spare), offered)
-            } else {
-                (conn.stream.read(&mut self.io.read), self.io.read.len())
-            };
-            match res {
-                Ok(0) => return self.peer_closed(key),
-                Ok(n) => {
-                    self.stats.bytes_in += n as u64;
-                    self.process(key, n, into_own);
-                    if n < offered && !until_blocked {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Output produced for this connection must not reach the next one.
-                    self.io.out.clear();
-                    return self.io_error(key, &e);
-                }
-            }
-            if self.io.out.len() >= OUT_FLUSH_AT {
-                self.flush(key);
-            }
-        }
-        self.flush(key);
-    }
-
-    /// Hands `n` freshly read bytes to the handshake or the session.
-    fn process(&mut self, key: usize, n: usize, into_own: bool) {
-        let held = self.conns.len();
-        let now_ms = if self.keepalive_on {
-            self.now_ms32()
-        } else {
-            0
-        };
-        let Server {
-            conns,
-            io,
-            cfg,
-            hub,
-            stats,
-            throttle,
-            now,
-            started,
-            drain_until,
-            turn,
-            ..
-        } = self;
-        let Io { read, out, pool } = io;
-        let Some(conn) = conns.get_mut(key) else {
-            return;
-        };
-        let mut rbuf = std::mem::take(&mut conn.rbuf);
-        let data: &mut [u8] = if into_own {
-            rbuf.advance(n);
-            rbuf.filled_mut()
-        } else {
-            read.get_mut(..n).unwrap_or_default()
-        };
-        if self.keepalive_on {
-            conn.seen_at = now_ms;
-            conn.awaiting_pong = false;
-        }
-        let mut sink = Sink {
-            out,
-            hub,
-            stats,
-            sender: conn.id(key),
-            room: conn.seat.map(|s| s.room),
-            mode: cfg.mode,
-            got_message: false,
-        };
-        let (keep, outcome) = match conn.phase {
-            Phase::Handshake => {
-                let ctx = HttpContext {
-                    held,
-                    started: *started,
-                    now: *now,
-                    draining: drain_until.is_some(),
-                };
-                match handshake(conn, key, data, cfg, &ctx, &mut sink) {
-                    Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
-                    Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
-                    Ok(Handshake::Answered) => (0, Outcome::Answered),
-                    Err(e) => {
-                        if let Some(held_back) = throttle.pass(*now) {
-                            info!(
-                                "conn {key}: handshake refused: {} {}{}",
-                                e.status(),
-                                e.reason().1,
-                                suppressed(held_back)
-                            );
-                        }
-                        *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
-                        handshake::write_error(sink.out, e);
-                        (0, Outcome::Answered)
-                    }
-                }
-            }
-            Phase::Open => (
-                conn.session.feed(data, &cfg.limits, &mut sink),
-                Outcome::Waiting,
-            ),
-            Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
-        };
-        if sink.got_message {
-            conn.message_at = now_ms;
-            if cfg.mode == Mode::Broadcast {
-                conn.sent_turn = *turn;
-            }
-        }
-        if into_own {
-            rbuf.keep(keep, pool);
-        } else if keep > 0 {
-            rbuf.store(read.get(..keep).unwrap_or_default(), pool);
-        }
-        conn.rbuf = rbuf;
-        let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
-        if failed {
-            if let Some(e) = conn.session.error() {
-                notice!(
-                    self,
-                    "conn {key}: protocol error: {e} (close {})",
-                    e.close_code()
-                );
-                self.stats.protocol_errors += 1;
-            }
-        }
-        let id = conn.id(key);
-        let room = conn.seat.map(|s| s.room);
-        match outcome {
-            Outcome::Answered => self.enter_closing(id),
-            // Frames that came with the request may already have closed the
-            // session (a protocol error, or the client's Close).
-            Outcome::Upgraded if failed => self.enter_closing(id),
-            Outcome::Upgraded => self.arm_keepalive(id),
-            Outcome::Waiting if failed => self.enter_closing(id),
-            Outcome::Waiting => {}
-        }
-        if let Some(room) = room {
-            if self.hub.batched(room) >= BATCH_LIMIT {
-                self.fan_out_room(room);
-            }
-        }
-    }
-
-    /// Arms the first keepalive check of a just-opened connection.
-    fn arm_keepalive(&mut self, id: ConnId) {
-        let first = [self.cfg.idle_timeout, self.cfg.ping_interval]
-            .into_iter()
-            .flatten()
-            .min();
-        let Some(first) = first else { return };
-        let now_ms = self.now_ms();
-        if let Some(conn) = self.conns.get_mut(id.key) {
-            conn.seen_at = now_ms as u32;
-            conn.message_at = now_ms as u32;
-            self.keepalive.arm(now_ms + millis(first), id);
-        }
-    }
-
-    /// Sends every room's batch of this turn's messages to its members.
-    fn fan_out(&mut self) {
-        if !self.hub.has_active() {
-            return;
-        }
-        let active = self.hub.take_active();
-        for &room in &active {
-            self.fan_out_room(room);
-        }
-        self.hub.restore_active(active);
-    }
-
-    /// Sends a room's batch to every open member: the bytes become one
-    /// shared buffer that every member's queue references.
-    fn fan_out_room(&mut self, room: u32) {
-        let batch = self.hub.take_batch(room, BATCH_LIMIT);
-        if batch.frames.is_empty() {
-            return;
-        }
-        let bytes = Rc::new(batch.bytes);
-        let mut i = 0;
-        while let Some(&key) = self.hub.members(room).get(i) {
-            self.deliver(key, &bytes, &batch.frames);
-            // A member dropped by a write error left its slot to the last
-            // member, which has not been served yet.
-            if self.hub.members(room).get(i) == Some(&key) {
-                i += 1;
-            }
-        }
-    }
-
-    /// Queues a batch on one member and writes it. Every member sees the
-    /// messages in the order the server received them; with
-    /// `--exclude-sender` a member that published this turn skips its own.
-    fn deliver(&mut self, key: usize, bytes: &Rc<Vec<u8>>, frames: &[(ConnId, Range<usize>)]) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if conn.phase != Phase::Open || conn.session.state() != State::Open {
-            return;
-        }
-        let id = conn.id(key);
-        let publisher = !self.cfg.broadcast_to_sender && conn.sent_turn == self.turn;
-        let theirs = if publisher {
-            frames.iter().filter(|(sender, _)| *sender != id).count()
-        } else {
-            frames.len()
-        };
-        if theirs == 0 {
-            return;
-        }
-        let q = conn.out.get_or_insert_with(Default::default);
-        if q.pending() > self.cfg.output_high_water {
-            // Output queued earlier this turn may not have been offered to
-            // the socket yet: judge only what the socket refuses. An error
-            // shows again at the write below.
-            let _ = q.write_to(&mut conn.stream);
-        }
-        if q.pending() > self.cfg.output_high_water {
-            match self.cfg.slow_consumer {
-                SlowConsumerPolicy::Drop => {
-                    self.stats.slow_consumer_drops += theirs as u64;
-                    return;
-                }
-                SlowConsumerPolicy::Close => {
-                    let dropped = q.discard_unstarted();
-                    notice!(
-                        self,
-                        "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
-                    );
-                    self.stats.slow_consumer_cutoffs += 1;
-                    conn.session
-                        .close(close::POLICY, "slow consumer", &mut QueueSink(q));
-                    self.close_timers.arm(self.now, id);
-                }
-            }
-        } else if publisher {
-            let mut from = 0;
-            for (sender, range) in frames {
-                if *sender == id {
-                    q.push_shared(SharedBytes::new(bytes.clone(), from..range.start));
-                    from = range.end;
-                }
-            }
-            q.push_shared(SharedBytes::new(bytes.clone(), from..bytes.len()));
-            self.stats.messages_out += theirs as u64;
-        } else {
-            q.push_shared(SharedBytes::new(bytes.clone(), 0..bytes.len()));
-            self.stats.messages_out += theirs as u64;
-        }
-        self.write_out(key, false);
-    }
-
-    /// Writes the scratch output (this connection's, produced this turn)
-    /// and the queue.
-    fn flush(&mut self, key: usize) {
-        self.write_out(key, true);
-    }
-
-    /// Writes the queue, after the scratch output if `scratch` (only for the
-    /// connection whose input produced it); then updates write interest,
-    /// backpressure, and the closing sequence.
-    fn write_out(&mut self, key: usize, scratch: bool) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            if scratch {
-                self.io.out.clear();
-            }
-            return;
-        };
-        let res = if scratch {
-            let res = conn.send(&self.io.out);
-            self.io.out.clear();
-            if self.io.out.capacity() > 4 * OUT_FLUSH_AT {
-                self.io.out = Vec::new();
-            }
-            res
-        } else {
-            conn.send(&[])
-        };
-        match res {
-            Ok(n) => self.stats.bytes_out += n as u64,
-            Err(e) => return self.io_error(key, &e),
-        }
-        let id = conn.id(key);
-        let pending = conn.pending_out();
-        if pending == 0 && conn.phase == Phase::Closing {
-            // The server closes TCP first (§7.1.1): shut our side, then
-            // drain until the peer closes its side or the timeout.
-            if conn.stream.shutdown(Shutdown::Write).is_err() {
-                return self.drop_conn(key);
-            }
-            conn.phase = Phase::Draining;
-            self.ready.push(id);
-        }
-        if pending > self.cfg.output_high_water && !conn.paused {
-            // Stop reading a client whose replies pile up: TCP pushes back.
-            conn.paused = true;
-        } else if conn.paused && pending <= self.cfg.output_low_water {
-            conn.paused = false;
-            self.ready.push(id);
-        }
-        let want_write = pending > 0;
-        if want_write != conn.writable_interest {
-            let interest = if want_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if let Err(e) = self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, Token(key), interest)
-            {
-                return self.io_error(key, &e);
-            }
-            conn.writable_interest = want_write;
-        }
-    }
-
-    /// A closing connection's output is queued: arm its deadline.
-    fn enter_closing(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id.key) {
-            if matches!(conn.phase, Phase::Handshake | Phase::Open) {
-                conn.phase = Phase::Closing;
-                self.closing += 1;
-                self.close_timers.arm(self.now, id);
-            }
-        }
-    }
-
-    /// Reads and discards until the peer closes.
-    fn drain(&mut self, key: usize) {
-        for _ in 0..READ_BUDGET {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            match conn.stream.read(&mut self.io.read) {
-                Ok(0) => return self.drop_conn(key),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.drop_conn(key),
-            }
-        }
-        if let Some(conn) = self.conns.get(key) {
-            self.ready.push(conn.id(key));
-        }
-    }
-
-    fn handshake_timeout(&mut self, key: usize) {
-        notice!(self, "conn {key}: handshake timeout (408)");
-        *self.stats.handshake_failures.entry(408).or_default() += 1;
-        handshake::write_response(
-            &mut self.io.out,
-            408,
-            "Request Timeout",
-            "",
-            "handshake timeout",
-        );
-        let Some(id) = self.conns.get(key).map(|c| c.id(key)) else {
-            return;
-        };
-        self.enter_closing(id);
-        self.flush(key);
-    }
-
-    /// The peer closed its side (read returned 0). It may still read: send
-    /// what this turn produced for it and close like any other closing
-    /// connection (flush, shut down, drain, bounded by the close timeout).
-    fn peer_closed(&mut self, key: usize) {
-        let Some(conn) = self.conns.get(key) else {
-            return;
-        };
-        if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-            self.stats.abnormal_closes += 1;
-        }
-        let id = conn.id(key);
-        self.enter_closing(id);
-        self.flush(key);
-    }
-
-    fn io_error(&mut self, key: usize, e: &io::Error) {
-        debug!("conn {key}: {e}");
-        self.stats.io_errors += 1;
-        if let Some(conn) = self.conns.get(key) {
-            if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-                self.stats.abnormal_closes += 1;
-            }
-        }
-        self.drop_conn(key);
-    }
-
-    /// Removes a connection for good.
-    fn drop_conn(&mut self, key: usize) {
-        let Some(mut conn) = self.conns.try_remove(key) else {
-            return;
-        };
-        if matches!(conn.phase, Phase::Closing | Phase::Draining) {
-            self.closing -= 1;
-        }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        if let Some(code) = conn.session.close_code() {
-            *self.stats.closes.entry(code).or_default() += 1;
-        }
-        if let Some(seat) = conn.seat {
-            if let Some(moved) = self.hub.leave(seat) {
-                if let Some(m) = self.conns.get_mut(moved) {
-                    m.seat = Some(seat);
-                }
-            }
-        }
-        conn.rbuf.release(&mut self.io.pool);
-        // A file descriptor just came free: end an accept pause early.
-        if self.accept_paused_until.is_some() {
-            self.accept_paused_until = Some(self.now);
-        }
-    }
-}
-
-/// What became of input while waiting for the request.
-enum Handshake {
-    /// Incomplete: keep this many bytes.
-    Keep(usize),
-    /// Upgraded; keep this many bytes of frames that followed the request.
-    Upgraded(usize),
-    /// A plain HTTP request was answered: close once it is sent.
-    Answered,
-}
-
-/// What `process` has to do after the protocol ran.
-enum Outcome {
-    Waiting,
-    Upgraded,
-    Answered,
-}
-
-/// What plain HTTP answers can see of the server, besides counters.
-struct HttpContext {
-    held: usize,
-    started: Instant,
-    now: Instant,
-    draining: bool,
-}
-
-/// Handles input while waiting for the request. An upgrade is checked
-/// (origin), answered 101 (with the first offered subprotocol we speak),
-/// and the rest of the input fed to the session at once: a client may send
-/// frames right behind its request. A plain request goes to [`http`].
-fn handshake(
-    conn: &mut Connection,
-    key: usize,
-    data: &mut [u8],
-    cfg: &Config,
-    ctx: &HttpContext,
-    sink: &mut Sink<'_>,
-) -> Result<Handshake, HandshakeError> {
-    if !handshake::has_head_end(data) {
-        if data.len() < cfg.max_header_bytes {
-            return Ok(Handshake::Keep(data.len()));
-        }
-        return Err(HandshakeError::TooLarge);
-    }
-    let (req, offset) = match handshake::parse_request(data, cfg.max_header_bytes)? {
-        Parsing::NeedMore(_) => return Ok(Handshake::Keep(data.len())),
-        Parsing::Done {
-            value: Head::Plain { method, path },
-            ..
-        } => {
-            let snap = http::Snapshot {
-                stats: sink.stats,
-                open_connections: ctx.held,
-                rooms: sink.hub.rooms(),
-                mode: cfg.mode,
-                uptime: ctx.now.duration_since(ctx.started),
-                draining: ctx.draining,
-            };
-            let status = http::respond(sink.out, method, path, &snap);
-            *sink.stats.http_responses.entry(status).or_default() += 1;
-            return Ok(Handshake::Answered);
-        }
-        Parsing::Done {
-            value: Head::Upgrade(req),
-            offset,
-        } => (req, offset),
-    };
-    if ctx.draining {
-        return Err(HandshakeError::Unavailable);
-    }
-    if !req.origin_allowed(&cfg.allowed_origins) {
-        return Err(HandshakeError::Forbidden);
-    }
-    handshake::write_accept(sink.out, req.key, req.select_protocol(&cfg.protocols));
-    sink.stats.handshakes += 1;
-    conn.phase = Phase::Open;
-    if cfg.mode == Mode::Broadcast {
-        // The path names the room; the query string does not.
-        let room = req.path.split('?').next().unwrap_or(req.path);
-        let seat = sink.hub.join(room, key);
-        conn.seat = Some(seat);
-        sink.room = Some(seat.room);
-    }
-    let frames = data.get_mut(offset..).unwrap_or_default();
-    let keep = conn.session.feed(frames, &cfg.limits, sink);
-    data.copy_within(offset..offset + keep, 0);
-    Ok(Handshake::Upgraded(keep))
 }
 
 /// ", N similar lines suppressed" when some were.
@@ -1129,58 +432,4 @@ fn suppressed(n: u64) -> String {
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
-}
-
-/// The answer to a client over the connection limit.
-fn write_503(out: &mut Vec<u8>) {
-    handshake::write_response(
-        out,
-        503,
-        "Service Unavailable",
-        "Retry-After: 1\r\n",
-        "too many connections",
-    );
-}
-
-/// What the session reports, turned into output.
-struct Sink<'a> {
-    out: &'a mut Vec<u8>,
-    hub: &'a mut Hub,
-    stats: &'a mut Stats,
-    /// The connection whose input is being processed.
-    sender: ConnId,
-    /// Its broadcast room.
-    room: Option<u32>,
-    mode: Mode,
-    /// A message arrived (for the idle timeout; in broadcast mode, the
-    /// connection published this turn).
-    got_message: bool,
-}
-
-impl Events for Sink<'_> {
-    fn message(&mut self, kind: MessageKind, payload: &[u8]) {
-        self.stats.messages_in += 1;
-        self.got_message = true;
-        match self.mode {
-            Mode::Echo => {
-                write_message(self.out, kind, payload);
-                self.stats.messages_out += 1;
-            }
-            Mode::Broadcast => {
-                // Encoded once, into the room's batch for this turn, which
-                // every member (the sender too, unless excluded) gets in the
-                // same order.
-                if let Some(batch) = self.room.and_then(|r| self.hub.batch(r)) {
-                    let start = batch.bytes.len();
-                    write_message(&mut batch.bytes, kind, payload);
-                    let end = batch.bytes.len();
-                    batch.frames.push((self.sender, start..end));
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, frame: &[u8]) {
-        self.out.extend_from_slice(frame);
-    }
 }

@@ -1,0 +1,119 @@
+//! Accepting: every listener until it would block, the connection limit
+//! (503 through the ordinary closing path), and a pause after accept errors
+//! such as EMFILE, which a freed descriptor ends early.
+
+use std::io;
+use std::time::Duration;
+
+use log::warn;
+use mio::{Interest, Token};
+
+use super::Server;
+use crate::net::conn::Connection;
+use crate::proto::handshake;
+
+/// How long accepting pauses after an error such as EMFILE, when retrying at
+/// once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Connections beyond `max_connections` that may be held while they are
+/// refused with a 503 (answer, shutdown, drain); beyond that they are dropped.
+pub(super) const REFUSAL_HEADROOM: usize = 256;
+
+impl Server {
+    /// Accepts again once an accept pause (EMFILE and the like) is over.
+    pub(super) fn resume_accepts(&mut self) {
+        if self.accept_paused_until.is_some_and(|t| t <= self.now) {
+            self.accept_paused_until = None;
+            for i in 0..self.listeners.len() {
+                self.accept(i);
+            }
+        }
+    }
+
+    pub(super) fn accept(&mut self, listener: usize) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            let (mut stream, peer) = match l.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The peer gave up while queued: nothing to do for it.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying now would
+                    // spin. Back off; queued connections wait in the backlog
+                    // and a closing connection ends the pause early.
+                    if self.stats.accept_errors == 0 || self.stats.accept_errors.is_power_of_two() {
+                        warn!("accept failed ({e}); pausing accepts for {ACCEPT_BACKOFF:?} [{} so far]", self.stats.accept_errors + 1);
+                    }
+                    self.stats.accept_errors += 1;
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            // Connections on their way out do not hold a slot.
+            let full = self.conns.len().saturating_sub(self.closing) >= self.cfg.max_connections;
+            if full {
+                self.stats.refused_max_connections += 1;
+                notice!(
+                    self,
+                    "{peer}: refused 503, {} connections held",
+                    self.conns.len()
+                );
+                if self.conns.len() >= self.cfg.max_connections + REFUSAL_HEADROOM {
+                    // No room even to refuse politely: best effort, then drop.
+                    let mut answer = std::mem::take(&mut self.io.out);
+                    write_503(&mut answer);
+                    let _ = io::Write::write(&mut stream, &answer);
+                    answer.clear();
+                    self.io.out = answer;
+                    continue;
+                }
+            }
+            // Replies are written whole per turn; Nagle would only add delay.
+            let _ = stream.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(key), Interest::READABLE)
+            {
+                warn!("{peer}: register failed: {e}");
+                continue;
+            }
+            self.next_gen = self.next_gen.wrapping_add(1);
+            let conn = entry.insert(Connection::new(stream, self.next_gen));
+            let id = conn.id(key);
+            if full {
+                // Refuse through the ordinary closing path: answer, shut
+                // down, drain the request we never read. Closing with it
+                // unread would reset the connection and could destroy the
+                // answer on its way.
+                write_503(&mut self.io.out);
+                self.enter_closing(id);
+                self.flush(key);
+            } else {
+                self.stats.accepted += 1;
+                self.handshake_timers.arm(self.now, id);
+            }
+        }
+    }
+}
+
+/// The answer to a client over the connection limit.
+pub(super) fn write_503(out: &mut Vec<u8>) {
+    handshake::write_response(
+        out,
+        503,
+        "Service Unavailable",
+        "Retry-After: 1\r\n",
+        "too many connections",
+    );
+}

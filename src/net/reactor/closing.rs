@@ -1,0 +1,151 @@
+//! Ending connections: the closing sequence (flush, shut down our side,
+//! drain until the peer closes, bounded by `--close-timeout`), the graceful
+//! drain of the whole server, and removal from the slab.
+
+use std::io::{self, Read};
+
+use log::{debug, info};
+
+use super::{Server, READ_BUDGET};
+use crate::net::conn::{Phase, QueueSink};
+use crate::net::timer::ConnId;
+use crate::proto::{close, State};
+
+impl Server {
+    /// Drops connections whose closing sequence ran past `--close-timeout`.
+    pub(super) fn expire_closes(&mut self) {
+        while let Some(id) = self.close_timers.expired(self.now) {
+            if self.live(id) {
+                notice!(self, "conn {}: close timeout, dropped", id.key);
+                self.stats.close_timeouts += 1;
+                self.drop_conn(id.key);
+            }
+        }
+    }
+
+    /// Says Close 1001 to every open client and starts the drain deadline.
+    /// From now on upgrades are refused (503) while plain HTTP is still
+    /// answered, so health checks see `/healthz` turn 503 instead of a
+    /// refused port.
+    pub(super) fn begin_drain(&mut self) {
+        info!(
+            "draining {} connections (at most {:?})",
+            self.conns.len(),
+            self.cfg.drain_timeout
+        );
+        self.drain_until = Some(self.now + self.cfg.drain_timeout);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            match conn.phase {
+                Phase::Open => {
+                    let q = conn.out.get_or_insert_with(Default::default);
+                    conn.session.close(
+                        close::GOING_AWAY,
+                        "server shutting down",
+                        &mut QueueSink(q),
+                    );
+                    self.write_out(key, false);
+                }
+                Phase::Handshake | Phase::Closing | Phase::Draining => {}
+            }
+        }
+    }
+
+    /// Starts the closing handshake from our side; the close timeout bounds
+    /// the wait for the answer.
+    pub(super) fn close_with(&mut self, id: ConnId, code: u16, reason: &str) {
+        let Some(conn) = self.conns.get_mut(id.key) else {
+            return;
+        };
+        notice!(self, "conn {}: closing {code} ({reason})", id.key);
+        let q = conn.out.get_or_insert_with(Default::default);
+        conn.session.close(code, reason, &mut QueueSink(q));
+        self.close_timers.arm(self.now, id);
+        self.write_out(id.key, false);
+    }
+
+    /// A closing connection's output is queued: arm its deadline.
+    pub(super) fn enter_closing(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id.key) {
+            if matches!(conn.phase, Phase::Handshake | Phase::Open) {
+                conn.phase = Phase::Closing;
+                self.closing += 1;
+                self.close_timers.arm(self.now, id);
+            }
+        }
+    }
+
+    /// Reads and discards until the peer closes.
+    pub(super) fn drain(&mut self, key: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.stream.read(&mut self.io.read) {
+                Ok(0) => return self.drop_conn(key),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_conn(key),
+            }
+        }
+        if let Some(conn) = self.conns.get(key) {
+            self.ready.push(conn.id(key));
+        }
+    }
+
+    /// The peer closed its side (read returned 0). It may still read: send
+    /// what this turn produced for it and close like any other closing
+    /// connection (flush, shut down, drain, bounded by the close timeout).
+    pub(super) fn peer_closed(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.phase == Phase::Open && conn.session.state() != State::Closed {
+            self.stats.abnormal_closes += 1;
+        }
+        let id = conn.id(key);
+        self.enter_closing(id);
+        self.flush(key);
+    }
+
+    pub(super) fn io_error(&mut self, key: usize, e: &io::Error) {
+        debug!("conn {key}: {e}");
+        self.stats.io_errors += 1;
+        if let Some(conn) = self.conns.get(key) {
+            if conn.phase == Phase::Open && conn.session.state() != State::Closed {
+                self.stats.abnormal_closes += 1;
+            }
+        }
+        self.drop_conn(key);
+    }
+
+    /// Removes a connection for good.
+    pub(super) fn drop_conn(&mut self, key: usize) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        if matches!(conn.phase, Phase::Closing | Phase::Draining) {
+            self.closing -= 1;
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(code) = conn.session.close_code() {
+            *self.stats.closes.entry(code).or_default() += 1;
+        }
+        if let Some(seat) = conn.seat {
+            if let Some(moved) = self.hub.leave(seat) {
+                if let Some(m) = self.conns.get_mut(moved) {
+                    m.seat = Some(seat);
+                }
+            }
+        }
+        conn.rbuf.release(&mut self.io.pool);
+        // A file descriptor just came free: end an accept pause early.
+        if self.accept_paused_until.is_some() {
+            self.accept_paused_until = Some(self.now);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The read path: read until WouldBlock or the budget, hand each read to the
+//! upgrade or the session, keep what the protocol did not consume.
+
+use std::io::{self, Read};
+
+use log::info;
+
+use super::sink::Sink;
+use super::upgrade::{handshake, Handshake, HttpContext};
+use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
+use crate::config::Mode;
+use crate::net::conn::Phase;
+use crate::proto::handshake as http_upgrade;
+use crate::proto::State;
+
+impl Server {
+    /// Reads until WouldBlock (or the budget), processing each read, then
+    /// writes what was produced.
+    ///
+    /// A read that returns less than it was offered drained the socket, and
+    /// epoll raises a new edge for anything that arrives later, so the read
+    /// that would only return WouldBlock is skipped: one syscall less per
+    /// echoed message. Not when the event said the peer closed (the FIN is
+    /// already in, and no further edge will come for it) and not for visits
+    /// from the ready list, which have no event behind them.
+    pub(super) fn on_readable(&mut self, key: usize, wakeup: Wakeup) {
+        let hup = wakeup == Wakeup::Event { hup: true };
+        let until_blocked = hup || wakeup == Wakeup::Revisit;
+        let mut reads = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.phase {
+                Phase::Handshake | Phase::Open => {}
+                Phase::Closing => break,
+                Phase::Draining => return self.drain(key),
+            }
+            if conn.paused {
+                break;
+            }
+            if reads == READ_BUDGET {
+                self.ready.push(conn.id(key));
+                break;
+            }
+            reads += 1;
+            let into_own = !conn.rbuf.is_empty();
+            let (res, offered) = if into_own {
+                let spare = conn.rbuf.spare(&mut self.io.pool);
+                let offered = spare.len();
+                (conn.stream.read(spare), offered)
+            } else {
+                (conn.stream.read(&mut self.io.read), self.io.read.len())
+            };
+            match res {
+                Ok(0) => return self.peer_closed(key),
+                Ok(n) => {
+                    self.stats.bytes_in += n as u64;
+                    self.process(key, n, into_own);
+                    if n < offered && !until_blocked {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Output produced for this connection must not reach the next one.
+                    self.io.out.clear();
+                    return self.io_error(key, &e);
+                }
+            }
+            if self.io.out.len() >= OUT_FLUSH_AT {
+                self.flush(key);
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Hands `n` freshly read bytes to the handshake or the session.
+    pub(super) fn process(&mut self, key: usize, n: usize, into_own: bool) {
+        let held = self.conns.len();
+        let now_ms = if self.keepalive_on {
+            self.now_ms32()
+        } else {
+            0
+        };
+        let Server {
+            conns,
+            io,
+            cfg,
+            hub,
+            stats,
+            throttle,
+            now,
+            started,
+            drain_until,
+            turn,
+            ..
+        } = self;
+        let Io { read, out, pool } = io;
+        let Some(conn) = conns.get_mut(key) else {
+            return;
+        };
+        let mut rbuf = std::mem::take(&mut conn.rbuf);
+        let data: &mut [u8] = if into_own {
+            rbuf.advance(n);
+            rbuf.filled_mut()
+        } else {
+            read.get_mut(..n).unwrap_or_default()
+        };
+        if self.keepalive_on {
+            conn.seen_at = now_ms;
+            conn.awaiting_pong = false;
+        }
+        let mut sink = Sink {
+            out,
+            hub,
+            stats,
+            sender: conn.id(key),
+            room: conn.seat.map(|s| s.room),
+            mode: cfg.mode,
+            got_message: false,
+        };
+        let (keep, outcome) = match conn.phase {
+            Phase::Handshake => {
+                let ctx = HttpContext {
+                    held,
+                    started: *started,
+                    now: *now,
+                    draining: drain_until.is_some(),
+                };
+                match handshake(conn, key, data, cfg, &ctx, &mut sink) {
+                    Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
+                    Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
+                    Ok(Handshake::Answered) => (0, Outcome::Answered),
+                    Err(e) => {
+                        if let Some(held_back) = throttle.pass(*now) {
+                            info!(
+                                "conn {key}: handshake refused: {} {}{}",
+                                e.status(),
+                                e.reason().1,
+                                suppressed(held_back)
+                            );
+                        }
+                        *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
+                        http_upgrade::write_error(sink.out, e);
+                        (0, Outcome::Answered)
+                    }
+                }
+            }
+            Phase::Open => (
+                conn.session.feed(data, &cfg.limits, &mut sink),
+                Outcome::Waiting,
+            ),
+            Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
+        };
+        if sink.got_message {
+            conn.message_at = now_ms;
+            if cfg.mode == Mode::Broadcast {
+                conn.sent_turn = *turn;
+            }
+        }
+        if into_own {
+            rbuf.keep(keep, pool);
+        } else if keep > 0 {
+            rbuf.store(read.get(..keep).unwrap_or_default(), pool);
+        }
+        conn.rbuf = rbuf;
+        let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
+        if failed {
+            if let Some(e) = conn.session.error() {
+                notice!(
+                    self,
+                    "conn {key}: protocol error: {e} (close {})",
+                    e.close_code()
+                );
+                self.stats.protocol_errors += 1;
+            }
+        }
+        let id = conn.id(key);
+        let room = conn.seat.map(|s| s.room);
+        match outcome {
+            Outcome::Answered => self.enter_closing(id),
+            // Frames that came with the request may already have closed the
+            // session (a protocol error, or the client's Close).
+            Outcome::Upgraded if failed => self.enter_closing(id),
+            Outcome::Upgraded => self.arm_keepalive(id),
+            Outcome::Waiting if failed => self.enter_closing(id),
+            Outcome::Waiting => {}
+        }
+        if let Some(room) = room {
+            if self.hub.batched(room) >= BATCH_LIMIT {
+                self.fan_out_room(room);
+            }
+        }
+    }
+}
+
+/// What `process` has to do after the protocol ran.
+enum Outcome {
+    Waiting,
+    Upgraded,
+    Answered,
+}

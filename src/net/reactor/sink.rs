@@ -1,0 +1,52 @@
+//! What the server does with a message: echo it into the connection's
+//! output, or encode it once into its room's batch for the turn.
+
+use crate::config::Mode;
+use crate::hub::Hub;
+use crate::net::stats::Stats;
+use crate::net::timer::ConnId;
+use crate::proto::session::write_message;
+use crate::proto::{Events, MessageKind};
+
+/// What the session reports, turned into output.
+pub(super) struct Sink<'a> {
+    pub(super) out: &'a mut Vec<u8>,
+    pub(super) hub: &'a mut Hub,
+    pub(super) stats: &'a mut Stats,
+    /// The connection whose input is being processed.
+    pub(super) sender: ConnId,
+    /// Its broadcast room.
+    pub(super) room: Option<u32>,
+    pub(super) mode: Mode,
+    /// A message arrived (for the idle timeout; in broadcast mode, the
+    /// connection published this turn).
+    pub(super) got_message: bool,
+}
+
+impl Events for Sink<'_> {
+    fn message(&mut self, kind: MessageKind, payload: &[u8]) {
+        self.stats.messages_in += 1;
+        self.got_message = true;
+        match self.mode {
+            Mode::Echo => {
+                write_message(self.out, kind, payload);
+                self.stats.messages_out += 1;
+            }
+            Mode::Broadcast => {
+                // Encoded once, into the room's batch for this turn, which
+                // every member (the sender too, unless excluded) gets in the
+                // same order.
+                if let Some(batch) = self.room.and_then(|r| self.hub.batch(r)) {
+                    let start = batch.bytes.len();
+                    write_message(&mut batch.bytes, kind, payload);
+                    let end = batch.bytes.len();
+                    batch.frames.push((self.sender, start..end));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        self.out.extend_from_slice(frame);
+    }
+}

@@ -1,0 +1,125 @@
+//! The handshake phase: the upgrade request answered 101 (or an HTTP error),
+//! plain HTTP requests handed to [`crate::http`], and the handshake timeout.
+
+use std::time::Instant;
+
+use super::sink::Sink;
+use super::Server;
+use crate::config::{Config, Mode};
+use crate::http;
+use crate::net::conn::{Connection, Phase};
+use crate::proto::handshake::{self, HandshakeError, Head};
+use crate::proto::Parsing;
+
+impl Server {
+    /// Answers 408 to connections whose request did not come in time.
+    pub(super) fn expire_handshakes(&mut self) {
+        while let Some(id) = self.handshake_timers.expired(self.now) {
+            let handshaking = self
+                .conns
+                .get(id.key)
+                .is_some_and(|c| c.gen == id.gen && c.phase == Phase::Handshake);
+            if handshaking {
+                self.handshake_timeout(id.key);
+            }
+        }
+    }
+
+    fn handshake_timeout(&mut self, key: usize) {
+        notice!(self, "conn {key}: handshake timeout (408)");
+        *self.stats.handshake_failures.entry(408).or_default() += 1;
+        handshake::write_response(
+            &mut self.io.out,
+            408,
+            "Request Timeout",
+            "",
+            "handshake timeout",
+        );
+        let Some(id) = self.conns.get(key).map(|c| c.id(key)) else {
+            return;
+        };
+        self.enter_closing(id);
+        self.flush(key);
+    }
+}
+
+/// What became of input while waiting for the request.
+pub(super) enum Handshake {
+    /// Incomplete: keep this many bytes.
+    Keep(usize),
+    /// Upgraded; keep this many bytes of frames that followed the request.
+    Upgraded(usize),
+    /// A plain HTTP request was answered: close once it is sent.
+    Answered,
+}
+
+/// What plain HTTP answers can see of the server, besides counters.
+pub(super) struct HttpContext {
+    pub(super) held: usize,
+    pub(super) started: Instant,
+    pub(super) now: Instant,
+    pub(super) draining: bool,
+}
+
+/// Handles input while waiting for the request. An upgrade is checked
+/// (origin), answered 101 (with the first offered subprotocol we speak),
+/// and the rest of the input fed to the session at once: a client may send
+/// frames right behind its request. A plain request goes to [`http`].
+pub(super) fn handshake(
+    conn: &mut Connection,
+    key: usize,
+    data: &mut [u8],
+    cfg: &Config,
+    ctx: &HttpContext,
+    sink: &mut Sink<'_>,
+) -> Result<Handshake, HandshakeError> {
+    if !handshake::has_head_end(data) {
+        if data.len() < cfg.max_header_bytes {
+            return Ok(Handshake::Keep(data.len()));
+        }
+        return Err(HandshakeError::TooLarge);
+    }
+    let (req, offset) = match handshake::parse_request(data, cfg.max_header_bytes)? {
+        Parsing::NeedMore(_) => return Ok(Handshake::Keep(data.len())),
+        Parsing::Done {
+            value: Head::Plain { method, path },
+            ..
+        } => {
+            let snap = http::Snapshot {
+                stats: sink.stats,
+                open_connections: ctx.held,
+                rooms: sink.hub.rooms(),
+                mode: cfg.mode,
+                uptime: ctx.now.duration_since(ctx.started),
+                draining: ctx.draining,
+            };
+            let status = http::respond(sink.out, method, path, &snap);
+            *sink.stats.http_responses.entry(status).or_default() += 1;
+            return Ok(Handshake::Answered);
+        }
+        Parsing::Done {
+            value: Head::Upgrade(req),
+            offset,
+        } => (req, offset),
+    };
+    if ctx.draining {
+        return Err(HandshakeError::Unavailable);
+    }
+    if !req.origin_allowed(&cfg.allowed_origins) {
+        return Err(HandshakeError::Forbidden);
+    }
+    handshake::write_accept(sink.out, req.key, req.select_protocol(&cfg.protocols));
+    sink.stats.handshakes += 1;
+    conn.phase = Phase::Open;
+    if cfg.mode == Mode::Broadcast {
+        // The path names the room; the query string does not.
+        let room = req.path.split('?').next().unwrap_or(req.path);
+        let seat = sink.hub.join(room, key);
+        conn.seat = Some(seat);
+        sink.room = Some(seat.room);
+    }
+    let frames = data.get_mut(offset..).unwrap_or_default();
+    let keep = conn.session.feed(frames, &cfg.limits, sink);
+    data.copy_within(offset..offset + keep, 0);
+    Ok(Handshake::Upgraded(keep))
+}
