@@ -322,6 +322,8 @@ fn sigint_drains_clients_then_exits_0() {
     }
     let status = wsd.wait_exit(IO_TIMEOUT);
     assert_eq!(status.code(), Some(0), "{status:?}");
+    let line = wsd.stderr_line_containing("drained", IO_TIMEOUT);
+    assert!(line.contains("every connection closed"), "{line}");
 }
 
 #[test]
@@ -334,6 +336,12 @@ fn sigterm_exits_0_after_the_drain_timeout_if_clients_stay() {
     let status = wsd.wait_exit(IO_TIMEOUT);
     assert_eq!(status.code(), Some(0), "{status:?}");
     c.expect_eof();
+    // A drain that gave up says so, with the count, at warn level.
+    let line = wsd.stderr_line_containing("drain timed out", IO_TIMEOUT);
+    assert!(
+        line.contains("WARN") && line.contains("1 connections left"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::info;
+use log::{info, warn};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -299,8 +299,16 @@ impl Server {
                 _ => {}
             }
             if let Some(until) = self.drain_until {
-                if self.conns.is_empty() || self.now >= until {
-                    info!("drained; {} connections left", self.conns.len());
+                if self.conns.is_empty() {
+                    info!("drained: every connection closed");
+                    return Ok(());
+                }
+                if self.now >= until {
+                    warn!(
+                        "drain timed out after {:?}: {} connections left, dropped",
+                        self.cfg.drain_timeout,
+                        self.conns.len()
+                    );
                     return Ok(());
                 }
             }
