@@ -726,3 +726,83 @@ fn out_of_file_descriptors_keeps_serving_open_clients_and_accepts_again_once_som
         "wsd log: {log:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 10. Paused connections still notice their peer leaving
+
+/// Polls `/metrics` until `name` is `value`, for at most `limit` (a
+/// watchdog against a hang, not a speed check).
+fn wait_metric(addr: std::net::SocketAddr, name: &str, value: f64, limit: Duration) {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        let now = metric(addr, name);
+        if now == value {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{name} stayed at {now}, expected {value}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A broadcast receiver that reads nothing is paused (its output is over
+/// the high watermark) and, with `--slow-consumer drop`, kept. When it then
+/// half-closes, or half-closes and resets, wsd must still notice, close it
+/// within the close timeout and free it, instead of holding a CLOSE-WAIT
+/// socket with megabytes queued until it exits.
+#[test]
+fn paused_slow_consumer_that_half_closes_or_resets_is_closed_and_freed() {
+    let _w = watchdog();
+    let server = TestServer::start(Config {
+        output_high_water: 256 << 10,
+        output_low_water: 64 << 10,
+        slow_consumer: SlowConsumerPolicy::Drop,
+        close_timeout: Duration::from_secs(1),
+        broadcast_to_sender: false,
+        ..config(Mode::Broadcast)
+    });
+    let addr = server.addr();
+    let mut good = Bystander::connect(addr, "/elsewhere");
+    let mut publisher = Client::connect_path(addr, "/room");
+    let half_closer = Client::connect_path(addr, "/room");
+    let resetter = Client::connect_path(addr, "/room");
+    for c in [&half_closer, &resetter] {
+        socket2::SockRef::from(&c.stream)
+            .set_recv_buffer_size(16 << 10)
+            .unwrap();
+    }
+    const MESSAGES: u32 = 150;
+    let body = pattern(64 << 10, 5);
+    for _ in 0..MESSAGES {
+        publisher.send_binary(&body);
+    }
+    // Every message was taken in, and both receivers are far over the
+    // high watermark: paused, with later messages dropped for them.
+    wait_metric(
+        addr,
+        "wsd_messages_received_total",
+        f64::from(MESSAGES),
+        Duration::from_secs(30),
+    );
+    assert!(metric(addr, "wsd_slow_consumer_drops_total") > 0.0);
+    good.check_ping();
+    // Held: the bystander, the publisher, both receivers, and /metrics.
+    wait_connections_open(addr, 5);
+
+    half_closer.shutdown_write();
+    wait_metric(addr, "wsd_connections_open", 4.0, Duration::from_secs(30));
+
+    resetter.shutdown_write();
+    resetter.set_linger_zero();
+    drop(resetter);
+    wait_metric(addr, "wsd_connections_open", 3.0, Duration::from_secs(30));
+
+    good.check_ping();
+    drop(half_closer);
+    good.close();
+    publisher.close();
+    let stats = server.stop();
+    assert_eq!(stats.abnormal_closes, 2, "{stats:?}");
+}

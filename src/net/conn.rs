@@ -59,6 +59,9 @@ pub struct Connection {
     pub writable_interest: bool,
     /// Reading is paused until output drains below the low watermark.
     pub paused: bool,
+    /// An event said the peer closed its side or the socket failed. Reading
+    /// finds that out by itself, but a paused connection is not read.
+    pub hup: bool,
     /// The reactor turn in which this connection last published a
     /// broadcast message (so fan-out skips its own frames).
     pub sent_turn: u32,
@@ -80,6 +83,7 @@ impl Connection {
             awaiting_pong: false,
             writable_interest: false,
             paused: false,
+            hup: false,
             sent_turn: u32::MAX,
         }
     }

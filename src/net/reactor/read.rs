@@ -23,9 +23,23 @@ impl Server {
     /// echoed message. Not when the event said the peer closed (the FIN is
     /// already in, and no further edge will come for it) and not for visits
     /// from the ready list, which have no event behind them.
+    ///
+    /// A paused connection is not read, so the EOF or reset behind its
+    /// unread input would never be seen: an event that says the peer closed
+    /// or failed ends it now, through the ordinary closing sequence (flush
+    /// what it can take, bounded by `--close-timeout`). Its unread input is
+    /// abandoned; a peer that stops sending has no use for replies it will
+    /// not read in time anyway.
     pub(super) fn on_readable(&mut self, key: usize, wakeup: Wakeup) {
         let hup = wakeup == Wakeup::Event { hup: true };
         let until_blocked = hup || wakeup == Wakeup::Revisit;
+        if hup {
+            // Kept: the edge comes once, and the connection may be paused
+            // later in this very visit.
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.hup = true;
+            }
+        }
         let mut reads = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -37,6 +51,9 @@ impl Server {
                 Phase::Draining => return self.drain(key),
             }
             if conn.paused {
+                if conn.hup {
+                    return self.peer_closed(key);
+                }
                 break;
             }
             if reads == READ_BUDGET {
