@@ -51,11 +51,16 @@ pub struct Config {
     /// How long a closing connection may take to flush, answer our Close,
     /// and close its end before it is dropped.
     pub close_timeout: Duration,
-    /// Close (1001) a connection that sent no message for this long.
+    /// Close (1001) a connection that sent no message for this long. Only
+    /// messages the client sends count: a listen-only subscriber is idle.
     pub idle_timeout: Option<Duration>,
     /// Ping a connection from which nothing arrived for this long, and close
-    /// it (1001) if still nothing arrives in as long again.
+    /// it (1001) if still nothing arrives in as long again: how a dead or
+    /// vanished peer is found, subscribers included.
     pub ping_interval: Option<Duration>,
+    /// TCP keepalive idle time: the kernel probes a silent peer and fails
+    /// the socket when it stays unreachable.
+    pub tcp_keepalive: Option<Duration>,
     /// On a graceful shutdown, how long to wait for clients to answer the
     /// Close 1001 before exiting anyway.
     pub drain_timeout: Duration,
@@ -88,7 +93,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
-            ping_interval: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            tcp_keepalive: Some(Duration::from_secs(60)),
             drain_timeout: Duration::from_secs(5),
             stats_interval: None,
             output_high_water: 4 << 20,

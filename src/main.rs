@@ -81,14 +81,24 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     close_timeout: Duration,
 
-    /// Close (1001) connections that send no message for this long. Off by default.
+    /// Close (1001) connections that send no message for this long. Only
+    /// messages from the client count, so this also closes listen-only
+    /// broadcast subscribers: dead peers are found by --ping-interval. Off
+    /// by default.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     idle_timeout: Option<Duration>,
 
     /// Ping connections quiet for this long; close (1001) those that stay
-    /// silent as long again. Off by default.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    ping_interval: Option<Duration>,
+    /// silent as long again. Finds dead and vanished peers, subscribers
+    /// included. `off` turns it off.
+    #[arg(long, default_value = "30s", value_parser = parse_switch, value_name = "DURATION|off")]
+    ping_interval: Switch,
+
+    /// TCP keepalive: after this much silence the kernel probes the peer
+    /// (every quarter of it, 4 times) and drops it if unreachable. `off`
+    /// turns it off.
+    #[arg(long, default_value = "60s", value_parser = parse_switch, value_name = "DURATION|off")]
+    tcp_keepalive: Switch,
 
     /// On SIGINT/SIGTERM, how long to wait for clients to answer Close 1001
     /// before exiting anyway. A second signal exits at once.
@@ -127,6 +137,20 @@ struct Args {
     log_level: Option<log::LevelFilter>,
 }
 
+/// A duration that `off` turns off.
+#[derive(Clone, Copy, Debug)]
+struct Switch(Option<Duration>);
+
+fn parse_switch(s: &str) -> Result<Switch, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(Switch(None));
+    }
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("'{s}': use off to turn it off")),
+        d => Ok(Switch(Some(d))),
+    }
+}
+
 fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not a log level (error, warn, info, debug, trace)"))
@@ -157,8 +181,8 @@ impl Args {
             return Err("limits must be above zero".into());
         }
         let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
-        if zero(self.idle_timeout) || zero(self.ping_interval) || zero(self.stats_interval) {
-            return Err("--idle-timeout, --ping-interval and --stats-interval must be above zero (leave them out to turn them off)".into());
+        if zero(self.idle_timeout) || zero(self.stats_interval) {
+            return Err("--idle-timeout and --stats-interval must be above zero (leave them out to turn them off)".into());
         }
         if self.listen.len() > wsd::net::reactor::MAX_LISTENERS {
             return Err(format!(
@@ -185,7 +209,8 @@ impl Args {
             handshake_timeout: self.handshake_timeout,
             close_timeout: self.close_timeout,
             idle_timeout: self.idle_timeout,
-            ping_interval: self.ping_interval,
+            ping_interval: self.ping_interval.0,
+            tcp_keepalive: self.tcp_keepalive.0,
             drain_timeout: self.drain_timeout,
             stats_interval: self.stats_interval,
             output_high_water: self.output_high_water,
@@ -309,5 +334,35 @@ fn main() -> ExitCode {
             eprintln!("wsd: event loop failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let argv = std::iter::once("wsd").chain(args.iter().copied());
+        Args::try_parse_from(argv).unwrap().config().unwrap()
+    }
+
+    #[test]
+    fn dead_peers_are_looked_for_by_default() {
+        let cfg = config(&[]);
+        assert_eq!(cfg.ping_interval, Some(Duration::from_secs(30)));
+        assert_eq!(cfg.tcp_keepalive, Some(Duration::from_secs(60)));
+        assert_eq!(cfg.idle_timeout, None);
+    }
+
+    #[test]
+    fn keepalive_and_pings_turn_off_with_off_and_not_with_zero() {
+        let cfg = config(&["--ping-interval", "off", "--tcp-keepalive", "OFF"]);
+        assert_eq!(cfg.ping_interval, None);
+        assert_eq!(cfg.tcp_keepalive, None);
+        let cfg = config(&["--ping-interval", "5s", "--tcp-keepalive", "2m"]);
+        assert_eq!(cfg.ping_interval, Some(Duration::from_secs(5)));
+        assert_eq!(cfg.tcp_keepalive, Some(Duration::from_secs(120)));
+        assert!(Args::try_parse_from(["wsd", "--ping-interval", "0s"]).is_err());
     }
 }

@@ -200,7 +200,7 @@ impl Server {
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
         for (i, addr) in cfg.listen.iter().enumerate() {
-            let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port)?;
+            let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port, cfg.tcp_keepalive)?;
             poll.registry()
                 .register(&mut l, listener_token(i), Interest::READABLE)?;
             local_addrs.push(l.local_addr()?);
