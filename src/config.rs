@@ -31,6 +31,10 @@ pub enum SlowConsumerPolicy {
 pub struct Config {
     /// The addresses to listen on (IPv4 and IPv6 alike), at least one.
     pub listen: Vec<SocketAddr>,
+    /// Addresses that serve only `/metrics` and `/healthz` (no WebSocket),
+    /// usually private. When given, the WebSocket port answers `/metrics`
+    /// with 404, so a scrape always reaches the process it names.
+    pub metrics_listen: Vec<SocketAddr>,
     /// Echo or broadcast.
     pub mode: Mode,
     /// In broadcast mode, whether the sender gets its own messages too.
@@ -83,6 +87,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
+            metrics_listen: Vec::new(),
             mode: Mode::Echo,
             broadcast_to_sender: true,
             protocols: Vec::new(),

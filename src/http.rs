@@ -65,21 +65,32 @@ pub fn respond(out: &mut Vec<u8>, method: &str, path: &str, snap: &Snapshot<'_>)
         }
     };
     let metrics;
-    let (status, content_type, extra_headers, body): (u16, &str, &str, &[u8]) =
-        match path.split_once('?').map_or(path, |(route, _query)| route) {
-            "/" => (200, HTML, PAGE_HEADERS, PAGE.as_bytes()),
-            "/healthz" if snap.draining => (503, TEXT, "", b"draining\n"),
-            "/healthz" => (200, TEXT, "", b"ok\n"),
-            "/metrics" => {
-                let mut text = String::with_capacity(4096);
-                // Writing to a String cannot fail.
-                let _ = write_metrics(&mut text, snap);
-                metrics = text;
-                (200, PROMETHEUS, "", metrics.as_bytes())
-            }
-            _ => (404, TEXT, "", b"not found\n"),
-        };
+    let (status, content_type, extra_headers, body): (u16, &str, &str, &[u8]) = match route(path) {
+        "/" => (200, HTML, PAGE_HEADERS, PAGE.as_bytes()),
+        "/healthz" if snap.draining => (503, TEXT, "", b"draining\n"),
+        "/healthz" => (200, TEXT, "", b"ok\n"),
+        "/metrics" => {
+            let mut text = String::with_capacity(4096);
+            // Writing to a String cannot fail.
+            let _ = write_metrics(&mut text, snap);
+            metrics = text;
+            (200, PROMETHEUS, "", metrics.as_bytes())
+        }
+        _ => (404, TEXT, "", b"not found\n"),
+    };
     write_response(out, status, content_type, extra_headers, body, head_only)
+}
+
+/// The route of a request target: the path without its query string.
+pub fn route(target: &str) -> &str {
+    target
+        .split_once('?')
+        .map_or(target, |(route, _query)| route)
+}
+
+/// Answers 404 (for a route served elsewhere); returns the status.
+pub fn not_found(out: &mut Vec<u8>, method: &str) -> u16 {
+    write_response(out, 404, TEXT, "", b"not found\n", method == "HEAD")
 }
 
 /// Appends a whole answer (only the head for HEAD, with the length the body

@@ -34,6 +34,13 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
 
+    /// An address (repeatable) that serves only /metrics and /healthz over
+    /// plain HTTP, usually a private one. With it, the WebSocket port
+    /// answers /metrics with 404, so that a scrape reaches the process it
+    /// names even when several share the port (--reuse-port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Vec<SocketAddr>,
+
     /// echo: each message back to its sender; broadcast: to every client.
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
     mode: ModeArg,
@@ -184,7 +191,7 @@ impl Args {
         if zero(self.idle_timeout) || zero(self.stats_interval) {
             return Err("--idle-timeout and --stats-interval must be above zero (leave them out to turn them off)".into());
         }
-        if self.listen.len() > wsd::net::reactor::MAX_LISTENERS {
+        if self.listen.len() + self.metrics_listen.len() > wsd::net::reactor::MAX_LISTENERS {
             return Err(format!(
                 "at most {} --listen addresses",
                 wsd::net::reactor::MAX_LISTENERS
@@ -192,6 +199,7 @@ impl Args {
         }
         Ok(Config {
             listen: self.listen.clone(),
+            metrics_listen: self.metrics_listen.clone(),
             mode: match self.mode {
                 ModeArg::Echo => Mode::Echo,
                 ModeArg::Broadcast => Mode::Broadcast,
@@ -326,6 +334,9 @@ fn main() -> ExitCode {
         .map(|a| format!("ws://{a}"))
         .collect();
     println!("wsd listening on {} ({mode} mode)", urls.join(", "));
+    for a in server.metrics_addrs() {
+        println!("wsd metrics on http://{a}/metrics");
+    }
     let _ = std::io::stdout().flush();
     log::debug!("open-file limit {fds}; config {cfg:?}");
     match server.run() {

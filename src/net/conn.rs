@@ -62,6 +62,8 @@ pub struct Connection {
     /// An event said the peer closed its side or the socket failed. Reading
     /// finds that out by itself, but a paused connection is not read.
     pub hup: bool,
+    /// Accepted on a `--metrics-listen` address: plain HTTP only.
+    pub metrics_only: bool,
     /// The reactor turn in which this connection last published a
     /// broadcast message (so fan-out skips its own frames).
     pub sent_turn: u32,
@@ -84,6 +86,7 @@ impl Connection {
             writable_interest: false,
             paused: false,
             hup: false,
+            metrics_only: false,
             sent_turn: u32::MAX,
         }
     }

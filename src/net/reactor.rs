@@ -148,6 +148,7 @@ struct Io {
 pub struct Server {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// The WebSocket listeners' addresses, then the metrics listeners'.
     local_addrs: Vec<SocketAddr>,
     /// The first of `local_addrs` (there is always one).
     primary_addr: SocketAddr,
@@ -190,7 +191,8 @@ pub struct Server {
 impl Server {
     /// Binds the listeners and sets up the reactor.
     pub fn bind(cfg: Config) -> io::Result<Server> {
-        if cfg.listen.is_empty() || cfg.listen.len() > MAX_LISTENERS {
+        let all = cfg.listen.len() + cfg.metrics_listen.len();
+        if cfg.listen.is_empty() || all > MAX_LISTENERS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("between 1 and {MAX_LISTENERS} listen addresses"),
@@ -199,7 +201,7 @@ impl Server {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
-        for (i, addr) in cfg.listen.iter().enumerate() {
+        for (i, addr) in cfg.listen.iter().chain(&cfg.metrics_listen).enumerate() {
             let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port, cfg.tcp_keepalive)?;
             poll.registry()
                 .register(&mut l, listener_token(i), Interest::READABLE)?;
@@ -264,9 +266,19 @@ impl Server {
         self.primary_addr
     }
 
-    /// The addresses of every listener, in the order configured.
+    /// The addresses of every WebSocket listener, in the order configured.
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        self.local_addrs
+            .get(..self.cfg.listen.len())
+            .unwrap_or_default()
+    }
+
+    /// The addresses of the `--metrics-listen` listeners, in the order
+    /// configured.
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        self.local_addrs
+            .get(self.cfg.listen.len()..)
+            .unwrap_or_default()
     }
 
     /// A handle that stops or drains [`Server::run`] from another thread.

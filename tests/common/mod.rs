@@ -559,7 +559,8 @@ pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
 
 impl TestServer {
     /// Like [`TestServer::start`], also returning every listener's address
-    /// (`Server::local_addrs`), in the order configured.
+    /// in the order configured: `Server::local_addrs`, then
+    /// `Server::metrics_addrs`.
     pub fn start_all(cfg: Config) -> (TestServer, Vec<SocketAddr>) {
         assert!(cfg
             .listen
@@ -570,8 +571,8 @@ impl TestServer {
             .name("wsd-server".into())
             .spawn(move || {
                 let mut server = Server::bind(cfg).expect("bind");
-                tx.send((server.local_addrs().to_vec(), server.shutdown_handle()))
-                    .unwrap();
+                let addrs = [server.local_addrs(), server.metrics_addrs()].concat();
+                tx.send((addrs, server.shutdown_handle())).unwrap();
                 server.run().expect("server loop failed");
                 server.stats().clone()
             })

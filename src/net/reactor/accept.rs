@@ -89,7 +89,9 @@ impl Server {
                 continue;
             }
             self.next_gen = self.next_gen.wrapping_add(1);
-            let conn = entry.insert(Connection::new(stream, self.next_gen));
+            let mut conn = Connection::new(stream, self.next_gen);
+            conn.metrics_only = listener >= self.cfg.listen.len();
+            let conn = entry.insert(conn);
             let id = conn.id(key);
             if full {
                 // Refuse through the ordinary closing path: answer, shut

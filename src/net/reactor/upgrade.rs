@@ -85,6 +85,20 @@ pub(super) fn handshake(
             value: Head::Plain { method, path },
             ..
         } => {
+            let route = http::route(path);
+            let elsewhere = if conn.metrics_only {
+                !matches!(route, "/metrics" | "/healthz")
+            } else {
+                // With a metrics address, metrics are served there only, so
+                // that with several processes on one port a scrape never
+                // lands on another process.
+                !cfg.metrics_listen.is_empty() && route == "/metrics"
+            };
+            if elsewhere {
+                let status = http::not_found(sink.out, method);
+                *sink.stats.http_responses.entry(status).or_default() += 1;
+                return Ok(Handshake::Answered);
+            }
             let snap = http::Snapshot {
                 stats: sink.stats,
                 open_connections: ctx.held,
@@ -102,6 +116,11 @@ pub(super) fn handshake(
             offset,
         } => (req, offset),
     };
+    if conn.metrics_only {
+        return Err(HandshakeError::BadRequest(
+            "this is the metrics address: WebSocket is served on the --listen one",
+        ));
+    }
     if ctx.draining {
         return Err(HandshakeError::Unavailable);
     }
