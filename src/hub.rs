@@ -40,6 +40,26 @@ pub struct Seat {
     pub slot: u32,
 }
 
+/// What joining did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// Where the member sits.
+    pub seat: Seat,
+    /// The member is the room's first: the room was just created.
+    pub new_room: bool,
+}
+
+/// What leaving did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Left {
+    /// The member moved into the leaver's slot, whose seat is now the
+    /// leaver's.
+    pub moved: Option<usize>,
+    /// The room's name, if the leaver was its last member and the room went
+    /// away.
+    pub emptied: Option<Box<str>>,
+}
+
 /// The rooms.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -51,12 +71,13 @@ pub struct Hub {
 
 impl Hub {
     /// Adds connection `key` to the room `name`, creating the room if needed.
-    pub fn join(&mut self, name: &str, key: usize) -> Seat {
+    pub fn join(&mut self, name: &str, key: usize) -> Joined {
         let existing = self
             .by_name
             .get(name)
             .copied()
             .filter(|&id| self.rooms.contains(id));
+        let new_room = existing.is_none();
         let id = existing.unwrap_or_else(|| {
             let id = self.rooms.insert(Room {
                 name: name.into(),
@@ -71,28 +92,49 @@ impl Hub {
             room.members.push(key);
             room.members.len() - 1
         });
-        Seat {
-            // Room ids and slots are bounded by the connection count.
-            room: id as u32,
-            slot: slot as u32,
+        Joined {
+            seat: Seat {
+                // Room ids and slots are bounded by the connection count.
+                room: id as u32,
+                slot: slot as u32,
+            },
+            new_room,
         }
     }
 
-    /// Removes the member in `seat`. Returns the key of the member moved
-    /// into its slot, whose seat is now `seat`. An emptied room goes away.
-    pub fn leave(&mut self, seat: Seat) -> Option<usize> {
-        let room = self.rooms.get_mut(seat.room as usize)?;
+    /// Removes the member in `seat`: the last member takes its slot, and an
+    /// emptied room goes away.
+    pub fn leave(&mut self, seat: Seat) -> Left {
+        let mut left = Left {
+            moved: None,
+            emptied: None,
+        };
+        let Some(room) = self.rooms.get_mut(seat.room as usize) else {
+            return left;
+        };
         let slot = seat.slot as usize;
         if slot >= room.members.len() {
-            return None;
+            return left;
         }
         room.members.swap_remove(slot);
-        let moved = room.members.get(slot).copied();
+        left.moved = room.members.get(slot).copied();
         if room.members.is_empty() {
             let room = self.rooms.remove(seat.room as usize);
             self.by_name.remove(&room.name);
+            left.emptied = Some(room.name);
         }
-        moved
+        left
+    }
+
+    /// The id of the room named `name`, if it has members.
+    pub fn find(&self, name: &str) -> Option<u32> {
+        let id = *self.by_name.get(name)?;
+        self.rooms.contains(id).then_some(id as u32)
+    }
+
+    /// The name of room `id`.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.rooms.get(id as usize).map(|r| &*r.name)
     }
 
     /// The members of room `id` (empty if there is no such room).
@@ -163,18 +205,24 @@ mod tests {
     #[test]
     fn leave_moves_the_last_member_into_the_hole() {
         let mut hub = Hub::default();
-        let seats: Vec<Seat> = (10..15).map(|k| hub.join("/", k)).collect();
+        let seats: Vec<Seat> = (10..15).map(|k| hub.join("/", k).seat).collect();
         assert_eq!(
             seats.iter().map(|s| s.slot).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4]
         );
         let room = seats[0].room;
-        assert_eq!(hub.leave(seats[1]), Some(14));
+        assert_eq!(hub.leave(seats[1]).moved, Some(14));
         assert_eq!(hub.members(room), [10, 14, 12, 13]);
         // Leaving from the end moves nobody.
-        assert_eq!(hub.leave(Seat { room, slot: 3 }), None);
+        assert_eq!(hub.leave(Seat { room, slot: 3 }).moved, None);
         assert_eq!(hub.members(room), [10, 14, 12]);
-        assert_eq!(hub.leave(Seat { room, slot: 7 }), None);
+        assert_eq!(
+            hub.leave(Seat { room, slot: 7 }),
+            Left {
+                moved: None,
+                emptied: None
+            }
+        );
     }
 
     #[test]
@@ -183,22 +231,28 @@ mod tests {
         let a = hub.join("/", 1);
         let b = hub.join("/chat", 2);
         let c = hub.join("/chat", 3);
+        assert!(a.new_room && b.new_room && !c.new_room);
+        let (a, b, c) = (a.seat, b.seat, c.seat);
+        assert_eq!(hub.find("/chat"), Some(b.room));
+        assert_eq!(hub.name(b.room), Some("/chat"));
         assert_ne!(a.room, b.room);
         assert_eq!(b.room, c.room);
         assert_eq!(hub.rooms(), 2);
         assert_eq!(hub.members(b.room), [2, 3]);
-        hub.leave(a);
+        assert_eq!(hub.leave(a).emptied.as_deref(), Some("/"));
+        assert_eq!(hub.find("/"), None);
         assert_eq!(hub.rooms(), 1);
         assert!(hub.members(a.room).is_empty() || a.room == b.room);
         // The name can be joined again: a fresh room.
         let again = hub.join("/", 4);
-        assert_eq!(hub.members(again.room), [4]);
+        assert!(again.new_room);
+        assert_eq!(hub.members(again.seat.room), [4]);
     }
 
     #[test]
     fn a_room_is_active_once_per_turn() {
         let mut hub = Hub::default();
-        let s = hub.join("/", 1);
+        let s = hub.join("/", 1).seat;
         let sender = ConnId { key: 1, gen: 1 };
         for _ in 0..3 {
             let b = hub.batch(s.room).unwrap();

@@ -136,7 +136,7 @@ impl Server {
             *self.stats.closes.entry(code).or_default() += 1;
         }
         if let Some(seat) = conn.seat {
-            if let Some(moved) = self.hub.leave(seat) {
+            if let Some(moved) = self.hub.leave(seat).moved {
                 if let Some(m) = self.conns.get_mut(moved) {
                     m.seat = Some(seat);
                 }

@@ -133,7 +133,7 @@ pub(super) fn handshake(
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string does not.
         let room = req.path.split('?').next().unwrap_or(req.path);
-        let seat = sink.hub.join(room, key);
+        let seat = sink.hub.join(room, key).seat;
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
     }
