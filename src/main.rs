@@ -19,9 +19,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use wsd::net::cluster::MAX_REACTORS;
+use wsd::net::process::Process;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
-use wsd::{Config, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
+use wsd::{Config, Mode, ShutdownHandle, SlowConsumerPolicy};
 
 /// A WebSocket (RFC 6455) echo and broadcast server.
 ///
@@ -139,9 +141,44 @@ struct Args {
     #[arg(long)]
     reuse_port: bool,
 
+    /// Reactors (threads) to run, each single-threaded with its own
+    /// connections; broadcast rooms span them. `auto`: one per CPU this
+    /// process may use. At most 64.
+    #[arg(long, default_value = "1", value_parser = parse_threads, value_name = "N|auto")]
+    threads: Threads,
+
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     log_level: Option<log::LevelFilter>,
+}
+
+/// How many reactors to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Threads {
+    /// One per CPU the process may run on.
+    Auto,
+    /// This many.
+    Count(usize),
+}
+
+impl Threads {
+    fn count(self) -> usize {
+        match self {
+            Threads::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Threads::Count(n) => n,
+        }
+        .min(MAX_REACTORS)
+    }
+}
+
+fn parse_threads(s: &str) -> Result<Threads, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Threads::Auto);
+    }
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_REACTORS).contains(&n) => Ok(Threads::Count(n)),
+        _ => Err(format!("'{s}': a number from 1 to {MAX_REACTORS}, or auto")),
+    }
 }
 
 /// A duration that `off` turns off.
@@ -312,7 +349,7 @@ fn main() -> ExitCode {
         }
     };
     let fds = raise_fd_limit();
-    let mut server = match Server::bind(cfg.clone()) {
+    let process = match Process::start(cfg.clone(), args.threads.count()) {
         Ok(s) => s,
         Err(e) => {
             let addrs: Vec<String> = cfg.listen.iter().map(ToString::to_string).collect();
@@ -320,7 +357,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = handle_signals(server.shutdown_handle()) {
+    if let Err(e) = handle_signals(process.shutdown_handle()) {
         eprintln!("wsd: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
@@ -328,19 +365,26 @@ fn main() -> ExitCode {
         Mode::Echo => "echo",
         Mode::Broadcast => "broadcast",
     };
-    let urls: Vec<String> = server
+    let urls: Vec<String> = process
         .local_addrs()
         .iter()
         .map(|a| format!("ws://{a}"))
         .collect();
-    println!("wsd listening on {} ({mode} mode)", urls.join(", "));
-    for a in server.metrics_addrs() {
+    let reactors = match args.threads.count() {
+        1 => String::new(),
+        n => format!(", {n} reactors"),
+    };
+    println!(
+        "wsd listening on {} ({mode} mode{reactors})",
+        urls.join(", ")
+    );
+    for a in process.metrics_addrs() {
         println!("wsd metrics on http://{a}/metrics");
     }
     let _ = std::io::stdout().flush();
     log::debug!("open-file limit {fds}; config {cfg:?}");
-    match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
+    match process.wait() {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsd: event loop failed: {e}");
             ExitCode::FAILURE

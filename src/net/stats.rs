@@ -50,6 +50,63 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds `other`'s counts to these (another reactor's, for process
+    /// totals).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            accepted,
+            refused_max_connections,
+            accept_errors,
+            handshakes,
+            handshake_failures,
+            http_responses,
+            messages_in,
+            messages_out,
+            bytes_in,
+            bytes_out,
+            protocol_errors,
+            closes,
+            abnormal_closes,
+            close_timeouts,
+            idle_timeouts,
+            ping_timeouts,
+            pings_sent,
+            slow_consumer_cutoffs,
+            slow_consumer_drops,
+            io_errors,
+        } = other;
+        for (mine, theirs) in [
+            (&mut self.accepted, accepted),
+            (&mut self.refused_max_connections, refused_max_connections),
+            (&mut self.accept_errors, accept_errors),
+            (&mut self.handshakes, handshakes),
+            (&mut self.messages_in, messages_in),
+            (&mut self.messages_out, messages_out),
+            (&mut self.bytes_in, bytes_in),
+            (&mut self.bytes_out, bytes_out),
+            (&mut self.protocol_errors, protocol_errors),
+            (&mut self.abnormal_closes, abnormal_closes),
+            (&mut self.close_timeouts, close_timeouts),
+            (&mut self.idle_timeouts, idle_timeouts),
+            (&mut self.ping_timeouts, ping_timeouts),
+            (&mut self.pings_sent, pings_sent),
+            (&mut self.slow_consumer_cutoffs, slow_consumer_cutoffs),
+            (&mut self.slow_consumer_drops, slow_consumer_drops),
+            (&mut self.io_errors, io_errors),
+        ] {
+            *mine += theirs;
+        }
+        for (mine, theirs) in [
+            (&mut self.handshake_failures, handshake_failures),
+            (&mut self.http_responses, http_responses),
+            (&mut self.closes, closes),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(*k).or_default() += v;
+            }
+        }
+    }
+
     /// The one-line summary of what happened since `prev`, over `elapsed`,
     /// with `open` connections held now.
     pub fn summary_since(&self, prev: &Stats, elapsed: Duration, open: usize) -> String {

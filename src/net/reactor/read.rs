@@ -112,6 +112,8 @@ impl Server {
             started,
             drain_until,
             turn,
+            cluster,
+            me,
             ..
         } = self;
         let Io { read, out, pool } = io;
@@ -145,6 +147,8 @@ impl Server {
                     started: *started,
                     now: *now,
                     draining: drain_until.is_some(),
+                    cluster,
+                    me: *me,
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),

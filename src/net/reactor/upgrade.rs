@@ -7,6 +7,7 @@ use super::sink::Sink;
 use super::Server;
 use crate::config::{Config, Mode};
 use crate::http;
+use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
@@ -53,12 +54,15 @@ pub(super) enum Handshake {
     Answered,
 }
 
-/// What plain HTTP answers can see of the server, besides counters.
-pub(super) struct HttpContext {
+/// What the handshake phase sees of the server, besides counters and rooms.
+pub(super) struct HttpContext<'a> {
     pub(super) held: usize,
     pub(super) started: Instant,
     pub(super) now: Instant,
     pub(super) draining: bool,
+    /// The process's reactors, and which one this is.
+    pub(super) cluster: &'a Cluster,
+    pub(super) me: usize,
 }
 
 /// Handles input while waiting for the request. An upgrade is checked
@@ -70,7 +74,7 @@ pub(super) fn handshake(
     key: usize,
     data: &mut [u8],
     cfg: &Config,
-    ctx: &HttpContext,
+    ctx: &HttpContext<'_>,
     sink: &mut Sink<'_>,
 ) -> Result<Handshake, HandshakeError> {
     if !handshake::has_head_end(data) {
@@ -99,10 +103,21 @@ pub(super) fn handshake(
                 *sink.stats.http_responses.entry(status).or_default() += 1;
                 return Ok(Handshake::Answered);
             }
+            // With several reactors, the answer covers the process: this
+            // reactor's counters now, the others' as last published.
+            let mut process = None;
+            let mut held = ctx.held;
+            let mut rooms = sink.hub.rooms();
+            if ctx.cluster.reactors() > 1 {
+                let mut stats = sink.stats.clone();
+                held += ctx.cluster.add_others(ctx.me, &mut stats);
+                rooms = ctx.cluster.rooms();
+                process = Some(stats);
+            }
             let snap = http::Snapshot {
-                stats: sink.stats,
-                open_connections: ctx.held,
-                rooms: sink.hub.rooms(),
+                stats: process.as_ref().unwrap_or(sink.stats),
+                open_connections: held,
+                rooms,
                 mode: cfg.mode,
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
@@ -133,7 +148,12 @@ pub(super) fn handshake(
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string does not.
         let room = req.path.split('?').next().unwrap_or(req.path);
-        let seat = sink.hub.join(room, key).seat;
+        let joined = sink.hub.join(room, key);
+        let seat = joined.seat;
+        if joined.new_room && ctx.cluster.reactors() > 1 {
+            let share = ctx.cluster.join_room(room, ctx.me);
+            sink.hub.set_share(seat.room, share);
+        }
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
     }
