@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
@@ -241,14 +241,23 @@ fn raise_fd_limit() -> u64 {
 }
 
 /// SIGINT and SIGTERM drain the server gracefully; a second one exits at
-/// once. The thread only waits for signals: all I/O stays on the reactor.
+/// once. SIGHUP never stops the server: it asks for a [`reload`]. The
+/// thread only waits for signals: all I/O stays on the reactor.
+///
+/// SIGPIPE needs nothing here: the Rust runtime ignores it before `main`
+/// in every binary, so a write to a peer that went away fails with EPIPE
+/// on that connection instead of killing the process.
 fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("wsd-signals".into())
         .spawn(move || {
             let mut seen = 0;
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    reload(&handle);
+                    continue;
+                }
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {sig}: draining (again to exit at once)");
@@ -260,6 +269,15 @@ fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// SIGHUP, the daemon convention for "reread your files" (`systemctl
+/// reload`). The hook for reloading certificates once wsd speaks TLS: ask
+/// the reactor through the handle, as `drain` does, so files are swapped
+/// between turns. Today nothing is read from files, so it only says so:
+/// the default action of SIGHUP (terminate) would drop every client.
+fn reload(_handle: &ShutdownHandle) {
+    log::info!("SIGHUP: nothing to reload");
 }
 
 fn main() -> ExitCode {
@@ -300,8 +318,12 @@ fn main() -> ExitCode {
         .iter()
         .map(|a| format!("ws://{a}"))
         .collect();
-    println!("wsd listening on {} ({mode} mode)", urls.join(", "));
-    let _ = std::io::stdout().flush();
+    // Not println!: it panics if stdout is gone (a closed pipe), and the
+    // banner is not worth dying for.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "wsd listening on {} ({mode} mode)", urls.join(", "));
+    let _ = stdout.flush();
+    drop(stdout);
     log::debug!("open-file limit {fds}; config {cfg:?}");
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
