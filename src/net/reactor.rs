@@ -1067,6 +1067,7 @@ fn handshake(
     ctx: &HttpContext,
     sink: &mut Sink<'_>,
 ) -> Result<Handshake, HandshakeError> {
+    handshake::check_request_line(data)?;
     if !handshake::has_head_end(data) {
         if data.len() < cfg.max_header_bytes {
             return Ok(Handshake::Keep(data.len()));

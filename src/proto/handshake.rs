@@ -138,6 +138,81 @@ pub fn has_head_end(buf: &[u8]) -> bool {
     })
 }
 
+/// Checks that `buf`, the bytes received so far, can still begin an HTTP/1
+/// request, so that input which never will (a TLS ClientHello sent to a
+/// `ws://` port, an SSH banner, a word typed into telnet) is refused at once
+/// instead of waiting out the handshake timeout for a 408.
+///
+/// What is checked is the request line (RFC 9112 §3), as far as it has
+/// arrived, and nothing after it:
+///
+/// ```text
+/// *( CRLF / LF )                     ; empty lines first are ignored (§2.2)
+/// method SP request-target SP "HTTP/" DIGIT "." DIGIT ( CRLF / LF )
+/// method         = 1*tchar           ; RFC 9110 §5.6.2
+/// request-target = 1*( %x21-7E / %x80-FF )
+/// ```
+///
+/// It refuses only what no continuation could make acceptable to
+/// [`parse_request`]: every byte it refuses, httparse refuses too, so a
+/// valid request cut at any point is never refused. The check is looser
+/// than the parser (any version digits, any non-space target bytes): the
+/// rest is the parser's to refuse once the head is complete. Cost: one
+/// pass over the request line, which is bounded by the head limit.
+pub fn check_request_line(buf: &[u8]) -> Result<(), HandshakeError> {
+    /// Where in the request line the next byte falls.
+    #[derive(Clone, Copy)]
+    enum At {
+        /// Before the method, where empty lines may come.
+        Start,
+        /// After a CR of an empty line.
+        StartCr,
+        /// In the method, after at least one tchar.
+        Method,
+        /// The first byte of the request target.
+        TargetStart,
+        Target,
+        /// The `i`th byte of `HTTP/d.d`.
+        Version(u8),
+        /// After the CR that ends the line.
+        EndCr,
+    }
+    const NOT_HTTP: HandshakeError = HandshakeError::BadRequest("not an HTTP request");
+    // A TLS record starts 0x16 (handshake), then the major version 3.
+    if buf.first() == Some(&0x16) && buf.get(1).is_none_or(|&b| b == 0x03) {
+        return Err(HandshakeError::BadRequest(
+            "TLS handshake on a plain-text port: use ws://, not wss://",
+        ));
+    }
+    let target_byte = |b: u8| matches!(b, 0x21..=0x7E | 0x80..=0xFF);
+    let mut at = At::Start;
+    for &b in buf {
+        at = match (at, b) {
+            (At::Start, b'\r') => At::StartCr,
+            (At::Start | At::StartCr, b'\n') => At::Start,
+            (At::Start | At::Method, b) if is_tchar(b) => At::Method,
+            (At::Method, b' ') => At::TargetStart,
+            (At::TargetStart | At::Target, b) if target_byte(b) => At::Target,
+            (At::Target, b' ') => At::Version(0),
+            (At::Version(i), b) if i < 5 && Some(&b) == b"HTTP/".get(usize::from(i)) => {
+                At::Version(i + 1)
+            }
+            (At::Version(i @ (5 | 7)), b) if b.is_ascii_digit() => At::Version(i + 1),
+            (At::Version(6), b'.') => At::Version(7),
+            (At::Version(8), b'\r') => At::EndCr,
+            // The request line is whole: the headers are the parser's.
+            (At::Version(8) | At::EndCr, b'\n') => return Ok(()),
+            _ => return Err(NOT_HTTP),
+        };
+    }
+    Ok(())
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a token such as a method.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Parses a request head from the start of `buf`.
 ///
 /// Returns `NeedMore` while the head is incomplete and under `max_len`
@@ -708,15 +783,178 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bytes_that_cannot_begin_a_request_line_are_refused() {
+        let not_http = Err(HandshakeError::BadRequest("not an HTTP request"));
+        for bad in [
+            &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
+            b"hello\r\n",
+            b"\x00",
+            b" GET",
+            b"GET\t/",
+            b"GET  /",
+            b"GET /a\x01",
+            b"GET /a\x7f",
+            b"GET / HTTP/1.1 ",
+            b"GET / HTTP/11",
+            b"GET / FTP/1.1",
+            b"GET / http/1.1",
+            b"GET / HTTP/1.1\r\r",
+            b"\rGET",
+            b"\r\r\n",
+            b"{\"jsonrpc\": \"2.0\"}",
+        ] {
+            assert_eq!(
+                check_request_line(bad),
+                not_http,
+                "{:?}",
+                bad.escape_ascii()
+            );
+        }
+        for tls in [&[0x16][..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]] {
+            assert!(
+                matches!(check_request_line(tls), Err(HandshakeError::BadRequest(why)) if why.contains("TLS")),
+                "{tls:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_lines_so_far_are_not_refused() {
+        for good in [
+            &b""[..],
+            b"\r",
+            b"\r\n\n\r\nG",
+            b"G",
+            b"GET",
+            b"GET ",
+            b"M-SEARCH *",
+            b"GET http://x/y?z={\"a\"} HTTP/",
+            b"GET /\xc3\xa9 HTTP/1.1\r",
+            // Other versions are the parser's to refuse, not this check's.
+            b"GET / HTTP/2.0\n",
+            // The line is whole: what follows is not looked at.
+            b"GET / HTTP/1.1\r\n\x00\x01",
+        ] {
+            assert_eq!(
+                check_request_line(good),
+                Ok(()),
+                "{:?}",
+                good.escape_ascii()
+            );
+        }
+        let req = request("");
+        for cut in 0..=req.len() {
+            assert_eq!(
+                check_request_line(&req.as_bytes()[..cut]),
+                Ok(()),
+                "cut at {cut}"
+            );
+        }
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
+
+        // RFC 9110 tchar as a regex class; `-` last so it is not a range.
+        const TCHARS: &str = "!#$%&'*+.^_`|~0-9A-Za-z-";
+
+        /// A valid request head, plain or upgrade, with what RFC 9112
+        /// allows a client to vary in the request line.
+        fn valid_request() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec(prop_oneof![Just("\r\n"), Just("\n")], 0..3),
+                prop_oneof![
+                    Just("GET".to_string()),
+                    proptest::string::string_regex(&format!("[{TCHARS}]{{1,12}}")).unwrap()
+                ],
+                proptest::string::string_regex("/[!-~]{0,40}|http://[a-z]{1,8}(/[!-~]{0,20})?").unwrap(),
+                prop_oneof![Just("HTTP/1.1"), Just("HTTP/1.0")],
+                prop_oneof![Just("\r\n"), Just("\n")],
+                any::<bool>(),
+            )
+                .prop_map(|(empty, method, target, version, eol, upgrade)| {
+                    let mut req = empty.concat();
+                    req.push_str(&format!("{method} {target} {version}{eol}Host: x{eol}"));
+                    // Only GET over HTTP/1.1 may upgrade (§4.1).
+                    if upgrade && method == "GET" && version == "HTTP/1.1" {
+                        req.push_str(&format!("Upgrade: websocket{eol}Connection: Upgrade{eol}Sec-WebSocket-Key: {KEY}{eol}Sec-WebSocket-Version: 13{eol}"));
+                    }
+                    req.push_str(eol);
+                    req.into_bytes()
+                })
+        }
+
+        /// A valid request with a few bytes overwritten, inserted or cut,
+        /// mostly in the request line.
+        fn mutated_request() -> impl Strategy<Value = Vec<u8>> {
+            (
+                valid_request(),
+                prop::collection::vec((0..48usize, any::<u8>(), 0..3u8), 1..4),
+            )
+                .prop_map(|(mut req, edits)| {
+                    for (at, byte, how) in edits {
+                        let at = at.min(req.len());
+                        match how {
+                            0 if at < req.len() => req[at] = byte,
+                            1 => req.insert(at, byte),
+                            _ if at < req.len() => {
+                                req.remove(at);
+                            }
+                            _ => req.push(byte),
+                        }
+                    }
+                    req
+                })
+        }
+
+        /// What httparse alone says of `buf`: whether it is already wrong.
+        fn httparse_refuses(buf: &[u8]) -> bool {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            httparse::Request::new(&mut headers).parse(buf).is_err()
+        }
 
         proptest! {
             #[test]
             fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
                 let _ = parse_request(&bytes, 512);
                 let _ = has_head_end(&bytes);
+                let _ = check_request_line(&bytes);
+            }
+
+            #[test]
+            fn a_valid_request_split_at_any_point_is_never_refused_early(req in valid_request()) {
+                prop_assert!(
+                    matches!(parse_request(&req, 8192), Ok(Parsing::Done { .. })),
+                    "the generator made an invalid request: {:?}", req.escape_ascii().to_string()
+                );
+                for cut in 0..=req.len() {
+                    prop_assert_eq!(check_request_line(&req[..cut]), Ok(()), "cut at {}", cut);
+                }
+            }
+
+            /// The check never refuses what the parser would take, and once
+            /// it refuses, more bytes do not change its mind.
+            #[test]
+            fn an_early_refusal_is_one_the_parser_makes_too(req in mutated_request()) {
+                let refused_at = (0..=req.len()).find(|&cut| check_request_line(&req[..cut]).is_err());
+                if let Some(cut) = refused_at {
+                    prop_assert!(httparse_refuses(&req[..cut]), "httparse takes {:?}", req[..cut].escape_ascii().to_string());
+                    prop_assert!(parse_request(&req, 8192).is_err());
+                    for longer in cut..=req.len() {
+                        prop_assert!(check_request_line(&req[..longer]).is_err());
+                    }
+                } else if let Ok(Parsing::Done { offset, .. }) = parse_request(&req, 8192) {
+                    prop_assert!(offset <= req.len());
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_refused_early_are_refused_by_httparse(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+                if check_request_line(&bytes).is_err() {
+                    prop_assert!(httparse_refuses(&bytes));
+                }
             }
         }
     }
