@@ -306,3 +306,37 @@ fn stats_interval_logs_a_summary_line() {
     wsd.signal("TERM");
     assert!(wsd.wait_exit(wait).success());
 }
+
+#[test]
+fn http_1_1_request_without_exactly_one_host_is_400() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+    // code to any HTTP/1.1 request message that lacks a Host header field
+    // and to any that contains more than one Host header field line".
+    for (what, req) in [
+        ("no Host", "GET /healthz HTTP/1.1\r\n\r\n"),
+        (
+            "two Hosts",
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ),
+        (
+            "no Host, HEAD",
+            "HEAD /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        ),
+    ] {
+        let resp = http_exchange(server.addr(), req, false);
+        assert_eq!(resp.status, 400, "{what}: {resp:?}");
+        assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+        assert!(
+            String::from_utf8_lossy(&resp.body).contains("Host"),
+            "{what}: the body names the problem: {resp:?}"
+        );
+    }
+    // HTTP/1.0 had no Host requirement.
+    let resp = http_exchange(server.addr(), "GET /healthz HTTP/1.0\r\n\r\n", false);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let stats = server.stop();
+    assert_eq!(stats.handshake_failures, BTreeMap::from([(400, 3)]));
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 1)]));
+}

@@ -277,10 +277,22 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
             continue;
         };
         if slot.replace(h.value).is_some() {
-            return Err(HandshakeError::BadRequest("repeated header"));
+            return Err(HandshakeError::BadRequest(
+                if name.eq_ignore_ascii_case("host") {
+                    // RFC 9112 §3.2: more than one Host line is a 400.
+                    "more than one Host header"
+                } else {
+                    "repeated header"
+                },
+            ));
         }
     }
     if !upgrade && !websocket_header {
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
+        // status code to any HTTP/1.1 request message that lacks a Host".
+        if req.version == Some(1) && host.is_none() {
+            return Err(HandshakeError::BadRequest("missing Host"));
+        }
         // `*` (as in OPTIONS *) is left for the HTTP side to refuse.
         let path = origin_form(target).unwrap_or(target);
         return Ok(Parsing::Done {
@@ -558,6 +570,25 @@ mod tests {
             Err(e) => e.status(),
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn plain_http_1_1_needs_exactly_one_host() {
+        assert_eq!(
+            parse("GET /healthz HTTP/1.1\r\n\r\n"),
+            Err(HandshakeError::BadRequest("missing Host"))
+        );
+        assert_eq!(
+            parse("GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
+            Err(HandshakeError::BadRequest("more than one Host header"))
+        );
+        assert!(matches!(
+            parse("GET /healthz HTTP/1.0\r\n\r\n"),
+            Ok(Parsing::Done {
+                value: Head::Plain { .. },
+                ..
+            })
+        ));
     }
 
     #[test]
