@@ -4,9 +4,21 @@
 //!
 //! Sans-IO like [`crate::proto`]: the reactor parses the request head, hands
 //! the method and target here with a [`Snapshot`] of the server, and writes
-//! the bytes [`respond`] appends. There is no keep-alive: every answer says
-//! `Connection: close` and carries a `Content-Length`, so one request is one
-//! connection.
+//! the bytes [`respond`] appends.
+//!
+//! # One request per connection
+//!
+//! There is no keep-alive on the WebSocket port: every answer says
+//! `Connection: close` and carries a `Content-Length`. Health checkers and
+//! Prometheus open a connection per probe or scrape anyway, and a request
+//! loop would give a plain HTTP client a longer hold on a connection slot
+//! than a WebSocket handshake gets. RFC 9112 §9.6 sets the rest: having
+//! sent `close`, the server "MUST NOT process any further requests", and
+//! closes in stages so the answer is not lost to a reset. So a request
+//! pipelined behind the first is read and dropped, never answered: the
+//! reactor sends the answer, shuts its side (FIN), and reads and discards
+//! until the client closes or the close timeout passes. The client sees
+//! the whole first answer, then a clean end of stream.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};

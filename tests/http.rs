@@ -1,7 +1,9 @@
 //! Plain HTTP on the WebSocket port: a request with no `Upgrade: websocket`
 //! and no `Sec-WebSocket-*` header is answered by the server itself
 //! (`/healthz`, `/metrics`, the page at `/`), once, and the connection is
-//! closed. The same counters also go to the log with `--stats-interval`.
+//! closed cleanly (requests pipelined behind the first are dropped, the end
+//! is a FIN, never a reset). The same counters also go to the log with
+//! `--stats-interval`.
 
 mod common;
 
@@ -339,4 +341,71 @@ fn http_1_1_request_without_exactly_one_host_is_400() {
     let stats = server.stop();
     assert_eq!(stats.handshake_failures, BTreeMap::from([(400, 3)]));
     assert_eq!(stats.http_responses, BTreeMap::from([(200, 1)]));
+}
+
+/// The answer to a lone `GET /healthz`, for comparing pipelined answers with.
+fn healthz_alone(server: &TestServer) -> HttpResponse {
+    let resp = http_get(server.addr(), "/healthz");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    resp
+}
+
+#[test]
+fn pipelined_requests_get_the_first_answer_whole_then_a_clean_close() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let alone = healthz_alone(&server);
+    // No keep-alive: the first answer says Connection: close, and what the
+    // client pipelined behind it is read and dropped, never answered.
+    let get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for tail in [
+        get.to_string(),
+        format!("{get}{get}GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // Half a request.
+        "GET /metr".to_string(),
+    ] {
+        let mut c = Client::connect_raw(server.addr());
+        c.send_raw(format!("{get}{tail}").as_bytes());
+        let resp = c.read_http_response();
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+        assert_eq!(resp.body, alone.body);
+        // A FIN and nothing else: a reset would fail this read.
+        c.expect_eof();
+    }
+    let stats = server.stop();
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 4)]));
+}
+
+#[test]
+fn a_request_sent_after_the_answer_is_not_answered_and_the_close_stays_clean() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    // The server may already have shut its side; its socket still reads.
+    c.send_raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.expect_eof();
+    let stats = server.stop();
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 1)]));
+}
+
+#[test]
+fn a_large_pipelined_tail_is_drained_not_reset() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let alone = healthz_alone(&server);
+    // Far more than one read: the answer must not be destroyed by a reset
+    // for unread input when the server closes.
+    let mut bytes = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let tail = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8 << 10);
+    bytes.extend_from_slice(tail.as_bytes());
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(&bytes);
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.body, alone.body);
+    c.expect_eof();
 }
