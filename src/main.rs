@@ -12,13 +12,13 @@
 )]
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use wsd::config::resolve_listen;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
 use wsd::{Config, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
@@ -29,10 +29,12 @@ use wsd::{Config, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Address and port to listen on; repeat for more (e.g. IPv4 and IPv6:
-    /// --listen 0.0.0.0:9001 --listen [::]:9001).
-    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    /// Address and port to listen on: an IP (0.0.0.0:9001, [::]:9001) or a
+    /// host name, resolved once at start and listened on at every address
+    /// it has (localhost:9001). Repeat for more; an address named twice is
+    /// listened on once.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "HOST:PORT")]
+    listen: Vec<String>,
 
     /// echo: each message back to its sender; broadcast: to every client.
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
@@ -160,14 +162,16 @@ impl Args {
         if zero(self.idle_timeout) || zero(self.ping_interval) || zero(self.stats_interval) {
             return Err("--idle-timeout, --ping-interval and --stats-interval must be above zero (leave them out to turn them off)".into());
         }
-        if self.listen.len() > wsd::net::reactor::MAX_LISTENERS {
+        let listen = resolve_listen(&self.listen)?;
+        if listen.len() > wsd::net::reactor::MAX_LISTENERS {
             return Err(format!(
-                "at most {} --listen addresses",
-                wsd::net::reactor::MAX_LISTENERS
+                "at most {} --listen addresses (the names resolve to {})",
+                wsd::net::reactor::MAX_LISTENERS,
+                listen.len()
             ));
         }
         Ok(Config {
-            listen: self.listen.clone(),
+            listen,
             mode: match self.mode {
                 ModeArg::Echo => Mode::Echo,
                 ModeArg::Broadcast => Mode::Broadcast,
