@@ -39,6 +39,9 @@ pub struct Config {
     pub broadcast_to_sender: bool,
     /// Subprotocols to accept; the first one the client offers wins.
     pub protocols: Vec<String>,
+    /// Refuse (400) an upgrade that offers none of `protocols`, instead of
+    /// accepting it with no subprotocol. Needs at least one protocol.
+    pub require_protocol: bool,
     /// Origins allowed to connect; empty allows all. Others get 403.
     pub allowed_origins: Vec<String>,
     /// Message, frame and fragment limits.
@@ -82,6 +85,7 @@ impl Default for Config {
             mode: Mode::Echo,
             broadcast_to_sender: true,
             protocols: Vec::new(),
+            require_protocol: false,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             max_connections: 100_000,

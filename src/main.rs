@@ -19,6 +19,7 @@ use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wsd::config::resolve_listen;
+use wsd::proto::handshake::is_token;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
 use wsd::{Config, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
@@ -49,6 +50,12 @@ struct Args {
     /// offers that is listed here is chosen.
     #[arg(long = "protocol", value_name = "NAME")]
     protocols: Vec<String>,
+
+    /// Refuse (400) upgrades that offer none of the --protocol names, or
+    /// none at all, instead of accepting them with no subprotocol. The
+    /// answer's body lists the accepted names. Needs --protocol.
+    #[arg(long)]
+    require_protocol: bool,
 
     /// An Origin allowed to connect (repeatable), e.g. https://example.com.
     /// When given, other and missing Origins are answered 403.
@@ -162,6 +169,14 @@ impl Args {
         if zero(self.idle_timeout) || zero(self.ping_interval) || zero(self.stats_interval) {
             return Err("--idle-timeout, --ping-interval and --stats-interval must be above zero (leave them out to turn them off)".into());
         }
+        if let Some(bad) = self.protocols.iter().find(|p| !is_token(p)) {
+            return Err(format!(
+                "--protocol {bad:?}: a subprotocol name is a token (letters, digits, !#$%&'*+-.^_`|~)"
+            ));
+        }
+        if self.require_protocol && self.protocols.is_empty() {
+            return Err("--require-protocol needs at least one --protocol".into());
+        }
         let listen = resolve_listen(&self.listen)?;
         if listen.len() > wsd::net::reactor::MAX_LISTENERS {
             return Err(format!(
@@ -178,6 +193,7 @@ impl Args {
             },
             broadcast_to_sender: !self.exclude_sender,
             protocols: self.protocols.clone(),
+            require_protocol: self.require_protocol,
             allowed_origins: self.allow_origins.clone(),
             limits: Limits {
                 max_message: self.max_message,

@@ -704,7 +704,7 @@ impl Server {
                             );
                         }
                         *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
-                        handshake::write_error(sink.out, e);
+                        handshake::write_refusal(sink.out, e, &cfg.protocols);
                         (0, Outcome::Answered)
                     }
                 }
@@ -1103,7 +1103,8 @@ fn handshake(
     if !req.origin_allowed(&cfg.allowed_origins) {
         return Err(HandshakeError::Forbidden);
     }
-    handshake::write_accept(sink.out, req.key, req.select_protocol(&cfg.protocols));
+    let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
+    handshake::write_accept(sink.out, req.key, protocol);
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
     if cfg.mode == Mode::Broadcast {

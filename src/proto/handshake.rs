@@ -68,6 +68,21 @@ impl<'a> Request<'a> {
             .map(String::as_str)
     }
 
+    /// The subprotocol to answer with: the first one the client offers
+    /// that is in `supported`, or none. With `required`, an upgrade that
+    /// offers none of `supported` (or offers nothing) is refused with
+    /// [`HandshakeError::NoProtocol`] instead of accepted without one.
+    pub fn negotiate_protocol<'s>(
+        &self,
+        supported: &'s [String],
+        required: bool,
+    ) -> Result<Option<&'s str>, HandshakeError> {
+        match self.select_protocol(supported) {
+            None if required => Err(HandshakeError::NoProtocol),
+            chosen => Ok(chosen),
+        }
+    }
+
     /// Whether the `Origin` is one of `allowed` (ASCII case-insensitive, as
     /// origins are serialized lowercase but not every client does). An
     /// empty list allows every request, with or without an Origin.
@@ -89,6 +104,8 @@ pub enum HandshakeError {
     Forbidden,
     /// 405: not a GET.
     MethodNotAllowed,
+    /// 400: a subprotocol is required and none offered is accepted.
+    NoProtocol,
     /// 426: a `Sec-WebSocket-Version` other than 13 (§4.2.2).
     UnsupportedVersion,
     /// 431: the request head is larger than the limit or has too many lines.
@@ -101,7 +118,7 @@ impl HandshakeError {
     /// The HTTP status code.
     pub const fn status(self) -> u16 {
         match self {
-            HandshakeError::BadRequest(_) => 400,
+            HandshakeError::BadRequest(_) | HandshakeError::NoProtocol => 400,
             HandshakeError::Forbidden => 403,
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
@@ -115,6 +132,10 @@ impl HandshakeError {
         match self {
             HandshakeError::BadRequest(why) => ("Bad Request", why),
             HandshakeError::Forbidden => ("Forbidden", "origin not allowed"),
+            HandshakeError::NoProtocol => (
+                "Bad Request",
+                "a subprotocol is required and none offered is accepted",
+            ),
             HandshakeError::MethodNotAllowed => ("Method Not Allowed", "only GET can upgrade"),
             HandshakeError::UnsupportedVersion => {
                 ("Upgrade Required", "only WebSocket version 13 is supported")
@@ -406,6 +427,14 @@ pub fn write_response(
 
 /// Appends the answer for a refused request.
 pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
+    write_refusal(out, err, &[]);
+}
+
+/// Appends the answer for a refused request, like [`write_error`]; the body
+/// of a [`HandshakeError::NoProtocol`] also lists `accepted`, the
+/// subprotocols the server speaks, so the client's developer reads what to
+/// offer.
+pub fn write_refusal(out: &mut Vec<u8>, err: HandshakeError, accepted: &[String]) {
     let (reason, body) = err.reason();
     let extra = match err {
         // §4.2.2: tell the client which versions we speak.
@@ -414,7 +443,18 @@ pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
         HandshakeError::Unavailable => "Retry-After: 1\r\n",
         _ => "",
     };
-    write_response(out, err.status(), reason, extra, body);
+    if err == HandshakeError::NoProtocol && !accepted.is_empty() {
+        let body = format!("{body}; accepted: {}", accepted.join(", "));
+        write_response(out, err.status(), reason, extra, &body);
+    } else {
+        write_response(out, err.status(), reason, extra, body);
+    }
+}
+
+/// Whether `s` is a token (RFC 9110 §5.6.2), as a subprotocol name must be
+/// (RFC 6455 §4.1): not empty, no spaces, commas or quotes.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// Appends a client's upgrade request.
@@ -679,6 +719,40 @@ mod tests {
     }
 
     #[test]
+    fn a_required_protocol_refuses_offers_without_an_accepted_name() {
+        let supported = ["chat".to_string(), "superchat".to_string()];
+        let offering = |offer: &str| {
+            let req = request(&format!("Sec-WebSocket-Protocol: {offer}\r\n"));
+            upgrade(&req).negotiate_protocol(&supported, true)
+        };
+        assert_eq!(offering("x, superchat"), Ok(Some("superchat")));
+        assert_eq!(offering("x, Chat"), Err(HandshakeError::NoProtocol));
+        assert_eq!(
+            upgrade(&request("")).negotiate_protocol(&supported, true),
+            Err(HandshakeError::NoProtocol)
+        );
+        assert_eq!(
+            upgrade(&request("")).negotiate_protocol(&supported, false),
+            Ok(None)
+        );
+        let mut out = Vec::new();
+        write_refusal(&mut out, HandshakeError::NoProtocol, &supported);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.ends_with("; accepted: chat, superchat\n"), "{text}");
+    }
+
+    #[test]
+    fn tokens() {
+        for good in ["chat", "chat.v2", "x-y_z~1", "!#$%&'*+-.^_`|~"] {
+            assert!(is_token(good), "{good}");
+        }
+        for bad in ["", "a b", "a,b", "\"q\"", "a\r\n", "é"] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn origin_checks() {
         let allowed = ["https://example.com".to_string()];
         let with = request("Origin: HTTPS://Example.com\r\n");
@@ -751,9 +825,10 @@ mod tests {
             HandshakeError::UnsupportedVersion,
             HandshakeError::TooLarge,
             HandshakeError::Unavailable,
+            HandshakeError::NoProtocol,
         ] {
             let mut out = Vec::new();
-            write_error(&mut out, err);
+            write_refusal(&mut out, err, &["a".to_string(), "b".to_string()]);
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut resp = httparse::Response::new(&mut headers);
             let n = match resp.parse(&out) {
