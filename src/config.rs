@@ -76,6 +76,10 @@ pub struct Config {
     pub backlog: i32,
     /// Set SO_REUSEPORT, so several processes can share the port.
     pub reuse_port: bool,
+    /// How this process names itself in its metrics (the `instance` label
+    /// of `wsd_build_info`), so the series of processes sharing a port or
+    /// a host stay apart. The process id unless set.
+    pub instance: String,
 }
 
 impl Default for Config {
@@ -101,6 +105,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerPolicy::Close,
             backlog: 1024,
             reuse_port: false,
+            instance: std::process::id().to_string(),
         }
     }
 }

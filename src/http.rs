@@ -55,7 +55,25 @@ pub struct Snapshot<'a> {
     pub uptime: Duration,
     /// A graceful shutdown is in progress.
     pub draining: bool,
+    /// This process's name in the metrics ([`crate::Config::instance`]).
+    pub instance: &'a str,
 }
+
+/// The close codes `wsd_closes_total` always reports, at 0 until they
+/// happen: the codes wsd sends (1000 echoing, 1001 going away, 1002
+/// protocol error, 1007 invalid UTF-8, 1008 policy, 1009 too big) and the
+/// ones clients commonly send (1003, 1005 = a Close without a code, 1011).
+/// 1006 is never in a Close frame: connections that end without one are
+/// `wsd_abnormal_closes_total`.
+const COMMON_CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1011];
+
+/// The statuses a request can be refused with before it is upgraded or
+/// routed, always reported in `wsd_handshake_failures_total`.
+const COMMON_REFUSALS: [u16; 7] = [400, 403, 405, 408, 426, 431, 503];
+
+/// The statuses [`respond`] answers with, always reported in
+/// `wsd_http_responses_total`.
+const COMMON_HTTP_STATUSES: [u16; 4] = [200, 404, 405, 503];
 
 /// Answers a plain (non-upgrade) HTTP request for `path` (the request
 /// target, may carry a query string) with a complete HTTP/1.1 response
@@ -166,9 +184,16 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         Mode::Echo => "echo",
         Mode::Broadcast => "broadcast",
     };
-    family(w, "wsd_build_info", "gauge", "The wsd version; always 1.")?;
+    family(
+        w,
+        "wsd_build_info",
+        "gauge",
+        "The wsd version and this process's instance name; always 1.",
+    )?;
     w.write_str("wsd_build_info{version=\"")?;
     escape_label(w, env!("CARGO_PKG_VERSION"))?;
+    w.write_str("\",instance=\"")?;
+    escape_label(w, snap.instance)?;
     w.write_str("\"} 1\n")?;
     family(
         w,
@@ -293,34 +318,71 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "{name} {value}")?;
     }
 
-    let by_label: [(&str, &str, &str, &BTreeMap<u16, u64>); 3] = [
-        (
-            "wsd_handshake_failures_total",
-            "Upgrade requests refused, by HTTP status.",
-            "status",
-            handshake_failures,
-        ),
-        (
-            "wsd_http_responses_total",
-            "Plain HTTP requests answered, by status.",
-            "status",
-            http_responses,
-        ),
-        (
-            "wsd_closes_total",
-            "Closing handshakes, by close code (sent or received).",
-            "code",
-            closes,
-        ),
-    ];
-    for (name, help, label, by) in by_label {
-        // With no samples yet, a family is only its HELP and TYPE.
-        family(w, name, "counter", help)?;
-        for (key, value) in by {
-            writeln!(w, "{name}{{{label}=\"{key}\"}} {value}")?;
-        }
-    }
+    labelled(
+        w,
+        "wsd_handshake_failures_total",
+        "Requests refused before they were upgraded or routed \
+         (refused upgrades, malformed or non-HTTP input, timeouts), by HTTP status.",
+        "status",
+        handshake_failures,
+        &COMMON_REFUSALS,
+    )?;
+    labelled(
+        w,
+        "wsd_http_responses_total",
+        "Plain HTTP requests answered, by status.",
+        "status",
+        http_responses,
+        &COMMON_HTTP_STATUSES,
+    )?;
+    labelled(
+        w,
+        "wsd_closes_total",
+        "Closing handshakes, by close code (sent or received).",
+        "code",
+        closes,
+        &COMMON_CLOSE_CODES,
+    )?;
     Ok(())
+}
+
+/// A counter family with one label: a sample for every key of `counts`
+/// and of `common` (sorted, at 0 where nothing was counted), in key order.
+/// The common keys are there from the start so that alerts and rates see
+/// a zero rather than no data; other keys appear once they occur.
+fn labelled(
+    w: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: &BTreeMap<u16, u64>,
+    common: &[u16],
+) -> fmt::Result {
+    family(w, name, "counter", help)?;
+    let mut common = common.iter().copied().peekable();
+    let mut counted = counts.iter().map(|(&k, &v)| (k, v)).peekable();
+    loop {
+        // Both are sorted: merge them, taking the count where there is one.
+        let (key, value) = match (common.peek().copied(), counted.peek().copied()) {
+            (Some(c), Some((k, v))) if k <= c => {
+                if k == c {
+                    common.next();
+                }
+                counted.next();
+                (k, v)
+            }
+            (Some(c), _) => {
+                common.next();
+                (c, 0)
+            }
+            (None, Some(kv)) => {
+                counted.next();
+                kv
+            }
+            (None, None) => return Ok(()),
+        };
+        writeln!(w, "{name}{{{label}=\"{key}\"}} {value}")?;
+    }
 }
 
 /// The `# HELP` and `# TYPE` lines of a family.
@@ -365,6 +427,7 @@ mod tests {
             mode: Mode::Broadcast,
             uptime: Duration::from_millis(12_500),
             draining,
+            instance: "node \"7\"",
         }
     }
 
@@ -531,7 +594,7 @@ mod tests {
             bytes_in: 109,
             bytes_out: 110,
             protocol_errors: 111,
-            closes: [(1000, 112), (1001, 113)].into(),
+            closes: [(1000, 112), (1001, 113), (4000, 124)].into(),
             abnormal_closes: 114,
             close_timeouts: 115,
             idle_timeouts: 121,
@@ -696,39 +759,98 @@ mod tests {
             ("wsd_uptime_seconds", &[], 12.5),
             ("wsd_draining", &[], 0.0),
             ("wsd_mode", &[("mode", "broadcast")], 1.0),
+            ("wsd_closes_total", &[("code", "4000")], 124.0),
             (
                 "wsd_build_info",
-                &[("version", env!("CARGO_PKG_VERSION"))],
+                &[
+                    ("version", env!("CARGO_PKG_VERSION")),
+                    ("instance", "node \"7\""),
+                ],
                 1.0,
             ),
         ];
         for (name, labels, value) in expect {
             assert_eq!(value_of(&samples, name, labels), value, "{name} {labels:?}");
         }
+        // The common keys that did not happen are there at 0.
+        let mut zeros = 0;
+        for (name, label, common) in labelled_families() {
+            for key in common {
+                let key = key.to_string();
+                let counted = expect
+                    .iter()
+                    .any(|(n, l, _)| *n == name && l.first() == Some(&(label, key.as_str())));
+                if !counted {
+                    assert_eq!(value_of(&samples, name, &[(label, &key)]), 0.0);
+                    zeros += 1;
+                }
+            }
+        }
         assert_eq!(
             samples.len(),
-            expect.len(),
+            expect.len() + zeros,
             "unexpected samples: {samples:?}"
         );
     }
 
+    /// The labelled families: name, label, and the keys always reported.
+    fn labelled_families() -> [(&'static str, &'static str, &'static [u16]); 3] {
+        [
+            ("wsd_handshake_failures_total", "status", &COMMON_REFUSALS),
+            ("wsd_http_responses_total", "status", &COMMON_HTTP_STATUSES),
+            ("wsd_closes_total", "code", &COMMON_CLOSE_CODES),
+        ]
+    }
+
     #[test]
-    fn metrics_of_a_fresh_server_still_name_every_family() {
+    fn metrics_of_a_fresh_server_report_the_common_keys_at_zero() {
         let a = ask("GET", "/metrics");
         let samples = parse_prometheus(a.text());
-        // The labelled families have HELP and TYPE but no samples yet.
-        for family in [
-            "wsd_handshake_failures_total",
-            "wsd_http_responses_total",
-            "wsd_closes_total",
-        ] {
-            assert!(a.text().contains(&format!("# TYPE {family} counter\n")));
-            assert!(samples.iter().all(|(n, _, _)| n != family));
+        for (name, label, common) in labelled_families() {
+            let keys: Vec<u16> = samples
+                .iter()
+                .filter(|(n, _, _)| n == name)
+                .map(|(_, l, v)| {
+                    assert_eq!(*v, 0.0, "{name} {l:?}");
+                    assert_eq!(l[0].0, label);
+                    l[0].1.parse().unwrap()
+                })
+                .collect();
+            assert_eq!(keys, common, "{name}: the common keys, in order");
         }
         assert_eq!(
             value_of(&samples, "wsd_connections_accepted_total", &[]),
             0.0
         );
+    }
+
+    #[test]
+    fn labelled_samples_merge_counts_with_the_common_keys_in_order() {
+        let stats = Stats {
+            closes: [(999, 1), (1001, 2), (1004, 3), (4999, 4)].into(),
+            ..Stats::default()
+        };
+        let a = ask_with("GET", "/metrics", &snapshot(&stats, false));
+        let closes: Vec<(u16, f64)> = parse_prometheus(a.text())
+            .into_iter()
+            .filter(|(n, _, _)| n == "wsd_closes_total")
+            .map(|(_, l, v)| (l[0].1.parse().unwrap(), v))
+            .collect();
+        let expect: Vec<(u16, f64)> = vec![
+            (999, 1.0),
+            (1000, 0.0),
+            (1001, 2.0),
+            (1002, 0.0),
+            (1003, 0.0),
+            (1004, 3.0),
+            (1005, 0.0),
+            (1007, 0.0),
+            (1008, 0.0),
+            (1009, 0.0),
+            (1011, 0.0),
+            (4999, 4.0),
+        ];
+        assert_eq!(closes, expect);
     }
 
     #[test]

@@ -216,6 +216,7 @@ impl Args {
             },
             backlog: self.backlog,
             reuse_port: self.reuse_port,
+            instance: std::process::id().to_string(),
         })
     }
 }

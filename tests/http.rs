@@ -409,3 +409,69 @@ fn a_large_pipelined_tail_is_drained_not_reset() {
     assert_eq!(resp.body, alone.body);
     c.expect_eof();
 }
+
+#[test]
+fn a_fresh_server_reports_zero_for_every_common_status_and_close_code() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    // The first scrape itself is not counted yet when it is answered.
+    let m = samples(&http_get(server.addr(), "/metrics").body);
+    // Alerts on rate(...) see 0, not "no data", before the first event.
+    for code in [1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1011] {
+        assert_eq!(
+            metric(&m, &format!("wsd_closes_total{{code=\"{code}\"}}")),
+            0.0
+        );
+    }
+    for status in [400, 403, 405, 408, 426, 431, 503] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("wsd_handshake_failures_total{{status=\"{status}\"}}")
+            ),
+            0.0
+        );
+    }
+    for status in [200, 404, 405, 503] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("wsd_http_responses_total{{status=\"{status}\"}}")
+            ),
+            0.0
+        );
+    }
+    // A code outside the common set appears once it happens.
+    let mut c = server.client();
+    c.send_close(4000, b"app-defined");
+    assert!(matches!(c.recv(), Message::Close(Some(4000), _)));
+    c.expect_eof();
+    drop(c);
+    let until = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let m = samples(&http_get(server.addr(), "/metrics").body);
+        if m.get("wsd_closes_total{code=\"4000\"}") == Some(&1.0) {
+            assert_eq!(metric(&m, "wsd_closes_total{code=\"1000\"}"), 0.0);
+            assert!(metric(&m, "wsd_http_responses_total{status=\"200\"}") >= 1.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "close 4000 never counted: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn build_info_names_the_instance_by_process_id() {
+    let _w = watchdog();
+    let wsd = WsdProcess::start(&["--listen", "127.0.0.1:0"]);
+    let m = samples(&http_get(wsd.addrs[0], "/metrics").body);
+    let series = format!(
+        "wsd_build_info{{version=\"{}\",instance=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        wsd.pid()
+    );
+    assert_eq!(metric(&m, &series), 1.0);
+}

@@ -1087,6 +1087,7 @@ fn handshake(
                 mode: cfg.mode,
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
+                instance: &cfg.instance,
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
