@@ -164,7 +164,7 @@ impl Server {
                             );
                         }
                         *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
-                        http_upgrade::write_error(sink.out, e);
+                        http_upgrade::write_refusal(sink.out, e, &cfg.protocols);
                         (0, Outcome::Answered)
                     }
                 }

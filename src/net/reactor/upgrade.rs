@@ -77,6 +77,7 @@ pub(super) fn handshake(
     ctx: &HttpContext<'_>,
     sink: &mut Sink<'_>,
 ) -> Result<Handshake, HandshakeError> {
+    handshake::check_request_line(data)?;
     if !handshake::has_head_end(data) {
         if data.len() < cfg.max_header_bytes {
             return Ok(Handshake::Keep(data.len()));
@@ -121,6 +122,7 @@ pub(super) fn handshake(
                 mode: cfg.mode,
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
+                instance: &cfg.instance,
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
@@ -142,7 +144,8 @@ pub(super) fn handshake(
     if !req.origin_allowed(&cfg.allowed_origins) {
         return Err(HandshakeError::Forbidden);
     }
-    handshake::write_accept(sink.out, req.key, req.select_protocol(&cfg.protocols));
+    let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
+    handshake::write_accept(sink.out, req.key, protocol);
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
     if cfg.mode == Mode::Broadcast {
