@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::run::Summary;
 use crate::stats::{ErrorKind, Stats};
+use crate::window::Window;
 
 /// The percentiles every latency table shows; 100 is the maximum.
 pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
@@ -23,9 +24,10 @@ pub struct Figures {
     pub msgs_per_s: f64,
     /// Payload megabytes (10^6) received per second in the window.
     pub mb_per_s: f64,
-    /// Server CPU microseconds per message received in the window.
+    /// Server CPU microseconds per message received in the window
+    /// (broadcast: per delivery).
     pub server_us_per_msg: Option<f64>,
-    /// Messages per server CPU-second.
+    /// Messages (broadcast: deliveries) per server CPU-second.
     pub msgs_per_server_cpu_s: Option<f64>,
     /// Server CPU use in the window, in cores.
     pub server_cores: Option<f64>,
@@ -87,11 +89,15 @@ impl Figures {
             f.expected_deliveries = st.sent * s.subscribers;
             for t in &st.subscribers {
                 let lost = st.sent.saturating_sub(t.unique);
+                // More than was published: repeats the subscriber could not
+                // tell from new messages (unstamped payloads, or a repeat
+                // older than the 64-message window).
+                let surplus = t.unique.saturating_sub(st.sent);
                 f.lost += lost;
-                f.duplicated += t.duplicated;
+                f.duplicated += t.duplicated + surplus;
                 f.out_of_order += t.out_of_order;
                 f.worst.0 = f.worst.0.max(lost);
-                f.worst.1 = f.worst.1.max(t.duplicated);
+                f.worst.1 = f.worst.1.max(t.duplicated + surplus);
                 f.worst.2 = f.worst.2.max(t.out_of_order);
             }
             // Subscribers that never opened lost everything.
@@ -179,10 +185,13 @@ pub fn text(s: &Summary) -> String {
     let st = &s.stats;
     let mut o = String::new();
     let p = &s.params;
+    let targets: Vec<&str> = s.targets.iter().map(|t| t.url.as_str()).collect();
     let _ = write!(
         o,
         "wsload {} {}: {} connections",
-        s.mode, s.target, s.connections
+        s.mode,
+        targets.join(" "),
+        s.connections
     );
     let _ = write!(
         o,
@@ -202,12 +211,29 @@ pub fn text(s: &Summary) -> String {
     if let Some(pb) = p["publishers"].as_u64() {
         let _ = write!(o, ", {pb} publishers");
     }
-    let _ = writeln!(
-        o,
-        ", {:.1}s warm-up + {:.2}s measured",
-        p["warmup_s"].as_f64().unwrap_or(0.0),
-        s.window.as_secs_f64()
-    );
+    match p["warmup_s"].as_f64() {
+        Some(w) => {
+            let _ = writeln!(
+                o,
+                ", {w:.1}s warm-up + {:.2}s measured",
+                s.window.as_secs_f64()
+            );
+        }
+        None => {
+            let _ = writeln!(o, ", held {:.2}s", s.window.as_secs_f64());
+        }
+    }
+    if let Some(line) = checks(s) {
+        let _ = writeln!(o, "  checks       {line}");
+    }
+    if s.targets.len() > 1 {
+        let _ = writeln!(
+            o,
+            "  nodes        publishers on {}; subscribers spread over all {}",
+            targets[0],
+            targets.len()
+        );
+    }
     let _ = writeln!(
         o,
         "  connections  {} opened, {} failed, {:.0} handshakes/s",
@@ -266,15 +292,28 @@ pub fn text(s: &Summary) -> String {
     }
     if let Some(sv) = &s.server {
         let cpu = sv.end.cpu.saturating_sub(sv.start.cpu);
+        let pids: Vec<String> = sv.pids.iter().map(u32::to_string).collect();
         let _ = write!(
             o,
-            "  server       pid {}: {:.3}s CPU in window ({:.0}% of a core)",
-            sv.pid,
+            "  server       pid{} {}: {:.3}s CPU in window ({:.0}% of a core)",
+            if pids.len() == 1 { "" } else { "s" },
+            pids.join(", "),
             cpu.as_secs_f64(),
             f.server_cores.unwrap_or(0.0) * 100.0
         );
+        // A broadcast message costs the server once per subscriber.
+        let unit = if s.mode == "broadcast" {
+            "delivery"
+        } else {
+            "msg"
+        };
         if let (Some(per), Some(rate)) = (f.server_us_per_msg, f.msgs_per_server_cpu_s) {
-            let _ = write!(o, ", {per:.3} µs/msg, {rate:.0} msg per CPU-second");
+            let plural = if s.mode == "broadcast" {
+                "deliveries"
+            } else {
+                "msg"
+            };
+            let _ = write!(o, ", {per:.3} µs/{unit}, {rate:.0} {plural} per CPU-second");
         }
         let _ = writeln!(
             o,
@@ -311,6 +350,29 @@ pub fn text(s: &Summary) -> String {
     o
 }
 
+/// What every reply (or delivery) is checked for, for modes that send.
+fn checks(s: &Summary) -> Option<String> {
+    let p = &s.params;
+    let size = p["size"].as_u64()?;
+    let stamped = p["checks"].as_str() == Some("stamp");
+    let broadcast = s.mode == "broadcast";
+    let line = match (stamped, broadcast) {
+        (true, false) => {
+            "every reply's type, length, stamp (sender, sequence number, checksum) and padding; latency from the stamp".to_string()
+        }
+        (true, true) => {
+            "every delivery's type, length, stamp and padding: loss, duplicates and order per publisher; latency from the stamp".to_string()
+        }
+        (false, false) => format!(
+            "{size} B is too small for a stamp: every reply's type, length and content, and order by content (modulo 26); latency from each connection's send times"
+        ),
+        (false, true) => format!(
+            "{size} B is too small for a stamp: every delivery's type, length and content, and counts (lost: fewer than published, duplicated: more); no order check, no latency"
+        ),
+    };
+    Some(line)
+}
+
 /// Errors that mean the server ended a connection on its own: a Close, an
 /// end of stream or a reset we did not ask for, an unanswered Close.
 fn unexpected_closes(st: &Stats) -> u64 {
@@ -340,7 +402,7 @@ pub fn json(s: &Summary) -> Value {
         .collect();
     let mut v = json!({
         "params": s.params,
-        "target": s.target.url,
+        "target": s.targets.first().map(|t| t.url.as_str()),
         "window_s": s.window.as_secs_f64(),
         "connections": {
             "planned": s.connections,
@@ -402,18 +464,30 @@ pub fn json(s: &Summary) -> Value {
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
         });
     }
+    if s.targets.len() > 1 {
+        let urls: Vec<&str> = s.targets.iter().map(|t| t.url.as_str()).collect();
+        v["targets"] = json!(urls);
+    }
     if let Some(sv) = &s.server {
         v["server"] = json!({
-            "pid": sv.pid,
+            "pid": sv.pids.first(),
+            "pids": sv.pids,
             "cpu_s": sv.end.cpu.saturating_sub(sv.start.cpu).as_secs_f64(),
             "cores": f.server_cores,
-            "cpu_us_per_msg": f.server_us_per_msg,
-            "msgs_per_cpu_s": f.msgs_per_server_cpu_s,
             "rss_before": sv.before.rss,
             "rss_start": sv.start.rss,
             "rss_end": sv.end.rss,
             "rss_per_conn": f.rss_per_conn,
         });
+        // Broadcast's server cost is per delivery: one message costs the
+        // server once per subscriber.
+        let (per, rate) = if s.mode == "broadcast" {
+            ("cpu_us_per_delivery", "deliveries_per_cpu_s")
+        } else {
+            ("cpu_us_per_msg", "msgs_per_cpu_s")
+        };
+        v["server"][per] = json!(f.server_us_per_msg);
+        v["server"][rate] = json!(f.msgs_per_server_cpu_s);
     } else if let Some(e) = &s.server_error {
         v["server"] = json!({ "error": e });
     }
@@ -466,16 +540,26 @@ pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// Writes the per-second series: second, sent, received, errors, p99 (µs).
+/// Writes the per-second series: where each row starts (seconds from the
+/// measured window's start), its phase, sent, received, errors, p99 (µs).
 pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
-    writeln!(w, "second,sent,received,errors,p99_us")?;
-    for (i, sec) in s.stats.timeline.seconds.iter().enumerate() {
-        let p99 = if sec.latency.is_empty() {
+    let layout = Window::new(0, &s.timing);
+    writeln!(w, "second,phase,sent,received,errors,p99_us")?;
+    for (i, row) in s.stats.timeline.seconds.iter().enumerate() {
+        let (phase, start) = layout.row_start(i);
+        let p99 = if row.latency.is_empty() {
             String::new()
         } else {
-            format!("{:.1}", us(sec.latency.value_at_percentile(99.0)))
+            format!("{:.1}", us(row.latency.value_at_percentile(99.0)))
         };
-        writeln!(w, "{i},{},{},{},{p99}", sec.sent, sec.received, sec.errors)?;
+        writeln!(
+            w,
+            "{start},{},{},{},{},{p99}",
+            phase.name(),
+            row.sent,
+            row.received,
+            row.errors
+        )?;
     }
     Ok(())
 }
