@@ -13,8 +13,8 @@
 //!   (echo, rate, broadcast, conns, churn).
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
 //!   edges, progress; [`compare`]: several targets in turn.
-//! - [`stats`], [`report`], [`output`], [`proc`]: counting, figures and
-//!   their formats, process figures.
+//! - [`stats`], [`report`], [`tables`], [`output`], [`proc`]: counting,
+//!   figures and their formats, process figures.
 
 mod cli;
 mod client;
@@ -26,6 +26,7 @@ mod proc;
 mod report;
 mod run;
 mod stats;
+mod tables;
 mod target;
 mod timer;
 mod upgrade;
@@ -115,10 +116,10 @@ fn single(plan: &Plan) -> bool {
             cli::Scenario::Conns(_) => &summary.stats.connect,
             _ => &summary.stats.latency,
         };
-        ok &= output::write_to(path, |w| report::hgrm(h, w));
+        ok &= output::write_to(path, |w| tables::hgrm(h, w));
     }
     if let Some(path) = &out.csv {
-        ok &= output::write_to(path, |w| report::csv(&summary, w));
+        ok &= output::write_to(path, |w| tables::csv(&summary, w));
     }
     ok
 }

@@ -1,15 +1,13 @@
-//! Turning a [`Summary`] into figures, a text report, JSON, an .hgrm
-//! percentile table and a per-second CSV.
+//! Turning a [`Summary`] into figures, a text report and JSON (the .hgrm
+//! table and the CSV are in [`crate::tables`]).
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::run::Summary;
 use crate::stats::{ErrorKind, Stats};
-use crate::window::Window;
 
 /// The percentiles every latency table shows; 100 is the maximum.
 pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
@@ -51,6 +49,23 @@ pub struct Figures {
     pub worst: (u64, u64, u64),
     /// Server RSS growth per connection (`conns`), bytes.
     pub rss_per_conn: Option<f64>,
+    /// Broadcast over several nodes: each node's share, by target index.
+    pub nodes: Vec<NodeFigures>,
+}
+
+/// Broadcast over several nodes: the subscribers of one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeFigures {
+    /// Subscribers connected to it.
+    pub subscribers: u64,
+    /// Deliveries they received, repeats included.
+    pub deliveries: u64,
+    /// Messages they never received.
+    pub lost: u64,
+    /// Repeated deliveries.
+    pub duplicated: u64,
+    /// Deliveries out of order.
+    pub out_of_order: u64,
 }
 
 impl Figures {
@@ -87,6 +102,9 @@ impl Figures {
         if s.mode == "broadcast" {
             f.published = st.sent;
             f.expected_deliveries = st.sent * s.subscribers;
+            if s.targets.len() > 1 {
+                f.nodes = vec![NodeFigures::default(); s.targets.len()];
+            }
             for t in &st.subscribers {
                 let lost = st.sent.saturating_sub(t.unique);
                 // More than was published: repeats the subscriber could not
@@ -98,6 +116,13 @@ impl Figures {
                 f.out_of_order += t.out_of_order;
                 f.worst.0 = f.worst.0.max(lost);
                 f.worst.1 = f.worst.1.max(t.duplicated + surplus);
+                if let Some(n) = f.nodes.get_mut(t.node as usize) {
+                    n.subscribers += 1;
+                    n.deliveries += t.unique + t.duplicated;
+                    n.lost += lost;
+                    n.duplicated += t.duplicated + surplus;
+                    n.out_of_order += t.out_of_order;
+                }
                 f.worst.2 = f.worst.2.max(t.out_of_order);
             }
             // Subscribers that never opened lost everything.
@@ -118,7 +143,8 @@ impl Figures {
     }
 }
 
-fn us(ns: u64) -> f64 {
+/// Nanoseconds in microseconds.
+pub fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
@@ -209,7 +235,7 @@ pub fn text(s: &Summary) -> String {
         let _ = write!(o, ", {r} msg/s");
     }
     if let Some(pb) = p["publishers"].as_u64() {
-        let _ = write!(o, ", {pb} publishers");
+        let _ = write!(o, ", {pb} publisher{}", if pb == 1 { "" } else { "s" });
     }
     match p["warmup_s"].as_f64() {
         Some(w) => {
@@ -226,14 +252,7 @@ pub fn text(s: &Summary) -> String {
     if let Some(line) = checks(s) {
         let _ = writeln!(o, "  checks       {line}");
     }
-    if s.targets.len() > 1 {
-        let _ = writeln!(
-            o,
-            "  nodes        publishers on {}; subscribers spread over all {}",
-            targets[0],
-            targets.len()
-        );
-    }
+
     let _ = writeln!(
         o,
         "  connections  {} opened, {} failed, {:.0} handshakes/s",
@@ -250,6 +269,34 @@ pub fn text(s: &Summary) -> String {
             "  delivery     lost {}, duplicated {}, out of order {} (worst subscriber: {} / {} / {})",
             f.lost, f.duplicated, f.out_of_order, f.worst.0, f.worst.1, f.worst.2
         );
+        for (i, (n, t)) in f.nodes.iter().zip(&s.targets).enumerate() {
+            let _ = write!(
+                o,
+                "  {:<12} {}{}: {} subscribers, {} deliveries, lost {}, duplicated {}, out of order {}",
+                if i == 0 { "by node" } else { "" },
+                t.url,
+                if i == 0 { " (publishers)" } else { "" },
+                n.subscribers,
+                n.deliveries,
+                n.lost,
+                n.duplicated,
+                n.out_of_order
+            );
+            match st.node_latency.get(i).filter(|h| !h.is_empty()) {
+                Some(h) => {
+                    let p = percentiles(h);
+                    let _ = writeln!(
+                        o,
+                        "; fan-out p50 {} µs, p99 {} µs",
+                        fmt_us(p[0]),
+                        fmt_us(p[2])
+                    );
+                }
+                None => {
+                    let _ = writeln!(o);
+                }
+            }
+        }
     } else if s.mode != "conns" {
         let _ = writeln!(
             o,
@@ -463,6 +510,28 @@ pub fn json(s: &Summary) -> Value {
             "out_of_order": f.out_of_order,
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
         });
+        if !f.nodes.is_empty() {
+            let empty = crate::stats::latency_histogram();
+            let nodes: Vec<Value> = f
+                .nodes
+                .iter()
+                .zip(&s.targets)
+                .enumerate()
+                .map(|(i, (n, t))| {
+                    json!({
+                        "target": t.url,
+                        "publishers": i == 0,
+                        "subscribers": n.subscribers,
+                        "deliveries": n.deliveries,
+                        "lost": n.lost,
+                        "duplicated": n.duplicated,
+                        "out_of_order": n.out_of_order,
+                        "latency": latency_json(st.node_latency.get(i).unwrap_or(&empty)),
+                    })
+                })
+                .collect();
+            v["broadcast"]["nodes"] = json!(nodes);
+        }
     }
     if s.targets.len() > 1 {
         let urls: Vec<&str> = s.targets.iter().map(|t| t.url.as_str()).collect();
@@ -492,74 +561,4 @@ pub fn json(s: &Summary) -> Value {
         v["server"] = json!({ "error": e });
     }
     v
-}
-
-/// Writes `h` (ns) as HdrHistogram's percentile distribution text, in ms.
-pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
-    const SCALE: f64 = 1e6;
-    writeln!(
-        w,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    )?;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(1) {
-            let q = v.quantile_iterated_to();
-            let inv = if q < 1.0 {
-                format!("{:>14.2}", 1.0 / (1.0 - q))
-            } else {
-                String::new()
-            };
-            writeln!(
-                w,
-                "{:>12.3} {:>14.12} {:>10} {}",
-                v.value_iterated_to() as f64 / SCALE,
-                q,
-                v.count_since_last_iteration(),
-                inv
-            )?;
-        }
-    }
-    writeln!(
-        w,
-        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
-        h.mean() / SCALE,
-        h.stdev() / SCALE
-    )?;
-    writeln!(
-        w,
-        "#[Max     = {:>12.3}, Total count    = {:>12}]",
-        h.max() as f64 / SCALE,
-        h.len()
-    )?;
-    writeln!(
-        w,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        (2 * 10u64.pow(h.sigfig().into())).next_power_of_two()
-    )
-}
-
-/// Writes the per-second series: where each row starts (seconds from the
-/// measured window's start), its phase, sent, received, errors, p99 (µs).
-pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
-    let layout = Window::new(0, &s.timing);
-    writeln!(w, "second,phase,sent,received,errors,p99_us")?;
-    for (i, row) in s.stats.timeline.seconds.iter().enumerate() {
-        let (phase, start) = layout.row_start(i);
-        let p99 = if row.latency.is_empty() {
-            String::new()
-        } else {
-            format!("{:.1}", us(row.latency.value_at_percentile(99.0)))
-        };
-        writeln!(
-            w,
-            "{start},{},{},{},{},{p99}",
-            phase.name(),
-            row.sent,
-            row.received,
-            row.errors
-        )?;
-    }
-    Ok(())
 }

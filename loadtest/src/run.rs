@@ -257,24 +257,27 @@ fn run_thread(
         }
         (Scenario::Broadcast(a), Some(codec)) => {
             // Global ordinals below P are publishers; the rest subscribe.
-            let mut subs = 0;
+            let mut sub_nodes = Vec::new();
             let roles: Vec<Role> = globals
                 .iter()
-                .map(|&g| {
+                .zip(&specs)
+                .map(|(&g, spec)| {
                     if g < a.publishers {
                         Role::Publisher(g)
                     } else {
-                        subs += 1;
-                        Role::Subscriber(subs - 1)
+                        sub_nodes.push(spec.target as u32);
+                        Role::Subscriber(sub_nodes.len() - 1)
                     }
                 })
                 .collect();
+            let sub_nodes = (targets.len() > 1).then_some(sub_nodes);
             let local_pubs = roles
                 .iter()
                 .filter(|r| matches!(r, Role::Publisher(_)))
                 .count() as f64;
             let share = a.rate * local_pubs / f64::from(a.publishers);
-            let work = Broadcast::new(codec, shared.clone(), roles, a.publishers, share.max(1e-9));
+            let rate = share.max(1e-9);
+            let work = Broadcast::new(codec, shared.clone(), roles, sub_nodes, a.publishers, rate);
             Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Churn(a), Some(codec)) => {

@@ -166,6 +166,8 @@ impl Timeline {
 /// A broadcast subscriber's tally.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubscriberTally {
+    /// Which of the run's targets it is connected to.
+    pub node: u32,
     /// Distinct messages received.
     pub unique: u64,
     /// Messages received again.
@@ -243,6 +245,9 @@ pub struct Stats {
     pub publisher_received: u64,
     /// Broadcast: each subscriber's tally.
     pub subscribers: Vec<SubscriberTally>,
+    /// Broadcast over several nodes: each node's fan-out latency in the
+    /// window, by target index (empty with one node).
+    pub node_latency: Vec<Histogram<u64>>,
     /// Churn: how connections ended.
     pub churn: ChurnTally,
     /// Rows the timeline may hold.
@@ -268,6 +273,7 @@ impl Stats {
             timeline: Timeline::default(),
             publisher_received: 0,
             subscribers: Vec::new(),
+            node_latency: Vec::new(),
             churn: ChurnTally::default(),
             timeline_limit: rows,
         }
@@ -341,6 +347,14 @@ impl Stats {
         self.timeline.merge(&o.timeline);
         self.publisher_received += o.publisher_received;
         self.subscribers.extend_from_slice(&o.subscribers);
+        for (i, h) in o.node_latency.iter().enumerate() {
+            match self.node_latency.get_mut(i) {
+                Some(mine) => {
+                    let _ = mine.add(h);
+                }
+                None => self.node_latency.push(h.clone()),
+            }
+        }
         self.churn.merge(&o.churn);
     }
 }

@@ -20,7 +20,7 @@ use super::count_mismatch;
 use super::rate::Schedule;
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Mismatch, Stamp};
-use crate::stats::SubscriberTally;
+use crate::stats::{latency_histogram, SubscriberTally};
 use crate::worker::{Cx, Shared, Workload};
 
 /// What one local connection does.
@@ -94,6 +94,8 @@ pub struct Broadcast {
     /// Per subscriber, per publisher.
     tracks: Vec<Vec<Track>>,
     tallies: Vec<SubscriberTally>,
+    /// Over several nodes: each subscriber's node, for per-node latency.
+    sub_nodes: Option<Vec<u32>>,
     live_subs: Vec<bool>,
     /// Whether this thread has said its publishers are done.
     done: bool,
@@ -101,12 +103,14 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    /// A thread's share: its connections' roles, `publishers` in total, and
-    /// `rate` messages per second for the local publishers.
+    /// A thread's share: its connections' roles, with several nodes each
+    /// subscriber's node, `publishers` in total, and `rate` messages per
+    /// second for the local publishers.
     pub fn new(
         codec: Codec,
         shared: Arc<Shared>,
         roles: Vec<Role>,
+        sub_nodes: Option<Vec<u32>>,
         publishers: u32,
         rate: f64,
     ) -> Broadcast {
@@ -114,6 +118,13 @@ impl Broadcast {
             .iter()
             .filter(|r| matches!(r, Role::Subscriber(_)))
             .count();
+        let node = |s: usize| sub_nodes.as_ref().and_then(|n| n.get(s).copied());
+        let tallies = (0..subs)
+            .map(|s| SubscriberTally {
+                node: node(s).unwrap_or(0),
+                ..SubscriberTally::default()
+            })
+            .collect();
         Broadcast {
             codec,
             shared,
@@ -124,7 +135,8 @@ impl Broadcast {
             rate,
             schedule: None,
             tracks: vec![vec![Track::default(); publishers as usize]; subs],
-            tallies: vec![SubscriberTally::default(); subs],
+            tallies,
+            sub_nodes,
             live_subs: vec![true; subs],
             done: false,
             due: Vec::new(),
@@ -162,13 +174,15 @@ impl Broadcast {
             }
             Arrival::Duplicate => tally.duplicated += 1,
         }
-        cx.received(
-            payload.len(),
-            Some(cx.now.saturating_sub(stamp.intended_ns)),
-        );
+        let fanout = cx.now.saturating_sub(stamp.intended_ns);
+        cx.received(payload.len(), Some(fanout));
         if cx.win.measuring(cx.now) {
             let actual = cx.now.saturating_sub(stamp.sent_ns);
             cx.stats.uncorrected.saturating_record(actual.max(1));
+            let node = self.sub_nodes.as_ref().and_then(|n| n.get(sub));
+            if let Some(h) = node.and_then(|&n| cx.stats.node_latency.get_mut(n as usize)) {
+                h.saturating_record(fanout.max(1));
+            }
         }
     }
 }
@@ -185,6 +199,10 @@ impl Workload for Broadcast {
             }
         }
         self.schedule = Some(Schedule::new(self.rate, cx.win.start));
+        if let Some(nodes) = &self.sub_nodes {
+            let n = nodes.iter().max().map_or(0, |&m| m as usize + 1);
+            cx.stats.node_latency = (0..n).map(|_| latency_histogram()).collect();
+        }
         if self.order.is_empty() {
             self.publishers_done();
         }

@@ -3,6 +3,9 @@
 use super::*;
 use clap::CommandFactory;
 
+use crate::payload::Encoding;
+use crate::upgrade::Upgrade;
+
 fn parse(args: &[&str]) -> Result<Plan, clap::Error> {
     let mut argv = vec!["wsload"];
     argv.extend_from_slice(args);
