@@ -224,3 +224,41 @@ fn nodes_that_share_a_room_lose_nothing() {
         run.stderr
     );
 }
+
+#[test]
+fn compare_counts_broadcast_deliveries_not_messages() {
+    let a = TestServer::start(Mode::Broadcast, true);
+    let b = TestServer::start(Mode::Broadcast, true);
+    let (ua, ub) = (a.url(), b.url());
+    let run = wsload(&[
+        "compare",
+        "broadcast",
+        "--rounds",
+        "1",
+        "-c",
+        "3",
+        "-R",
+        "300",
+        "-d",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--json",
+        "-",
+        &ua,
+        &ub,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    for t in v["targets"].as_array().expect("targets") {
+        let m = &t["median"];
+        assert!(
+            m["deliveries_per_s"].as_f64().is_some_and(|r| r > 0.0),
+            "{t}"
+        );
+        assert!(m.get("msgs_per_s").is_none(), "{t}");
+        assert!(m.get("server_cpu_us_per_delivery").is_some(), "{t}");
+    }
+    assert!(run.stderr.contains("x dlv/s"), "{}", run.stderr);
+    assert!(run.stderr.contains("srv µs/dlv"), "{}", run.stderr);
+}
