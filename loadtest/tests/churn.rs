@@ -82,3 +82,20 @@ fn a_corrupted_echo_fails_the_churn() {
     assert_eq!(v["failed"], true);
     assert!(run.stderr.contains("payload mismatch"), "{}", run.stderr);
 }
+
+#[test]
+fn churns_tiny_payloads_without_errors() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    let run = wsload(&[
+        "churn", "-c", "6", "-d", "500ms", "--warmup", "0s", "--depth", "2", "-s", "3", "--json",
+        "-", &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let c = &v["churn"];
+    assert!(n(c, &["closed_clean"]) > 0, "{c}");
+    assert!(n(c, &["closed_abrupt"]) > 0, "{c}");
+    assert_eq!(n(&v, &["errors_total"]), 0, "{v}");
+    assert_eq!(n(c, &["clean_sent"]), n(c, &["clean_received"]), "{c}");
+}
