@@ -57,6 +57,12 @@ pub struct Snapshot<'a> {
     pub draining: bool,
     /// This process's name in the metrics ([`crate::Config::instance`]).
     pub instance: &'a str,
+    /// Connections held by each reactor (`--threads`), in order.
+    pub reactors: &'a [usize],
+    /// Broadcast batches that did not fit another reactor's mailbox.
+    pub handoff_drops: u64,
+    /// Further metric families, already in the text format (the bus's).
+    pub extra: &'a str,
 }
 
 /// The close codes `wsd_closes_total` always reports, at 0 until they
@@ -240,6 +246,22 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         family(w, name, "gauge", help)?;
         writeln!(w, "{name} {value}")?;
     }
+    family(
+        w,
+        "wsd_reactor_connections",
+        "gauge",
+        "Connections held by each reactor (--threads), as last published.",
+    )?;
+    for (i, n) in snap.reactors.iter().enumerate() {
+        writeln!(w, "wsd_reactor_connections{{reactor=\"{i}\"}} {n}")?;
+    }
+    family(
+        w,
+        "wsd_handoff_drops_total",
+        "counter",
+        "Broadcast batches for another reactor dropped because its mailbox was full.",
+    )?;
+    writeln!(w, "wsd_handoff_drops_total {}", snap.handoff_drops)?;
 
     let counters: [(&str, &str, u64); 17] = [
         (
@@ -354,7 +376,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         closes,
         &COMMON_CLOSE_CODES,
     )?;
-    Ok(())
+    w.write_str(snap.extra)
 }
 
 /// A counter family with one label: a sample for every key of `counts`

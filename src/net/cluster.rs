@@ -266,6 +266,22 @@ impl Cluster {
         }
     }
 
+    /// Connections held by each reactor: `mine` for `me`, the last
+    /// published count for the others.
+    pub fn connections_by_reactor(&self, me: usize, mine: usize) -> Vec<usize> {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == me {
+                    mine
+                } else {
+                    lock(&m.stats).connections
+                }
+            })
+            .collect()
+    }
+
     /// Every reactor's last published counters but `me`'s, summed into
     /// `into`; returns the connections they hold.
     pub fn add_others(&self, me: usize, into: &mut Stats) -> usize {

@@ -115,6 +115,7 @@ pub(super) fn handshake(
                 rooms = ctx.cluster.rooms();
                 process = Some(stats);
             }
+            let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
@@ -123,6 +124,9 @@ pub(super) fn handshake(
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
                 instance: &cfg.instance,
+                reactors: &reactors,
+                handoff_drops: ctx.cluster.handoff_drops(),
+                extra: "",
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
