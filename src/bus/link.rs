@@ -26,6 +26,11 @@ const CHUNK: usize = 64 << 10;
 /// Buffers of more than this are freed, not kept, once empty.
 const KEEP: usize = 1 << 20;
 
+/// Bytes one read round takes before it stops and lets the turn go on; the
+/// input buffer grows past this only for a reply in progress that is
+/// larger.
+const READ_BUDGET: usize = 256 << 10;
+
 /// Where a connection is; see the module's diagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
@@ -121,7 +126,7 @@ impl InBuf {
 
     /// Marks the first `n` filled bytes as used.
     pub(super) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = self.start.saturating_add(n).min(self.end);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -163,8 +168,9 @@ impl InBuf {
 pub(super) enum ReadEnd {
     /// The socket has nothing more for now.
     Drained,
-    /// The buffer is at its cap: consume and read again.
-    Full,
+    /// The read budget was spent, or the input buffer is at its cap:
+    /// consume and read again.
+    More,
     /// Redis closed the connection.
     Eof,
     Error(io::Error),
@@ -216,7 +222,7 @@ pub(super) struct Link {
     pub(super) ever_ready: bool,
     /// Connection attempts; picks the address.
     attempts: usize,
-    /// The input buffer filled up before the socket was drained.
+    /// The last read stopped before the socket was drained.
     pub(super) read_pending: bool,
     /// A fault found where the connection could not be reset (no
     /// registry at hand); the next flush resets it.
@@ -324,21 +330,27 @@ impl Link {
         self.ready_since = Some(now);
     }
 
-    /// Reads until the socket would block or the input buffer is full.
+    /// Reads until the socket would block, the read budget is spent, or
+    /// the input buffer is full.
     pub(super) fn read(&mut self) -> ReadEnd {
         self.read_pending = false;
         let Some(stream) = self.stream.as_mut() else {
             return ReadEnd::Drained;
         };
+        let mut budget = READ_BUDGET;
         loop {
             let spare = self.inbuf.spare();
-            if spare.is_empty() {
+            if spare.is_empty() || budget == 0 {
                 self.read_pending = true;
-                return ReadEnd::Full;
+                return ReadEnd::More;
             }
-            match stream.read(spare) {
+            let len = spare.len().min(budget);
+            match stream.read(spare.get_mut(..len).unwrap_or_default()) {
                 Ok(0) => return ReadEnd::Eof,
-                Ok(n) => self.inbuf.end += n,
+                Ok(n) => {
+                    self.inbuf.end += n;
+                    budget -= n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return ReadEnd::Error(e),

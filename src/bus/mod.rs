@@ -43,6 +43,7 @@ use crate::proto::MessageKind;
 pub mod envelope;
 mod link;
 mod redis;
+mod replies;
 pub mod resp;
 mod url;
 
@@ -80,12 +81,14 @@ pub trait Bus {
     /// changes, and writes everything queued, in one write per connection.
     fn flush(&mut self, registry: &Registry, now: Instant);
 
-    /// When [`Bus::on_timer`] wants to run: a reconnect attempt, a connect
-    /// timeout, or now if input is waiting. `None` if nothing is due.
+    /// When the bus wants the loop back: a reconnect attempt or a connect
+    /// timeout ([`Bus::on_timer`]), or now if input is waiting beyond a
+    /// turn's read budget (the next [`Bus::take_inbound`] reads it) or a
+    /// connection awaits its reset. `None` if nothing is due.
     fn next_deadline(&self) -> Option<Instant>;
 
-    /// Does what is due at `now`: connects, gives up on slow connects, reads
-    /// input left over from a full buffer.
+    /// Does what is due at `now`: connects, gives up on slow connects,
+    /// resets connections found faulty.
     fn on_timer(&mut self, registry: &Registry, now: Instant);
 
     /// Hands each message received from other nodes, in order, to

@@ -19,8 +19,9 @@ use mio::event::Event;
 use mio::{Registry, Token};
 
 use super::envelope::{self, MAX_HEADER};
-use super::link::{Expect, Expected, Link, ReadEnd, State};
-use super::resp::{self, Frame, Value, BULK_OVERHEAD};
+use super::link::{Expect, Link, ReadEnd, State};
+use super::replies::{on_pub_reply, on_sub_reply, Inbound};
+use super::resp::{self, BULK_OVERHEAD};
 use super::{Bus, BusStats, DropReason, RedisConfig};
 use crate::proto::{MessageKind, Parsing};
 
@@ -38,7 +39,8 @@ const MAX_PUBLISH_REPLY: usize = 64 << 10;
 /// space to read into.
 const SLACK: usize = 128 << 10;
 
-/// Refills of a full input buffer per turn before other work gets a go.
+/// Read rounds of the subscribe connection per `take_inbound`, on top of
+/// `on_event`'s: at most 9 × 256 KiB of input a turn.
 const READ_ROUNDS: usize = 8;
 
 /// Which of the two connections.
@@ -240,7 +242,7 @@ impl RedisBus {
     /// `take_inbound`, where their payloads can be lent out.
     fn read_sub(&mut self) {
         match self.sub.read() {
-            ReadEnd::Drained | ReadEnd::Full => {}
+            ReadEnd::Drained | ReadEnd::More => {}
             // What came before the end is still delivered; the next flush
             // resets the connection.
             ReadEnd::Eof => self.sub.broken = Some("closed by Redis".into()),
@@ -259,7 +261,7 @@ impl RedisBus {
             match read {
                 ReadEnd::Drained => return,
                 // Replies were consumed above: there is room again.
-                ReadEnd::Full => {}
+                ReadEnd::More => {}
                 ReadEnd::Eof => return self.fail(registry, Which::Pub, "closed by Redis"),
                 ReadEnd::Error(e) => return self.fail(registry, Which::Pub, &format!("read: {e}")),
             }
@@ -274,18 +276,7 @@ impl RedisBus {
                 Ok(Parsing::NeedMore(_)) => return Ok(()),
                 Err(e) => return Err(format!("bad reply: {e}")),
             };
-            let expected = link.expect.front();
-            let ok = match frame {
-                Frame::Value(Value::Simple(b"OK")) => link.expect.pop(Expect::Ok),
-                Frame::Value(Value::Integer(_)) if link.expect.pop(Expect::Integer) => {
-                    self.stats.published += 1;
-                    true
-                }
-                _ => false,
-            };
-            if !ok {
-                return Err(unexpected(&frame, expected));
-            }
+            on_pub_reply(frame, &mut link.expect, &mut self.stats)?;
             link.inbuf.consume(offset);
             if link.state == State::Greeting && link.expect.front() != Some(Expect::Ok) {
                 self.on_ready(Which::Pub);
@@ -375,90 +366,6 @@ impl RedisBus {
                 self.sub.expect.push(expect, chunk.len() as u64);
             }
         }
-    }
-}
-
-/// What handling a message push needs to know.
-struct Inbound<'a> {
-    rooms: &'a HashSet<Box<str>>,
-    prefix: &'a [u8],
-    node: &'a [u8],
-}
-
-/// Handles one reply on the subscribe connection.
-fn on_sub_reply(
-    frame: Frame<'_>,
-    ctx: &Inbound<'_>,
-    expect: &mut Expected,
-    stats: &mut BusStats,
-    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
-) -> Result<(), String> {
-    let expected = expect.front();
-    let items = match frame {
-        Frame::Value(Value::Simple(b"OK")) if expect.pop(Expect::Ok) => return Ok(()),
-        Frame::Array(items) => items,
-        _ => return Err(unexpected(&frame, expected)),
-    };
-    match items.as_slice() {
-        [Value::Bulk(b"message"), Value::Bulk(channel), Value::Bulk(data)] => {
-            let room = channel
-                .strip_prefix(ctx.prefix)
-                .and_then(|r| std::str::from_utf8(r).ok());
-            let Some(room) = room else {
-                stats.count_drop(DropReason::BadEnvelope);
-                return Ok(());
-            };
-            if !ctx.rooms.contains(room) {
-                stats.count_drop(DropReason::Unsubscribed);
-                return Ok(());
-            }
-            match envelope::decode(data) {
-                Err(_) => stats.count_drop(DropReason::BadEnvelope),
-                // Our own, back from Redis: already delivered locally.
-                Ok(env) if env.node == ctx.node => {}
-                Ok(env) => {
-                    stats.received += 1;
-                    deliver(room, env.kind, env.payload);
-                }
-            }
-            Ok(())
-        }
-        [Value::Bulk(b"subscribe"), Value::Bulk(_), Value::Integer(n)]
-            if expect.pop(Expect::Subscribe) =>
-        {
-            stats.subscriptions = (*n).max(0) as u64;
-            Ok(())
-        }
-        [Value::Bulk(b"unsubscribe"), Value::Bulk(_) | Value::Nil, Value::Integer(n)]
-            if expect.pop(Expect::Unsubscribe) =>
-        {
-            stats.subscriptions = (*n).max(0) as u64;
-            Ok(())
-        }
-        _ => Err(unexpected(&frame, expected)),
-    }
-}
-
-/// Says what came and what was awaited, the reply cut short for the log.
-fn unexpected(frame: &Frame<'_>, expected: Option<Expect>) -> String {
-    let mut bytes = Vec::new();
-    frame.encode(&mut bytes);
-    let shown: String = bytes
-        .iter()
-        .take(80)
-        .flat_map(|b| b.escape_ascii())
-        .map(char::from)
-        .collect();
-    let awaited = match expected {
-        Some(Expect::Ok) => "+OK",
-        Some(Expect::Integer) => "a PUBLISH count",
-        Some(Expect::Subscribe) => "a subscribe confirmation",
-        Some(Expect::Unsubscribe) => "an unsubscribe confirmation",
-        None => "nothing",
-    };
-    match frame {
-        Frame::Value(Value::Error(_)) => format!("Redis replied \"{shown}\""),
-        _ => format!("unexpected reply \"{shown}\" while awaiting {awaited}"),
     }
 }
 
