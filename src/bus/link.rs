@@ -319,6 +319,14 @@ impl Link {
         // Publishes are small and latency matters more than packet count;
         // a turn's publishes already go out in one write.
         stream.set_nodelay(true)?;
+        // A Redis host that vanishes without a FIN (power, network) would
+        // leave the subscribe connection silent forever: probe it, so the
+        // kernel ends the connection within about half a minute.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(15))
+            .with_interval(Duration::from_secs(5))
+            .with_retries(3);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
         self.state = State::Greeting;
         Ok(true)
     }
