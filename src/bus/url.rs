@@ -262,6 +262,11 @@ impl RedisConfig {
                 "the reconnect backoff must be above zero, its minimum under its maximum".into(),
             );
         }
+        // Deadlines are `now +` these: a day keeps that far from overflow.
+        let day = Duration::from_secs(86_400);
+        if self.backoff_max > day || self.connect_timeout > day || self.connect_timeout.is_zero() {
+            return Err("the connect timeout and the backoff must be between 0 and a day".into());
+        }
         Ok(())
     }
 }
@@ -352,6 +357,11 @@ mod tests {
         assert_ne!(cfg.node_id, other.node_id, "node ids are random");
         let bad = RedisConfig {
             node_id: "has space".into(),
+            ..cfg.clone()
+        };
+        assert!(bad.validate().is_err());
+        let bad = RedisConfig {
+            backoff_max: Duration::MAX,
             ..cfg
         };
         assert!(bad.validate().is_err());
