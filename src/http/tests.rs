@@ -14,6 +14,7 @@ fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
         reactors: &[2, 1],
         handoff_drops: 0,
         extra: "",
+        bus_up: None,
     }
 }
 

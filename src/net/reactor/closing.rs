@@ -143,6 +143,9 @@ impl Server {
             if let Some(share) = left.share {
                 self.cluster.leave_room(&share, self.me);
             }
+            if let (Some(name), Some(bus)) = (left.emptied, self.bus.as_deref_mut()) {
+                bus.unsubscribe(&name);
+            }
         }
         conn.rbuf.release(&mut self.io.pool);
         // A file descriptor just came free: end an accept pause early.

@@ -116,6 +116,12 @@ pub(super) fn handshake(
                 process = Some(stats);
             }
             let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
+            let mut bus_metrics = String::new();
+            let bus = sink.bus.as_deref();
+            if let Some(bus) = bus {
+                // Writing to a String cannot fail.
+                let _ = bus.stats().write_metrics(&mut bus_metrics);
+            }
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
@@ -126,7 +132,8 @@ pub(super) fn handshake(
                 instance: &cfg.instance,
                 reactors: &reactors,
                 handoff_drops: ctx.cluster.handoff_drops(),
-                extra: "",
+                extra: &bus_metrics,
+                bus_up: bus.map(|b| b.is_up()),
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
@@ -160,6 +167,11 @@ pub(super) fn handshake(
         if joined.new_room && ctx.cluster.reactors() > 1 {
             let share = ctx.cluster.join_room(room, ctx.me);
             sink.hub.set_share(seat.room, share);
+        }
+        if joined.new_room {
+            if let Some(bus) = sink.bus.as_deref_mut() {
+                bus.subscribe(room);
+            }
         }
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
