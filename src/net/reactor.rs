@@ -35,6 +35,7 @@
 //! - `closing`: the closing sequence, the graceful drain, removal;
 //! - `relay`: messages to and from the bus to other nodes (`--redis`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -47,7 +48,7 @@ use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::buffer::{BufPool, READ_CHUNK};
-use super::cluster::{Cluster, Published};
+use super::cluster::{Cluster, Published, RoomShare};
 use super::conn::Connection;
 use super::listener;
 pub use super::stats::Stats;
@@ -175,6 +176,11 @@ pub struct Server {
     bus: Option<Box<dyn Bus>>,
     /// The bus's counters at the last summary line.
     bus_summarized: BusStats,
+    /// With several reactors: every room the process has members of, for
+    /// the bus's messages (the first reactor only).
+    bus_rooms: HashMap<Arc<str>, Arc<RoomShare>>,
+    /// This turn's bus messages for rooms with members on other reactors only.
+    remote: Vec<relay::Remote>,
     conns: Slab<Connection>,
     hub: Hub,
     io: Io,
@@ -265,6 +271,8 @@ impl Server {
             next_publish: now,
             bus,
             bus_summarized: BusStats::default(),
+            bus_rooms: HashMap::new(),
+            remote: Vec::new(),
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.

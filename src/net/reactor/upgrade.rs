@@ -165,10 +165,11 @@ pub(super) fn handshake(
         let joined = sink.hub.join(room, key);
         let seat = joined.seat;
         if joined.new_room && ctx.cluster.reactors() > 1 {
-            let share = ctx.cluster.join_room(room, ctx.me);
+            // The directory tells the first reactor, which owns the bus,
+            // when the process as a whole gains the room.
+            let share = ctx.cluster.join_room(room, ctx.me, cfg.redis.is_some());
             sink.hub.set_share(seat.room, share);
-        }
-        if joined.new_room {
+        } else if joined.new_room {
             if let Some(bus) = sink.bus.as_deref_mut() {
                 bus.subscribe(room);
             }
