@@ -268,3 +268,47 @@ fn a_frozen_redis_bounds_the_queue_and_drops_are_counted_while_local_delivery_go
     let dropped = sample(a.addrs[0], "wsd_bus_dropped_total{reason=\"queue_full\"}");
     assert_eq!(published + dropped, N as f64);
 }
+
+#[test]
+fn nodes_of_several_reactors_keep_one_bus_each_and_deliver_everything_once_in_order() {
+    let _w = watchdog();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &["--threads", "4"]);
+    let b = node(&redis.url(), &["--threads", "3"]);
+    // Enough clients that every reactor of both nodes has some.
+    let mut subs: Vec<Client> = (0..96)
+        .map(|i| Client::connect_path(if i % 2 == 0 { a.addrs[0] } else { b.addrs[0] }, "/wide"))
+        .collect();
+    wait_subscribed(a.addrs[0], 1);
+    wait_subscribed(b.addrs[0], 1);
+    // One bus connection pair per process, whatever the reactors.
+    assert_eq!(sample(a.addrs[0], "wsd_bus_subscriptions"), 1.0);
+    let mut pub_a = Client::connect_path(a.addrs[0], "/wide");
+    let mut pub_b = Client::connect_path(b.addrs[0], "/wide");
+    const N: usize = 100;
+    for i in 0..N {
+        pub_a.send_text(&format!("a{i}"));
+        pub_b.send_text(&format!("b{i}"));
+    }
+    for (n, c) in subs.iter_mut().chain([&mut pub_a, &mut pub_b]).enumerate() {
+        let (mut next_a, mut next_b) = (0, 0);
+        for _ in 0..2 * N {
+            let text = c.recv_text();
+            let (tag, i) = text.split_at(1);
+            let i: usize = i.parse().unwrap();
+            let next = if tag == "a" { &mut next_a } else { &mut next_b };
+            assert_eq!(i, *next, "client {n}: {tag} out of order or repeated");
+            *next += 1;
+        }
+        c.assert_ping(b"nothing more");
+    }
+    wait_for(a.addrs[0], "wsd_bus_published_total", |v| v == N as f64);
+    wait_for(b.addrs[0], "wsd_bus_published_total", |v| v == N as f64);
+    wait_for(a.addrs[0], "wsd_bus_received_total", |v| v == N as f64);
+    // The last member leaving any reactor of a node unsubscribes it.
+    for c in subs.into_iter().chain([pub_a, pub_b]) {
+        c.close();
+    }
+    wait_for(a.addrs[0], "wsd_bus_subscriptions", |v| v == 0.0);
+    wait_for(b.addrs[0], "wsd_bus_subscriptions", |v| v == 0.0);
+}

@@ -25,6 +25,7 @@ use crossbeam_queue::ArrayQueue;
 use mio::Waker;
 
 use super::stats::Stats;
+use crate::bus::BusStats;
 
 /// The most reactors one process runs: a room's reactors are one `u64`.
 pub const MAX_REACTORS: usize = 64;
@@ -102,6 +103,8 @@ pub struct Published {
     pub stats: Stats,
     /// Connections it holds.
     pub connections: usize,
+    /// The bus's counters, from the reactor that owns it.
+    pub bus: Option<BusStats>,
 }
 
 /// The state the reactors of one process share.
@@ -327,6 +330,14 @@ impl Cluster {
             .collect()
     }
 
+    /// The bus's counters as its reactor last published them, if there is
+    /// a bus.
+    pub fn bus_stats(&self) -> Option<BusStats> {
+        self.mailboxes
+            .iter()
+            .find_map(|m| lock(&m.stats).bus.clone())
+    }
+
     /// Every reactor's last published counters but `me`'s, summed into
     /// `into`; returns the connections they hold.
     pub fn add_others(&self, me: usize, into: &mut Stats) -> usize {
@@ -440,6 +451,7 @@ mod tests {
                 Published {
                     stats,
                     connections: n as usize,
+                    bus: None,
                 },
             );
         }

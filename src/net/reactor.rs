@@ -524,6 +524,7 @@ impl Server {
             Published {
                 stats: self.stats.clone(),
                 connections: self.conns.len(),
+                bus: self.bus.as_deref().map(|b| b.stats().clone()),
             },
         );
     }

@@ -116,11 +116,16 @@ pub(super) fn handshake(
                 process = Some(stats);
             }
             let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
+            // The bus is on the first reactor; the others answer from its
+            // last published counters.
+            let bus = match sink.bus.as_deref() {
+                Some(bus) => Some(bus.stats().clone()),
+                None => ctx.cluster.bus_stats(),
+            };
             let mut bus_metrics = String::new();
-            let bus = sink.bus.as_deref();
-            if let Some(bus) = bus {
+            if let Some(bus) = &bus {
                 // Writing to a String cannot fail.
-                let _ = bus.stats().write_metrics(&mut bus_metrics);
+                let _ = bus.write_metrics(&mut bus_metrics);
             }
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
@@ -133,7 +138,7 @@ pub(super) fn handshake(
                 reactors: &reactors,
                 handoff_drops: ctx.cluster.handoff_drops(),
                 extra: &bus_metrics,
-                bus_up: bus.map(|b| b.is_up()),
+                bus_up: bus.map(|b| b.up),
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
