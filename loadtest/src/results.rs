@@ -278,7 +278,7 @@ impl Units {
                 rate: "hs/s",
                 cost: "RSS B/conn",
                 cost_words: "server memory (RSS) per connection, bytes",
-                per_cpu: "-",
+                per_cpu: "msg/CPU-s",
                 latency: "handshake",
             },
             "broadcast" => Units {

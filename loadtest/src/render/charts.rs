@@ -169,7 +169,8 @@ fn summary(d: &Document) -> R<Option<Chart>> {
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), s| {
         (lo.min(s.min), hi.max(s.max))
     });
-    let (lo, hi) = (lo / 1.6, hi * 1.6);
+    // Room above for the labels and the legend.
+    let (lo, hi) = (lo / 1.6, hi * 2.5);
     let labels: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
     let n = groups.len();
     let m = names.len();
@@ -361,6 +362,7 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
     let decades = xmax.log10().ceil() as i32;
     let keys: Vec<f64> = (0..=decades).map(|k| 10f64.powi(k)).collect();
     let xmax = 10f64.powi(decades);
+    let (ylo, yhi) = (ylo / 1.5, yhi * 1.5);
     let title = format!(
         "{}: {} latency by percentile, every round",
         s.name, u.latency
@@ -369,7 +371,7 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
         let mut chart = builder(root, &title)
             .build_cartesian_2d(
                 (1.0..xmax).log_scale().with_key_points(keys.clone()),
-                (ylo / 1.5..yhi * 1.5).log_scale(),
+                (ylo..yhi).log_scale().with_key_points(log_keys(ylo, yhi)),
             )
             .map_err(err)?;
         chart
@@ -377,7 +379,7 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 15))
             .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| num(*y))
+            .y_label_formatter(&|y| short(*y))
             .x_desc("percentile")
             .y_desc("µs")
             .draw()
