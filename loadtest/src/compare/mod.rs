@@ -8,6 +8,7 @@
 //! /proc, go into one [`Document`]; the tables, the HTML page and the
 //! charts are all drawn from it.
 
+mod record;
 pub mod server;
 
 use std::thread;
@@ -212,7 +213,7 @@ fn one_round(
             eprintln!("wsload compare: {label}: started pid {} on {url}", l.pid);
             let summary = run::run(&e.scenario, std::slice::from_ref(&target), &[l.pid], true);
             let ended = l.stop();
-            Ok(Round::of(
+            Ok(record::round(
                 &summary,
                 round,
                 Some(l.command.clone()),
@@ -222,7 +223,7 @@ fn one_round(
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
             let summary = run::run(&e.scenario, std::slice::from_ref(target), &pids, true);
-            Ok(Round::of(&summary, round, None, None))
+            Ok(record::round(&summary, round, None, None))
         }
     }
 }

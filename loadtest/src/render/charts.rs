@@ -66,16 +66,58 @@ pub fn all(d: &Document) -> R<Vec<Chart>> {
     Ok(v)
 }
 
-/// Draws into a fresh SVG of [`SIZE`].
-fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> R<()>) -> R<String> {
+/// The height of the strip under a chart that holds its legend.
+const STRIP: u32 = 30;
+
+/// Draws into a fresh SVG of [`SIZE`]. With `legend`, a strip at the
+/// bottom names each server in its colour (out of the data's way) and
+/// carries `note` on its right.
+fn svg(
+    legend: Option<(&[String], &str)>,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> R<()>,
+) -> R<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        draw(&root)?;
+        match legend {
+            Some((names, note)) => {
+                let (chart, strip) = root.split_vertically(SIZE.1 - STRIP);
+                draw(&chart)?;
+                key(&strip, names, note)?;
+            }
+            None => draw(&root)?,
+        }
         root.present().map_err(err)?;
     }
     Ok(out)
+}
+
+/// The legend strip: a dot and a name per server, then the note.
+fn key(strip: &DrawingArea<SVGBackend, Shift>, names: &[String], note: &str) -> R<()> {
+    let y = STRIP as i32 / 2;
+    let middle = |h| TextStyle::from((FONT, 15).into_font()).pos(Pos::new(h, VPos::Center));
+    let mut x = 76;
+    for (j, name) in names.iter().enumerate() {
+        strip
+            .draw(&Circle::new((x, y), 5, color(j).filled()))
+            .map_err(err)?;
+        strip
+            .draw(&Text::new(name.clone(), (x + 10, y), middle(HPos::Left)))
+            .map_err(err)?;
+        // The naive font's width: about 0.55 em per character.
+        x += 10 + 8 * name.chars().count() as i32 + 28;
+    }
+    let grey = RGBColor(90, 90, 90);
+    strip
+        .draw(&Text::new(
+            note.to_string(),
+            (SIZE.0 as i32 - 14, y),
+            TextStyle::from((FONT, 13).into_font())
+                .color(&grey)
+                .pos(Pos::new(HPos::Right, VPos::Center)),
+        ))
+        .map_err(err)
 }
 
 /// Width of one category on a category axis.
@@ -174,70 +216,69 @@ fn summary(d: &Document) -> R<Option<Chart>> {
     let labels: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
     let n = groups.len();
     let m = names.len();
-    let title = format!(
-        "Server cost relative to {base_name}: lower is cheaper (median of rounds, min–max)"
-    );
-    let svg = svg(|root| {
-        let mut chart = builder(root, &title)
-            .build_cartesian_2d(
-                categories(n),
-                (lo..hi).log_scale().with_key_points(log_keys(lo, hi)),
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .disable_x_mesh()
-            .x_label_formatter(&|x| name_at(&labels, *x))
-            .y_label_formatter(&|y| format!("{}×", short(*y)))
-            .y_desc(format!("cost ÷ {base_name}'s"))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series([PathElement::new(
-                vec![(0, 1.0), (n as i32 * SLOT, 1.0)],
-                BLACK.mix(0.5).stroke_width(1),
-            )])
-            .map_err(err)?;
-        // The servers share 70% of a slot, side by side.
-        let step = SLOT * 7 / 10 / m as i32;
-        for (j, name) in names.iter().enumerate() {
-            let c = color(j);
-            let at = |i: usize| centre(i) + (2 * j as i32 - (m as i32 - 1)) * step / 2;
-            let points: Vec<(usize, Spread)> = groups
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, p))| p.iter().find(|(k, _)| *k == j).map(|(_, s)| (i, *s)))
-                .collect();
-            for (i, s) in &points {
-                chart.draw_series(whisker(at(*i), s, 2)).map_err(err)?;
+    let title = format!("Server cost relative to {base_name}: lower is cheaper");
+    let svg = svg(
+        Some((
+            &names,
+            "CPU per message; idle: memory per connection. Median, min–max",
+        )),
+        |root| {
+            let mut chart = builder(root, &title)
+                .build_cartesian_2d(
+                    categories(n),
+                    (lo..hi).log_scale().with_key_points(log_keys(lo, hi)),
+                )
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 15))
+                .disable_x_mesh()
+                .x_label_formatter(&|x| name_at(&labels, *x))
+                .y_label_formatter(&|y| format!("{}×", short(*y)))
+                .y_desc(format!("cost ÷ {base_name}'s"))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series([PathElement::new(
+                    vec![(0, 1.0), (n as i32 * SLOT, 1.0)],
+                    BLACK.mix(0.5).stroke_width(1),
+                )])
+                .map_err(err)?;
+            // The servers share 70% of a slot, side by side.
+            let step = SLOT * 7 / 10 / m as i32;
+            for j in 0..m {
+                let c = color(j);
+                let at = |i: usize| centre(i) + (2 * j as i32 - (m as i32 - 1)) * step / 2;
+                let points: Vec<(usize, Spread)> = groups
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, p))| p.iter().find(|(k, _)| *k == j).map(|(_, s)| (i, *s)))
+                    .collect();
+                for (i, s) in &points {
+                    chart.draw_series(whisker(at(*i), s, 2)).map_err(err)?;
+                    // The first server is 1× by definition: only the others are labelled.
+                    if j > 0 {
+                        chart
+                            .draw_series([Text::new(
+                                format!("{}×", short_ratio(s.median)),
+                                (at(*i), s.max * 1.08),
+                                above(15),
+                            )])
+                            .map_err(err)?;
+                    }
+                }
                 chart
-                    .draw_series([Text::new(
-                        format!("{:.2}×", s.median),
-                        (at(*i), s.max * 1.05),
-                        above(15),
-                    )])
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|(i, s)| Circle::new((at(*i), s.median), 5, c.filled())),
+                    )
                     .map_err(err)?;
             }
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|(i, s)| Circle::new((at(*i), s.median), 5, c.filled())),
-                )
-                .map_err(err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| Circle::new((x, y), 5, c.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(Some(Chart {
         file: "summary".into(),
         title,
@@ -260,7 +301,7 @@ fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
     }
     let names: Vec<String> = s.servers.iter().map(|r| r.name.clone()).collect();
     let title = format!("{}: {} (median of rounds, min–max)", s.name, u.cost_words);
-    let svg = svg(|root| {
+    let svg = svg(None, |root| {
         let mut chart = builder(root, &title)
             .build_cartesian_2d(categories(names.len()), 0.0..top * 1.2)
             .map_err(err)?;
@@ -294,6 +335,17 @@ fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
         title,
         svg,
     }))
+}
+
+/// A ratio with two decimals near 1, fewer far from it: 0.58, 3.6, 694.
+fn short_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else if r >= 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.2}")
+    }
 }
 
 /// A round axis value without trailing zeros: 0.9, 1.25, 40.
@@ -359,15 +411,15 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
     if yhi <= 0.0 {
         return Ok(None);
     }
-    let decades = xmax.log10().ceil() as i32;
-    let keys: Vec<f64> = (0..=decades).map(|k| 10f64.powi(k)).collect();
-    let xmax = 10f64.powi(decades);
+    // Room past the last point, labelled at whole decades: 90%, 99%, ...
+    let xmax = xmax * 1.5;
+    let keys: Vec<f64> = (0..=xmax.log10().floor() as i32)
+        .map(|k| 10f64.powi(k))
+        .collect();
     let (ylo, yhi) = (ylo / 1.5, yhi * 1.5);
-    let title = format!(
-        "{}: {} latency by percentile, every round",
-        s.name, u.latency
-    );
-    let svg = svg(|root| {
+    let title = format!("{}: {} latency by percentile", s.name, u.latency);
+    let names: Vec<String> = s.servers.iter().map(|r| r.name.clone()).collect();
+    let svg = svg(Some((&names, "one line per round")), |root| {
         let mut chart = builder(root, &title)
             .build_cartesian_2d(
                 (1.0..xmax).log_scale().with_key_points(keys.clone()),
@@ -386,30 +438,18 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
             .map_err(err)?;
         for (j, r) in s.servers.iter().enumerate() {
             let c = color(j);
-            for (k, round) in r.rounds.iter().enumerate() {
+            for round in &r.rounds {
                 let line = round
                     .spectrum
                     .iter()
                     .filter(|[_, v]| *v > 0.0)
                     .map(|[p, v]| (x_of(*p), *v));
-                let series = chart
+                chart
                     .draw_series(LineSeries::new(line, c.stroke_width(2)))
                     .map_err(err)?;
-                if k == 0 {
-                    series.label(r.name.as_str()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                    });
-                }
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
+        Ok(())
     })?;
     Ok(Some(Chart {
         file: format!("{}-latency", s.name),
@@ -436,58 +476,47 @@ fn throughput(s: &ScenarioResult) -> R<Option<Chart>> {
     if top <= 0.0 || t1 <= t0 {
         return Ok(None);
     }
-    let title = format!(
-        "{}: {} second by second, every round (warm-up before 0)",
-        s.name, u.rate
-    );
+    let title = format!("{}: {} second by second", s.name, u.rate);
+    let names: Vec<String> = s.servers.iter().map(|r| r.name.clone()).collect();
     let digits = if t1 - t0 < 5.0 { 1 } else { 0 };
-    let svg = svg(|root| {
-        let mut chart = builder(root, &title)
-            .build_cartesian_2d(t0..t1, 0.0..top * 1.15)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .x_label_formatter(&|x| format!("{x:.digits$}s"))
-            .y_label_formatter(&|y| num(*y))
-            .x_desc("seconds from the measured window's start")
-            .y_desc(u.rate)
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series([PathElement::new(
-                vec![(0.0, 0.0), (0.0, top * 1.15)],
-                BLACK.mix(0.4).stroke_width(1),
-            )])
-            .map_err(err)?;
-        for (j, r) in s.servers.iter().enumerate() {
-            let c = color(j);
-            for (k, round) in r.rounds.iter().enumerate() {
-                let line = round
-                    .timeline
-                    .iter()
-                    .filter(|t| t.len > 0.0)
-                    .map(|t| (t.t + t.len / 2.0, t.received as f64 / t.len));
-                let series = chart
-                    .draw_series(LineSeries::new(line, c.stroke_width(2)))
-                    .map_err(err)?;
-                if k == 0 {
-                    series.label(r.name.as_str()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                    });
+    let svg = svg(
+        Some((&names, "one line per round; warm-up before 0")),
+        |root| {
+            let mut chart = builder(root, &title)
+                .build_cartesian_2d(t0..t1, 0.0..top * 1.15)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 15))
+                .x_label_formatter(&|x| format!("{x:.digits$}s"))
+                .y_label_formatter(&|y| num(*y))
+                .x_desc("seconds from the measured window's start")
+                .y_desc(u.rate)
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series([PathElement::new(
+                    vec![(0.0, 0.0), (0.0, top * 1.15)],
+                    BLACK.mix(0.4).stroke_width(1),
+                )])
+                .map_err(err)?;
+            for (j, r) in s.servers.iter().enumerate() {
+                let c = color(j);
+                for round in &r.rounds {
+                    let line = round
+                        .timeline
+                        .iter()
+                        .filter(|t| t.len > 0.0)
+                        .map(|t| (t.t + t.len / 2.0, t.received as f64 / t.len));
+                    chart
+                        .draw_series(LineSeries::new(line, c.stroke_width(2)))
+                        .map_err(err)?;
                 }
             }
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(Some(Chart {
         file: format!("{}-throughput", s.name),
         title,

@@ -32,46 +32,44 @@ fn ratio(r: Option<f64>) -> String {
 }
 
 /// The scenario's table: a row per server, medians and min–max over
-/// rounds, and ratios to the first server.
+/// rounds, and ratios to the first server. Idle connections (`conns`)
+/// send no messages: their cost is the memory per connection, and they
+/// have no per-CPU-second or separate RSS column.
 pub fn table(s: &ScenarioResult) -> Table {
     let u = Units::of(&s.mode);
     let first = s.servers.first().map_or("", |r| r.name.as_str());
-    let header = [
-        "server".to_string(),
-        u.rate.to_string(),
-        u.cost.to_string(),
-        u.per_cpu.to_string(),
-        "RSS B/conn".to_string(),
-        "p50 µs".to_string(),
-        "p99 µs".to_string(),
-        "p99.9 µs".to_string(),
-        "errors".to_string(),
-        format!("{} ÷ {first}", u.cost),
-        format!("{} ÷ {first}", u.rate),
-    ]
-    .to_vec();
+    let messages = s.mode != "conns";
+    type Cell = fn(&Outcome) -> String;
+    let mut columns: Vec<(String, Cell)> = vec![
+        (u.rate.to_string(), |o| spread(&o.rate)),
+        (u.cost.to_string(), |o| opt_spread(o.cost)),
+    ];
+    if messages {
+        columns.push((u.per_cpu.to_string(), |o| {
+            o.per_cpu_s.map_or_else(|| "-".into(), |p| num(p.median))
+        }));
+        columns.push(("RSS B/conn".to_string(), |o| {
+            o.rss_per_conn.map_or_else(|| "-".into(), |p| num(p.median))
+        }));
+    }
+    columns.extend([
+        ("p50 µs".to_string(), (|o| num(o.p50_us.median)) as Cell),
+        ("p99 µs".to_string(), |o| num(o.p99_us.median)),
+        ("p99.9 µs".to_string(), |o| num(o.p999_us.median)),
+        ("errors".to_string(), |o| o.errors.to_string()),
+        (format!("{} ÷ {first}", u.cost), |o| ratio(o.ratio.cost)),
+        (format!("{} ÷ {first}", u.rate), |o| ratio(o.ratio.rate)),
+    ]);
+    let header = std::iter::once("server".to_string())
+        .chain(columns.iter().map(|(h, _)| h.clone()))
+        .collect();
     let rows = s
         .servers
         .iter()
         .map(|r| {
-            let o: &Outcome = &r.summary;
-            vec![
-                r.name.clone(),
-                spread(&o.rate),
-                opt_spread(o.cost),
-                if s.mode == "conns" {
-                    "-".into()
-                } else {
-                    o.per_cpu_s.map_or_else(|| "-".into(), |p| num(p.median))
-                },
-                o.rss_per_conn.map_or_else(|| "-".into(), |p| num(p.median)),
-                num(o.p50_us.median),
-                num(o.p99_us.median),
-                num(o.p999_us.median),
-                o.errors.to_string(),
-                ratio(o.ratio.cost),
-                ratio(o.ratio.rate),
-            ]
+            std::iter::once(r.name.clone())
+                .chain(columns.iter().map(|(_, cell)| cell(&r.summary)))
+                .collect()
         })
         .collect();
     Table {
