@@ -225,90 +225,143 @@ fn two_cpus() -> (String, String) {
     (first, second)
 }
 
+/// A wsload run in the background, its stderr read line by line.
+struct Background {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Background {
+    fn spawn(args: &[&str]) -> Background {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsload");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Background {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The PID of the first server wsload says it started.
+    fn first_server(&mut self) -> u32 {
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    let pid = line
+                        .split_once("started pid ")
+                        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u32>().ok());
+                    self.seen.push(line);
+                    if let Some(pid) = pid {
+                        return pid;
+                    }
+                }
+                Err(_) => panic!("no server started; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill has no memory preconditions; the pid is our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    /// Waits for the exit, failing the test past [`DEADLINE`].
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let began = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                self.seen.extend(self.lines.try_iter());
+                return s;
+            }
+            assert!(
+                began.elapsed() < DEADLINE,
+                "wsload still running after {DEADLINE:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn ctrl_c_stops_every_server_wsload_started_and_pins_them() {
     let mark = unique_mark("sigint");
     let [a, b] = servers(&mark, 50);
     let (server_cpu, load_cpu) = two_cpus();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
-        .args([
-            "compare",
-            "--server",
-            &a,
-            "--server",
-            &b,
-            "--rounds",
-            "3",
-            "--server-cpus",
-            &server_cpu,
-            "--load-cpus",
-            &load_cpu,
-            "echo",
-            "-c",
-            "2",
-            "-d",
-            "20s",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wsload");
-    let wsload_pid = child.id();
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let server_pid = loop {
-        match rx.recv_timeout(DEADLINE) {
-            Ok(line) => {
-                let pid = line
-                    .split_once("started pid ")
-                    .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u32>().ok());
-                seen.push(line);
-                if let Some(pid) = pid {
-                    break pid;
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no server started; stderr:\n{}", seen.join("\n"));
-            }
-        }
-    };
+    let mut run = Background::spawn(&[
+        "compare",
+        "--server",
+        &a,
+        "--server",
+        &b,
+        "--rounds",
+        "3",
+        "--server-cpus",
+        &server_cpu,
+        "--load-cpus",
+        &load_cpu,
+        "echo",
+        "-c",
+        "2",
+        "-d",
+        "20s",
+    ]);
+    let server_pid = run.first_server();
     // Pinned: the server to its CPU, wsload (and the threads it starts) to its own.
     assert_eq!(cpus_allowed(server_pid), server_cpu);
-    assert_eq!(cpus_allowed(wsload_pid), load_cpu);
+    assert_eq!(cpus_allowed(run.child.id()), load_cpu);
     thread::sleep(Duration::from_millis(500));
-    // SAFETY: kill has no memory preconditions; the pid is our own child.
-    unsafe { libc::kill(wsload_pid as libc::pid_t, libc::SIGINT) };
-    let began = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if began.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("wsload still running {DEADLINE:?} after SIGINT");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    seen.extend(rx.try_iter());
-    assert_eq!(status.code(), Some(130), "stderr:\n{}", seen.join("\n"));
+    run.signal(libc::SIGINT);
+    let status = run.wait();
+    assert_eq!(status.code(), Some(130), "stderr:\n{}", run.stderr());
     assert!(
-        seen.iter()
+        run.seen
+            .iter()
             .any(|l| l.contains("interrupted; stopped 1 server")),
         "{}",
-        seen.join("\n")
+        run.stderr()
     );
     assert!(!Path::new(&format!("/proc/{server_pid}")).exists());
     assert_eq!(marked(&mark), Vec::<u32>::new(), "processes left behind");
+}
+
+#[test]
+fn a_killed_wsload_takes_its_server_with_it() {
+    let mark = unique_mark("sigkill");
+    let [a, _] = servers(&mark, 50);
+    let mut run = Background::spawn(&["compare", "--server", &a, "echo", "-c", "2", "-d", "20s"]);
+    run.first_server();
+    // No handler runs on SIGKILL: the kernel ends the server (PR_SET_PDEATHSIG).
+    run.signal(libc::SIGKILL);
+    run.wait();
+    let began = Instant::now();
+    while !marked(&mark).is_empty() {
+        assert!(began.elapsed() < DEADLINE, "the server outlived wsload");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

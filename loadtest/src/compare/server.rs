@@ -97,13 +97,20 @@ fn start_once(template: &str, cpus: Option<libc::cpu_set_t>) -> Result<Launched,
         .stdout(writer)
         .stderr(writer2)
         .process_group(0);
-    if let Some(set) = cpus {
-        // SAFETY: between fork and exec the closure makes one system call
-        // (sched_setaffinity on a set prepared before the fork): no
-        // allocation, no lock, async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || crate::cpus::set_affinity(0, &set));
-        }
+    // SAFETY: between fork and exec the closure makes only system calls
+    // (prctl; sched_setaffinity on a set prepared before the fork): no
+    // allocation, no lock, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Should wsload itself be killed outright, the server goes too.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            match &cpus {
+                Some(set) => crate::cpus::set_affinity(0, set),
+                None => Ok(()),
+            }
+        });
     }
     let child = {
         // Registered under the lock, so an interrupt never misses it.
