@@ -12,18 +12,26 @@
 //!   time and the timeline's rows; [`modes`]: the workloads the loop drives
 //!   (echo, rate, broadcast, conns, churn).
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
-//!   edges, progress; [`compare`]: several targets in turn.
+//!   edges, progress.
 //! - [`stats`], [`report`], [`tables`], [`output`], [`proc`]: counting,
 //!   figures and their formats, process figures.
+//! - [`compare`]: scenarios × servers × rounds, starting, pinning and
+//!   stopping servers; [`cpus`]: CPU lists and pinning; [`machine`]: the
+//!   machine's description; [`results`]: the document a comparison keeps;
+//!   [`render`]: its tables, HTML page and SVG charts, and `report`.
 
 mod cli;
 mod client;
 mod compare;
+mod cpus;
+mod machine;
 mod modes;
 mod output;
 mod payload;
 mod proc;
+mod render;
 mod report;
+mod results;
 mod run;
 mod stats;
 mod tables;
@@ -37,19 +45,29 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::{Cli, Plan};
+use crate::cli::compare::MatrixError;
+use crate::cli::{Cli, Job, Plan};
 use crate::report::Figures;
 use crate::stats::ErrorKind;
 
 fn main() -> ExitCode {
-    let plan = Cli::parse().command.into_plan();
-    // Everything is checked before any connection is opened.
-    if let Err(msg) = plan.validate().and_then(|()| check_pids(&plan)) {
-        usage_error(&plan, &msg);
-    }
-    let clean = match plan.rounds {
-        Some(k) => compare::run(&plan, k),
-        None => single(&plan),
+    let clean = match Cli::parse().command.into_job() {
+        Job::Single(plan) => {
+            // Everything is checked before any connection is opened.
+            if let Err(msg) = plan.validate().and_then(|()| check_pids(&plan)) {
+                usage_error(&plan.command_path(), &msg);
+            }
+            single(&plan)
+        }
+        Job::Compare(args) => match args.into_matrix() {
+            Ok(m) => compare::run(&m),
+            Err(MatrixError::Usage(path, msg)) => usage_error(&path, &msg),
+            Err(MatrixError::File(msg)) => {
+                eprintln!("wsload compare: {msg}");
+                return ExitCode::from(2);
+            }
+        },
+        Job::Report(args) => render::report(&args),
     };
     if clean {
         ExitCode::SUCCESS
@@ -68,11 +86,11 @@ fn check_pids(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Exits with a usage error, under the usage line of the mode that was run.
-fn usage_error(plan: &Plan, msg: &str) -> ! {
+/// Exits with a usage error, under the usage line of the command at `path`.
+fn usage_error(path: &[&str], msg: &str) -> ! {
     let mut cmd = Cli::command();
     cmd.build();
-    for name in plan.command_path() {
+    for name in path {
         if let Some(sub) = cmd.find_subcommand(name).cloned() {
             cmd = sub;
         }

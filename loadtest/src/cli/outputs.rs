@@ -99,22 +99,6 @@ pub struct ConnsOut {
     pub url: Target,
 }
 
-/// `compare`'s outputs.
-#[derive(Args, Debug)]
-pub struct CompareOut {
-    /// Sample the servers' CPU and RSS from /proc: one --server-pid per
-    /// URL, in the same order.
-    #[arg(long = "server-pid", value_name = "PID")]
-    pub server_pids: Vec<u32>,
-    /// Write the medians and every run's figures as one JSON object (`-`
-    /// for stdout, which then carries only the JSON).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// The servers to compare: ws://host:port/path each.
-    #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
-    pub urls: Vec<Target>,
-}
-
 impl SingleOut {
     /// The run's targets and outputs.
     pub(super) fn outputs(self) -> Outputs {
@@ -149,19 +133,6 @@ impl ConnsOut {
             server_pids: self.server_pid.into_iter().collect(),
             json: self.json,
             hgrm: self.hgrm,
-            csv: None,
-        }
-    }
-}
-
-impl CompareOut {
-    /// The run's targets and outputs.
-    pub(super) fn outputs(self) -> Outputs {
-        Outputs {
-            targets: self.urls,
-            server_pids: self.server_pids,
-            json: self.json,
-            hgrm: None,
             csv: None,
         }
     }
