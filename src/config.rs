@@ -86,6 +86,8 @@ pub struct Config {
     pub backlog: i32,
     /// Set SO_REUSEPORT, so several processes can share the port.
     pub reuse_port: bool,
+    /// Broadcast rooms span every node on this Redis bus (`--redis`).
+    pub redis: Option<crate::bus::RedisConfig>,
     /// How this process names itself in its metrics (the `instance` label
     /// of `wsd_build_info`), so the series of processes sharing a port or
     /// a host stay apart. The process id unless set.
@@ -121,6 +123,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerPolicy::Close,
             backlog: 1024,
             reuse_port: false,
+            redis: None,
             instance: std::process::id().to_string(),
             tls: None,
         }

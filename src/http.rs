@@ -60,6 +60,14 @@ pub struct Snapshot<'a> {
     pub instance: &'a str,
     /// Certificate reloads so far: those that took, and those refused.
     pub tls_reloads: [u64; 2],
+    /// Connections held by each reactor (`--threads`), in order.
+    pub reactors: &'a [usize],
+    /// Broadcast batches that did not fit another reactor's mailbox.
+    pub handoff_drops: u64,
+    /// Further metric families, already in the text format (the bus's).
+    pub extra: &'a str,
+    /// Whether the bus to other nodes is up; `None` without one.
+    pub bus_up: Option<bool>,
 }
 
 /// The close codes `wsd_closes_total` always reports, at 0 until they
@@ -101,6 +109,9 @@ pub fn respond(out: &mut Vec<u8>, method: &str, path: &str, snap: &Snapshot<'_>)
     let (status, content_type, extra_headers, body): (u16, &str, &str, &[u8]) = match route(path) {
         "/" => (200, HTML, PAGE_HEADERS, PAGE.as_bytes()),
         "/healthz" if snap.draining => (503, TEXT, "", b"draining\n"),
+        // The node serves its own clients whatever the bus does: still 200,
+        // but saying so, for a person or a check that reads the body.
+        "/healthz" if snap.bus_up == Some(false) => (200, TEXT, "", b"ok; bus down\n"),
         "/healthz" => (200, TEXT, "", b"ok\n"),
         "/metrics" => {
             let mut text = String::with_capacity(4096);
@@ -244,6 +255,22 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         family(w, name, "gauge", help)?;
         writeln!(w, "{name} {value}")?;
     }
+    family(
+        w,
+        "wsd_reactor_connections",
+        "gauge",
+        "Connections held by each reactor (--threads), as last published.",
+    )?;
+    for (i, n) in snap.reactors.iter().enumerate() {
+        writeln!(w, "wsd_reactor_connections{{reactor=\"{i}\"}} {n}")?;
+    }
+    family(
+        w,
+        "wsd_handoff_drops_total",
+        "counter",
+        "Broadcast batches for another reactor dropped because its mailbox was full.",
+    )?;
+    writeln!(w, "wsd_handoff_drops_total {}", snap.handoff_drops)?;
 
     let counters: [(&str, &str, u64); 17] = [
         (
@@ -383,7 +410,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
     let [ok, error] = snap.tls_reloads;
     writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
     writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
-    Ok(())
+    w.write_str(snap.extra)
 }
 
 /// A counter family with one label: a sample for every key of `counts`

@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use wsd::bus::envelope::check_node_id;
+use wsd::bus::RedisConfig;
 use wsd::config::resolve_listen;
 use wsd::net::cluster::MAX_REACTORS;
 use wsd::net::process::Process;
@@ -152,6 +154,26 @@ struct Args {
     #[arg(long)]
     reuse_port: bool,
 
+    /// Join a Redis pub/sub bus (broadcast mode): every wsd on it shares
+    /// rooms. redis://[user:password@]HOST[:PORT][/DB]; the host is resolved
+    /// once at start.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// Prefix of the bus's channel names: PREFIX + room (wsd:/chat).
+    #[arg(long, default_value = "wsd:", value_name = "PREFIX")]
+    redis_prefix: String,
+
+    /// This node's name on the bus and in /metrics (1-64 of A-Z a-z 0-9
+    /// . _ : -). Default: random at start with --redis, else the pid.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+
+    /// Unsent bytes to Redis above which messages for other nodes are
+    /// dropped (and counted) instead of queued.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    redis_queue: usize,
+
     /// Reactors (threads) to run, each single-threaded with its own
     /// connections; broadcast rooms span them. `auto`: one per CPU this
     /// process may use. At most 64.
@@ -236,6 +258,26 @@ enum SlowArg {
 }
 
 impl Args {
+    /// The bus settings, with the Redis host resolved (once, here, before
+    /// any reactor runs: the loop never waits on DNS).
+    fn redis_config(&self) -> Result<Option<RedisConfig>, String> {
+        let Some(url) = &self.redis else {
+            return Ok(None);
+        };
+        if !matches!(self.mode, ModeArg::Broadcast) {
+            return Err("--redis needs --mode broadcast".into());
+        }
+        let mut redis = RedisConfig::from_url(url)?;
+        redis.prefix = self.redis_prefix.clone();
+        if let Some(id) = &self.node_id {
+            redis.node_id = id.clone();
+        }
+        redis.max_message = self.max_message;
+        redis.max_queue = self.redis_queue;
+        redis.validate()?;
+        Ok(Some(redis))
+    }
+
     fn config(&self) -> Result<Config, String> {
         if self.output_low_water > self.output_high_water {
             return Err("--output-low-water must not exceed --output-high-water".into());
@@ -264,6 +306,10 @@ impl Args {
             _ => None,
         };
         let listen = resolve_listen(&self.listen)?;
+        let redis = self.redis_config()?;
+        if let Some(id) = &self.node_id {
+            check_node_id(id)?;
+        }
         if listen.len() + self.metrics_listen.len() > wsd::net::reactor::MAX_LISTENERS {
             return Err(format!(
                 "at most {} --listen addresses (the names resolve to {})",
@@ -304,7 +350,12 @@ impl Args {
             },
             backlog: self.backlog,
             reuse_port: self.reuse_port,
-            instance: std::process::id().to_string(),
+            instance: redis
+                .as_ref()
+                .map(|r| r.node_id.clone())
+                .or_else(|| self.node_id.clone())
+                .unwrap_or_else(|| std::process::id().to_string()),
+            redis,
             tls,
         })
     }

@@ -544,7 +544,10 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     let second = ca.server_cert("second");
     let files = Scratch::new();
     let (cert, key) = files.write_pair(&first);
+    // Two reactors: each takes the new pair at its next accept.
     let mut wsd = WsdProcess::start(&[
+        "--threads",
+        "2",
         "--listen",
         "127.0.0.1:0",
         "--tls-cert",
@@ -566,6 +569,12 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     let mut new = Client::connect_tls(addr, client.clone());
     assert_eq!(peer(&new), second.der, "new handshakes get the new pair");
     new.assert_echo("new");
+    // Connections spread over both reactors by their address hash.
+    for i in 0..8 {
+        let mut c = Client::connect_tls(addr, client.clone());
+        assert_eq!(peer(&c), second.der, "connection {i}");
+        c.close();
+    }
 
     // A bad file: logged, counted, and the pair in use stays.
     files.write(

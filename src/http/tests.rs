@@ -12,6 +12,10 @@ fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
         draining,
         instance: "node \"7\"",
         tls_reloads: [132, 133],
+        reactors: &[2, 1],
+        handoff_drops: 0,
+        extra: "",
+        bus_up: None,
     }
 }
 
@@ -345,6 +349,9 @@ fn metrics_are_prometheus_text() {
         ("wsd_draining", &[], 0.0),
         ("wsd_mode", &[("mode", "broadcast")], 1.0),
         ("wsd_closes_total", &[("code", "4000")], 124.0),
+        ("wsd_reactor_connections", &[("reactor", "0")], 2.0),
+        ("wsd_reactor_connections", &[("reactor", "1")], 1.0),
+        ("wsd_handoff_drops_total", &[], 0.0),
         (
             "wsd_tls_handshake_failures_total",
             &[("reason", "plain_http")],

@@ -25,6 +25,7 @@ use crossbeam_queue::ArrayQueue;
 use mio::Waker;
 
 use super::stats::Stats;
+use crate::bus::BusStats;
 
 /// The most reactors one process runs: a room's reactors are one `u64`.
 pub const MAX_REACTORS: usize = 64;
@@ -44,6 +45,19 @@ pub struct Handoff {
     pub bytes: Arc<Vec<u8>>,
     /// How many messages `bytes` holds.
     pub messages: u32,
+    /// The frames are clients' messages that the receiver (the first
+    /// reactor, which owns the bus) also publishes to other nodes.
+    pub publish: bool,
+}
+
+/// A change of the rooms the process has members of, for the bus (which
+/// the first reactor owns) to subscribe or unsubscribe.
+#[derive(Debug)]
+pub enum RoomChange {
+    /// The process's first member of this room joined.
+    Opened(Arc<RoomShare>),
+    /// The process's last member of this room left.
+    Closed(Arc<str>),
 }
 
 /// Which reactors have members of one room. Each reactor with members holds
@@ -89,6 +103,8 @@ pub struct Published {
     pub stats: Stats,
     /// Connections it holds.
     pub connections: usize,
+    /// The bus's counters, from the reactor that owns it.
+    pub bus: Option<BusStats>,
 }
 
 /// The state the reactors of one process share.
@@ -103,6 +119,10 @@ pub struct Cluster {
     control: AtomicU8,
     /// Batches that did not fit a mailbox.
     handoff_drops: AtomicU64,
+    /// Rooms opened and closed process-wide, in order, for the bus; only
+    /// kept when there is a bus.
+    room_changes: Mutex<Vec<RoomChange>>,
+    has_room_changes: AtomicBool,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -131,6 +151,8 @@ impl Cluster {
             active: AtomicUsize::new(0),
             control: AtomicU8::new(0),
             handoff_drops: AtomicU64::new(0),
+            room_changes: Mutex::new(Vec::new()),
+            has_room_changes: AtomicBool::new(false),
         })
     }
 
@@ -161,8 +183,9 @@ impl Cluster {
         }
     }
 
-    /// Reactor `me` got its first member of room `name`.
-    pub fn join_room(&self, name: &str, me: usize) -> Arc<RoomShare> {
+    /// Reactor `me` got its first member of room `name`. With `bus`, a
+    /// room new to the process is noted for the bus ([`Cluster::take_room_changes`]).
+    pub fn join_room(&self, name: &str, me: usize, bus: bool) -> Arc<RoomShare> {
         let mut rooms = lock(&self.rooms);
         let share = match rooms.get(name) {
             Some(share) => share.clone(),
@@ -173,6 +196,11 @@ impl Cluster {
                     reactors: AtomicU64::new(0),
                 });
                 rooms.insert(name, share.clone());
+                if bus {
+                    // Under the directory's lock, so changes are noted in
+                    // the order they happened.
+                    self.note(RoomChange::Opened(share.clone()));
+                }
                 share
             }
         };
@@ -180,12 +208,32 @@ impl Cluster {
         share
     }
 
-    /// Reactor `me` lost its last member of the room.
-    pub fn leave_room(&self, share: &RoomShare, me: usize) {
+    /// Reactor `me` lost its last member of the room. With `bus`, a room
+    /// the process no longer has is noted for the bus.
+    pub fn leave_room(&self, share: &RoomShare, me: usize, bus: bool) {
         let mut rooms = lock(&self.rooms);
         let left = share.reactors.fetch_and(!bit(me), Ordering::AcqRel) & !bit(me);
         if left == 0 {
             rooms.remove(&share.name);
+            if bus {
+                self.note(RoomChange::Closed(share.name.clone()));
+            }
+        }
+    }
+
+    fn note(&self, change: RoomChange) {
+        lock(&self.room_changes).push(change);
+        self.has_room_changes.store(true, Ordering::Release);
+        self.wake(0);
+    }
+
+    /// The rooms opened and closed since the last call, in order (an
+    /// atomic load when there are none).
+    pub fn take_room_changes(&self) -> Vec<RoomChange> {
+        if self.has_room_changes.swap(false, Ordering::AcqRel) {
+            std::mem::take(&mut *lock(&self.room_changes))
+        } else {
+            Vec::new()
         }
     }
 
@@ -266,6 +314,30 @@ impl Cluster {
         }
     }
 
+    /// Connections held by each reactor: `mine` for `me`, the last
+    /// published count for the others.
+    pub fn connections_by_reactor(&self, me: usize, mine: usize) -> Vec<usize> {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == me {
+                    mine
+                } else {
+                    lock(&m.stats).connections
+                }
+            })
+            .collect()
+    }
+
+    /// The bus's counters as its reactor last published them, if there is
+    /// a bus.
+    pub fn bus_stats(&self) -> Option<BusStats> {
+        self.mailboxes
+            .iter()
+            .find_map(|m| lock(&m.stats).bus.clone())
+    }
+
     /// Every reactor's last published counters but `me`'s, summed into
     /// `into`; returns the connections they hold.
     pub fn add_others(&self, me: usize, into: &mut Stats) -> usize {
@@ -290,27 +362,50 @@ mod tests {
             room: room.into(),
             bytes: Arc::new(vec![0; 4]),
             messages: n,
+            publish: false,
         }
     }
 
     #[test]
     fn a_room_knows_its_reactors_and_goes_away_with_the_last() {
         let c = Cluster::new(4);
-        let a0 = c.join_room("/r", 0);
-        let a2 = c.join_room("/r", 2);
+        let a0 = c.join_room("/r", 0, false);
+        let a2 = c.join_room("/r", 2, false);
         assert!(Arc::ptr_eq(&a0, &a2));
         assert_eq!(a0.others(0), 0b100);
         assert_eq!(a0.others(2), 0b001);
         assert_eq!(c.rooms(), 1);
-        c.leave_room(&a0, 0);
+        c.leave_room(&a0, 0, false);
         assert_eq!(a2.others(1), 0b100);
         assert_eq!(c.rooms(), 1);
-        c.leave_room(&a2, 2);
+        c.leave_room(&a2, 2, false);
         assert_eq!(c.rooms(), 0);
         // Joined again: a fresh share.
-        let again = c.join_room("/r", 1);
+        let again = c.join_room("/r", 1, false);
         assert!(!Arc::ptr_eq(&again, &a0));
         assert_eq!(again.others(0), 0b010);
+    }
+
+    #[test]
+    fn with_a_bus_the_process_wide_opening_and_closing_of_rooms_is_noted_in_order() {
+        let c = Cluster::new(2);
+        let a = c.join_room("/a", 1, true);
+        let again = c.join_room("/a", 0, true);
+        c.leave_room(&a, 1, true);
+        c.leave_room(&again, 0, true);
+        let b = c.join_room("/b", 0, true);
+        let names: Vec<String> = c
+            .take_room_changes()
+            .into_iter()
+            .map(|ch| match ch {
+                RoomChange::Opened(s) => format!("+{}", s.name()),
+                RoomChange::Closed(n) => format!("-{n}"),
+            })
+            .collect();
+        assert_eq!(names, ["+/a", "-/a", "+/b"]);
+        assert!(c.take_room_changes().is_empty());
+        c.leave_room(&b, 0, false);
+        assert!(c.take_room_changes().is_empty());
     }
 
     #[test]
@@ -356,6 +451,7 @@ mod tests {
                 Published {
                     stats,
                     connections: n as usize,
+                    bus: None,
                 },
             );
         }

@@ -32,8 +32,10 @@
 //! - `write`: writes, write interest, backpressure;
 //! - `fanout`: room batches to members, the slow-consumer policy;
 //! - `keepalive`: pings, ping and idle timeouts;
-//! - `closing`: the closing sequence, the graceful drain, removal.
+//! - `closing`: the closing sequence, the graceful drain, removal;
+//! - `relay`: messages to and from the bus to other nodes (`--redis`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -46,13 +48,14 @@ use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::buffer::{BufPool, READ_CHUNK};
-use super::cluster::{Cluster, Published};
+use super::cluster::{Cluster, Published, RoomShare};
 use super::conn::Connection;
 use super::listener;
 pub use super::stats::Stats;
 use super::stats::Throttle;
 use super::timer::{ConnId, Deadlines, TimerQueue};
 use super::tls::{Loaded, TlsSlot};
+use crate::bus::{Bus, BusStats, RedisBus};
 use crate::config::Config;
 use crate::hub::Hub;
 use accept::REFUSAL_HEADROOM;
@@ -73,11 +76,16 @@ mod closing;
 mod fanout;
 mod keepalive;
 mod read;
+mod relay;
 mod sink;
 mod upgrade;
 mod write;
 
 const WAKER: Token = Token(usize::MAX);
+
+/// The bus's two sockets: just below the listeners' tokens.
+const BUS_SUB: Token = Token(usize::MAX - 1 - MAX_LISTENERS);
+const BUS_PUB: Token = Token(usize::MAX - 2 - MAX_LISTENERS);
 
 /// Listener `i`'s token: counted down from just below the waker's, far
 /// above any slab key.
@@ -175,6 +183,15 @@ pub struct Server {
     handed: u64,
     /// When this reactor next publishes its counters (with several).
     next_publish: Instant,
+    /// The bus to other nodes (`--redis`), on the first reactor only.
+    bus: Option<Box<dyn Bus>>,
+    /// The bus's counters at the last summary line.
+    bus_summarized: BusStats,
+    /// With several reactors: every room the process has members of, for
+    /// the bus's messages (the first reactor only).
+    bus_rooms: HashMap<Arc<str>, Arc<RoomShare>>,
+    /// This turn's bus messages for rooms with members on other reactors only.
+    remote: Vec<relay::Remote>,
     conns: Slab<Connection>,
     hub: Hub,
     io: Io,
@@ -235,6 +252,16 @@ impl Server {
             .first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
         cluster.set_waker(me, Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, me) {
+            (Some(redis), 0) => Some(Box::new(
+                RedisBus::new(redis.clone(), BUS_SUB, BUS_PUB)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            )),
+            _ => None,
+        };
+        if let Some(bus) = bus.as_deref_mut() {
+            bus.start(poll.registry(), Instant::now());
+        }
         let now = Instant::now();
         // Keepalive deadlines are checked a tenth of the shortest interval
         // late at most.
@@ -253,6 +280,10 @@ impl Server {
             me,
             handed: 0,
             next_publish: now,
+            bus,
+            bus_summarized: BusStats::default(),
+            bus_rooms: HashMap::new(),
+            remote: Vec::new(),
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
@@ -363,6 +394,11 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
+                    token if self.bus.as_deref().is_some_and(|b| b.owns(token)) => {
+                        if let Some(bus) = self.bus.as_deref_mut() {
+                            bus.on_event(self.poll.registry(), ev, self.now);
+                        }
+                    }
                     Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
                     Token(key) => {
                         let hup = ev.is_read_closed() || ev.is_error();
@@ -411,6 +447,7 @@ impl Server {
             keepalive,
             self.drain_until,
             self.next_summary,
+            self.bus.as_deref().and_then(|b| b.next_deadline()),
         ]
         .into_iter()
         .flatten()
@@ -434,7 +471,9 @@ impl Server {
         self.expire_keepalive();
         self.resume_accepts();
         self.take_handoffs();
+        self.bus_inbound();
         self.fan_out();
+        self.bus_flush();
         self.wake_handed();
         self.publish_stats();
         self.log_summary();
@@ -463,7 +502,12 @@ impl Server {
         if let Some(at) = self.next_summary.filter(|t| *t <= self.now) {
             let (stats, held) = self.process_stats();
             let (since, prev) = &self.summarized;
-            let line = stats.summary_since(prev, self.now.duration_since(*since), held);
+            let mut line = stats.summary_since(prev, self.now.duration_since(*since), held);
+            if let Some(bus) = self.bus.as_deref() {
+                line.push_str("; ");
+                line.push_str(&bus.stats().summary_since(&self.bus_summarized));
+                self.bus_summarized = bus.stats().clone();
+            }
             info!("{line}");
             self.summarized = (self.now, stats);
             self.next_summary = self.cfg.stats_interval.map(|d| (at + d).max(self.now));
@@ -492,6 +536,7 @@ impl Server {
             Published {
                 stats: self.stats.clone(),
                 connections: self.conns.len(),
+                bus: self.bus.as_deref().map(|b| b.stats().clone()),
             },
         );
     }

@@ -58,7 +58,12 @@ pub fn watchdog() -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TEST_DEADLINE) {
-            eprintln!("watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting");
+            // Straight to fd 2: `eprintln!` would go to the test's captured
+            // output, which the abort throws away unprinted.
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting"
+            );
             std::process::abort();
         }
     });

@@ -167,7 +167,10 @@ impl Server {
                 m.seat = Some(seat);
             }
             if let Some(share) = left.share {
-                self.cluster.leave_room(&share, self.me);
+                self.cluster
+                    .leave_room(&share, self.me, self.cfg.redis.is_some());
+            } else if let (Some(name), Some(bus)) = (left.emptied, self.bus.as_deref_mut()) {
+                bus.unsubscribe(&name);
             }
         }
         conn.rbuf.release(&mut self.io.pool);

@@ -35,7 +35,13 @@ impl Server {
         if batch.frames.is_empty() {
             return;
         }
-        let others = self.hub.share(room).map_or(0, |s| s.others(self.me));
+        // With several reactors and a bus, every other reactor's messages
+        // also go to the first, which publishes them: one bus per process.
+        let to_bus = self.me != 0 && self.cfg.redis.is_some();
+        let others = self
+            .hub
+            .share(room)
+            .map_or(0, |s| s.others(self.me) | u64::from(to_bus));
         let frames = if others == 0 {
             Frames::Local(Rc::new(batch.bytes))
         } else {
@@ -47,6 +53,7 @@ impl Server {
                         room: share.name().clone(),
                         bytes: bytes.clone(),
                         messages,
+                        publish: to_bus && to == 0,
                     };
                     self.cluster.hand_off(to, handoff);
                     self.handed |= 1 << to;
@@ -91,6 +98,9 @@ impl Server {
             return;
         }
         while let Some(h) = self.cluster.next_handoff(self.me) {
+            if h.publish {
+                self.publish_frames(&h.room, &h.bytes);
+            }
             // Members may all have left since: then nobody missed it.
             if let Some(room) = self.hub.find(&h.room) {
                 let messages = h.messages as usize;

@@ -121,6 +121,7 @@ impl Server {
             turn,
             cluster,
             me,
+            bus,
             ..
         } = self;
         let Io { read, out, pool } = io;
@@ -146,6 +147,10 @@ impl Server {
             room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
             got_message: false,
+            bus: match bus {
+                Some(b) => Some(&mut **b),
+                None => None,
+            },
         };
         let (keep, outcome) = match conn.phase {
             Phase::Handshake => {

@@ -1,6 +1,7 @@
 //! What the server does with a message: echo it into the connection's
 //! output, or encode it once into its room's batch for the turn.
 
+use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
 use crate::net::stats::Stats;
@@ -21,6 +22,9 @@ pub(super) struct Sink<'a> {
     /// A message arrived (for the idle timeout; in broadcast mode, the
     /// connection published this turn).
     pub(super) got_message: bool,
+    /// The bus to other nodes, if any: each broadcast message is also
+    /// published there, once.
+    pub(super) bus: Option<&'a mut dyn Bus>,
 }
 
 impl Events for Sink<'_> {
@@ -41,6 +45,12 @@ impl Events for Sink<'_> {
                     write_message(&mut batch.bytes, kind, payload);
                     let end = batch.bytes.len();
                     batch.frames.push((self.sender, start..end));
+                }
+                if let (Some(bus), Some(name)) = (
+                    self.bus.as_deref_mut(),
+                    self.room.and_then(|r| self.hub.name(r)),
+                ) {
+                    bus.publish(name, kind, payload);
                 }
             }
         }

@@ -124,6 +124,18 @@ pub(super) fn handshake(
                 rooms = ctx.cluster.rooms();
                 process = Some(stats);
             }
+            let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
+            // The bus is on the first reactor; the others answer from its
+            // last published counters.
+            let bus = match sink.bus.as_deref() {
+                Some(bus) => Some(bus.stats().clone()),
+                None => ctx.cluster.bus_stats(),
+            };
+            let mut bus_metrics = String::new();
+            if let Some(bus) = &bus {
+                // Writing to a String cannot fail.
+                let _ = bus.write_metrics(&mut bus_metrics);
+            }
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
@@ -138,6 +150,10 @@ pub(super) fn handshake(
                         slot.reloads(ReloadResult::Error),
                     ]
                 }),
+                reactors: &reactors,
+                handoff_drops: ctx.cluster.handoff_drops(),
+                extra: &bus_metrics,
+                bus_up: bus.map(|b| b.up),
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
@@ -169,8 +185,14 @@ pub(super) fn handshake(
         let joined = sink.hub.join(room, key);
         let seat = joined.seat;
         if joined.new_room && ctx.cluster.reactors() > 1 {
-            let share = ctx.cluster.join_room(room, ctx.me);
+            // The directory tells the first reactor, which owns the bus,
+            // when the process as a whole gains the room.
+            let share = ctx.cluster.join_room(room, ctx.me, cfg.redis.is_some());
             sink.hub.set_share(seat.room, share);
+        } else if joined.new_room {
+            if let Some(bus) = sink.bus.as_deref_mut() {
+                bus.subscribe(room);
+            }
         }
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
