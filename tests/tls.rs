@@ -571,7 +571,7 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
     new.assert_echo("new");
     // Connections spread over both reactors by their address hash.
     for i in 0..8 {
-        let mut c = Client::connect_tls(addr, client.clone());
+        let c = Client::connect_tls(addr, client.clone());
         assert_eq!(peer(&c), second.der, "connection {i}");
         c.close();
     }
