@@ -608,7 +608,10 @@ fn sighup_reloads_the_certificate_without_dropping_anyone() {
 #[test]
 fn idle_tls_connections_stay_small() {
     let _w = watchdog();
-    let s = TlsServer::echo();
+    let s = TlsServer::start(Config {
+        ping_interval: None,
+        ..config(Mode::Echo)
+    });
     // Not a measurement (the process's RSS is noisy): a guard against an
     // idle TLS connection keeping a read buffer or a handshake's worth of
     // memory. The README's figure comes from a separate, larger run.
