@@ -30,7 +30,7 @@ use wsd::proto::handshake::{client_key, parse_response, ResponseError};
 use wsd::proto::{Events, Limits, MessageKind, Parsing, Role, Session, State};
 
 use crate::stats::ErrorKind;
-use crate::tls::TlsConfig;
+use crate::tls::{read_tls, write_tls, TlsConfig};
 use crate::upgrade::{ProtocolMismatch, Upgrade};
 
 /// A failure with its kind and a human-readable detail.
@@ -460,93 +460,6 @@ impl Conn {
         self.out = Vec::new();
         self.rlen = 0;
         self.wpos = 0;
-    }
-}
-
-/// Sends the TLS records rustls holds until none is left (`Ok`) or the
-/// socket would block (`WouldBlock`).
-fn write_tls(tls: &mut ClientConnection, stream: &mut TcpStream) -> io::Result<()> {
-    while tls.wants_write() {
-        match tls.write_tls(stream) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// A `Read` that notes whether the socket gave less than asked.
-struct Probe<'a> {
-    stream: &'a mut TcpStream,
-    short: bool,
-}
-
-impl Read for Probe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
-}
-
-/// Reads plaintext into `buf` through TLS: what rustls holds, then more
-/// records, until `buf` is full or the socket is drained, so that a short
-/// count still means "drained" as on a plain socket. `Ok(0)` is the end
-/// (close_notify, or TCP EOF); `WouldBlock` when nothing came. Handshake
-/// messages are answered on the way.
-fn read_tls(
-    tls: &mut ClientConnection,
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    let mut n = 0;
-    let (mut short, mut blocked) = (false, false);
-    loop {
-        if n == buf.len() {
-            return Ok(n);
-        }
-        match tls.reader().read(&mut buf[n..]) {
-            Ok(0) => return Ok(n),
-            Ok(k) => {
-                n += k;
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // TCP EOF without close_notify: the end all the same.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
-            Err(e) => return Err(e),
-        }
-        if blocked {
-            return if n > 0 {
-                Ok(n)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        if short && n > 0 {
-            return Ok(n);
-        }
-        let mut probe = Probe {
-            stream: &mut *stream,
-            short: false,
-        };
-        match tls.read_tls(&mut probe) {
-            Ok(_) => short = probe.short,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => blocked = true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        if let Err(e) = tls.process_new_packets() {
-            // The alert rustls queued goes out, best effort.
-            let _ = write_tls(tls, stream);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-        match write_tls(tls, stream) {
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
-            _ => {}
-        }
     }
 }
 

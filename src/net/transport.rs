@@ -419,3 +419,50 @@ impl Write for Wire<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_named_by_the_first_byte_before_the_error() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        let bad = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let old = rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
+        );
+        for (first, error, want) in [
+            (Some(b'G'), &bad, HandshakeFailure::PlainHttp),
+            (Some(b'P'), &bad, HandshakeFailure::PlainHttp),
+            (Some(0x00), &bad, HandshakeFailure::NotTls),
+            (Some(b'g'), &bad, HandshakeFailure::NotTls),
+            (Some(0x16), &bad, HandshakeFailure::Protocol),
+            (Some(0x16), &alert, HandshakeFailure::Alert),
+            (Some(0x16), &old, HandshakeFailure::Incompatible),
+            (
+                Some(0x16),
+                &rustls::Error::NoApplicationProtocol,
+                HandshakeFailure::Incompatible,
+            ),
+            (None, &alert, HandshakeFailure::Alert),
+        ] {
+            assert_eq!(
+                HandshakeFailure::classify(error, first),
+                want,
+                "{first:?} {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_reason_has_its_own_index_and_name() {
+        for (i, reason) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            let same = HandshakeFailure::ALL
+                .iter()
+                .filter(|r| r.name() == reason.name())
+                .count();
+            assert_eq!(same, 1, "{}", reason.name());
+        }
+    }
+}

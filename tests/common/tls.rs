@@ -3,6 +3,7 @@
 //! 127.0.0.1 signed by it, PEM files in a scratch directory, and rustls
 //! client configs that trust the CA.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -188,4 +189,28 @@ fn der_item(der: &[u8], tag: u8) -> (&[u8], &[u8]) {
         n => panic!("DER length form {n:#x}"),
     };
     (&der[at..at + len], &der[at + len..])
+}
+
+/// `GET path` over https; the answer, after which the server closed.
+pub fn https_get(
+    addr: SocketAddr,
+    client: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> super::HttpResponse {
+    let mut c = super::Client::connect_tls_raw(addr, client);
+    c.send_raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+    let resp = c.read_http_response();
+    c.expect_eof();
+    resp
+}
+
+/// The value of the sample `series` (name and labels as written) in a
+/// metrics text.
+pub fn sample(body: &[u8], series: &str) -> f64 {
+    let text = std::str::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .parse()
+        .unwrap()
 }
