@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the flags; [`target`]: the `ws://` URL; [`upgrade`]: what
-//!   `--origin`, `--protocol` and `-H` add to the upgrade request.
+//! - [`cli`]: the flags; [`target`]: the `ws://` or `wss://` URL;
+//!   [`tls`]: what a `wss://` client trusts; [`upgrade`]: what `--origin`,
+//!   `--protocol` and `-H` add to the upgrade request.
 //! - [`payload`]: what each message carries and how replies are verified;
 //!   pre-encoded masked frames.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
@@ -37,6 +38,7 @@ mod stats;
 mod tables;
 mod target;
 mod timer;
+mod tls;
 mod upgrade;
 mod window;
 mod worker;
@@ -52,9 +54,13 @@ use crate::stats::ErrorKind;
 
 fn main() -> ExitCode {
     let clean = match Cli::parse().command.into_job() {
-        Job::Single(plan) => {
+        Job::Single(mut plan) => {
             // Everything is checked before any connection is opened.
-            if let Err(msg) = plan.validate().and_then(|()| check_pids(&plan)) {
+            if let Err(msg) = plan
+                .validate()
+                .and_then(|()| check_pids(&plan))
+                .and_then(|()| use_tls(&mut plan))
+            {
                 usage_error(&plan.command_path(), &msg);
             }
             single(&plan)
@@ -82,6 +88,20 @@ fn check_pids(plan: &Plan) -> Result<(), String> {
         if let Err(e) = proc::sample(pid) {
             return Err(format!("--server-pid {pid}: cannot read /proc/{pid}: {e}"));
         }
+    }
+    Ok(())
+}
+
+/// Gives `wss://` targets the TLS client config --ca-file and --insecure
+/// ask for (built once; the CA file is read here).
+fn use_tls(plan: &mut Plan) -> Result<(), String> {
+    if plan.out.targets.iter().all(|t| t.tls_name.is_none()) {
+        return Ok(());
+    }
+    let client = plan.scenario.client();
+    let config = tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+    for t in &mut plan.out.targets {
+        t.use_tls(&config);
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ fn a_refused_port_exits_non_zero_with_a_clear_message() {
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_eq!(wsload(&["echo", "wss://127.0.0.1:9/"]).code, Some(2));
+    assert_eq!(wsload(&["echo", "https://127.0.0.1:9/"]).code, Some(2));
     assert_eq!(
         wsload(&["echo", "-s", "65MiB", "ws://127.0.0.1:9/"]).code,
         Some(2)

@@ -44,7 +44,7 @@ pub struct SingleOut {
     /// replies, nothing new sent).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// The server: ws://host:port/path.
+    /// The server: ws://host:port/path (or wss://).
     #[arg(value_name = "URL", value_parser = parse_target)]
     pub url: Target,
 }
@@ -73,7 +73,7 @@ pub struct NodesOut {
     /// deliveries, nothing new published). `received` counts deliveries.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// The server: ws://host:port/path. Several URLs are the nodes of one
+    /// The server: ws://host:port/path (or wss://). Several URLs are the nodes of one
     /// cluster: the publishers connect to the first, the subscribers to
     /// each in turn, and delivery is checked across them.
     #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
@@ -94,7 +94,7 @@ pub struct ConnsOut {
     /// HdrHistogram's .hgrm text format (ms).
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
-    /// The server: ws://host:port/path.
+    /// The server: ws://host:port/path (or wss://).
     #[arg(value_name = "URL", value_parser = parse_target)]
     pub url: Target,
 }

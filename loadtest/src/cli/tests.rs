@@ -123,13 +123,35 @@ fn churn_flags_and_defaults() {
 }
 
 #[test]
+fn wss_urls_and_the_trust_flags_are_taken_by_every_mode() {
+    for mode in MODES {
+        let mut argv = vec![mode, "--ca-file", "ca.pem", "wss://localhost:9443/x"];
+        if mode == "rate" || mode == "broadcast" {
+            argv.extend(["-R", "10"]);
+        }
+        assert!(parse(&argv).is_ok(), "{mode} with wss:// and --ca-file");
+        let insecure = [
+            mode,
+            "--insecure",
+            "--ca-file",
+            "ca.pem",
+            "wss://localhost:1",
+        ];
+        assert!(
+            parse(&insecure).is_err(),
+            "{mode}: --insecure and --ca-file conflict"
+        );
+    }
+}
+
+#[test]
 fn text_and_binary_conflict() {
     assert!(parse(&["echo", "--text", "--binary", "ws://127.0.0.1:1"]).is_err());
 }
 
 #[test]
 fn bad_urls_are_usage_errors() {
-    for url in ["wss://127.0.0.1:9001", "http://127.0.0.1", "nonsense"] {
+    for url in ["http://127.0.0.1", "nonsense", "wss://"] {
         let e = parse(&["echo", url]).expect_err(url);
         assert_eq!(e.exit_code(), 2, "{url}");
     }
@@ -336,6 +358,8 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "origin",
         "protocol",
         "header",
+        "ca-file",
+        "insecure",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {

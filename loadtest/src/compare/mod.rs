@@ -222,7 +222,13 @@ fn one_round(
         }
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
-            let summary = run::run(&e.scenario, std::slice::from_ref(target), &pids, true);
+            let mut target = target.clone();
+            if target.tls_name.is_some() {
+                let client = e.scenario.client();
+                let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+                target.use_tls(&config);
+            }
+            let summary = run::run(&e.scenario, std::slice::from_ref(&target), &pids, true);
             Ok(record::round(&summary, round, None, None))
         }
     }
