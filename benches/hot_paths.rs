@@ -285,7 +285,10 @@ fn handoff(c: &mut Criterion) {
         })
     });
     let poll = mio::Poll::new().unwrap();
-    cluster.set_waker(1, Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()));
+    cluster.set_waker(
+        1,
+        Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()),
+    );
     g.bench_function("wake", |b| b.iter(|| cluster.wake(1)));
     g.finish();
 }
