@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
+use crate::net::stats::DeflateStats;
 use crate::{Mode, Stats};
 
 /// The page served at `/`: self-contained, no external resources.
@@ -159,6 +160,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         slow_consumer_cutoffs,
         slow_consumer_drops,
         io_errors,
+        deflate,
     } = snap.stats;
 
     let mode = match snap.mode {
@@ -292,6 +294,8 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "{name} {value}")?;
     }
 
+    write_deflate_metrics(w, deflate)?;
+
     let by_label: [(&str, &str, &str, &BTreeMap<u16, u64>); 3] = [
         (
             "wsd_handshake_failures_total",
@@ -318,6 +322,63 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         for (key, value) in by {
             writeln!(w, "{name}{{{label}=\"{key}\"}} {value}")?;
         }
+    }
+    Ok(())
+}
+
+/// The permessage-deflate families.
+fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
+    let DeflateStats {
+        negotiated,
+        takeover_refused,
+        context_bytes,
+        messages_inflated,
+        messages_compressed,
+        bytes_before,
+        bytes_after,
+    } = d;
+    family(
+        w,
+        "wsd_deflate_context_bytes",
+        "gauge",
+        "Bytes of compression context connections keep between messages (context takeover).",
+    )?;
+    writeln!(w, "wsd_deflate_context_bytes {context_bytes}")?;
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "wsd_deflate_negotiated_total",
+            "Connections that agreed on permessage-deflate.",
+            *negotiated,
+        ),
+        (
+            "wsd_deflate_takeover_refused_total",
+            "Connections given no-context-takeover terms because kept context reached its limit.",
+            *takeover_refused,
+        ),
+        (
+            "wsd_deflate_messages_inflated_total",
+            "Compressed messages received.",
+            *messages_inflated,
+        ),
+        (
+            "wsd_deflate_messages_compressed_total",
+            "Messages compressed (a broadcast counts once).",
+            *messages_compressed,
+        ),
+        (
+            "wsd_deflate_bytes_before_total",
+            "Payload bytes of compressed messages, before compression.",
+            *bytes_before,
+        ),
+        (
+            "wsd_deflate_bytes_after_total",
+            "Payload bytes of compressed messages, after compression.",
+            *bytes_after,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(w, name, "counter", help)?;
+        writeln!(w, "{name} {value}")?;
     }
     Ok(())
 }
@@ -539,6 +600,15 @@ mod tests {
             slow_consumer_cutoffs: 116,
             slow_consumer_drops: 117,
             io_errors: 118,
+            deflate: DeflateStats {
+                context_bytes: 124,
+                negotiated: 125,
+                takeover_refused: 126,
+                messages_inflated: 127,
+                messages_compressed: 128,
+                bytes_before: 129,
+                bytes_after: 130,
+            },
         }
     }
 
@@ -690,6 +760,13 @@ mod tests {
             ("wsd_slow_consumer_cutoffs_total", &[], 116.0),
             ("wsd_slow_consumer_drops_total", &[], 117.0),
             ("wsd_io_errors_total", &[], 118.0),
+            ("wsd_deflate_context_bytes", &[], 124.0),
+            ("wsd_deflate_negotiated_total", &[], 125.0),
+            ("wsd_deflate_takeover_refused_total", &[], 126.0),
+            ("wsd_deflate_messages_inflated_total", &[], 127.0),
+            ("wsd_deflate_messages_compressed_total", &[], 128.0),
+            ("wsd_deflate_bytes_before_total", &[], 129.0),
+            ("wsd_deflate_bytes_after_total", &[], 130.0),
             ("wsd_connections_open", &[], 3.0),
             ("wsd_rooms", &[], 2.0),
             ("wsd_uptime_seconds", &[], 12.5),

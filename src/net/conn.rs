@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use mio::net::TcpStream;
 
 use super::buffer::{OutQueue, ReadBuf};
+use super::reactor::compress::{Context, Terms};
 use super::timer::ConnId;
 use crate::hub::Seat;
 use crate::proto::{Events, MessageKind, Role, Session};
@@ -67,6 +68,13 @@ pub struct Connection {
     /// The reactor turn in which this connection last published a
     /// broadcast message (so fan-out skips its own frames).
     pub sent_turn: u32,
+    /// The permessage-deflate terms, if the connection agreed on it: a few
+    /// bytes, no allocation.
+    pub(crate) deflate: Option<Terms>,
+    /// Compression context kept between messages: only with context
+    /// takeover, else `None` (a deflate connection then costs what a plain
+    /// one does).
+    pub(crate) zcontext: Option<Box<Context>>,
 }
 
 impl Connection {
@@ -88,6 +96,8 @@ impl Connection {
             hup: false,
             metrics_only: false,
             sent_turn: u32::MAX,
+            deflate: None,
+            zcontext: None,
         }
     }
 

@@ -68,6 +68,7 @@ macro_rules! notice {
 // After `notice!`, which they use.
 mod accept;
 mod closing;
+pub(crate) mod compress;
 mod fanout;
 mod keepalive;
 mod read;
@@ -186,6 +187,8 @@ pub struct Server {
     summarized: (Instant, Stats),
     /// Log lines about refused and misbehaving clients.
     throttle: Throttle,
+    /// permessage-deflate's shared state.
+    zlib: compress::Zlib,
 }
 
 impl Server {
@@ -256,6 +259,7 @@ impl Server {
             next_summary: cfg.stats_interval.map(|d| now + d),
             summarized: (now, Stats::default()),
             throttle: Throttle::new(10),
+            zlib: compress::Zlib::new(&cfg),
             cfg,
         })
     }

@@ -47,6 +47,29 @@ pub struct Stats {
     pub slow_consumer_drops: u64,
     /// Connections ended by a socket error.
     pub io_errors: u64,
+    /// permessage-deflate.
+    pub deflate: DeflateStats,
+}
+
+/// What permessage-deflate did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    /// Connections that agreed on permessage-deflate.
+    pub negotiated: u64,
+    /// Connections given the no-context-takeover terms because kept
+    /// context had reached `--deflate-memory`.
+    pub takeover_refused: u64,
+    /// Bytes of compression context that connections keep between
+    /// messages, now (a gauge; 0 without context takeover).
+    pub context_bytes: u64,
+    /// Compressed messages received and inflated.
+    pub messages_inflated: u64,
+    /// Messages compressed (a broadcast counts once, however many get it).
+    pub messages_compressed: u64,
+    /// Payload bytes of the messages compressed, before compression.
+    pub bytes_before: u64,
+    /// Their payload bytes after compression.
+    pub bytes_after: u64,
 }
 
 impl Stats {

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::rc::Rc;
 
-use super::{Server, BATCH_LIMIT};
+use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
 use crate::net::buffer::SharedBytes;
 use crate::net::conn::{Phase, QueueSink};
@@ -31,10 +31,14 @@ impl Server {
         if batch.frames.is_empty() {
             return;
         }
-        let bytes = Rc::new(batch.bytes);
+        // Compressed at most once, for every member that agreed on
+        // permessage-deflate.
+        let packed = self.pack_room(room, &batch);
+        let plain = (Rc::new(batch.bytes), batch.frames);
         let mut i = 0;
         while let Some(&key) = self.hub.members(room).get(i) {
-            self.deliver(key, &bytes, &batch.frames);
+            let (bytes, frames) = compress::pick(self.conns.get(key), &plain, packed.as_ref());
+            self.deliver(key, bytes, frames);
             // A member dropped by a write error left its slot to the last
             // member, which has not been served yet.
             if self.hub.members(room).get(i) == Some(&key) {
