@@ -2,14 +2,24 @@
 # autobahn.sh - RFC 6455 conformance run of wsd with the Autobahn TestSuite
 # (wstest's fuzzingclient). From the repository root:
 #
-#   scripts/autobahn.sh [--cases LIST] [--exclude LIST] [--report DIR]
+#   scripts/autobahn.sh [--deflate | --deflate-all] [--wsd-arg ARG]...
+#                       [--cases LIST] [--exclude LIST] [--report DIR]
 #                       [--timeout SECS] [--url ws://127.0.0.1:PORT] [--install-only]
 #
-#   --cases LIST     comma-separated case patterns (default '*')
-#   --exclude LIST   patterns to leave out (default '12.*,13.*': wsd has no
-#                    permessage-deflate yet, so the default run is cases 1-10)
+#   (no mode)        cases 1-10 against `wsd` (no compression; the
+#                    permessage-deflate cases 12.* and 13.* are left out)
+#   --deflate        cases 1-10 and a subset of 12.* and 13.* that covers
+#                    every group (each group's cases 1-6 and 11: 84 cases,
+#                    about 90 s) against `wsd --deflate`
+#   --deflate-all    every case, 12.* and 13.* in full (about 40 min),
+#                    against `wsd --deflate`
+#   --wsd-arg ARG    one more flag for wsd (repeatable), e.g.
+#                    --wsd-arg --deflate-context-takeover
+#   --cases LIST     comma-separated case patterns (default: as the mode says)
+#   --exclude LIST   patterns to leave out (default: as the mode says)
 #   --report DIR     where the report goes (default target/autobahn)
-#   --timeout SECS   limit for the wstest run (default 600, or AUTOBAHN_TIMEOUT)
+#   --timeout SECS   limit for the wstest run (default 600, 3600 with
+#                    --deflate-all; or AUTOBAHN_TIMEOUT)
 #   --url URL        test a server that is already running on loopback instead
 #                    of building and starting wsd (or set WSD_AUTOBAHN_URL)
 #   --install-only   install the suite and stop
@@ -240,10 +250,12 @@ EOF
 
 # ---- options ------------------------------------------------------------------
 
-cases='*'
-exclude='12.*,13.*'
+cases=''
+exclude=''
+mode=plain
+wsd_args=()
 report=target/autobahn
-timeout=${AUTOBAHN_TIMEOUT:-600}
+timeout=${AUTOBAHN_TIMEOUT:-}
 url=${WSD_AUTOBAHN_URL:-}
 install_only=no
 while [ $# -gt 0 ]; do
@@ -263,6 +275,19 @@ while [ $# -gt 0 ]; do
     install_only=yes
     shift
     ;;
+  --deflate)
+    mode=deflate
+    shift
+    ;;
+  --deflate-all)
+    mode=deflate-all
+    shift
+    ;;
+  --wsd-arg)
+    [ $# -ge 2 ] || die "$1 needs a value"
+    wsd_args+=("$2")
+    shift 2
+    ;;
   -h | --help)
     usage
     exit 0
@@ -273,6 +298,30 @@ while [ $# -gt 0 ]; do
     ;;
   esac
 done
+# Each permessage-deflate group's cases 1-6 and 11 (groups 12.1-12.5 and
+# 13.1-13.7): every payload kind and parameter set, messages of 16 bytes to
+# 64 KiB, some auto-fragmented. Listed one by one: wstest matches patterns
+# at the start only, so '12.*.1' would take 12.1.10-18 too.
+deflate_subset() {
+  local g n out=()
+  for g in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
+    for n in 1 2 3 4 5 6 11; do out+=("$g.$n"); done
+  done
+  local IFS=,
+  echo "${out[*]}"
+}
+case $mode in
+plain) : "${cases:=*}" "${exclude:=12.*,13.*}" ;;
+deflate)
+  : "${cases:=1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,$(deflate_subset)}"
+  wsd_args=(--deflate "${wsd_args[@]}")
+  ;;
+deflate-all)
+  : "${cases:=*}" "${timeout:=3600}"
+  wsd_args=(--deflate "${wsd_args[@]}")
+  ;;
+esac
+: "${timeout:=600}"
 [[ $cases =~ ^[0-9.*,\ ]+$ ]] || die "--cases takes patterns such as '1.*,9.1.1'"
 [[ $exclude =~ ^[0-9.*,\ ]*$ ]] || die "--exclude takes patterns such as '12.*,13.*'"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout takes a whole number of seconds"
@@ -318,7 +367,7 @@ for line in sys.stdin:
 ') || die "cargo build failed"
   [ -x "$wsd_bin" ] || die "cargo build did not report the wsd binary"
 
-  "$wsd_bin" --listen 127.0.0.1:0 --mode echo >"$report/wsd.out" 2>"$report/wsd.log" &
+  "$wsd_bin" --listen 127.0.0.1:0 --mode echo "${wsd_args[@]}" >"$report/wsd.out" 2>"$report/wsd.log" &
   wsd_pid=$!
   port=""
   for _ in $(seq 100); do
@@ -332,7 +381,7 @@ for line in sys.stdin:
     die "wsd did not report its listening port (expected 'wsd listening on ws://127.0.0.1:PORT ...' on stdout)"
   fi
   url="ws://127.0.0.1:$port"
-  say "wsd (pid $wsd_pid) listening on $url; its log: $report/wsd.log"
+  say "wsd ${wsd_args[*]} (pid $wsd_pid) listening on $url; its log: $report/wsd.log"
 else
   [[ $url =~ ^ws://\[?([^]/]+)\]?:([0-9]+) ]]
   python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5).close()' \

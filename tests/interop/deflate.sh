@@ -29,7 +29,16 @@ if ! "$VENV/bin/python" -c 'import websockets, sys; sys.exit(websockets.__versio
   "${WEBSOCKETS#*==}" 2>/dev/null; then
   say "creating $VENV with $WEBSOCKETS"
   rm -rf "$VENV"
-  python3 -m venv "$VENV" || fail "python3 -m venv failed (apt-get install python3-venv?)"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 keeps venv's ensurepip in a package of its own.
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null ||
+      fail "python3 -m venv failed; install python3-venv"
+    say "python3 -m venv failed: apt-get install python3-venv"
+    rm -rf "$VENV"
+    DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends python3-venv >/dev/null ||
+      fail "apt-get install python3-venv failed"
+    python3 -m venv "$VENV" || fail "python3 -m venv failed"
+  fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$WEBSOCKETS" ||
     fail "pip install $WEBSOCKETS failed"
 fi
