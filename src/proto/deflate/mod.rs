@@ -83,7 +83,10 @@ impl Deflater {
     /// The memory a compressor with this window holds, in bytes: zlib-rs
     /// allocates a doubled window, a chain of 2-byte positions per window
     /// byte, a 64K-entry hash head, and 112 KiB of symbol and output buffers
-    /// (memory level 8), plus its state.
+    /// (memory level 8; flate2 does not offer another), plus its state. So
+    /// the window bounds little of it: about 380 KiB at 15 bits, 250 KiB
+    /// at 9 (resident when idle, measured: about 310 KiB at 15 bits and
+    /// 190 KiB at 10).
     pub fn memory(window_bits: u8) -> usize {
         let w = 1usize << backend_bits(window_bits);
         2 * w + 2 * w + (128 << 10) + (112 << 10) + (6 << 10)
@@ -204,9 +207,10 @@ impl Inflater {
     }
 
     /// The memory an inflater with this window holds once used, in bytes:
-    /// its window and zlib-rs's state with its decoding tables.
+    /// its window (allocated on first use) and zlib-rs's state with its
+    /// decoding tables (about 19 KiB, measured).
     pub fn memory(window_bits: u8) -> usize {
-        (1usize << backend_bits(window_bits)) + (8 << 10)
+        (1usize << backend_bits(window_bits)) + (20 << 10)
     }
 
     /// Inflates one message's payload (all its frames' payloads, in order)
