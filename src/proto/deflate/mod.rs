@@ -128,6 +128,14 @@ impl Deflater {
         if out.ends_with(&TAIL) && out.len() - start >= TAIL.len() {
             out.truncate(out.len() - TAIL.len());
         }
+        if out.len() == start {
+            // A sync flush with nothing new since the last one writes
+            // nothing at all, and an empty payload plus the tail is a cut
+            // stored block. §7.2.3.6: an empty message is one 0x00 byte,
+            // an empty stored block once the tail is appended. The stream
+            // is byte-aligned after the last flush, so it fits anywhere.
+            out.push(0x00);
+        }
         true
     }
 }

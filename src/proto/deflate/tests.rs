@@ -253,6 +253,22 @@ fn an_empty_message_compresses_to_one_zero_byte() {
 }
 
 #[test]
+fn empty_messages_in_a_kept_context_are_one_zero_byte_each() {
+    // Found by the deflate fuzzer: a second sync flush with no input
+    // writes nothing, and an empty payload cut the peer's stream.
+    let mut d = Deflater::new(15);
+    let mut i = Inflater::new(15);
+    for msg in [&b""[..], b"", b"hello", b"", b"", b"hello again"] {
+        let mut c = Vec::new();
+        assert!(d.compress(msg, &mut c, false));
+        if msg.is_empty() {
+            assert_eq!(c, [0x00]);
+        }
+        assert_eq!(inflate_one(&mut i, &c, 100, false).unwrap(), msg);
+    }
+}
+
+#[test]
 fn round_trip_at_every_size_class_with_and_without_context() {
     for bits in [8, 9, 12, 15] {
         for takeover in [false, true] {
