@@ -1,7 +1,8 @@
 //! The server's settings. Every limit has a default a public server can
 //! live with; `wsd --help` lists the flags that set them.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::proto::Limits;
@@ -42,6 +43,9 @@ pub struct Config {
     pub broadcast_to_sender: bool,
     /// Subprotocols to accept; the first one the client offers wins.
     pub protocols: Vec<String>,
+    /// Refuse (400) an upgrade that offers none of `protocols`, instead of
+    /// accepting it with no subprotocol. Needs at least one protocol.
+    pub require_protocol: bool,
     /// Origins allowed to connect; empty allows all. Others get 403.
     pub allowed_origins: Vec<String>,
     /// Message, frame and fragment limits.
@@ -81,6 +85,12 @@ pub struct Config {
     pub backlog: i32,
     /// Set SO_REUSEPORT, so several processes can share the port.
     pub reuse_port: bool,
+    /// Broadcast rooms span every node on this Redis bus (`--redis`).
+    pub redis: Option<crate::bus::RedisConfig>,
+    /// How this process names itself in its metrics (the `instance` label
+    /// of `wsd_build_info`), so the series of processes sharing a port or
+    /// a host stay apart. The process id unless set.
+    pub instance: String,
     /// permessage-deflate (RFC 7692); off when `None`.
     pub deflate: Option<DeflateConfig>,
 }
@@ -122,6 +132,7 @@ impl Default for Config {
             mode: Mode::Echo,
             broadcast_to_sender: true,
             protocols: Vec::new(),
+            require_protocol: false,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             max_connections: 100_000,
@@ -139,6 +150,131 @@ impl Default for Config {
             backlog: 1024,
             reuse_port: false,
             deflate: None,
+            redis: None,
+            instance: std::process::id().to_string(),
+        }
+    }
+}
+
+/// The addresses to listen on, from `--listen` values: `HOST:PORT` where
+/// HOST is an IPv4 address, an IPv6 address in brackets, or a name.
+///
+/// A name is resolved once, here, and every address it has is listened
+/// on (`localhost:9001` is 127.0.0.1 and, where the system says so, ::1).
+/// The same address named twice (`localhost:9001` and `127.0.0.1:9001`) is
+/// listened on once. Port 0 asks for a fresh port each time it is written,
+/// so two `127.0.0.1:0` values are two listeners. A value that is not
+/// `HOST:PORT` or that gives no address is an error naming it.
+pub fn resolve_listen(values: &[String]) -> Result<Vec<SocketAddr>, String> {
+    // std tries the literal forms first and asks the resolver only for names.
+    resolve_listen_with(values, |v| v.to_socket_addrs().map(Iterator::collect))
+}
+
+/// [`resolve_listen`] with the resolver passed in, for tests.
+fn resolve_listen_with(
+    values: &[String],
+    mut resolve: impl FnMut(&str) -> io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<SocketAddr>, String> {
+    const EXPECTED: &str = "expected HOST:PORT, e.g. 0.0.0.0:9001, [::]:9001 or localhost:9001";
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for value in values {
+        let addrs = resolve(value).map_err(|e| format!("--listen {value}: {e} ({EXPECTED})"))?;
+        if addrs.is_empty() {
+            return Err(format!("--listen {value}: no address ({EXPECTED})"));
+        }
+        let from = out.len();
+        for addr in addrs {
+            // Port 0 is only a duplicate within one value's own addresses.
+            let seen = if addr.port() == 0 {
+                out.get(from..).unwrap_or_default()
+            } else {
+                out.as_slice()
+            };
+            if !seen.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ip_literals_are_taken_as_they_are() {
+        let got = resolve_listen(&strings(&[
+            "0.0.0.0:9001",
+            "[::1]:9001",
+            "[::]:9002",
+            "127.0.0.1:0",
+        ]));
+        assert_eq!(
+            got,
+            Ok(vec![
+                addr("0.0.0.0:9001"),
+                addr("[::1]:9001"),
+                addr("[::]:9002"),
+                addr("127.0.0.1:0")
+            ])
+        );
+    }
+
+    #[test]
+    fn localhost_resolves_to_loopback_addresses() {
+        let got = resolve_listen(&strings(&["localhost:9001"])).unwrap();
+        assert!(!got.is_empty());
+        assert!(
+            got.iter().all(|a| a.ip().is_loopback() && a.port() == 9001),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn every_address_of_a_name_is_kept_and_repeats_are_dropped() {
+        let v4 = addr("127.0.0.1:9001");
+        let v6 = addr("[::1]:9001");
+        let got = resolve_listen_with(
+            &strings(&["both:9001", "127.0.0.1:9001", "both:9001"]),
+            |v| {
+                Ok(match v {
+                    "both:9001" => vec![v6, v4, v6],
+                    other => vec![other.parse().unwrap()],
+                })
+            },
+        );
+        assert_eq!(got, Ok(vec![v6, v4]));
+    }
+
+    #[test]
+    fn port_0_written_twice_is_two_listeners_but_a_name_gives_each_address_once() {
+        let zero = addr("127.0.0.1:0");
+        let got = resolve_listen_with(&strings(&["a:0", "a:0"]), |_| Ok(vec![zero, zero]));
+        assert_eq!(got, Ok(vec![zero, zero]));
+    }
+
+    #[test]
+    fn a_value_giving_no_address_is_an_error_naming_it() {
+        let err =
+            resolve_listen_with(&strings(&["nothing.example:9001"]), |_| Ok(vec![])).unwrap_err();
+        assert!(
+            err.starts_with("--listen nothing.example:9001: no address"),
+            "{err}"
+        );
+        for bad in ["localhost", "localhost:99999", "[::1]", "1.2.3.4:x"] {
+            let err = resolve_listen(&strings(&[bad])).unwrap_err();
+            assert!(err.starts_with(&format!("--listen {bad}: ")), "{err}");
+            assert!(err.contains("HOST:PORT"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
         }
     }
 }

@@ -9,9 +9,11 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use slab::Slab;
 
+use crate::net::cluster::RoomShare;
 use crate::net::timer::ConnId;
 
 /// A turn's broadcast messages for one room, encoded once and back to
@@ -29,6 +31,8 @@ struct Room {
     name: Box<str>,
     members: Vec<usize>,
     batch: Batch,
+    /// Which other reactors have members (`--threads`).
+    share: Option<Arc<RoomShare>>,
 }
 
 /// Where a connection sits: its room and its slot in the room.
@@ -50,7 +54,7 @@ pub struct Joined {
 }
 
 /// What leaving did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Left {
     /// The member moved into the leaver's slot, whose seat is now the
     /// leaver's.
@@ -58,6 +62,8 @@ pub struct Left {
     /// The room's name, if the leaver was its last member and the room went
     /// away.
     pub emptied: Option<Box<str>>,
+    /// The emptied room's share of the reactors' directory, if it had one.
+    pub share: Option<Arc<RoomShare>>,
 }
 
 /// The rooms.
@@ -83,6 +89,7 @@ impl Hub {
                 name: name.into(),
                 members: Vec::new(),
                 batch: Batch::default(),
+                share: None,
             });
             self.by_name.insert(name.into(), id);
             id
@@ -108,6 +115,7 @@ impl Hub {
         let mut left = Left {
             moved: None,
             emptied: None,
+            share: None,
         };
         let Some(room) = self.rooms.get_mut(seat.room as usize) else {
             return left;
@@ -122,8 +130,21 @@ impl Hub {
             let room = self.rooms.remove(seat.room as usize);
             self.by_name.remove(&room.name);
             left.emptied = Some(room.name);
+            left.share = room.share;
         }
         left
+    }
+
+    /// Records which reactors share room `id`.
+    pub fn set_share(&mut self, id: u32, share: Arc<RoomShare>) {
+        if let Some(room) = self.rooms.get_mut(id as usize) {
+            room.share = Some(share);
+        }
+    }
+
+    /// The reactors' directory entry of room `id`, if it has one.
+    pub fn share(&self, id: u32) -> Option<&Arc<RoomShare>> {
+        self.rooms.get(id as usize)?.share.as_ref()
     }
 
     /// The id of the room named `name`, if it has members.
@@ -216,13 +237,8 @@ mod tests {
         // Leaving from the end moves nobody.
         assert_eq!(hub.leave(Seat { room, slot: 3 }).moved, None);
         assert_eq!(hub.members(room), [10, 14, 12]);
-        assert_eq!(
-            hub.leave(Seat { room, slot: 7 }),
-            Left {
-                moved: None,
-                emptied: None
-            }
-        );
+        let nothing = hub.leave(Seat { room, slot: 7 });
+        assert!(nothing.moved.is_none() && nothing.emptied.is_none() && nothing.share.is_none());
     }
 
     #[test]

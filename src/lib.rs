@@ -12,6 +12,10 @@
 //!   It never parses bytes itself: it hands them to [`proto`].
 //! - [`hub`]: broadcast rooms. A turn's messages for a room are encoded
 //!   once into shared bytes that every member's output queue references.
+//! - [`bus`]: rooms across processes and machines. The [`bus::Bus`]
+//!   interface the reactor drives, and Redis pub/sub behind it: two
+//!   non-blocking connections in the reactor's `Poll`, a sans-IO RESP codec,
+//!   and a compact envelope (node id, kind, payload) per message.
 //! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
 //!   `/metrics`, the page at `/`), sans-IO like [`proto`].
 //! - [`config`]: the server's settings and their defaults.
@@ -40,6 +44,7 @@
     )
 )]
 
+pub mod bus;
 pub mod config;
 pub mod http;
 pub mod hub;

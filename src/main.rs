@@ -12,16 +12,21 @@
 )]
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use wsd::bus::envelope::check_node_id;
+use wsd::bus::RedisConfig;
+use wsd::config::resolve_listen;
+use wsd::net::cluster::MAX_REACTORS;
+use wsd::net::process::Process;
+use wsd::proto::handshake::is_token;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
-use wsd::{Config, DeflateConfig, Mode, Server, ShutdownHandle, SlowConsumerPolicy};
+use wsd::{Config, DeflateConfig, Mode, ShutdownHandle, SlowConsumerPolicy};
 
 /// A WebSocket (RFC 6455) echo and broadcast server.
 ///
@@ -29,17 +34,19 @@ use wsd::{Config, DeflateConfig, Mode, Server, ShutdownHandle, SlowConsumerPolic
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Address and port to listen on; repeat for more (e.g. IPv4 and IPv6:
-    /// --listen 0.0.0.0:9001 --listen [::]:9001).
-    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    /// Address and port to listen on: an IP (0.0.0.0:9001, [::]:9001) or a
+    /// host name, resolved once at start and listened on at every address
+    /// it has (localhost:9001). Repeat for more; an address named twice is
+    /// listened on once.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "HOST:PORT")]
+    listen: Vec<String>,
 
     /// An address (repeatable) that serves only /metrics and /healthz over
     /// plain HTTP, usually a private one. With it, the WebSocket port
     /// answers /metrics with 404, so that a scrape reaches the process it
     /// names even when several share the port (--reuse-port).
     #[arg(long, value_name = "ADDR:PORT")]
-    metrics_listen: Vec<SocketAddr>,
+    metrics_listen: Vec<std::net::SocketAddr>,
 
     /// echo: each message back to its sender; broadcast: to every client.
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
@@ -54,6 +61,12 @@ struct Args {
     /// offers that is listed here is chosen.
     #[arg(long = "protocol", value_name = "NAME")]
     protocols: Vec<String>,
+
+    /// Refuse (400) upgrades that offer none of the --protocol names, or
+    /// none at all, instead of accepting them with no subprotocol. The
+    /// answer's body lists the accepted names. Needs --protocol.
+    #[arg(long)]
+    require_protocol: bool,
 
     /// An Origin allowed to connect (repeatable), e.g. https://example.com.
     /// When given, other and missing Origins are answered 403.
@@ -164,10 +177,64 @@ struct Args {
     /// may take; past it new connections get the no-takeover terms.
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     deflate_memory: usize,
+    /// Join a Redis pub/sub bus (broadcast mode): every wsd on it shares
+    /// rooms. redis://[user:password@]HOST[:PORT][/DB]; the host is resolved
+    /// once at start.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// Prefix of the bus's channel names: PREFIX + room (wsd:/chat).
+    #[arg(long, default_value = "wsd:", value_name = "PREFIX")]
+    redis_prefix: String,
+
+    /// This node's name on the bus and in /metrics (1-64 of A-Z a-z 0-9
+    /// . _ : -). Default: random at start with --redis, else the pid.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+
+    /// Unsent bytes to Redis above which messages for other nodes are
+    /// dropped (and counted) instead of queued.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    redis_queue: usize,
+
+    /// Reactors (threads) to run, each single-threaded with its own
+    /// connections; broadcast rooms span them. `auto`: one per CPU this
+    /// process may use. At most 64.
+    #[arg(long, default_value = "1", value_parser = parse_threads, value_name = "N|auto")]
+    threads: Threads,
 
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     log_level: Option<log::LevelFilter>,
+}
+
+/// How many reactors to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Threads {
+    /// One per CPU the process may run on.
+    Auto,
+    /// This many.
+    Count(usize),
+}
+
+impl Threads {
+    fn count(self) -> usize {
+        match self {
+            Threads::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Threads::Count(n) => n,
+        }
+        .min(MAX_REACTORS)
+    }
+}
+
+fn parse_threads(s: &str) -> Result<Threads, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Threads::Auto);
+    }
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_REACTORS).contains(&n) => Ok(Threads::Count(n)),
+        _ => Err(format!("'{s}': a number from 1 to {MAX_REACTORS}, or auto")),
+    }
 }
 
 /// A duration that `off` turns off.
@@ -202,6 +269,26 @@ enum SlowArg {
 }
 
 impl Args {
+    /// The bus settings, with the Redis host resolved (once, here, before
+    /// any reactor runs: the loop never waits on DNS).
+    fn redis_config(&self) -> Result<Option<RedisConfig>, String> {
+        let Some(url) = &self.redis else {
+            return Ok(None);
+        };
+        if !matches!(self.mode, ModeArg::Broadcast) {
+            return Err("--redis needs --mode broadcast".into());
+        }
+        let mut redis = RedisConfig::from_url(url)?;
+        redis.prefix = self.redis_prefix.clone();
+        if let Some(id) = &self.node_id {
+            redis.node_id = id.clone();
+        }
+        redis.max_message = self.max_message;
+        redis.max_queue = self.redis_queue;
+        redis.validate()?;
+        Ok(Some(redis))
+    }
+
     fn config(&self) -> Result<Config, String> {
         if self.output_low_water > self.output_high_water {
             return Err("--output-low-water must not exceed --output-high-water".into());
@@ -217,14 +304,28 @@ impl Args {
         if zero(self.idle_timeout) || zero(self.stats_interval) {
             return Err("--idle-timeout and --stats-interval must be above zero (leave them out to turn them off)".into());
         }
-        if self.listen.len() + self.metrics_listen.len() > wsd::net::reactor::MAX_LISTENERS {
+        if let Some(bad) = self.protocols.iter().find(|p| !is_token(p)) {
             return Err(format!(
-                "at most {} --listen addresses",
-                wsd::net::reactor::MAX_LISTENERS
+                "--protocol {bad:?}: a subprotocol name is a token (letters, digits, !#$%&'*+-.^_`|~)"
+            ));
+        }
+        if self.require_protocol && self.protocols.is_empty() {
+            return Err("--require-protocol needs at least one --protocol".into());
+        }
+        let listen = resolve_listen(&self.listen)?;
+        let redis = self.redis_config()?;
+        if let Some(id) = &self.node_id {
+            check_node_id(id)?;
+        }
+        if listen.len() + self.metrics_listen.len() > wsd::net::reactor::MAX_LISTENERS {
+            return Err(format!(
+                "at most {} --listen addresses (the names resolve to {})",
+                wsd::net::reactor::MAX_LISTENERS,
+                listen.len()
             ));
         }
         Ok(Config {
-            listen: self.listen.clone(),
+            listen,
             metrics_listen: self.metrics_listen.clone(),
             mode: match self.mode {
                 ModeArg::Echo => Mode::Echo,
@@ -232,6 +333,7 @@ impl Args {
             },
             broadcast_to_sender: !self.exclude_sender,
             protocols: self.protocols.clone(),
+            require_protocol: self.require_protocol,
             allowed_origins: self.allow_origins.clone(),
             limits: Limits {
                 max_message: self.max_message,
@@ -261,23 +363,117 @@ impl Args {
                 min_size: self.deflate_min_size,
                 memory_limit: self.deflate_memory,
             }),
+            instance: redis
+                .as_ref()
+                .map(|r| r.node_id.clone())
+                .or_else(|| self.node_id.clone())
+                .unwrap_or_else(|| std::process::id().to_string()),
+            redis,
         })
     }
 }
 
-/// Log lines to stderr: `LEVEL message`.
-struct StderrLogger;
+/// Log lines to stderr, one per record, in one of two forms.
+///
+/// Under the journal: `<P>LEVEL message`, where `<P>` is the syslog
+/// priority (3 error, 4 warning, 6 info, 7 debug) that journald takes off
+/// the line and records, so `journalctl -p warning` works; the journal
+/// stamps the time itself. Anywhere else (a terminal, a file, a pipe):
+/// `2024-05-01T12:34:56.789Z LEVEL message`, an RFC 3339 UTC timestamp with
+/// milliseconds.
+struct StderrLogger {
+    journal: bool,
+}
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
         m.level() <= log::max_level()
     }
     fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            let _ = writeln!(std::io::stderr().lock(), "{:5} {}", r.level(), r.args());
+        if !self.enabled(r.metadata()) {
+            return;
         }
+        let mut err = std::io::stderr().lock();
+        let _ = if self.journal {
+            let priority = match r.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(err, "<{priority}>{:5} {}", r.level(), r.args())
+        } else {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            writeln!(err, "{} {:5} {}", Rfc3339(now), r.level(), r.args())
+        };
     }
     fn flush(&self) {}
+}
+
+/// Whether stderr is the journal: systemd sets `JOURNAL_STREAM` to the
+/// `device:inode` of the stream it connected, and the variable is only
+/// believed if stderr still is that stream (a child whose stderr was
+/// redirected inherits the variable, not the journal).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM")
+        .ok()
+        .and_then(|v| parse_journal_stream(&v))
+    else {
+        return false;
+    };
+    // fstat(2) through a duplicate of the descriptor: no unsafe needed.
+    let meta = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata());
+    meta.is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// `device:inode`, both decimal, as systemd writes `JOURNAL_STREAM`.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
+/// A time since the Unix epoch, displayed as RFC 3339 UTC with
+/// milliseconds: `2024-02-29T23:59:59.999Z`.
+struct Rfc3339(Duration);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs();
+        let (y, m, d) = civil_from_days(secs / 86_400);
+        let day = secs % 86_400;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            day / 3600,
+            day % 3600 / 60,
+            day % 60,
+            self.0.subsec_millis()
+        )
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day number counted from
+/// 1970-01-01, after Howard Hinnant's `civil_from_days`: shift the year to
+/// start in March, so the leap day ends it, then split into 400-year eras
+/// of 146097 days, years of the era, and months of 153 days per 5.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days from 0000-03-01
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of the era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March year, [0, 365]
+    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = era * 400 + yoe + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Raises the soft open-file limit to the hard one, so the connection limit,
@@ -306,14 +502,23 @@ fn raise_fd_limit() -> u64 {
 }
 
 /// SIGINT and SIGTERM drain the server gracefully; a second one exits at
-/// once. The thread only waits for signals: all I/O stays on the reactor.
+/// once. SIGHUP never stops the server: it asks for a [`reload`]. The
+/// thread only waits for signals: all I/O stays on the reactor.
+///
+/// SIGPIPE needs nothing here: the Rust runtime ignores it before `main`
+/// in every binary, so a write to a peer that went away fails with EPIPE
+/// on that connection instead of killing the process.
 fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("wsd-signals".into())
         .spawn(move || {
             let mut seen = 0;
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    reload(&handle);
+                    continue;
+                }
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {sig}: draining (again to exit at once)");
@@ -327,6 +532,15 @@ fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
     Ok(())
 }
 
+/// SIGHUP, the daemon convention for "reread your files" (`systemctl
+/// reload`). The hook for reloading certificates once wsd speaks TLS: ask
+/// the reactor through the handle, as `drain` does, so files are swapped
+/// between turns. Today nothing is read from files, so it only says so:
+/// the default action of SIGHUP (terminate) would drop every client.
+fn reload(_handle: &ShutdownHandle) {
+    log::info!("SIGHUP: nothing to reload");
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let level = args
@@ -334,7 +548,10 @@ fn main() -> ExitCode {
         .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| v.parse().ok()))
         .unwrap_or(log::LevelFilter::Info);
     log::set_max_level(level);
-    let _ = log::set_logger(&StderrLogger);
+    let logger = Box::leak(Box::new(StderrLogger {
+        journal: stderr_is_journal(),
+    }));
+    let _ = log::set_logger(logger);
 
     let cfg = match args.config() {
         Ok(cfg) => cfg,
@@ -344,7 +561,7 @@ fn main() -> ExitCode {
         }
     };
     let fds = raise_fd_limit();
-    let mut server = match Server::bind(cfg.clone()) {
+    let process = match Process::start(cfg.clone(), args.threads.count()) {
         Ok(s) => s,
         Err(e) => {
             let addrs: Vec<String> = cfg.listen.iter().map(ToString::to_string).collect();
@@ -352,7 +569,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = handle_signals(server.shutdown_handle()) {
+    if let Err(e) = handle_signals(process.shutdown_handle()) {
         eprintln!("wsd: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
@@ -362,19 +579,31 @@ fn main() -> ExitCode {
         (Mode::Echo, true) => "echo, permessage-deflate",
         (Mode::Broadcast, true) => "broadcast, permessage-deflate",
     };
-    let urls: Vec<String> = server
+    let urls: Vec<String> = process
         .local_addrs()
         .iter()
         .map(|a| format!("ws://{a}"))
         .collect();
-    println!("wsd listening on {} ({mode} mode)", urls.join(", "));
-    for a in server.metrics_addrs() {
-        println!("wsd metrics on http://{a}/metrics");
+    let reactors = match args.threads.count() {
+        1 => String::new(),
+        n => format!(", {n} reactors"),
+    };
+    // Not println!: it panics if stdout is gone (a closed pipe), and the
+    // banner is not worth dying for.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "wsd listening on {} ({mode} mode{reactors})",
+        urls.join(", ")
+    );
+    for a in process.metrics_addrs() {
+        let _ = writeln!(stdout, "wsd metrics on http://{a}/metrics");
     }
-    let _ = std::io::stdout().flush();
+    let _ = stdout.flush();
+    drop(stdout);
     log::debug!("open-file limit {fds}; config {cfg:?}");
-    match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
+    match process.wait() {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsd: event loop failed: {e}");
             ExitCode::FAILURE
@@ -443,5 +672,59 @@ mod tests {
         assert_eq!(cfg.ping_interval, Some(Duration::from_secs(5)));
         assert_eq!(cfg.tcp_keepalive, Some(Duration::from_secs(120)));
         assert!(Args::try_parse_from(["wsd", "--ping-interval", "0s"]).is_err());
+    }
+
+    fn stamp(secs: u64, millis: u32) -> String {
+        Rfc3339(Duration::new(secs, millis * 1_000_000)).to_string()
+    }
+
+    #[test]
+    fn timestamps_of_known_instants() {
+        for (secs, millis, want) in [
+            (0, 0, "1970-01-01T00:00:00.000Z"),
+            (951_782_399, 999, "2000-02-28T23:59:59.999Z"),
+            (951_782_400, 1, "2000-02-29T00:00:00.001Z"),
+            (951_868_800, 0, "2000-03-01T00:00:00.000Z"),
+            (978_307_199, 500, "2000-12-31T23:59:59.500Z"),
+            (1_709_251_199, 999, "2024-02-29T23:59:59.999Z"),
+            (1_714_566_896, 789, "2024-05-01T12:34:56.789Z"),
+            (4_107_456_000, 0, "2100-02-28T00:00:00.000Z"),
+            (4_107_542_400, 0, "2100-03-01T00:00:00.000Z"),
+            (253_402_300_799, 0, "9999-12-31T23:59:59.000Z"),
+        ] {
+            assert_eq!(stamp(secs, millis), want, "{secs}");
+        }
+    }
+
+    /// The naive twin: walk the calendar a day at a time.
+    #[test]
+    fn civil_from_days_agrees_with_counting_days_through_four_centuries() {
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        let (mut y, mut m, mut d) = (1970, 1, 1);
+        for days in 0..(2400 - 1970) * 366 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let month_len = match m {
+                2 if leap(y) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            d += 1;
+            if d > month_len {
+                (d, m) = (1, m + 1);
+                if m > 12 {
+                    (m, y) = (1, y + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn journal_stream_is_device_colon_inode() {
+        assert_eq!(parse_journal_stream("2049:123456"), Some((2049, 123_456)));
+        for bad in ["", "2049", "2049:", ":1", "a:1", "1:2:3", "-1:2"] {
+            assert_eq!(parse_journal_stream(bad), None, "{bad:?}");
+        }
     }
 }

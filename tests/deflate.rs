@@ -441,3 +441,43 @@ fn an_idle_deflate_connection_holds_nothing_without_takeover() {
     c.set_read_timeout(Duration::from_secs(5));
     c.close();
 }
+
+#[test]
+fn a_broadcast_across_reactors_is_compressed_once_per_reactor() {
+    let _w = watchdog();
+    let reactors = 2;
+    let process = wsd::net::process::Process::start(
+        deflate_config(Mode::Broadcast, DeflateConfig::default()),
+        reactors,
+    )
+    .expect("start reactors");
+    let addr = process.local_addrs()[0];
+    // Joined once upgraded: the kernel spreads them over the reactors.
+    let mut zipped: Vec<Client> = (0..8)
+        .map(|_| Client::connect_offering(addr, "permessage-deflate").0)
+        .collect();
+    let mut plain = Client::connect_path(addr, "/");
+    let msgs: Vec<String> = (0..3).map(|i| json_like(2048, i + 20)).collect();
+    for m in &msgs {
+        plain.send_text(m);
+    }
+    for c in &mut zipped {
+        let mut rx = flate2::Decompress::new(false);
+        for m in &msgs {
+            let (_, back, compressed) = c.recv_maybe_compressed(&mut rx);
+            assert!(compressed);
+            assert_eq!(back, m.as_bytes());
+            rx.reset(false);
+        }
+    }
+    for m in &msgs {
+        assert_eq!(plain.recv_text(), *m);
+    }
+    process.shutdown_handle().shutdown();
+    let stats = process.wait().expect("reactors");
+    let compressed = stats.deflate.messages_compressed;
+    assert!(
+        (3..=3 * reactors as u64).contains(&compressed),
+        "{compressed} compressions for 3 messages on {reactors} reactors"
+    );
+}

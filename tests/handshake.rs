@@ -266,3 +266,99 @@ fn bytes_after_a_refused_request_do_not_reset_the_answer() {
     let resp = refused(&server, &req);
     assert_eq!(resp.status, 426);
 }
+
+/// A server whose handshake timeout outlasts the test: an answer to a
+/// request that never completes can only come from the early check.
+fn patient_server() -> TestServer {
+    TestServer::start(wsd::Config {
+        handshake_timeout: Duration::from_secs(3600),
+        ..config(Mode::Echo)
+    })
+}
+
+/// The first bytes of a TLS 1.3 ClientHello, as a browser sends to a
+/// `wss://` URL: a handshake record (0x16), version 3.1, then a length.
+const CLIENT_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5b, 0x8a, 0x2d, 0x11, 0x00,
+    0x20, 0xe3, 0x1f,
+];
+
+#[test]
+fn tls_client_hello_is_answered_400_at_once_not_after_the_timeout() {
+    let _w = watchdog();
+    let server = patient_server();
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(CLIENT_HELLO);
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(
+        body.contains("TLS"),
+        "the body says what went wrong: {body:?}"
+    );
+    c.expect_eof();
+    let stats = server.stop();
+    assert_eq!(stats.handshake_failures.get(&400), Some(&1), "{stats:?}");
+    assert_eq!(stats.handshake_failures.get(&408), None, "{stats:?}");
+}
+
+#[test]
+fn first_bytes_that_cannot_start_a_request_line_are_answered_400_at_once() {
+    let _w = watchdog();
+    let server = patient_server();
+    let cases: [(&str, &[u8]); 9] = [
+        ("SSH banner", b"SSH-2.0-OpenSSH_9.6\r\n"),
+        ("a word typed in telnet", b"hello\r\n"),
+        ("NUL", b"\x00"),
+        ("leading space", b" GET / HTTP/1.1\r\n"),
+        ("tab after the method", b"GET\t/"),
+        ("two spaces after the method", b"GET  /"),
+        ("control byte in the target", b"GET /a\x01"),
+        ("not HTTP after the target", b"GET / FTP/1.1\r\n"),
+        ("lone CR before the request", b"\rGET / HTTP/1.1\r\n"),
+    ];
+    for (what, bytes) in cases {
+        let mut c = Client::connect_raw(server.addr());
+        c.send_raw(bytes);
+        let resp = c.read_http_response();
+        assert_eq!(resp.status, 400, "{what}: {resp:?}");
+        c.expect_eof();
+    }
+    let stats = server.stop();
+    assert_eq!(
+        stats.handshake_failures.get(&400),
+        Some(&(cases.len() as u64)),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_request_line_going_wrong_in_a_later_read_is_refused_then() {
+    let _w = watchdog();
+    let server = patient_server();
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(b"GET /ch");
+    // Give the first piece a chance to be read on its own.
+    c.expect_silence(Duration::from_millis(50));
+    c.send_raw(b"at HTTP/1\x00");
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 400, "{resp:?}");
+    c.expect_eof();
+}
+
+#[test]
+fn a_valid_request_sent_a_byte_at_a_time_after_an_empty_line_is_accepted() {
+    let _w = watchdog();
+    let server = patient_server();
+    let mut c = Client::connect_raw(server.addr());
+    let key = c.fresh_key();
+    // RFC 9112 §2.2: a server should ignore empty lines before a request.
+    let req = format!("\r\n\n{}", upgrade_request(&key));
+    for b in req.as_bytes() {
+        c.send_raw(std::slice::from_ref(b));
+    }
+    c.expect_upgrade(&key);
+    c.assert_echo("one byte at a time");
+    c.close();
+}

@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
@@ -446,7 +446,12 @@ fn ping_flood_without_reading_is_paused_by_backpressure_and_gets_every_pong_in_o
         let stream = flooder.stream.try_clone().unwrap();
         std::thread::spawn(move || read_pongs(stream, pings))
     };
+    // This write waits for the server to work through every ping queued
+    // ahead of it, as fast as the reader takes the pongs: a bulk of work,
+    // not one step, so the test's watchdog bounds it, not IO_TIMEOUT.
+    flooder.stream.set_write_timeout(None).unwrap();
     flooder.send_raw(&out[at..]);
+    flooder.stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     reader
         .join()
         .expect("pong reader panicked")
@@ -465,17 +470,38 @@ fn ping_flood_without_reading_is_paused_by_backpressure_and_gets_every_pong_in_o
 // ---------------------------------------------------------------------------
 // 7. A broadcast receiver that never reads
 
+/// Reads a receiver that was cut off as a slow consumer to its end: whole
+/// messages in order (what the server had written before the cut), then
+/// Close 1008. Returns how many messages it got.
+fn read_to_cut_off(sluggard: &mut Client, size: usize) -> u32 {
+    let mut got = 0u32;
+    loop {
+        match sluggard.recv() {
+            Message::Binary(m) => {
+                assert_eq!(m.len(), size);
+                assert_eq!(m[..4], got.to_be_bytes(), "the cut-off reader's order");
+                got += 1;
+            }
+            Message::Close(code, _) => {
+                assert_eq!(code, Some(1008));
+                return got;
+            }
+            other => panic!("unexpected {}", describe(&other)),
+        }
+    }
+}
+
 #[test]
 fn broadcast_receiver_that_never_reads_is_cut_off_1008_while_others_get_everything() {
     let _w = watchdog();
     let _m = memory_lock();
+    const HIGH_WATER: usize = 256 << 10;
     let server = TestServer::start(Config {
-        output_high_water: 256 << 10,
+        output_high_water: HIGH_WATER,
         output_low_water: 64 << 10,
         slow_consumer: SlowConsumerPolicy::Close,
-        // The cut-off reader reads only once publishing is over: it must
-        // still be there then, however long that took (valgrind), or its
-        // Close 1008 is dropped with it and it sees half a frame and EOF.
+        // The cut-off reader reads once its cut-off shows in the metrics;
+        // this only bounds that wait (valgrind is slow).
         close_timeout: Duration::from_secs(40),
         broadcast_to_sender: false,
         ..config(Mode::Broadcast)
@@ -484,28 +510,50 @@ fn broadcast_receiver_that_never_reads_is_cut_off_1008_while_others_get_everythi
     let mut good = Bystander::connect(server.addr(), "/elsewhere");
     let mut publisher = Client::connect_path(server.addr(), "/room");
     let mut reader = Client::connect_path(server.addr(), "/room");
-    let mut sluggard = Client::connect_path(server.addr(), "/room");
+    let sluggard = Client::connect_path(server.addr(), "/room");
     socket2::SockRef::from(&sluggard.stream)
         .set_recv_buffer_size(16 << 10)
         .unwrap();
+    let mut sluggard = Some(sluggard);
     const MESSAGES: u32 = 1024;
-    const SIZE: usize = 64 << 10; // 64 MiB in all
+    // 64 MiB in all.
+    const SIZE: usize = 64 << 10;
+    // The publisher stays at most WINDOW messages ahead of what the good
+    // receiver has checked, so the server never queues more than that for
+    // it, however late its thread is scheduled: a slow reader, never a
+    // slow consumer. The sluggard, which never reads, still is one.
+    const WINDOW: u32 = 2;
     let body = pattern(SIZE, 7);
     let template = masked_frame(true, 0, OP_BINARY, &body, KEY);
+    assert!(WINDOW as usize * template.len() < HIGH_WATER);
     let payload_at = template.len() - SIZE;
     let before = vm_rss_kib();
     // The well-behaved receiver reads on its own thread and checks every
-    // message: all of them, in order, intact.
+    // message: all of them, in order, intact. It acknowledges each one.
+    // It waits for the publisher, which may be busy elsewhere (a
+    // bystander round trip, a metrics scrape): the watchdog bounds that.
+    let (ack, acked) = mpsc::channel();
+    reader.stream.set_read_timeout(None).unwrap();
     let receiving = std::thread::spawn(move || {
         for i in 0..MESSAGES {
             let m = reader.recv_binary();
             assert_eq!(m.len(), SIZE, "message {i}");
             assert_eq!(m[..4], i.to_be_bytes(), "message {i} out of order");
             assert!(m[4..] == body[4..], "message {i} corrupted");
+            // Fails only if the publisher failed, which reports itself.
+            let _ = ack.send(i);
         }
         reader
     });
-    for i in 0..MESSAGES {
+    let (mut checked, mut cut_off) = (0, None);
+    'publish: for i in 0..MESSAGES {
+        while i >= checked + WINDOW {
+            if acked.recv().is_err() {
+                // The receiver failed: its join below says how.
+                break 'publish;
+            }
+            checked += 1;
+        }
         let mut frame = template.clone();
         for (j, b) in i.to_be_bytes().into_iter().enumerate() {
             frame[payload_at + j] = b ^ KEY[j];
@@ -515,29 +563,30 @@ fn broadcast_receiver_that_never_reads_is_cut_off_1008_while_others_get_everythi
             good.check_ping();
             assert_rss_bounded(before, "while publishing");
         }
+        // Once the sluggard has been cut off it reads, on its own thread,
+        // while publishing goes on: its Close 1008 waits behind the frame
+        // that was cut short, within the close timeout.
+        if cut_off.is_none()
+            && (i % 16 == 0 || i == MESSAGES - 1)
+            && metric(server.addr(), "wsd_slow_consumer_cutoffs_total") > 0.0
+        {
+            let mut sluggard = sluggard.take().unwrap();
+            cut_off = Some(std::thread::spawn(move || {
+                let got = read_to_cut_off(&mut sluggard, SIZE);
+                sluggard.send_close(1008, b"");
+                sluggard.expect_eof();
+                got
+            }));
+        }
     }
     let reader = receiving.join().expect("the good receiver failed");
     assert_rss_bounded(before, "after 64 MiB published");
     good.check_ping();
-    // The sluggard reads at last: some whole messages, then Close 1008.
-    let mut got = 0u32;
-    loop {
-        match sluggard.recv() {
-            Message::Binary(m) => {
-                assert_eq!(m.len(), SIZE);
-                assert_eq!(m[..4], got.to_be_bytes(), "the cut-off reader's order");
-                got += 1;
-            }
-            Message::Close(code, _) => {
-                assert_eq!(code, Some(1008));
-                break;
-            }
-            other => panic!("unexpected {}", describe(&other)),
-        }
-    }
+    let got = cut_off
+        .expect("the sluggard was never cut off")
+        .join()
+        .expect("the cut-off reader failed");
     assert!(got < MESSAGES, "the sluggard got everything");
-    sluggard.send_close(1008, b"");
-    sluggard.expect_eof();
     reader.close();
     publisher.close();
     good.close();

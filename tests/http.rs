@@ -1,7 +1,9 @@
 //! Plain HTTP on the WebSocket port: a request with no `Upgrade: websocket`
 //! and no `Sec-WebSocket-*` header is answered by the server itself
 //! (`/healthz`, `/metrics`, the page at `/`), once, and the connection is
-//! closed. The same counters also go to the log with `--stats-interval`.
+//! closed cleanly (requests pipelined behind the first are dropped, the end
+//! is a FIN, never a reset). The same counters also go to the log with
+//! `--stats-interval`.
 
 mod common;
 
@@ -291,7 +293,11 @@ fn stats_interval_logs_a_summary_line() {
     let addr = wsd.addrs[0];
     let wait = Duration::from_secs(5);
     let idle = wsd.stderr_line_containing(" conns (+", wait);
-    assert!(idle.starts_with("INFO "), "{idle:?}");
+    // After the timestamp (tests/daemon.rs checks its form), the level.
+    assert!(
+        idle.split_once(' ').unwrap().1.starts_with("INFO "),
+        "{idle:?}"
+    );
     assert!(idle.contains("msg/s") && idle.contains("MB/s"), "{idle:?}");
 
     let mut c = Client::connect(addr);
@@ -301,8 +307,178 @@ fn stats_interval_logs_a_summary_line() {
     assert!(line.contains("1 conns (+1 accepted), in "), "{line:?}");
     c.close();
     let line = wsd.stderr_line_containing("closes 1000:1", wait);
-    assert!(line.starts_with("INFO "), "{line:?}");
+    assert!(
+        line.split_once(' ').unwrap().1.starts_with("INFO "),
+        "{line:?}"
+    );
 
     wsd.signal("TERM");
     assert!(wsd.wait_exit(wait).success());
+}
+
+#[test]
+fn http_1_1_request_without_exactly_one_host_is_400() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+    // code to any HTTP/1.1 request message that lacks a Host header field
+    // and to any that contains more than one Host header field line".
+    for (what, req) in [
+        ("no Host", "GET /healthz HTTP/1.1\r\n\r\n"),
+        (
+            "two Hosts",
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ),
+        (
+            "no Host, HEAD",
+            "HEAD /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        ),
+    ] {
+        let resp = http_exchange(server.addr(), req, false);
+        assert_eq!(resp.status, 400, "{what}: {resp:?}");
+        assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+        assert!(
+            String::from_utf8_lossy(&resp.body).contains("Host"),
+            "{what}: the body names the problem: {resp:?}"
+        );
+    }
+    // HTTP/1.0 had no Host requirement.
+    let resp = http_exchange(server.addr(), "GET /healthz HTTP/1.0\r\n\r\n", false);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let stats = server.stop();
+    assert_eq!(stats.handshake_failures, BTreeMap::from([(400, 3)]));
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 1)]));
+}
+
+/// The answer to a lone `GET /healthz`, for comparing pipelined answers with.
+fn healthz_alone(server: &TestServer) -> HttpResponse {
+    let resp = http_get(server.addr(), "/healthz");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    resp
+}
+
+#[test]
+fn pipelined_requests_get_the_first_answer_whole_then_a_clean_close() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let alone = healthz_alone(&server);
+    // No keep-alive: the first answer says Connection: close, and what the
+    // client pipelined behind it is read and dropped, never answered.
+    let get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for tail in [
+        get.to_string(),
+        format!("{get}{get}GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // Half a request.
+        "GET /metr".to_string(),
+    ] {
+        let mut c = Client::connect_raw(server.addr());
+        c.send_raw(format!("{get}{tail}").as_bytes());
+        let resp = c.read_http_response();
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+        assert_eq!(resp.body, alone.body);
+        // A FIN and nothing else: a reset would fail this read.
+        c.expect_eof();
+    }
+    let stats = server.stop();
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 4)]));
+}
+
+#[test]
+fn a_request_sent_after_the_answer_is_not_answered_and_the_close_stays_clean() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    // The server may already have shut its side; its socket still reads.
+    c.send_raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.expect_eof();
+    let stats = server.stop();
+    assert_eq!(stats.http_responses, BTreeMap::from([(200, 1)]));
+}
+
+#[test]
+fn a_large_pipelined_tail_is_drained_not_reset() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    let alone = healthz_alone(&server);
+    // Far more than one read: the answer must not be destroyed by a reset
+    // for unread input when the server closes.
+    let mut bytes = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let tail = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8 << 10);
+    bytes.extend_from_slice(tail.as_bytes());
+    let mut c = Client::connect_raw(server.addr());
+    c.send_raw(&bytes);
+    let resp = c.read_http_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.body, alone.body);
+    c.expect_eof();
+}
+
+#[test]
+fn a_fresh_server_reports_zero_for_every_common_status_and_close_code() {
+    let _w = watchdog();
+    let server = TestServer::echo();
+    // The first scrape itself is not counted yet when it is answered.
+    let m = samples(&http_get(server.addr(), "/metrics").body);
+    // Alerts on rate(...) see 0, not "no data", before the first event.
+    for code in [1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1011] {
+        assert_eq!(
+            metric(&m, &format!("wsd_closes_total{{code=\"{code}\"}}")),
+            0.0
+        );
+    }
+    for status in [400, 403, 405, 408, 426, 431, 503] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("wsd_handshake_failures_total{{status=\"{status}\"}}")
+            ),
+            0.0
+        );
+    }
+    for status in [200, 404, 405, 503] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("wsd_http_responses_total{{status=\"{status}\"}}")
+            ),
+            0.0
+        );
+    }
+    // A code outside the common set appears once it happens.
+    let mut c = server.client();
+    c.send_close(4000, b"app-defined");
+    assert!(matches!(c.recv(), Message::Close(Some(4000), _)));
+    c.expect_eof();
+    drop(c);
+    let until = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let m = samples(&http_get(server.addr(), "/metrics").body);
+        if m.get("wsd_closes_total{code=\"4000\"}") == Some(&1.0) {
+            assert_eq!(metric(&m, "wsd_closes_total{code=\"1000\"}"), 0.0);
+            assert!(metric(&m, "wsd_http_responses_total{status=\"200\"}") >= 1.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "close 4000 never counted: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn build_info_names_the_instance_by_process_id() {
+    let _w = watchdog();
+    let wsd = WsdProcess::start(&["--listen", "127.0.0.1:0"]);
+    let m = samples(&http_get(wsd.addrs[0], "/metrics").body);
+    let series = format!(
+        "wsd_build_info{{version=\"{}\",instance=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        wsd.pid()
+    );
+    assert_eq!(metric(&m, &series), 1.0);
 }

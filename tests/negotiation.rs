@@ -1,5 +1,6 @@
 //! What the upgrade negotiates beyond the RFC minimum: the `Origin` check
-//! (`allowed_origins`) and the subprotocol choice (`protocols`).
+//! (`allowed_origins`) and the subprotocol choice (`protocols`), which
+//! `require_protocol` (`--require-protocol`) makes a condition of the upgrade.
 
 mod common;
 
@@ -211,4 +212,104 @@ fn origin_and_protocol_are_checked_together() {
         "a good protocol does not excuse the origin"
     );
     assert!(chosen(&resp).is_empty(), "{resp:?}");
+}
+
+fn requiring(protocols: &[&str]) -> Config {
+    Config {
+        require_protocol: true,
+        ..with_protocols(protocols)
+    }
+}
+
+/// The upgrade with `extra` header lines must be refused 400 with a body
+/// that names every accepted protocol, then closed.
+fn expect_protocol_refusal(addr: std::net::SocketAddr, extra: &str, accepted: &str) {
+    let (mut c, resp) = Client::try_upgrade(addr, "/", extra);
+    assert_eq!(resp.status, 400, "{extra:?}: {resp:?}");
+    assert!(chosen(&resp).is_empty(), "{resp:?}");
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(
+        body.contains(accepted),
+        "{extra:?}: the body lists {accepted}: {body:?}"
+    );
+    c.expect_eof();
+}
+
+#[test]
+fn required_protocol_refuses_upgrades_offering_none_accepted_with_400_naming_them() {
+    let _w = watchdog();
+    let server = TestServer::start(requiring(&["chat", "superchat"]));
+    let offers = [
+        "Sec-WebSocket-Protocol: foo\r\n",
+        "Sec-WebSocket-Protocol: foo, bar\r\nSec-WebSocket-Protocol: baz\r\n",
+        "Sec-WebSocket-Protocol: Chat\r\n",
+        "Sec-WebSocket-Protocol: ,\r\n",
+        "",
+    ];
+    for extra in offers {
+        expect_protocol_refusal(server.addr(), extra, "chat, superchat");
+    }
+    // One accepted name anywhere in the offer is enough.
+    let (mut c, resp) = Client::try_upgrade(
+        server.addr(),
+        "/",
+        "Sec-WebSocket-Protocol: foo\r\nSec-WebSocket-Protocol: bar, superchat\r\n",
+    );
+    assert_eq!(resp.status, 101, "{resp:?}");
+    assert_eq!(chosen(&resp), ["superchat"], "{resp:?}");
+    c.assert_echo("required and offered");
+    c.close();
+    let stats = server.stop();
+    assert_eq!(
+        stats.handshake_failures,
+        BTreeMap::from([(400, offers.len() as u64)])
+    );
+    assert_eq!(stats.handshakes, 1);
+}
+
+#[test]
+fn require_protocol_flag_refuses_other_offers_and_needs_a_protocol() {
+    let _w = watchdog();
+    let wsd = WsdProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--require-protocol",
+        "--protocol",
+        "chat.v2",
+    ]);
+    expect_protocol_refusal(wsd.addrs[0], "Sec-WebSocket-Protocol: chat\r\n", "chat.v2");
+    let (mut c, resp) =
+        Client::try_upgrade(wsd.addrs[0], "/", "Sec-WebSocket-Protocol: chat.v2\r\n");
+    assert_eq!(chosen(&resp), ["chat.v2"], "{resp:?}");
+    c.assert_echo("v2");
+    c.close();
+
+    let run = run_wsd_to_exit(
+        &["--listen", "127.0.0.1:0", "--require-protocol"],
+        &[],
+        IO_TIMEOUT,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("--require-protocol") && lines[0].contains("--protocol"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn protocol_names_must_be_tokens() {
+    let _w = watchdog();
+    for bad in ["", "a b", "chat,superchat", "x\"y"] {
+        let run = run_wsd_to_exit(
+            &["--listen", "127.0.0.1:0", "--protocol", bad],
+            &[],
+            IO_TIMEOUT,
+        );
+        assert_eq!(run.status.code(), Some(2), "{bad:?}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{bad:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{bad:?}: {}", run.stderr);
+    }
 }

@@ -4,7 +4,8 @@
 //! says 503 `draining`; return once every connection has closed or the
 //! drain timeout passed), an immediate `shutdown`, and the binary's answer
 //! to SIGTERM and SIGINT (drain, exit 0; a second signal exits at once with
-//! 128+signal).
+//! 128+signal), to SIGHUP (logged, the server keeps serving) and SIGPIPE
+//! (ignored).
 
 mod common;
 
@@ -363,4 +364,60 @@ fn second_signal_during_the_drain_exits_at_once_with_128_plus_signal() {
         );
         c.expect_eof();
     }
+}
+
+#[test]
+fn sighup_is_logged_and_the_server_keeps_serving() {
+    let _w = watchdog();
+    let mut wsd = WsdProcess::start(&["--listen", "127.0.0.1:0"]);
+    let mut c = Client::connect(wsd.addrs[0]);
+    c.assert_echo("before SIGHUP");
+    for round in 0..2 {
+        wsd.signal("HUP");
+        // The log line proves the signal was taken, not still on its way.
+        wsd.stderr_line_containing("SIGHUP: nothing to reload", IO_TIMEOUT);
+        assert!(
+            wsd.child.try_wait().unwrap().is_none(),
+            "wsd exited on SIGHUP"
+        );
+        c.assert_echo(&format!("after SIGHUP {round}"));
+    }
+    let mut fresh = Client::connect(wsd.addrs[0]);
+    fresh.assert_echo("a new client after SIGHUP");
+    fresh.close();
+    c.close();
+    // SIGHUP did not start a drain: SIGTERM still drains and exits 0.
+    wsd.signal("TERM");
+    let status = wsd.wait_exit(IO_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// The signals `wsd` ignores, from the `SigIgn` mask in /proc/PID/status.
+fn ignored_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("SigIgn line");
+    u64::from_str_radix(mask.trim(), 16).expect("hex mask")
+}
+
+#[test]
+fn sigpipe_is_ignored_and_sighup_is_not() {
+    let _w = watchdog();
+    let wsd = WsdProcess::start(&["--listen", "127.0.0.1:0"]);
+    let ignored = ignored_signals(wsd.pid());
+    // Bit n-1 stands for signal n: SIGPIPE is 13, SIGHUP is 1. A write to a
+    // peer that reset must be EPIPE, not death; SIGHUP is caught, not
+    // ignored, so it can later mean "reload".
+    assert_ne!(
+        ignored & (1 << (13 - 1)),
+        0,
+        "SIGPIPE not ignored: {ignored:#x}"
+    );
+    assert_eq!(
+        ignored & 1,
+        0,
+        "SIGHUP ignored instead of handled: {ignored:#x}"
+    );
 }

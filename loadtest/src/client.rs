@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
-use wsd::proto::handshake::{client_key, parse_response, write_request, ResponseError};
+use wsd::proto::handshake::{client_key, parse_response, ResponseError};
 use wsd::proto::{Events, Limits, MessageKind, Parsing, Role, Session, State};
 
 use crate::stats::ErrorKind;
+use crate::upgrade::{ProtocolMismatch, Upgrade};
 
 /// A failure with its kind and a human-readable detail.
 pub type Failure = (ErrorKind, String);
@@ -172,8 +173,8 @@ impl Conn {
     }
 
     /// On the first writable edge: checks the connect worked and queues
-    /// the upgrade request.
-    pub fn on_connected(&mut self, host: &str, path: &str) -> Result<(), Failure> {
+    /// the upgrade request for `path` on `host`.
+    pub fn on_connected(&mut self, host: &str, path: &str, up: &Upgrade) -> Result<(), Failure> {
         if let Some(e) = self.stream.take_error().map_err(|e| io_failure(&e))? {
             return Err(io_failure(&e));
         }
@@ -184,14 +185,15 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
             Err(e) => return Err(io_failure(&e)),
         }
-        write_request(&mut self.out, host, path, &self.key);
+        up.write_request(&mut self.out, host, path, &self.key);
         self.phase = Phase::Handshake;
         Ok(())
     }
 
-    /// Reads the handshake response. `Ok(true)` once the connection is Open
-    /// (frames that followed the head stay buffered for [`Conn::read_frames`]).
-    pub fn read_handshake(&mut self) -> Result<bool, Failure> {
+    /// Reads the handshake response, which must agree to what `up` asked
+    /// for. `Ok(true)` once the connection is Open (frames that followed
+    /// the head stay buffered for [`Conn::read_frames`]).
+    pub fn read_handshake(&mut self, up: &Upgrade) -> Result<bool, Failure> {
         loop {
             match self.read_some(MAX_RESPONSE_HEAD) {
                 Ok(Some((0, _))) => {
@@ -207,6 +209,9 @@ impl Conn {
             let head = &self.rbuf[..self.rlen];
             match parse_response(head, &self.key) {
                 Ok(Parsing::Done { offset, .. }) => {
+                    if let Err(m) = up.check_response(&head[..offset]) {
+                        return Err(subprotocol_failure(m, up));
+                    }
                     self.rbuf.copy_within(offset..self.rlen, 0);
                     self.rlen -= offset;
                     self.phase = Phase::Open;
@@ -411,6 +416,22 @@ fn bind_no_port(socket: &Socket) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+fn subprotocol_failure(m: ProtocolMismatch, up: &Upgrade) -> Failure {
+    let offered = up.protocols().join(", ");
+    let detail = match m {
+        ProtocolMismatch::NoneChosen => {
+            format!("the server chose no subprotocol of those offered ({offered})")
+        }
+        ProtocolMismatch::NotOffered(p) if offered.is_empty() => {
+            format!("the server chose subprotocol '{p}', and none was offered")
+        }
+        ProtocolMismatch::NotOffered(p) => {
+            format!("the server chose subprotocol '{p}', not one of those offered ({offered})")
+        }
+    };
+    (ErrorKind::Subprotocol, detail)
 }
 
 /// The first line of a response head, for error messages.

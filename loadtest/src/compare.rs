@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::Scenario;
+use crate::cli::{Plan, Scenario};
 use crate::output;
 use crate::report::{self, Figures};
 use crate::run;
@@ -17,8 +17,10 @@ const PAUSE: Duration = Duration::from_millis(300);
 
 /// The figures compared. For `conns` the rate is handshakes per second, the
 /// latencies are of connect plus handshake, and the server figure is its
-/// RSS growth per connection; otherwise messages per second, message
-/// latency, and server CPU microseconds per message.
+/// RSS growth per connection; for `broadcast`, deliveries per second,
+/// fan-out latency and server CPU microseconds per delivery; otherwise
+/// messages per second, message latency, and server CPU microseconds per
+/// message.
 #[derive(Clone, Copy, Debug, Default)]
 struct Row {
     rate: f64,
@@ -45,6 +47,12 @@ impl Columns {
                 server: "srv B/conn",
                 rate_key: "handshakes_per_s",
                 server_key: "server_rss_bytes_per_conn",
+            },
+            Scenario::Broadcast(_) => Columns {
+                rate: "dlv/s",
+                server: "srv µs/dlv",
+                rate_key: "deliveries_per_s",
+                server_key: "server_cpu_us_per_delivery",
             },
             _ => Columns {
                 rate: "msg/s",
@@ -92,8 +100,8 @@ fn ratio(a: f64, base: f64) -> String {
 }
 
 /// Runs the comparison; returns whether every run was clean.
-pub fn run(s: &Scenario, rounds: u32) -> bool {
-    let c = s.common();
+pub fn run(plan: &Plan, rounds: u32) -> bool {
+    let (s, c) = (&plan.scenario, &plan.out);
     let cols = Columns::of(s);
     let conns = matches!(s, Scenario::Conns(_));
     let n = c.targets.len();
@@ -103,7 +111,8 @@ pub fn run(s: &Scenario, rounds: u32) -> bool {
     for round in 1..=rounds {
         for (i, target) in c.targets.iter().enumerate() {
             eprintln!("wsload compare: round {round}/{rounds}, {target}");
-            let summary = run::run(s, target, c.server_pids.get(i).copied(), true);
+            let pid: Vec<u32> = c.server_pids.get(i).copied().into_iter().collect();
+            let summary = run::run(s, std::slice::from_ref(target), &pid, true);
             let f = Figures::of(&summary);
             let (h, rate, server) = if conns {
                 (&summary.stats.connect, f.handshakes_per_s, f.rss_per_conn)

@@ -2,17 +2,19 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the flags; [`target`]: the `ws://` URL.
+//! - [`cli`]: the flags; [`target`]: the `ws://` URL; [`upgrade`]: what
+//!   `--origin`, `--protocol` and `-H` add to the upgrade request.
 //! - [`payload`]: what each message carries and how replies are verified;
 //!   pre-encoded masked frames.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
 //!   through `wsd::proto::Session`).
-//! - [`worker`]: one thread's mio loop and the phases of a run; [`modes`]:
-//!   the workloads it drives (echo, rate, broadcast, conns, churn).
+//! - [`worker`]: one thread's mio loop; [`window`]: the phases of a run in
+//!   time and the timeline's rows; [`modes`]: the workloads the loop drives
+//!   (echo, rate, broadcast, conns, churn).
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
 //!   edges, progress; [`compare`]: several targets in turn.
-//! - [`stats`], [`report`], [`output`], [`proc`]: counting, figures and
-//!   their formats, process figures.
+//! - [`stats`], [`report`], [`tables`], [`output`], [`proc`]: counting,
+//!   figures and their formats, process figures.
 
 mod cli;
 mod client;
@@ -24,29 +26,30 @@ mod proc;
 mod report;
 mod run;
 mod stats;
+mod tables;
 mod target;
 mod timer;
+mod upgrade;
+mod window;
 mod worker;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::{Cli, Scenario};
+use crate::cli::{Cli, Plan};
 use crate::report::Figures;
 use crate::stats::ErrorKind;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (scenario, rounds) = cli.command.into_scenario();
-    if let Err(msg) = scenario.validate(rounds.is_some()) {
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, msg)
-            .exit();
+    let plan = Cli::parse().command.into_plan();
+    // Everything is checked before any connection is opened.
+    if let Err(msg) = plan.validate().and_then(|()| check_pids(&plan)) {
+        usage_error(&plan, &msg);
     }
-    let clean = match rounds {
-        Some(k) => compare::run(&scenario, k),
-        None => single(&scenario),
+    let clean = match plan.rounds {
+        Some(k) => compare::run(&plan, k),
+        None => single(&plan),
     };
     if clean {
         ExitCode::SUCCESS
@@ -55,13 +58,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every --server-pid must be a process whose figures can be read.
+fn check_pids(plan: &Plan) -> Result<(), String> {
+    for &pid in &plan.out.server_pids {
+        if let Err(e) = proc::sample(pid) {
+            return Err(format!("--server-pid {pid}: cannot read /proc/{pid}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Exits with a usage error, under the usage line of the mode that was run.
+fn usage_error(plan: &Plan, msg: &str) -> ! {
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in plan.command_path() {
+        if let Some(sub) = cmd.find_subcommand(name).cloned() {
+            cmd = sub;
+        }
+    }
+    cmd.error(clap::error::ErrorKind::ArgumentConflict, msg)
+        .exit()
+}
+
 /// One run: reports, files, and whether it was clean.
-fn single(s: &Scenario) -> bool {
-    let c = s.common();
-    let target = &c.targets[0];
-    let summary = run::run(s, target, c.server_pids.first().copied(), true);
+fn single(plan: &Plan) -> bool {
+    let (s, out) = (&plan.scenario, &plan.out);
+    let summary = run::run(s, &out.targets, &out.server_pids, true);
     let f = Figures::of(&summary);
-    let json_to_stdout = output::is_stdout(c.json.as_deref());
+    let json_to_stdout = output::is_stdout(out.json.as_deref());
     output::print_text(&report::text(&summary), json_to_stdout);
     let mut ok = !f.failed(&summary);
     if summary.stats.opened == 0 {
@@ -76,19 +101,25 @@ fn single(s: &Scenario) -> bool {
                 _ => format!("{k}: {d}"),
             })
             .unwrap_or_else(|| "no connection was attempted".into());
+        let target = &out.targets[0];
         eprintln!(
             "wsload: cannot connect to {target} ({}): {why}",
             target.addr
         );
     }
-    if let Some(path) = &c.json {
+    if let Some(path) = &out.json {
         ok &= output::write_json(path, &report::json(&summary));
     }
-    if let Some(path) = &c.hgrm {
-        ok &= output::write_to(path, |w| report::hgrm(&summary.stats.latency, w));
+    if let Some(path) = &out.hgrm {
+        // conns sends no messages: its latency is the handshake's.
+        let h = match s {
+            cli::Scenario::Conns(_) => &summary.stats.connect,
+            _ => &summary.stats.latency,
+        };
+        ok &= output::write_to(path, |w| tables::hgrm(h, w));
     }
-    if let Some(path) = &c.csv {
-        ok &= output::write_to(path, |w| report::csv(&summary, w));
+    if let Some(path) = &out.csv {
+        ok &= output::write_to(path, |w| tables::csv(&summary, w));
     }
     ok
 }

@@ -1,14 +1,22 @@
 //! What every message wsload sends carries, and how a reply is checked.
 //!
-//! A payload starts with a [`Stamp`] (intended and actual send time, the
-//! sender's id, a sequence number, and a checksum over them) and is padded to
-//! the requested size with a fixed lowercase-letter pattern. Binary payloads
-//! carry the stamp as 32 raw bytes; text payloads as 64 lowercase hex digits,
-//! so they stay valid UTF-8. A reply is verified byte for byte: the stamp's
-//! checksum covers the stamp, the padding is compared with the pattern, and
-//! the caller checks the id and sequence number against what it expects.
+//! A payload of at least the stamp's length (32 bytes binary, 64 text)
+//! starts with a [`Stamp`] (intended and actual send time, the sender's id,
+//! a sequence number, and a checksum over them) and is padded to the
+//! requested size with a fixed lowercase-letter pattern. Binary payloads
+//! carry the stamp as 32 raw bytes; text payloads as 64 lowercase hex
+//! digits, so they stay valid UTF-8. A reply is verified byte for byte: the
+//! stamp's checksum covers the stamp, the padding is compared with the
+//! pattern, and the caller checks the id and sequence number against what
+//! it expects.
 //!
-//! Frames are pre-encoded: [`Codec`] keeps one masked frame whose padding is
+//! A smaller payload, down to 0 bytes, has no room for a stamp. It is
+//! lowercase letters that start at a letter given by the sequence number
+//! modulo [`CYCLE`], so a reply is still checked for type, length and
+//! content, and an echo for which message it answers (modulo 26); the send
+//! times stay with the sender (see `modes::InFlight`).
+//!
+//! Frames are pre-encoded: [`Codec`] keeps masked frames whose padding is
 //! already masked, so sending a message is one copy plus masking the stamp.
 
 use wsd::proto::frame::{encode_header, OpCode};
@@ -30,7 +38,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// The stamp's length, and so the smallest payload.
+    /// The stamp's length: the smallest payload that carries one.
     pub const fn stamp_len(self) -> usize {
         match self {
             Encoding::Text => TEXT_STAMP,
@@ -86,6 +94,8 @@ pub enum Mismatch {
     Stamp,
     /// The padding differs.
     Padding,
+    /// A payload too small for a stamp is none of the ones wsload sends.
+    Content,
     /// A valid stamp, but not the one expected next (wrong id or sequence).
     Order,
 }
@@ -98,6 +108,7 @@ impl Mismatch {
             Mismatch::Length => "wrong length",
             Mismatch::Stamp => "corrupted stamp",
             Mismatch::Padding => "corrupted padding",
+            Mismatch::Content => "corrupted content",
             Mismatch::Order => "unexpected sequence number or sender",
         }
     }
@@ -181,63 +192,85 @@ pub fn padding_byte(i: usize) -> u8 {
     b'a' + (i % 26) as u8
 }
 
+/// How many contents payloads too small for a stamp cycle through.
+pub const CYCLE: u64 = 26;
+
 /// Pre-encoded frames of one size and encoding, masked with one key.
 #[derive(Clone, Debug)]
 pub struct Codec {
     enc: Encoding,
     key: [u8; 4],
-    /// A whole masked frame with a zeroed stamp: copied for each message.
-    frame: Vec<u8>,
-    /// Where the payload starts in `frame`.
+    size: usize,
+    /// Whether payloads are large enough to carry a stamp.
+    stamped: bool,
+    /// Whole masked frames, back to back, copied for each message: one with
+    /// a zeroed stamp, or without a stamp one per content of the cycle.
+    frames: Vec<u8>,
+    /// One frame's length.
+    frame_len: usize,
+    /// Where the payload starts in a frame.
     header_len: usize,
-    /// The unmasked payload with a zeroed stamp: what replies are checked against.
+    /// The unmasked payloads of `frames`: what replies are checked against.
     plain: Vec<u8>,
 }
 
 impl Codec {
-    /// Frames with `size`-byte payloads; `size` is at least the stamp length.
+    /// Frames with `size`-byte payloads.
     pub fn new(enc: Encoding, size: usize, key: [u8; 4]) -> Codec {
-        let size = size.max(enc.stamp_len());
-        let plain: Vec<u8> = (0..size)
-            .map(|i| {
-                if i < enc.stamp_len() {
+        let stamped = size >= enc.stamp_len();
+        let variants = if stamped { 1 } else { CYCLE as usize };
+        let header = encode_header(true, 0, enc.opcode(), size as u64, Some(key));
+        let header = header.as_slice();
+        let mut plain = Vec::with_capacity(variants * size);
+        let mut frames = Vec::with_capacity(variants * (header.len() + size));
+        for k in 0..variants {
+            let from = plain.len();
+            plain.extend((0..size).map(|i| {
+                if stamped && i < enc.stamp_len() {
                     0
                 } else {
-                    padding_byte(i)
+                    padding_byte(i + k)
                 }
-            })
-            .collect();
-        let header = encode_header(true, 0, enc.opcode(), size as u64, Some(key));
-        let mut frame = Vec::with_capacity(header.as_slice().len() + size);
-        frame.extend_from_slice(header.as_slice());
-        frame.extend_from_slice(&plain);
-        let header_len = header.as_slice().len();
-        apply_mask(&mut frame[header_len..], key, 0);
+            }));
+            frames.extend_from_slice(header);
+            let at = frames.len();
+            frames.extend_from_slice(&plain[from..]);
+            apply_mask(&mut frames[at..], key, 0);
+        }
         Codec {
             enc,
             key,
-            frame,
-            header_len,
+            size,
+            stamped,
+            frames,
+            frame_len: header.len() + size,
+            header_len: header.len(),
             plain,
         }
     }
 
-    /// The payload size.
-    #[cfg(test)]
-    pub fn size(&self) -> usize {
-        self.plain.len()
+    /// Whether payloads carry a stamp; if not, replies are checked with
+    /// [`Codec::verify_content`] and send times kept by the sender.
+    pub fn carries_stamp(&self) -> bool {
+        self.stamped
     }
 
     /// One frame's length on the wire.
     #[cfg(test)]
     pub fn frame_len(&self) -> usize {
-        self.frame.len()
+        self.frame_len
     }
 
-    /// Appends a masked frame carrying `s` to `out`.
+    /// Appends a masked frame carrying `s` to `out`; without a stamp, only
+    /// the sequence number shows, as the content's place in the cycle.
     pub fn write(&self, out: &mut Vec<u8>, s: &Stamp) {
+        if !self.stamped {
+            let at = (s.seq % CYCLE) as usize * self.frame_len;
+            out.extend_from_slice(&self.frames[at..at + self.frame_len]);
+            return;
+        }
         let start = out.len() + self.header_len;
-        out.extend_from_slice(&self.frame);
+        out.extend_from_slice(&self.frames);
         let n = self.enc.stamp_len();
         let stamp = &mut out[start..start + n];
         encode_stamp(s, self.enc, stamp);
@@ -245,20 +278,53 @@ impl Codec {
         apply_mask(stamp, self.key, 0);
     }
 
-    /// Checks a reply and returns its stamp.
-    pub fn verify(&self, kind: MessageKind, payload: &[u8]) -> Result<Stamp, Mismatch> {
+    fn check_shape(&self, kind: MessageKind, payload: &[u8]) -> Result<(), Mismatch> {
         if kind != self.enc.kind() {
             return Err(Mismatch::Kind);
         }
-        if payload.len() != self.plain.len() {
+        if payload.len() != self.size {
             return Err(Mismatch::Length);
         }
+        Ok(())
+    }
+
+    /// Checks a stamped reply and returns its stamp.
+    pub fn verify(&self, kind: MessageKind, payload: &[u8]) -> Result<Stamp, Mismatch> {
+        self.check_shape(kind, payload)?;
         let n = self.enc.stamp_len();
         let stamp = decode_stamp(payload, self.enc).ok_or(Mismatch::Stamp)?;
-        if payload[n..] != self.plain[n..] {
+        if payload.get(n..) != self.plain.get(n..) {
             return Err(Mismatch::Padding);
         }
         Ok(stamp)
+    }
+
+    /// Checks a reply too small for a stamp: type, length, and content,
+    /// which must be that of sequence number `seq` if given, or of any.
+    /// Another message's content is [`Mismatch::Order`].
+    pub fn verify_content(
+        &self,
+        kind: MessageKind,
+        payload: &[u8],
+        seq: Option<u64>,
+    ) -> Result<(), Mismatch> {
+        self.check_shape(kind, payload)?;
+        let Some(&first) = payload.first() else {
+            return Ok(());
+        };
+        // The content's place in the cycle, read off its first letter.
+        let found = first.wrapping_sub(b'a');
+        if u64::from(found) >= CYCLE {
+            return Err(Mismatch::Content);
+        }
+        let at = usize::from(found) * self.size;
+        if payload != &self.plain[at..at + self.size] {
+            return Err(Mismatch::Content);
+        }
+        match seq {
+            Some(s) if s % CYCLE != u64::from(found) => Err(Mismatch::Order),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -380,11 +446,82 @@ mod tests {
         );
     }
 
+    fn short_stamp(seq: u64) -> Stamp {
+        Stamp { seq, ..STAMP }
+    }
+
     #[test]
-    fn sizes_below_the_stamp_are_raised_to_it() {
+    fn payloads_below_the_stamp_keep_their_size_and_cycle_with_the_sequence() {
+        for (enc, size) in [
+            (Encoding::Binary, 0),
+            (Encoding::Binary, 1),
+            (Encoding::Binary, 16),
+            (Encoding::Binary, 31),
+            (Encoding::Text, 0),
+            (Encoding::Text, 5),
+            (Encoding::Text, 63),
+        ] {
+            let codec = Codec::new(enc, size, [0x37, 0xfa, 0x21, 0x3d]);
+            assert!(!codec.carries_stamp());
+            for seq in [0, 1, 25, 26, 27, 1000] {
+                let mut out = Vec::new();
+                codec.write(&mut out, &short_stamp(seq));
+                assert_eq!(out.len(), codec.frame_len());
+                let (op, payload) = unmask(&out);
+                assert_eq!((op, payload.len()), (enc.opcode(), size));
+                let want: Vec<u8> = (0..size).map(|i| padding_byte(i + seq as usize)).collect();
+                assert_eq!(payload, want, "{enc:?} {size} seq {seq}");
+                let kind = enc.kind();
+                assert_eq!(codec.verify_content(kind, &payload, Some(seq)), Ok(()));
+                assert_eq!(codec.verify_content(kind, &payload, None), Ok(()));
+                let other = Some(seq + 1);
+                let expect = if size == 0 {
+                    Ok(())
+                } else {
+                    Err(Mismatch::Order)
+                };
+                assert_eq!(codec.verify_content(kind, &payload, other), expect);
+            }
+        }
+    }
+
+    #[test]
+    fn corrupted_short_replies_are_mismatches() {
+        let codec = Codec::new(Encoding::Binary, 8, [1, 2, 3, 4]);
+        let mut out = Vec::new();
+        codec.write(&mut out, &short_stamp(3));
+        let (_, good) = unmask(&out);
+        let k = MessageKind::Binary;
         assert_eq!(
-            Codec::new(Encoding::Text, 10, [1, 2, 3, 4]).size(),
-            TEXT_STAMP
+            codec.verify_content(MessageKind::Text, &good, Some(3)),
+            Err(Mismatch::Kind)
+        );
+        assert_eq!(
+            codec.verify_content(k, &good[..7], Some(3)),
+            Err(Mismatch::Length)
+        );
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(
+                codec.verify_content(k, &bad, Some(3)),
+                Err(Mismatch::Content),
+                "{i}"
+            );
+            assert_eq!(
+                codec.verify_content(k, &bad, None),
+                Err(Mismatch::Content),
+                "{i}"
+            );
+        }
+        let empty = Codec::new(Encoding::Text, 0, [1, 2, 3, 4]);
+        assert_eq!(
+            empty.verify_content(MessageKind::Text, b"", Some(9)),
+            Ok(())
+        );
+        assert_eq!(
+            empty.verify_content(MessageKind::Binary, b"", Some(9)),
+            Err(Mismatch::Kind)
         );
     }
 }

@@ -1,8 +1,7 @@
-//! Turning a [`Summary`] into figures, a text report, JSON, an .hgrm
-//! percentile table and a per-second CSV.
+//! Turning a [`Summary`] into figures, a text report and JSON (the .hgrm
+//! table and the CSV are in [`crate::tables`]).
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -23,9 +22,10 @@ pub struct Figures {
     pub msgs_per_s: f64,
     /// Payload megabytes (10^6) received per second in the window.
     pub mb_per_s: f64,
-    /// Server CPU microseconds per message received in the window.
+    /// Server CPU microseconds per message received in the window
+    /// (broadcast: per delivery).
     pub server_us_per_msg: Option<f64>,
-    /// Messages per server CPU-second.
+    /// Messages (broadcast: deliveries) per server CPU-second.
     pub msgs_per_server_cpu_s: Option<f64>,
     /// Server CPU use in the window, in cores.
     pub server_cores: Option<f64>,
@@ -49,6 +49,23 @@ pub struct Figures {
     pub worst: (u64, u64, u64),
     /// Server RSS growth per connection (`conns`), bytes.
     pub rss_per_conn: Option<f64>,
+    /// Broadcast over several nodes: each node's share, by target index.
+    pub nodes: Vec<NodeFigures>,
+}
+
+/// Broadcast over several nodes: the subscribers of one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeFigures {
+    /// Subscribers connected to it.
+    pub subscribers: u64,
+    /// Deliveries they received, repeats included.
+    pub deliveries: u64,
+    /// Messages they never received.
+    pub lost: u64,
+    /// Repeated deliveries.
+    pub duplicated: u64,
+    /// Deliveries out of order.
+    pub out_of_order: u64,
 }
 
 impl Figures {
@@ -85,13 +102,27 @@ impl Figures {
         if s.mode == "broadcast" {
             f.published = st.sent;
             f.expected_deliveries = st.sent * s.subscribers;
+            if s.targets.len() > 1 {
+                f.nodes = vec![NodeFigures::default(); s.targets.len()];
+            }
             for t in &st.subscribers {
                 let lost = st.sent.saturating_sub(t.unique);
+                // More than was published: repeats the subscriber could not
+                // tell from new messages (unstamped payloads, or a repeat
+                // older than the 64-message window).
+                let surplus = t.unique.saturating_sub(st.sent);
                 f.lost += lost;
-                f.duplicated += t.duplicated;
+                f.duplicated += t.duplicated + surplus;
                 f.out_of_order += t.out_of_order;
                 f.worst.0 = f.worst.0.max(lost);
-                f.worst.1 = f.worst.1.max(t.duplicated);
+                f.worst.1 = f.worst.1.max(t.duplicated + surplus);
+                if let Some(n) = f.nodes.get_mut(t.node as usize) {
+                    n.subscribers += 1;
+                    n.deliveries += t.unique + t.duplicated;
+                    n.lost += lost;
+                    n.duplicated += t.duplicated + surplus;
+                    n.out_of_order += t.out_of_order;
+                }
                 f.worst.2 = f.worst.2.max(t.out_of_order);
             }
             // Subscribers that never opened lost everything.
@@ -112,7 +143,8 @@ impl Figures {
     }
 }
 
-fn us(ns: u64) -> f64 {
+/// Nanoseconds in microseconds.
+pub fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
@@ -179,10 +211,13 @@ pub fn text(s: &Summary) -> String {
     let st = &s.stats;
     let mut o = String::new();
     let p = &s.params;
+    let targets: Vec<&str> = s.targets.iter().map(|t| t.url.as_str()).collect();
     let _ = write!(
         o,
         "wsload {} {}: {} connections",
-        s.mode, s.target, s.connections
+        s.mode,
+        targets.join(" "),
+        s.connections
     );
     let _ = write!(
         o,
@@ -200,14 +235,24 @@ pub fn text(s: &Summary) -> String {
         let _ = write!(o, ", {r} msg/s");
     }
     if let Some(pb) = p["publishers"].as_u64() {
-        let _ = write!(o, ", {pb} publishers");
+        let _ = write!(o, ", {pb} publisher{}", if pb == 1 { "" } else { "s" });
     }
-    let _ = writeln!(
-        o,
-        ", {:.1}s warm-up + {:.2}s measured",
-        p["warmup_s"].as_f64().unwrap_or(0.0),
-        s.window.as_secs_f64()
-    );
+    match p["warmup_s"].as_f64() {
+        Some(w) => {
+            let _ = writeln!(
+                o,
+                ", {w:.1}s warm-up + {:.2}s measured",
+                s.window.as_secs_f64()
+            );
+        }
+        None => {
+            let _ = writeln!(o, ", held {:.2}s", s.window.as_secs_f64());
+        }
+    }
+    if let Some(line) = checks(s) {
+        let _ = writeln!(o, "  checks       {line}");
+    }
+
     let _ = writeln!(
         o,
         "  connections  {} opened, {} failed, {:.0} handshakes/s",
@@ -224,6 +269,34 @@ pub fn text(s: &Summary) -> String {
             "  delivery     lost {}, duplicated {}, out of order {} (worst subscriber: {} / {} / {})",
             f.lost, f.duplicated, f.out_of_order, f.worst.0, f.worst.1, f.worst.2
         );
+        for (i, (n, t)) in f.nodes.iter().zip(&s.targets).enumerate() {
+            let _ = write!(
+                o,
+                "  {:<12} {}{}: {} subscribers, {} deliveries, lost {}, duplicated {}, out of order {}",
+                if i == 0 { "by node" } else { "" },
+                t.url,
+                if i == 0 { " (publishers)" } else { "" },
+                n.subscribers,
+                n.deliveries,
+                n.lost,
+                n.duplicated,
+                n.out_of_order
+            );
+            match st.node_latency.get(i).filter(|h| !h.is_empty()) {
+                Some(h) => {
+                    let p = percentiles(h);
+                    let _ = writeln!(
+                        o,
+                        "; fan-out p50 {} µs, p99 {} µs",
+                        fmt_us(p[0]),
+                        fmt_us(p[2])
+                    );
+                }
+                None => {
+                    let _ = writeln!(o);
+                }
+            }
+        }
     } else if s.mode != "conns" {
         let _ = writeln!(
             o,
@@ -266,15 +339,28 @@ pub fn text(s: &Summary) -> String {
     }
     if let Some(sv) = &s.server {
         let cpu = sv.end.cpu.saturating_sub(sv.start.cpu);
+        let pids: Vec<String> = sv.pids.iter().map(u32::to_string).collect();
         let _ = write!(
             o,
-            "  server       pid {}: {:.3}s CPU in window ({:.0}% of a core)",
-            sv.pid,
+            "  server       pid{} {}: {:.3}s CPU in window ({:.0}% of a core)",
+            if pids.len() == 1 { "" } else { "s" },
+            pids.join(", "),
             cpu.as_secs_f64(),
             f.server_cores.unwrap_or(0.0) * 100.0
         );
+        // A broadcast message costs the server once per subscriber.
+        let unit = if s.mode == "broadcast" {
+            "delivery"
+        } else {
+            "msg"
+        };
         if let (Some(per), Some(rate)) = (f.server_us_per_msg, f.msgs_per_server_cpu_s) {
-            let _ = write!(o, ", {per:.3} µs/msg, {rate:.0} msg per CPU-second");
+            let plural = if s.mode == "broadcast" {
+                "deliveries"
+            } else {
+                "msg"
+            };
+            let _ = write!(o, ", {per:.3} µs/{unit}, {rate:.0} {plural} per CPU-second");
         }
         let _ = writeln!(
             o,
@@ -311,6 +397,29 @@ pub fn text(s: &Summary) -> String {
     o
 }
 
+/// What every reply (or delivery) is checked for, for modes that send.
+fn checks(s: &Summary) -> Option<String> {
+    let p = &s.params;
+    let size = p["size"].as_u64()?;
+    let stamped = p["checks"].as_str() == Some("stamp");
+    let broadcast = s.mode == "broadcast";
+    let line = match (stamped, broadcast) {
+        (true, false) => {
+            "every reply's type, length, stamp (sender, sequence number, checksum) and padding; latency from the stamp".to_string()
+        }
+        (true, true) => {
+            "every delivery's type, length, stamp and padding: loss, duplicates and order per publisher; latency from the stamp".to_string()
+        }
+        (false, false) => format!(
+            "{size} B is too small for a stamp: every reply's type, length and content, and order by content (modulo 26); latency from each connection's send times"
+        ),
+        (false, true) => format!(
+            "{size} B is too small for a stamp: every delivery's type, length and content, and counts (lost: fewer than published, duplicated: more); no order check, no latency"
+        ),
+    };
+    Some(line)
+}
+
 /// Errors that mean the server ended a connection on its own: a Close, an
 /// end of stream or a reset we did not ask for, an unanswered Close.
 fn unexpected_closes(st: &Stats) -> u64 {
@@ -340,7 +449,7 @@ pub fn json(s: &Summary) -> Value {
         .collect();
     let mut v = json!({
         "params": s.params,
-        "target": s.target.url,
+        "target": s.targets.first().map(|t| t.url.as_str()),
         "window_s": s.window.as_secs_f64(),
         "connections": {
             "planned": s.connections,
@@ -401,81 +510,55 @@ pub fn json(s: &Summary) -> Value {
             "out_of_order": f.out_of_order,
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
         });
+        if !f.nodes.is_empty() {
+            let empty = crate::stats::latency_histogram();
+            let nodes: Vec<Value> = f
+                .nodes
+                .iter()
+                .zip(&s.targets)
+                .enumerate()
+                .map(|(i, (n, t))| {
+                    json!({
+                        "target": t.url,
+                        "publishers": i == 0,
+                        "subscribers": n.subscribers,
+                        "deliveries": n.deliveries,
+                        "lost": n.lost,
+                        "duplicated": n.duplicated,
+                        "out_of_order": n.out_of_order,
+                        "latency": latency_json(st.node_latency.get(i).unwrap_or(&empty)),
+                    })
+                })
+                .collect();
+            v["broadcast"]["nodes"] = json!(nodes);
+        }
+    }
+    if s.targets.len() > 1 {
+        let urls: Vec<&str> = s.targets.iter().map(|t| t.url.as_str()).collect();
+        v["targets"] = json!(urls);
     }
     if let Some(sv) = &s.server {
         v["server"] = json!({
-            "pid": sv.pid,
+            "pid": sv.pids.first(),
+            "pids": sv.pids,
             "cpu_s": sv.end.cpu.saturating_sub(sv.start.cpu).as_secs_f64(),
             "cores": f.server_cores,
-            "cpu_us_per_msg": f.server_us_per_msg,
-            "msgs_per_cpu_s": f.msgs_per_server_cpu_s,
             "rss_before": sv.before.rss,
             "rss_start": sv.start.rss,
             "rss_end": sv.end.rss,
             "rss_per_conn": f.rss_per_conn,
         });
+        // Broadcast's server cost is per delivery: one message costs the
+        // server once per subscriber.
+        let (per, rate) = if s.mode == "broadcast" {
+            ("cpu_us_per_delivery", "deliveries_per_cpu_s")
+        } else {
+            ("cpu_us_per_msg", "msgs_per_cpu_s")
+        };
+        v["server"][per] = json!(f.server_us_per_msg);
+        v["server"][rate] = json!(f.msgs_per_server_cpu_s);
     } else if let Some(e) = &s.server_error {
         v["server"] = json!({ "error": e });
     }
     v
-}
-
-/// Writes `h` (ns) as HdrHistogram's percentile distribution text, in ms.
-pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
-    const SCALE: f64 = 1e6;
-    writeln!(
-        w,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    )?;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(1) {
-            let q = v.quantile_iterated_to();
-            let inv = if q < 1.0 {
-                format!("{:>14.2}", 1.0 / (1.0 - q))
-            } else {
-                String::new()
-            };
-            writeln!(
-                w,
-                "{:>12.3} {:>14.12} {:>10} {}",
-                v.value_iterated_to() as f64 / SCALE,
-                q,
-                v.count_since_last_iteration(),
-                inv
-            )?;
-        }
-    }
-    writeln!(
-        w,
-        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
-        h.mean() / SCALE,
-        h.stdev() / SCALE
-    )?;
-    writeln!(
-        w,
-        "#[Max     = {:>12.3}, Total count    = {:>12}]",
-        h.max() as f64 / SCALE,
-        h.len()
-    )?;
-    writeln!(
-        w,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        (2 * 10u64.pow(h.sigfig().into())).next_power_of_two()
-    )
-}
-
-/// Writes the per-second series: second, sent, received, errors, p99 (µs).
-pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
-    writeln!(w, "second,sent,received,errors,p99_us")?;
-    for (i, sec) in s.stats.timeline.seconds.iter().enumerate() {
-        let p99 = if sec.latency.is_empty() {
-            String::new()
-        } else {
-            format!("{:.1}", us(sec.latency.value_at_percentile(99.0)))
-        };
-        writeln!(w, "{i},{},{},{},{p99}", sec.sent, sec.received, sec.errors)?;
-    }
-    Ok(())
 }

@@ -1,6 +1,7 @@
-//! One run of a scenario against one target: share the connections out
-//! among threads, start them, sample the server and ourselves at the edges
-//! of the measured window, show progress, and merge what the threads counted.
+//! One run of a scenario against one target (broadcast: a cluster's nodes):
+//! share the connections out among threads, start them, sample the servers
+//! and ourselves at the edges of the measured window, show progress, and
+//! merge what the threads counted.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,17 +23,19 @@ use crate::payload::Codec;
 use crate::proc::{self, ProcSample};
 use crate::stats::Stats;
 use crate::target::Target;
-use crate::worker::{ConnSpec, Shared, Timing, Worker};
+use crate::upgrade::Upgrade;
+use crate::window::Timing;
+use crate::worker::{ConnSpec, Shared, Worker};
 
 /// Connections per source address before another 127.0.0.x is used: well
 /// inside the default ephemeral port range of about 28,000.
 const CONNS_PER_SOURCE: usize = 25_000;
 
-/// A server's figures at the edges of the window.
-#[derive(Clone, Copy, Debug)]
+/// The servers' figures at the edges of the window, summed over processes.
+#[derive(Clone, Debug)]
 pub struct ServerFigures {
-    /// The process sampled.
-    pub pid: u32,
+    /// The processes sampled.
+    pub pids: Vec<u32>,
     /// Before any connection was opened.
     pub before: ProcSample,
     /// At the start of the measured window (for `conns`: all connections open).
@@ -46,10 +49,12 @@ pub struct ServerFigures {
 pub struct Summary {
     /// The mode's name.
     pub mode: &'static str,
-    /// The target.
-    pub target: Target,
+    /// The targets: one, or a broadcast cluster's nodes.
+    pub targets: Vec<Target>,
     /// The run's parameters, as reported.
     pub params: Value,
+    /// The phases' lengths, which lay out the timeline.
+    pub timing: Timing,
     /// The merged counts.
     pub stats: Stats,
     /// The measured window's real length.
@@ -73,22 +78,38 @@ pub struct Summary {
 /// A server sample: none without a pid, the error text if /proc failed.
 type Sampled = Option<Result<ProcSample, String>>;
 
-/// Samples a server if there is one; the error text otherwise.
-fn sample(pid: Option<u32>) -> Sampled {
-    pid.map(|p| proc::sample(p).map_err(|e| format!("cannot read /proc/{p}: {e}")))
+/// Samples the servers, if any, and sums their figures; the error text if
+/// one cannot be read.
+fn sample(pids: &[u32]) -> Sampled {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = ProcSample {
+        cpu: Duration::ZERO,
+        rss: 0,
+    };
+    for &p in pids {
+        match proc::sample(p) {
+            Ok(one) => {
+                sum.cpu += one.cpu;
+                sum.rss += one.rss;
+            }
+            Err(e) => return Some(Err(format!("cannot read /proc/{p}: {e}"))),
+        }
+    }
+    Some(Ok(sum))
 }
 
-/// Runs `s` against `target`. `progress` allows the live line (shown only
-/// when stderr is a terminal).
-pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> Summary {
-    let c = s.common();
+/// Runs `s` against `targets` (one, except a broadcast cluster's nodes),
+/// sampling the processes `pids`. `progress` allows the live line (shown
+/// only when stderr is a terminal).
+pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Summary {
+    let c = s.client();
     let nofile = proc::raise_nofile_limit().unwrap_or(0);
+    let conns = u64::from(s.connections());
     let (total, subscribers) = match s {
-        Scenario::Broadcast(b) => (
-            u64::from(c.connections) + u64::from(b.publishers),
-            u64::from(c.connections),
-        ),
-        _ => (u64::from(c.connections), 0),
+        Scenario::Broadcast(b) => (conns + u64::from(b.publishers), conns),
+        _ => (conns, 0),
     };
     if nofile > 0 && total + 64 > nofile {
         eprintln!(
@@ -96,21 +117,20 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
         );
     }
     let threads = (c.threads as usize).min(total as usize).max(1);
+    let phases = s.phases();
     let timing = Timing {
-        // conns holds idle for the duration: nothing to warm up.
-        warmup: if matches!(s, Scenario::Conns(_)) {
-            Duration::ZERO
-        } else {
-            c.warmup
-        },
-        duration: c.duration,
-        grace: c.grace,
+        warmup: phases.warmup,
+        duration: phases.duration,
+        grace: phases.grace,
         connect_timeout: c.connect_timeout,
     };
-    let before = sample(pid);
+    let before = sample(pids);
     let shared = Shared::new(threads);
-    let sources = source_count(target, c.source_addrs, total as usize);
-    let mut summary_stats = Stats::new(timing.total());
+    let sources = source_count(targets, c.source_addrs, total as usize);
+    let shared_targets: Arc<[Target]> = targets.into();
+    let upgrade = Arc::new(c.upgrade());
+    let place = placement(s, targets.len());
+    let mut summary_stats = Stats::new(timing.rows());
     let mut window = Duration::ZERO;
     let mut self_cpu = Duration::ZERO;
     let mut edges: (Sampled, Sampled) = (None, None);
@@ -118,9 +138,12 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let shared = shared.clone();
-                let target = target.clone();
-                let (specs, globals) = specs_for(t, threads, total as usize, sources);
-                scope.spawn(move || run_thread(s, t, shared, target, timing, specs, globals))
+                let net = Net {
+                    targets: shared_targets.clone(),
+                    upgrade: upgrade.clone(),
+                };
+                let (specs, globals) = specs_for(t, threads, total as usize, sources, &place);
+                scope.spawn(move || run_thread(s, t, shared, net, timing, specs, globals))
             })
             .collect();
         let finished = || handles.iter().all(|h| h.is_finished());
@@ -140,9 +163,9 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
             line.wait_until(measure_start, &shared, &finished);
             let t0 = Instant::now();
             let cpu0 = proc::self_cpu();
-            edges.0 = sample(pid);
+            edges.0 = sample(pids);
             line.wait_until(measure_start + timing.duration, &shared, &finished);
-            edges.1 = sample(pid);
+            edges.1 = sample(pids);
             self_cpu = proc::self_cpu().saturating_sub(cpu0);
             window = t0.elapsed();
         }
@@ -162,8 +185,8 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
     });
     let (server, server_error) = match (before, edges.0, edges.1) {
         (Some(Ok(before)), Some(Ok(start)), Some(Ok(end))) => (
-            pid.map(|pid| ServerFigures {
-                pid,
+            Some(ServerFigures {
+                pids: pids.to_vec(),
                 before,
                 start,
                 end,
@@ -179,8 +202,9 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
     };
     Summary {
         mode: s.name(),
-        target: target.clone(),
-        params: params(s, threads, timing.warmup),
+        targets: targets.to_vec(),
+        params: params(s, threads),
+        timing,
         stats: summary_stats,
         window,
         threads,
@@ -193,12 +217,18 @@ pub fn run(s: &Scenario, target: &Target, pid: Option<u32>, progress: bool) -> S
     }
 }
 
+/// Where a thread's connections go, and what their requests add.
+struct Net {
+    targets: Arc<[Target]>,
+    upgrade: Arc<Upgrade>,
+}
+
 /// One thread: builds its workload and runs the loop.
 fn run_thread(
     s: &Scenario,
     t: usize,
     shared: Arc<Shared>,
-    target: Target,
+    net: Net,
     timing: Timing,
     specs: Vec<ConnSpec>,
     globals: Vec<u32>,
@@ -206,6 +236,7 @@ fn run_thread(
     // Each thread masks with its own key; any key will do for a server we own.
     let key = [0x5A ^ t as u8, 0x3C, 0x96 ^ (t >> 8) as u8, 0xC3];
     let size = s.payload().map_or(0, |p| p.size);
+    let Net { targets, upgrade } = net;
     let limits = Limits {
         max_message: size.max(64 << 10),
         max_frame: size.max(64 << 10),
@@ -217,42 +248,45 @@ fn run_thread(
     let result = match (s, codec) {
         (Scenario::Echo(a), Some(codec)) => {
             let work = Echo::new(codec, a.depth, globals);
-            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
+            Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Rate(a), Some(codec)) => {
-            let share = a.rate * n / f64::from(a.common.connections);
+            let share = a.rate * n / f64::from(a.connections);
             let work = Rate::new(codec, share, globals);
-            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
+            Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Broadcast(a), Some(codec)) => {
             // Global ordinals below P are publishers; the rest subscribe.
-            let mut subs = 0;
+            let mut sub_nodes = Vec::new();
             let roles: Vec<Role> = globals
                 .iter()
-                .map(|&g| {
+                .zip(&specs)
+                .map(|(&g, spec)| {
                     if g < a.publishers {
                         Role::Publisher(g)
                     } else {
-                        subs += 1;
-                        Role::Subscriber(subs - 1)
+                        sub_nodes.push(spec.target as u32);
+                        Role::Subscriber(sub_nodes.len() - 1)
                     }
                 })
                 .collect();
+            let sub_nodes = (targets.len() > 1).then_some(sub_nodes);
             let local_pubs = roles
                 .iter()
                 .filter(|r| matches!(r, Role::Publisher(_)))
                 .count() as f64;
             let share = a.rate * local_pubs / f64::from(a.publishers);
-            let work = Broadcast::new(codec, shared.clone(), roles, a.publishers, share.max(1e-9));
-            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
+            let rate = share.max(1e-9);
+            let work = Broadcast::new(codec, shared.clone(), roles, sub_nodes, a.publishers, rate);
+            Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Churn(a), Some(codec)) => {
             // One PRNG stream per thread, all from the one seed.
             let seed = a.seed ^ (t as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
             let work = Churn::new(codec, a.messages, a.depth, a.abrupt, seed, globals);
-            Worker::new(shared, target, limits, timing, specs, work).map(Worker::run)
+            Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
-        _ => Worker::new(shared, target, limits, timing, specs, Idle).map(Worker::run),
+        _ => Worker::new(shared, targets, upgrade, limits, timing, specs, Idle).map(Worker::run),
     };
     result.unwrap_or_else(|e| {
         // The worker never existed: count it at the barrier anyway.
@@ -262,12 +296,10 @@ fn run_thread(
 }
 
 /// How many 127.0.0.x source addresses to use: as asked, or enough for the
-/// connection count; none for a target that is not IPv4 loopback.
-fn source_count(target: &Target, asked: Option<u8>, total: usize) -> Option<usize> {
-    let IpAddr::V4(ip) = target.addr.ip() else {
-        return None;
-    };
-    if !ip.is_loopback() {
+/// connection count; none unless every target is IPv4 loopback.
+fn source_count(targets: &[Target], asked: Option<u8>, total: usize) -> Option<usize> {
+    let loopback = |t: &Target| matches!(t.addr.ip(), IpAddr::V4(ip) if ip.is_loopback());
+    if !targets.iter().all(loopback) {
         return None;
     }
     match asked {
@@ -277,17 +309,49 @@ fn source_count(target: &Target, asked: Option<u8>, total: usize) -> Option<usiz
     }
 }
 
+/// Which target each connection goes to, by global ordinal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Placement {
+    /// Ordinals below this (broadcast's publishers) go to the first target.
+    first_only: u32,
+    /// The others go to each target in turn.
+    targets: usize,
+}
+
+impl Placement {
+    fn target(&self, g: u32) -> usize {
+        match g.checked_sub(self.first_only) {
+            Some(k) => k as usize % self.targets.max(1),
+            None => 0,
+        }
+    }
+}
+
+/// The publishers on the first node, subscribers round-robin over all.
+fn placement(s: &Scenario, targets: usize) -> Placement {
+    let first_only = match s {
+        Scenario::Broadcast(b) => b.publishers,
+        _ => 0,
+    };
+    Placement {
+        first_only,
+        targets,
+    }
+}
+
 /// Thread `t`'s connections: global ordinals `t, t + threads, ...`.
 fn specs_for(
     t: usize,
     threads: usize,
     total: usize,
     sources: Option<usize>,
+    place: &Placement,
 ) -> (Vec<ConnSpec>, Vec<u32>) {
     let globals: Vec<u32> = (t..total).step_by(threads).map(|g| g as u32).collect();
     let specs = globals
         .iter()
         .map(|&g| ConnSpec {
+            target: place.target(g),
             source: sources
                 .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (g as usize % n) as u8))),
             seed: g.wrapping_mul(0x9E37_79B9) ^ 0x5BD1_E995 | 1,
@@ -297,19 +361,40 @@ fn specs_for(
 }
 
 /// The run's parameters for the JSON report.
-fn params(s: &Scenario, threads: usize, warmup: Duration) -> Value {
-    let c = s.common();
+fn params(s: &Scenario, threads: usize) -> Value {
+    let phases = s.phases();
     let mut p = json!({
         "mode": s.name(),
-        "connections": c.connections,
+        "connections": s.connections(),
         "threads": threads,
-        "duration_s": c.duration.as_secs_f64(),
-        "warmup_s": warmup.as_secs_f64(),
-        "grace_s": c.grace.as_secs_f64(),
+        "duration_s": phases.duration.as_secs_f64(),
     });
+    if !matches!(s, Scenario::Conns(_)) {
+        p["warmup_s"] = json!(phases.warmup.as_secs_f64());
+        p["grace_s"] = json!(phases.grace.as_secs_f64());
+    }
     if let Some(pl) = s.payload() {
+        let enc = pl.encoding();
         p["size"] = json!(pl.size);
-        p["encoding"] = json!(pl.encoding().name());
+        p["encoding"] = json!(enc.name());
+        // What a reply is checked against: a stamp, or only its content.
+        p["checks"] = json!(if pl.size >= enc.stamp_len() {
+            "stamp"
+        } else {
+            "content"
+        });
+    }
+    let c = s.client();
+    if let Some(o) = &c.origin {
+        p["origin"] = json!(o);
+    }
+    if !c.protocols.is_empty() {
+        p["protocols"] = json!(c.protocols);
+    }
+    if !c.headers.is_empty() {
+        // Names only: values may be credentials.
+        let names: Vec<&str> = c.headers.iter().map(|h| h.name.as_str()).collect();
+        p["headers"] = json!(names);
     }
     match s {
         Scenario::Echo(a) => p["depth"] = json!(a.depth),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
@@ -33,6 +33,8 @@ pub enum ErrorKind {
     HandshakeMalformed,
     /// 101, but a wrong Sec-WebSocket-Accept.
     BadAccept,
+    /// 101, but no subprotocol of those offered, or one not offered.
+    Subprotocol,
     /// The server broke RFC 6455; the session's error text.
     Protocol(&'static str),
     /// The server closed before we did, with this close code.
@@ -59,6 +61,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::HandshakeStatus(s) => write!(f, "handshake status {s}"),
             ErrorKind::HandshakeMalformed => f.write_str("malformed handshake response"),
             ErrorKind::BadAccept => f.write_str("wrong Sec-WebSocket-Accept"),
+            ErrorKind::Subprotocol => f.write_str("subprotocol not agreed"),
             ErrorKind::Protocol(e) => write!(f, "protocol error: {e}"),
             ErrorKind::UnexpectedClose(c) => write!(f, "unexpected close {c}"),
             ErrorKind::UnexpectedEof => f.write_str("unexpected end of stream"),
@@ -121,7 +124,8 @@ pub struct Second {
     pub latency: Histogram<u32>,
 }
 
-/// A per-second time series, from the start of the load (warm-up included).
+/// A per-second time series, from the start of the load (warm-up
+/// included); rows are laid out by [`crate::window::Window::row`].
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
     /// One entry per second, as far as the run got.
@@ -129,8 +133,8 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// The entry for `at` seconds since the start; `None` past `limit` seconds,
-    /// so a run that overstays cannot grow it without bound.
+    /// Row `sec`; `None` past `limit` rows, so a run that overstays cannot
+    /// grow it without bound.
     fn at(&mut self, sec: usize, limit: usize) -> Option<&mut Second> {
         if sec >= limit {
             return None;
@@ -162,6 +166,8 @@ impl Timeline {
 /// A broadcast subscriber's tally.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubscriberTally {
+    /// Which of the run's targets it is connected to.
+    pub node: u32,
     /// Distinct messages received.
     pub unique: u64,
     /// Messages received again.
@@ -239,15 +245,18 @@ pub struct Stats {
     pub publisher_received: u64,
     /// Broadcast: each subscriber's tally.
     pub subscribers: Vec<SubscriberTally>,
+    /// Broadcast over several nodes: each node's fan-out latency in the
+    /// window, by target index (empty with one node).
+    pub node_latency: Vec<Histogram<u64>>,
     /// Churn: how connections ended.
     pub churn: ChurnTally,
-    /// Seconds the timeline may hold.
+    /// Rows the timeline may hold.
     timeline_limit: usize,
 }
 
 impl Stats {
-    /// Empty counts for a run whose timeline lasts at most `limit` seconds.
-    pub fn new(limit: Duration) -> Stats {
+    /// Empty counts for a run whose timeline has at most `rows` rows.
+    pub fn new(rows: usize) -> Stats {
         Stats {
             latency: latency_histogram(),
             uncorrected: latency_histogram(),
@@ -264,12 +273,13 @@ impl Stats {
             timeline: Timeline::default(),
             publisher_received: 0,
             subscribers: Vec::new(),
+            node_latency: Vec::new(),
             churn: ChurnTally::default(),
-            timeline_limit: limit.as_secs() as usize + 2,
+            timeline_limit: rows,
         }
     }
 
-    /// Counts a sent message; `sec` is seconds since the start (None before it).
+    /// Counts a sent message; `sec` is its timeline row (None before the load).
     pub fn on_sent(&mut self, sec: Option<usize>, in_window: bool) {
         self.sent += 1;
         self.window_sent += u64::from(in_window);
@@ -337,6 +347,14 @@ impl Stats {
         self.timeline.merge(&o.timeline);
         self.publisher_received += o.publisher_received;
         self.subscribers.extend_from_slice(&o.subscribers);
+        for (i, h) in o.node_latency.iter().enumerate() {
+            match self.node_latency.get_mut(i) {
+                Some(mine) => {
+                    let _ = mine.add(h);
+                }
+                None => self.node_latency.push(h.clone()),
+            }
+        }
         self.churn.merge(&o.churn);
     }
 }
@@ -347,8 +365,8 @@ mod tests {
 
     #[test]
     fn merged_stats_add_up() {
-        let mut a = Stats::new(Duration::from_secs(5));
-        let mut b = Stats::new(Duration::from_secs(5));
+        let mut a = Stats::new(7);
+        let mut b = Stats::new(7);
         a.on_sent(Some(0), true);
         a.on_received(Some(0), true, 64, Some(1000));
         b.on_sent(Some(3), false);
@@ -365,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_timeline_is_bounded() {
-        let mut s = Stats::new(Duration::from_secs(1));
+        let mut s = Stats::new(3);
         s.on_sent(Some(1_000_000), true);
         assert!(s.timeline.seconds.is_empty());
         assert_eq!(s.sent, 1);

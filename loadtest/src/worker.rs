@@ -25,6 +25,8 @@ use crate::client::{Conn, Failure, Phase, ReadEnd};
 use crate::stats::{ErrorKind, Stats};
 use crate::target::Target;
 use crate::timer::Timer;
+use crate::upgrade::Upgrade;
+use crate::window::{Timing, Window, CLOSE_WAIT};
 
 /// The timer's token; connections use their index.
 const TIMER: Token = Token(usize::MAX);
@@ -32,9 +34,6 @@ const TIMER: Token = Token(usize::MAX);
 /// Connects in progress at once per thread, so a burst of SYNs does not
 /// overflow the server's backlog.
 const MAX_PENDING: usize = 512;
-
-/// How long to wait for the server's Close after sending ours.
-const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// What all threads of a run share: the clock's epoch, the start barrier,
 /// and running totals for the progress line.
@@ -97,69 +96,6 @@ impl Shared {
     }
 }
 
-/// The phases' lengths.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    /// Load before the window.
-    pub warmup: Duration,
-    /// The window.
-    pub duration: Duration,
-    /// Time after the window for outstanding replies.
-    pub grace: Duration,
-    /// Connect plus handshake, per connection.
-    pub connect_timeout: Duration,
-}
-
-impl Timing {
-    /// Everything after the start barrier, for bounding the timeline.
-    pub fn total(&self) -> Duration {
-        self.warmup + self.duration + self.grace + CLOSE_WAIT
-    }
-}
-
-/// The run's schedule in nanoseconds since the epoch.
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    /// Load begins (warm-up).
-    pub start: u64,
-    /// The measured window begins.
-    pub measure_start: u64,
-    /// The measured window ends; nothing new is sent after it.
-    pub measure_end: u64,
-    /// Outstanding replies are given up on.
-    pub drain_end: u64,
-}
-
-impl Window {
-    fn new(start: u64, t: &Timing) -> Window {
-        let ns = |d: Duration| d.as_nanos() as u64;
-        let measure_start = start + ns(t.warmup);
-        let measure_end = measure_start + ns(t.duration);
-        Window {
-            start,
-            measure_start,
-            measure_end,
-            drain_end: measure_end + ns(t.grace),
-        }
-    }
-
-    /// Whether `now` is in the measured window.
-    pub fn measuring(&self, now: u64) -> bool {
-        now >= self.measure_start && now < self.measure_end
-    }
-
-    /// Whether new messages may be sent at `now`.
-    pub fn sending(&self, now: u64) -> bool {
-        now < self.measure_end
-    }
-
-    /// Seconds since the start, for the timeline.
-    pub fn second(&self, now: u64) -> Option<usize> {
-        now.checked_sub(self.start)
-            .map(|d| (d / 1_000_000_000) as usize)
-    }
-}
-
 /// What a mode's callbacks get: the time, the schedule, the counters, a
 /// list to put connections on whose output needs flushing, and a list of
 /// requests to end connections.
@@ -212,7 +148,7 @@ impl Cx<'_> {
     /// Counts a sent message.
     pub fn sent(&mut self) {
         let (sec, m) = (
-            self.win.second(self.now),
+            self.win.row(self.now),
             self.win.sending(self.now) && self.now >= self.win.measure_start,
         );
         self.stats.on_sent(sec, m);
@@ -220,13 +156,13 @@ impl Cx<'_> {
 
     /// Counts a received message with its latency.
     pub fn received(&mut self, bytes: usize, lat: Option<u64>) {
-        let (sec, m) = (self.win.second(self.now), self.win.measuring(self.now));
+        let (sec, m) = (self.win.row(self.now), self.win.measuring(self.now));
         self.stats.on_received(sec, m, bytes, lat);
     }
 
     /// Counts an error.
     pub fn error(&mut self, kind: ErrorKind, n: u64, detail: impl FnOnce() -> String) {
-        let sec = self.win.second(self.now);
+        let sec = self.win.row(self.now);
         self.stats.on_error(sec, kind, n, detail);
     }
 }
@@ -267,6 +203,8 @@ pub trait Workload {
 /// One connection to open.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnSpec {
+    /// Which of the run's targets.
+    pub target: usize,
     /// The source address to bind, if any.
     pub source: Option<IpAddr>,
     /// Seed for masking keys and the handshake nonce.
@@ -286,7 +224,10 @@ enum Stage {
 /// One thread's loop.
 pub struct Worker<W> {
     shared: Arc<Shared>,
-    target: Target,
+    /// The servers; each connection's spec says which.
+    targets: Arc<[Target]>,
+    /// What every upgrade request adds, and expects back.
+    upgrade: Arc<Upgrade>,
     limits: Limits,
     timing: Timing,
     specs: Vec<ConnSpec>,
@@ -328,10 +269,11 @@ impl<W> Drop for Worker<W> {
 }
 
 impl<W: Workload> Worker<W> {
-    /// A thread's loop for `specs` connections to `target`.
+    /// A thread's loop for `specs` connections to `targets`.
     pub fn new(
         shared: Arc<Shared>,
-        target: Target,
+        targets: Arc<[Target]>,
+        upgrade: Arc<Upgrade>,
         limits: Limits,
         timing: Timing,
         specs: Vec<ConnSpec>,
@@ -342,13 +284,14 @@ impl<W: Workload> Worker<W> {
         let timer = Timer::new(poll.registry(), TIMER)?;
         Ok(Worker {
             shared,
-            target,
+            targets,
+            upgrade,
             limits,
             timing,
             specs,
             conns: (0..n).map(|_| None).collect(),
             work,
-            stats: Stats::new(timing.total()),
+            stats: Stats::new(timing.rows()),
             poll,
             timer,
             armed: None,
@@ -498,10 +441,7 @@ impl<W: Workload> Worker<W> {
             }
         }
         self.publish_progress();
-        Ok(std::mem::replace(
-            &mut self.stats,
-            Stats::new(Duration::ZERO),
-        ))
+        Ok(std::mem::replace(&mut self.stats, Stats::new(0)))
     }
 
     fn poll_timeout(&self, stage: Stage, now: u64, win: &Window, tick: Option<u64>) -> Duration {
@@ -555,7 +495,7 @@ impl<W: Workload> Worker<W> {
                 self.stats.failed += 1;
                 let now = self.shared.ns(Instant::now());
                 let (kind, detail) = crate::client::io_failure(&e);
-                self.stats.on_error(win.second(now), kind, 1, || detail);
+                self.stats.on_error(win.row(now), kind, 1, || detail);
                 self.ended(idx, Ended::Unopened, win);
             }
         }
@@ -563,7 +503,9 @@ impl<W: Workload> Worker<W> {
 
     /// Starts connecting slot `idx`.
     fn connect(&mut self, idx: usize, seed: u32) -> io::Result<()> {
-        let mut c = Conn::connect(self.target.addr, self.specs[idx].source, seed)?;
+        let spec = self.specs[idx];
+        let addr = self.targets[spec.target].addr;
+        let mut c = Conn::connect(addr, spec.source, seed)?;
         c.register(self.poll.registry(), Token(idx))?;
         self.conns[idx] = Some(c);
         self.pending += 1;
@@ -659,13 +601,14 @@ impl<W: Workload> Worker<W> {
                 if !(readable || writable) {
                     return;
                 }
-                if let Err(f) = conn.on_connected(&self.target.host, &self.target.path) {
+                let t = &self.targets[self.specs[idx].target];
+                if let Err(f) = conn.on_connected(&t.host, &t.path, &self.upgrade) {
                     return self.fail(idx, f, win);
                 }
             }
             Phase::Handshake => {
                 if readable {
-                    match conn.read_handshake() {
+                    match conn.read_handshake(&self.upgrade) {
                         Ok(true) => self.opened(idx, now, win),
                         Ok(false) => {}
                         Err(f) => return self.fail(idx, f, win),
@@ -826,14 +769,14 @@ impl<W: Workload> Worker<W> {
             Phase::Connecting | Phase::Handshake => {
                 self.pending -= 1;
                 self.stats.failed += 1;
-                self.stats.on_error(win.second(now), kind, 1, || detail);
+                self.stats.on_error(win.row(now), kind, 1, || detail);
                 conn.finish(self.poll.registry());
                 if self.load {
                     self.ended(idx, Ended::Unopened, win);
                 }
             }
             Phase::Open => {
-                self.stats.on_error(win.second(now), kind, 1, || detail);
+                self.stats.on_error(win.row(now), kind, 1, || detail);
                 let mut cx = cx(
                     win,
                     now,
@@ -846,7 +789,7 @@ impl<W: Workload> Worker<W> {
             }
             Phase::Closing | Phase::Lingering => {
                 if self.load {
-                    self.stats.on_error(win.second(now), kind, 1, || detail);
+                    self.stats.on_error(win.row(now), kind, 1, || detail);
                 }
                 self.end(idx, Ended::Lost, win);
             }

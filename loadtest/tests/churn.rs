@@ -65,9 +65,22 @@ fn no_abrupt_ends_with_abrupt_zero() {
     ]);
     assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
     let v = run.json();
-    assert_eq!(n(&v, &["churn", "closed_abrupt"]), 0);
-    assert!(n(&v, &["churn", "closed_clean"]) > 4);
-    assert_eq!(n(&v, &["churn", "abandoned"]), 0);
+    let c = &v["churn"];
+    // How many connections a 300 ms window gets through depends on how
+    // much CPU wsload got: only counts that do not are asserted. Each
+    // connection that ended did so cleanly, with all its ten echoes.
+    assert!(n(c, &["opened"]) >= 4, "{c}");
+    for k in [
+        "closed_abrupt",
+        "abrupt_mid_frame",
+        "abrupt_reset",
+        "abandoned",
+        "ended_unexpectedly",
+    ] {
+        assert_eq!(n(c, &[k]), 0, "{k}: {c}");
+    }
+    assert_eq!(n(c, &["clean_sent"]), 10 * n(c, &["closed_clean"]), "{c}");
+    assert_eq!(n(c, &["clean_sent"]), n(c, &["clean_received"]), "{c}");
 }
 
 #[test]
@@ -81,4 +94,21 @@ fn a_corrupted_echo_fails_the_churn() {
     assert!(n(&v, &["churn", "mismatches"]) > 0);
     assert_eq!(v["failed"], true);
     assert!(run.stderr.contains("payload mismatch"), "{}", run.stderr);
+}
+
+#[test]
+fn churns_tiny_payloads_without_errors() {
+    let server = TestServer::start(Mode::Echo, true);
+    let url = server.url();
+    let run = wsload(&[
+        "churn", "-c", "6", "-d", "500ms", "--warmup", "0s", "--depth", "2", "-s", "3", "--json",
+        "-", &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let c = &v["churn"];
+    assert!(n(c, &["closed_clean"]) > 0, "{c}");
+    assert!(n(c, &["closed_abrupt"]) > 0, "{c}");
+    assert_eq!(n(&v, &["errors_total"]), 0, "{v}");
+    assert_eq!(n(c, &["clean_sent"]), n(c, &["clean_received"]), "{c}");
 }

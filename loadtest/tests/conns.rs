@@ -9,6 +9,7 @@ use wsd::Mode;
 fn opens_every_connection() {
     let server = TestServer::start(Mode::Echo, true);
     let url = server.url();
+    let hgrm = std::env::temp_dir().join(format!("wsload-conns-{}.hgrm", std::process::id()));
     let run = wsload(&[
         "conns",
         "-c",
@@ -17,6 +18,8 @@ fn opens_every_connection() {
         "500ms",
         "--source-addrs",
         "3",
+        "--hgrm",
+        hgrm.to_str().expect("utf-8 path"),
         "--json",
         "-",
         &url,
@@ -29,6 +32,18 @@ fn opens_every_connection() {
     assert!(v["connections"]["handshakes_per_s"]
         .as_f64()
         .is_some_and(|r| r > 0.0));
+    // Idle connections have no warm-up: the report does not speak of one.
+    assert!(
+        run.stderr.contains("300 connections, 1 thread, held"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("warm-up"), "{}", run.stderr);
+    // Their latency table is the handshakes'.
+    let table = std::fs::read_to_string(&hgrm).expect("hgrm written");
+    let _ = std::fs::remove_file(&hgrm);
+    assert!(table.contains("Total count    =          300]"), "{table}");
+    assert!(v["params"].get("warmup_s").is_none(), "{v}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 
 use common::{corrupting_echo, fake_server, n, read_key, wsload};
@@ -26,7 +26,7 @@ fn a_refused_port_exits_non_zero_with_a_clear_message() {
 fn usage_errors_exit_2() {
     assert_eq!(wsload(&["echo", "wss://127.0.0.1:9/"]).code, Some(2));
     assert_eq!(
-        wsload(&["echo", "-s", "8", "ws://127.0.0.1:9/"]).code,
+        wsload(&["echo", "-s", "65MiB", "ws://127.0.0.1:9/"]).code,
         Some(2)
     );
     assert_eq!(
@@ -70,4 +70,134 @@ fn a_refused_handshake_prints_the_status_line() {
     );
     let v = run.json();
     assert_eq!(n(&v, &["errors", "handshake status 404", "count"]), 2);
+}
+
+/// A listener nobody accepts on: connections wait in its backlog, so one
+/// can tell afterwards whether anything connected.
+fn silent_listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.set_nonblocking(true).expect("nonblocking");
+    let url = format!("ws://{}/", l.local_addr().expect("addr"));
+    (l, url)
+}
+
+fn nothing_connected(l: &TcpListener) -> bool {
+    matches!(l.accept(), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_usage_error_shows_the_usage_of_the_mode_that_was_run() {
+    let (a, ua) = silent_listener();
+    let (b, ub) = silent_listener();
+    let run = wsload(&[
+        "compare",
+        "echo",
+        "--rounds",
+        "1",
+        "-d",
+        "100ms",
+        "--connect-timeout",
+        "200ms",
+        "--server-pid",
+        "1",
+        &ua,
+        &ub,
+    ]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 URLs but 1 --server-pid"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Usage: wsload compare echo [OPTIONS] <URL>..."),
+        "{}",
+        run.stderr
+    );
+    assert!(nothing_connected(&a) && nothing_connected(&b));
+    let run = wsload(&["broadcast", "--server-pid", "1", "--server-pid", "2", &ua]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Usage: wsload broadcast [OPTIONS] <URL>..."),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unreadable_server_pid_stops_compare_before_any_load() {
+    let (a, ua) = silent_listener();
+    let (b, ub) = silent_listener();
+    // Above any pid_max Linux allows (2^22), so never a process.
+    let run = wsload(&[
+        "compare",
+        "conns",
+        "--rounds",
+        "1",
+        "-d",
+        "100ms",
+        "--connect-timeout",
+        "200ms",
+        "--server-pid",
+        "1",
+        "--server-pid",
+        "999999999",
+        &ua,
+        &ub,
+    ]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--server-pid 999999999: cannot read /proc/999999999"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Usage: wsload compare conns"),
+        "{}",
+        run.stderr
+    );
+    assert!(nothing_connected(&a) && nothing_connected(&b));
+}
+
+#[test]
+fn help_lists_only_the_flags_a_mode_uses() {
+    let help = |args: &[&str]| {
+        let run = wsload(args);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        run.stdout
+    };
+    let h = help(&["compare", "echo", "--help"]);
+    assert!(!h.contains("--csv") && !h.contains("--hgrm"), "{h}");
+    assert!(h.contains("--rounds") && h.contains("--server-pid"), "{h}");
+    let h = help(&["conns", "--help"]);
+    for flag in [
+        "--warmup",
+        "--grace",
+        "--csv",
+        "--size",
+        "compare",
+        "broadcast",
+    ] {
+        assert!(!h.contains(flag), "conns --help lists {flag}:\n{h}");
+    }
+    let h = help(&["echo", "--help"]);
+    for word in ["compare", "broadcast", "subscriber"] {
+        assert!(!h.contains(word), "echo --help mentions {word}:\n{h}");
+    }
+}
+
+#[test]
+fn a_corrupted_tiny_echo_is_caught_by_its_content() {
+    let url = fake_server(corrupting_echo);
+    let run = wsload(&[
+        "echo", "-c", "1", "-d", "300ms", "--warmup", "0s", "-s", "4", "--json", "-", &url,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    assert!(n(&v, &["received"]) > 0);
+    assert_eq!(n(&v, &["mismatches"]), n(&v, &["received"]));
+    assert!(run.stderr.contains("corrupted content"), "{}", run.stderr);
 }

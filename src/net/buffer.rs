@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The size of one read, and of pooled read buffers.
 pub const READ_CHUNK: usize = 64 << 10;
@@ -126,19 +127,40 @@ impl BufPool {
     }
 }
 
-/// A range of a buffer shared by several output queues: a turn's broadcast
-/// frames, encoded once. Cloning it clones a reference, not the bytes.
+/// A turn's broadcast frames for a room, encoded once and shared by every
+/// receiver: counted by the reactor alone (`Rc`, no atomic operation per
+/// receiver), or across reactors when other threads have members too.
+#[derive(Clone, Debug)]
+pub enum Frames {
+    /// Shared within one reactor.
+    Local(Rc<Vec<u8>>),
+    /// Shared with other reactors (`--threads`).
+    Crossing(Arc<Vec<u8>>),
+}
+
+impl Frames {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Frames::Local(b) => b,
+            Frames::Crossing(b) => b,
+        }
+    }
+}
+
+/// A range of [`Frames`] in one output queue. Cloning it clones a
+/// reference, not the bytes.
 #[derive(Clone, Debug)]
 pub struct SharedBytes {
-    buf: Rc<Vec<u8>>,
+    buf: Frames,
     start: usize,
     end: usize,
 }
 
 impl SharedBytes {
     /// `buf[range]`, the range clamped to the buffer.
-    pub fn new(buf: Rc<Vec<u8>>, range: Range<usize>) -> SharedBytes {
-        let end = range.end.min(buf.len());
+    pub fn new(buf: Frames, range: Range<usize>) -> SharedBytes {
+        let end = range.end.min(buf.bytes().len());
         SharedBytes {
             start: range.start.min(end),
             end,
@@ -147,7 +169,10 @@ impl SharedBytes {
     }
 
     fn as_slice(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or_default()
+        self.buf
+            .bytes()
+            .get(self.start..self.end)
+            .unwrap_or_default()
     }
 
     fn len(&self) -> usize {
@@ -372,12 +397,12 @@ mod tests {
     }
 
     fn shared(bytes: &[u8]) -> SharedBytes {
-        SharedBytes::new(Rc::new(bytes.to_vec()), 0..bytes.len())
+        SharedBytes::new(Frames::Local(Rc::new(bytes.to_vec())), 0..bytes.len())
     }
 
     fn queue() -> (OutQueue, Vec<u8>) {
         let mut q = OutQueue::default();
-        let frames = Rc::new(b"xxSHARED-FRAMEyy".to_vec());
+        let frames = Frames::Crossing(Arc::new(b"xxSHARED-FRAMEyy".to_vec()));
         let shared = SharedBytes::new(frames, 2..14);
         q.push_own(b"own1,");
         q.push_own(b"own2,");

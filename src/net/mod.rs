@@ -2,8 +2,10 @@
 //! and timers. It moves bytes; [`crate::proto`] decides what they mean.
 
 pub mod buffer;
+pub mod cluster;
 pub mod conn;
 pub mod listener;
+pub mod process;
 pub mod reactor;
 pub mod stats;
 pub mod timer;

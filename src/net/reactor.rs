@@ -32,11 +32,13 @@
 //! - `write`: writes, write interest, backpressure;
 //! - `fanout`: room batches to members, the slow-consumer policy;
 //! - `keepalive`: pings, ping and idle timeouts;
-//! - `closing`: the closing sequence, the graceful drain, removal.
+//! - `closing`: the closing sequence, the graceful drain, removal;
+//! - `relay`: messages to and from the bus to other nodes (`--redis`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,11 +48,13 @@ use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::buffer::{BufPool, READ_CHUNK};
+use super::cluster::{Cluster, Published, RoomShare};
 use super::conn::Connection;
 use super::listener;
 pub use super::stats::Stats;
 use super::stats::Throttle;
 use super::timer::{ConnId, Deadlines, TimerQueue};
+use crate::bus::{Bus, BusStats, RedisBus};
 use crate::config::Config;
 use crate::hub::Hub;
 use accept::REFUSAL_HEADROOM;
@@ -72,11 +76,16 @@ pub(crate) mod compress;
 mod fanout;
 mod keepalive;
 mod read;
+mod relay;
 mod sink;
 mod upgrade;
 mod write;
 
 const WAKER: Token = Token(usize::MAX);
+
+/// The bus's two sockets: just below the listeners' tokens.
+const BUS_SUB: Token = Token(usize::MAX - 1 - MAX_LISTENERS);
+const BUS_PUB: Token = Token(usize::MAX - 2 - MAX_LISTENERS);
 
 /// Listener `i`'s token: counted down from just below the waker's, far
 /// above any slab key.
@@ -107,15 +116,15 @@ enum Wakeup {
     Revisit,
 }
 
-const RUN: u8 = 0;
+// The control word every reactor reads: 0 (run, the start), then these.
 const DRAIN: u8 = 1;
 const STOP: u8 = 2;
 
-/// Stops a running [`Server`] from another thread (a signal handler's, say).
+/// Stops a running [`Server`], or every reactor of a process, from another
+/// thread (a signal handler's, say).
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
-    waker: Arc<Waker>,
-    control: Arc<AtomicU8>,
+    cluster: Arc<Cluster>,
 }
 
 impl ShutdownHandle {
@@ -124,17 +133,20 @@ impl ShutdownHandle {
     /// `/healthz` with 503), and return from [`Server::run`] once every
     /// connection has closed or the drain timeout has passed.
     pub fn drain(&self) {
-        self.control.fetch_max(DRAIN, Ordering::AcqRel);
-        // A failed wake leaves the loop to notice at its next wakeup.
-        let _ = self.waker.wake();
+        self.cluster.control().fetch_max(DRAIN, Ordering::AcqRel);
+        self.cluster.wake_all();
     }
 
     /// Asks [`Server::run`] to return at once.
     pub fn shutdown(&self) {
-        self.control.store(STOP, Ordering::Release);
-        let _ = self.waker.wake();
+        self.cluster.control().store(STOP, Ordering::Release);
+        self.cluster.wake_all();
     }
 }
+
+/// How often a reactor of several publishes its counters for the others'
+/// `/metrics` and summary lines.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Reactor-wide buffers, reused by every connection.
 struct Io {
@@ -153,9 +165,23 @@ pub struct Server {
     local_addrs: Vec<SocketAddr>,
     /// The first of `local_addrs` (there is always one).
     primary_addr: SocketAddr,
-    waker: Arc<Waker>,
-    control: Arc<AtomicU8>,
     cfg: Config,
+    /// What the process's reactors share; this one is number `me`.
+    cluster: Arc<Cluster>,
+    me: usize,
+    /// Reactors handed a batch this turn, to wake once each.
+    handed: u64,
+    /// When this reactor next publishes its counters (with several).
+    next_publish: Instant,
+    /// The bus to other nodes (`--redis`), on the first reactor only.
+    bus: Option<Box<dyn Bus>>,
+    /// The bus's counters at the last summary line.
+    bus_summarized: BusStats,
+    /// With several reactors: every room the process has members of, for
+    /// the bus's messages (the first reactor only).
+    bus_rooms: HashMap<Arc<str>, Arc<RoomShare>>,
+    /// This turn's bus messages for rooms with members on other reactors only.
+    remote: Vec<relay::Remote>,
     conns: Slab<Connection>,
     hub: Hub,
     io: Io,
@@ -171,8 +197,6 @@ pub struct Server {
     spare: Vec<ConnId>,
     /// Counts reactor turns; marks which connections published this turn.
     turn: u32,
-    /// Connections in the slab that are Closing or Draining.
-    closing: usize,
     next_gen: u32,
     accept_paused_until: Option<Instant>,
     /// When draining, the time to give up waiting for clients.
@@ -192,8 +216,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners and sets up the reactor.
+    /// Binds the listeners and sets up the reactor: a server on its own.
     pub fn bind(cfg: Config) -> io::Result<Server> {
+        Server::bind_reactor(cfg, Cluster::new(1), 0)
+    }
+
+    /// Binds the listeners and sets up reactor `me` of `cluster`.
+    pub fn bind_reactor(cfg: Config, cluster: Arc<Cluster>, me: usize) -> io::Result<Server> {
         let all = cfg.listen.len() + cfg.metrics_listen.len();
         if cfg.listen.is_empty() || all > MAX_LISTENERS {
             return Err(io::Error::new(
@@ -202,6 +231,7 @@ impl Server {
             ));
         }
         let poll = Poll::new()?;
+        let reactors = cluster.reactors();
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
         for (i, addr) in cfg.listen.iter().chain(&cfg.metrics_listen).enumerate() {
@@ -214,7 +244,17 @@ impl Server {
         let primary_addr = *local_addrs
             .first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        cluster.set_waker(me, Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, me) {
+            (Some(redis), 0) => Some(Box::new(
+                RedisBus::new(redis.clone(), BUS_SUB, BUS_PUB)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            )),
+            _ => None,
+        };
+        if let Some(bus) = bus.as_deref_mut() {
+            bus.start(poll.registry(), Instant::now());
+        }
         let now = Instant::now();
         // Keepalive deadlines are checked a tenth of the shortest interval
         // late at most.
@@ -229,8 +269,14 @@ impl Server {
             listeners,
             local_addrs,
             primary_addr,
-            waker,
-            control: Arc::new(AtomicU8::new(RUN)),
+            cluster,
+            me,
+            handed: 0,
+            next_publish: now,
+            bus,
+            bus_summarized: BusStats::default(),
+            bus_rooms: HashMap::new(),
+            remote: Vec::new(),
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
@@ -248,7 +294,6 @@ impl Server {
             ready: Vec::new(),
             turn: 0,
             spare: Vec::new(),
-            closing: 0,
             next_gen: 0,
             accept_paused_until: None,
             drain_until: None,
@@ -259,7 +304,7 @@ impl Server {
             next_summary: cfg.stats_interval.map(|d| now + d),
             summarized: (now, Stats::default()),
             throttle: Throttle::new(10),
-            zlib: compress::Zlib::new(&cfg),
+            zlib: compress::Zlib::new(&cfg, reactors),
             cfg,
         })
     }
@@ -288,8 +333,7 @@ impl Server {
     /// A handle that stops or drains [`Server::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            waker: self.waker.clone(),
-            control: self.control.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -309,14 +353,18 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = mio::Events::with_capacity(1024);
         loop {
-            match self.control.load(Ordering::Acquire) {
-                STOP => return Ok(()),
+            match self.cluster.control().load(Ordering::Acquire) {
+                STOP => {
+                    self.publish_now();
+                    return Ok(());
+                }
                 DRAIN if self.drain_until.is_none() => self.begin_drain(),
                 _ => {}
             }
             if let Some(until) = self.drain_until {
                 if self.conns.is_empty() {
                     info!("drained: every connection closed");
+                    self.publish_now();
                     return Ok(());
                 }
                 if self.now >= until {
@@ -325,6 +373,7 @@ impl Server {
                         self.cfg.drain_timeout,
                         self.conns.len()
                     );
+                    self.publish_now();
                     return Ok(());
                 }
             }
@@ -338,6 +387,11 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
+                    token if self.bus.as_deref().is_some_and(|b| b.owns(token)) => {
+                        if let Some(bus) = self.bus.as_deref_mut() {
+                            bus.on_event(self.poll.registry(), ev, self.now);
+                        }
+                    }
                     Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
                     Token(key) => {
                         let hup = ev.is_read_closed() || ev.is_error();
@@ -386,6 +440,7 @@ impl Server {
             keepalive,
             self.drain_until,
             self.next_summary,
+            self.bus.as_deref().and_then(|b| b.next_deadline()),
         ]
         .into_iter()
         .flatten()
@@ -408,8 +463,13 @@ impl Server {
         self.expire_closes();
         self.expire_keepalive();
         self.resume_accepts();
-        self.log_summary();
+        self.take_handoffs();
+        self.bus_inbound();
         self.fan_out();
+        self.bus_flush();
+        self.wake_handed();
+        self.publish_stats();
+        self.log_summary();
         self.turn = self.turn.wrapping_add(1);
     }
 
@@ -426,16 +486,54 @@ impl Server {
     }
 
     /// The `--stats-interval` line, when it is due.
+    /// With several reactors, the first logs the process's totals and the
+    /// others none.
     fn log_summary(&mut self) {
+        if self.me != 0 {
+            return;
+        }
         if let Some(at) = self.next_summary.filter(|t| *t <= self.now) {
+            let (stats, held) = self.process_stats();
             let (since, prev) = &self.summarized;
-            let line =
-                self.stats
-                    .summary_since(prev, self.now.duration_since(*since), self.conns.len());
+            let mut line = stats.summary_since(prev, self.now.duration_since(*since), held);
+            if let Some(bus) = self.bus.as_deref() {
+                line.push_str("; ");
+                line.push_str(&bus.stats().summary_since(&self.bus_summarized));
+                self.bus_summarized = bus.stats().clone();
+            }
             info!("{line}");
-            self.summarized = (self.now, self.stats.clone());
+            self.summarized = (self.now, stats);
             self.next_summary = self.cfg.stats_interval.map(|d| (at + d).max(self.now));
         }
+    }
+
+    /// The process's counters and connections held: this reactor's now,
+    /// plus the others' as last published (at most [`PUBLISH_EVERY`] old).
+    fn process_stats(&self) -> (Stats, usize) {
+        let mut stats = self.stats.clone();
+        let held = self.conns.len() + self.cluster.add_others(self.me, &mut stats);
+        (stats, held)
+    }
+
+    /// Publishes this reactor's counters for the others, now and then.
+    fn publish_stats(&mut self) {
+        if self.cluster.reactors() > 1 && self.now >= self.next_publish {
+            self.publish_now();
+            self.next_publish = self.now + PUBLISH_EVERY;
+        }
+    }
+
+    fn publish_now(&self) {
+        let mut stats = self.stats.clone();
+        compress::report(&self.zlib.neg, &mut stats);
+        self.cluster.publish(
+            self.me,
+            Published {
+                stats,
+                connections: self.conns.len(),
+                bus: self.bus.as_deref().map(|b| b.stats().clone()),
+            },
+        );
     }
 
     /// Whether `id` still names a connection in the slab (slab keys are

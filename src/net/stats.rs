@@ -15,7 +15,8 @@ pub struct Stats {
     pub accept_errors: u64,
     /// Handshakes answered 101.
     pub handshakes: u64,
-    /// Handshakes refused, by HTTP status (400, 403, 405, 408, 426, 431).
+    /// Requests refused before they were upgraded or routed, by HTTP status
+    /// (400, 403, 405, 408, 426, 431, 503).
     pub handshake_failures: BTreeMap<u16, u64>,
     /// Plain HTTP requests answered, by status.
     pub http_responses: BTreeMap<u16, u64>,
@@ -73,6 +74,80 @@ pub struct DeflateStats {
 }
 
 impl Stats {
+    /// Adds `other`'s counts to these (another reactor's, for process
+    /// totals).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            accepted,
+            refused_max_connections,
+            accept_errors,
+            handshakes,
+            handshake_failures,
+            http_responses,
+            messages_in,
+            messages_out,
+            bytes_in,
+            bytes_out,
+            protocol_errors,
+            closes,
+            abnormal_closes,
+            close_timeouts,
+            idle_timeouts,
+            ping_timeouts,
+            pings_sent,
+            slow_consumer_cutoffs,
+            slow_consumer_drops,
+            io_errors,
+            deflate,
+        } = other;
+        for (mine, theirs) in [
+            (&mut self.accepted, accepted),
+            (&mut self.refused_max_connections, refused_max_connections),
+            (&mut self.accept_errors, accept_errors),
+            (&mut self.handshakes, handshakes),
+            (&mut self.messages_in, messages_in),
+            (&mut self.messages_out, messages_out),
+            (&mut self.bytes_in, bytes_in),
+            (&mut self.bytes_out, bytes_out),
+            (&mut self.protocol_errors, protocol_errors),
+            (&mut self.abnormal_closes, abnormal_closes),
+            (&mut self.close_timeouts, close_timeouts),
+            (&mut self.idle_timeouts, idle_timeouts),
+            (&mut self.ping_timeouts, ping_timeouts),
+            (&mut self.pings_sent, pings_sent),
+            (&mut self.slow_consumer_cutoffs, slow_consumer_cutoffs),
+            (&mut self.slow_consumer_drops, slow_consumer_drops),
+            (&mut self.io_errors, io_errors),
+            (&mut self.deflate.negotiated, &deflate.negotiated),
+            (
+                &mut self.deflate.takeover_refused,
+                &deflate.takeover_refused,
+            ),
+            (&mut self.deflate.context_bytes, &deflate.context_bytes),
+            (
+                &mut self.deflate.messages_inflated,
+                &deflate.messages_inflated,
+            ),
+            (
+                &mut self.deflate.messages_compressed,
+                &deflate.messages_compressed,
+            ),
+            (&mut self.deflate.bytes_before, &deflate.bytes_before),
+            (&mut self.deflate.bytes_after, &deflate.bytes_after),
+        ] {
+            *mine += theirs;
+        }
+        for (mine, theirs) in [
+            (&mut self.handshake_failures, handshake_failures),
+            (&mut self.http_responses, http_responses),
+            (&mut self.closes, closes),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(*k).or_default() += v;
+            }
+        }
+    }
+
     /// The one-line summary of what happened since `prev`, over `elapsed`,
     /// with `open` connections held now.
     pub fn summary_since(&self, prev: &Stats, elapsed: Duration, open: usize) -> String {

@@ -82,6 +82,21 @@ impl<'a> Request<'a> {
             .map(String::as_str)
     }
 
+    /// The subprotocol to answer with: the first one the client offers
+    /// that is in `supported`, or none. With `required`, an upgrade that
+    /// offers none of `supported` (or offers nothing) is refused with
+    /// [`HandshakeError::NoProtocol`] instead of accepted without one.
+    pub fn negotiate_protocol<'s>(
+        &self,
+        supported: &'s [String],
+        required: bool,
+    ) -> Result<Option<&'s str>, HandshakeError> {
+        match self.select_protocol(supported) {
+            None if required => Err(HandshakeError::NoProtocol),
+            chosen => Ok(chosen),
+        }
+    }
+
     /// Whether the `Origin` is one of `allowed` (ASCII case-insensitive, as
     /// origins are serialized lowercase but not every client does). An
     /// empty list allows every request, with or without an Origin.
@@ -103,6 +118,8 @@ pub enum HandshakeError {
     Forbidden,
     /// 405: not a GET.
     MethodNotAllowed,
+    /// 400: a subprotocol is required and none offered is accepted.
+    NoProtocol,
     /// 426: a `Sec-WebSocket-Version` other than 13 (§4.2.2).
     UnsupportedVersion,
     /// 431: the request head is larger than the limit or has too many lines.
@@ -115,7 +132,7 @@ impl HandshakeError {
     /// The HTTP status code.
     pub const fn status(self) -> u16 {
         match self {
-            HandshakeError::BadRequest(_) => 400,
+            HandshakeError::BadRequest(_) | HandshakeError::NoProtocol => 400,
             HandshakeError::Forbidden => 403,
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
@@ -129,6 +146,10 @@ impl HandshakeError {
         match self {
             HandshakeError::BadRequest(why) => ("Bad Request", why),
             HandshakeError::Forbidden => ("Forbidden", "origin not allowed"),
+            HandshakeError::NoProtocol => (
+                "Bad Request",
+                "a subprotocol is required and none offered is accepted",
+            ),
             HandshakeError::MethodNotAllowed => ("Method Not Allowed", "only GET can upgrade"),
             HandshakeError::UnsupportedVersion => {
                 ("Upgrade Required", "only WebSocket version 13 is supported")
@@ -150,6 +171,81 @@ pub fn has_head_end(buf: &[u8]) -> bool {
         [b'\n', b'\r'] => buf.get(i + 2) == Some(&b'\n'),
         _ => false,
     })
+}
+
+/// Checks that `buf`, the bytes received so far, can still begin an HTTP/1
+/// request, so that input which never will (a TLS ClientHello sent to a
+/// `ws://` port, an SSH banner, a word typed into telnet) is refused at once
+/// instead of waiting out the handshake timeout for a 408.
+///
+/// What is checked is the request line (RFC 9112 §3), as far as it has
+/// arrived, and nothing after it:
+///
+/// ```text
+/// *( CRLF / LF )                     ; empty lines first are ignored (§2.2)
+/// method SP request-target SP "HTTP/" DIGIT "." DIGIT ( CRLF / LF )
+/// method         = 1*tchar           ; RFC 9110 §5.6.2
+/// request-target = 1*( %x21-7E / %x80-FF )
+/// ```
+///
+/// It refuses only what no continuation could make acceptable to
+/// [`parse_request`]: every byte it refuses, httparse refuses too, so a
+/// valid request cut at any point is never refused. The check is looser
+/// than the parser (any version digits, any non-space target bytes): the
+/// rest is the parser's to refuse once the head is complete. Cost: one
+/// pass over the request line, which is bounded by the head limit.
+pub fn check_request_line(buf: &[u8]) -> Result<(), HandshakeError> {
+    /// Where in the request line the next byte falls.
+    #[derive(Clone, Copy)]
+    enum At {
+        /// Before the method, where empty lines may come.
+        Start,
+        /// After a CR of an empty line.
+        StartCr,
+        /// In the method, after at least one tchar.
+        Method,
+        /// The first byte of the request target.
+        TargetStart,
+        Target,
+        /// The `i`th byte of `HTTP/d.d`.
+        Version(u8),
+        /// After the CR that ends the line.
+        EndCr,
+    }
+    const NOT_HTTP: HandshakeError = HandshakeError::BadRequest("not an HTTP request");
+    // A TLS record starts 0x16 (handshake), then the major version 3.
+    if buf.first() == Some(&0x16) && buf.get(1).is_none_or(|&b| b == 0x03) {
+        return Err(HandshakeError::BadRequest(
+            "TLS handshake on a plain-text port: use ws://, not wss://",
+        ));
+    }
+    let target_byte = |b: u8| matches!(b, 0x21..=0x7E | 0x80..=0xFF);
+    let mut at = At::Start;
+    for &b in buf {
+        at = match (at, b) {
+            (At::Start, b'\r') => At::StartCr,
+            (At::Start | At::StartCr, b'\n') => At::Start,
+            (At::Start | At::Method, b) if is_tchar(b) => At::Method,
+            (At::Method, b' ') => At::TargetStart,
+            (At::TargetStart | At::Target, b) if target_byte(b) => At::Target,
+            (At::Target, b' ') => At::Version(0),
+            (At::Version(i), b) if i < 5 && Some(&b) == b"HTTP/".get(usize::from(i)) => {
+                At::Version(i + 1)
+            }
+            (At::Version(i @ (5 | 7)), b) if b.is_ascii_digit() => At::Version(i + 1),
+            (At::Version(6), b'.') => At::Version(7),
+            (At::Version(8), b'\r') => At::EndCr,
+            // The request line is whole: the headers are the parser's.
+            (At::Version(8) | At::EndCr, b'\n') => return Ok(()),
+            _ => return Err(NOT_HTTP),
+        };
+    }
+    Ok(())
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a token such as a method.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Parses a request head from the start of `buf`.
@@ -226,10 +322,22 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
             continue;
         };
         if slot.replace(h.value).is_some() {
-            return Err(HandshakeError::BadRequest("repeated header"));
+            return Err(HandshakeError::BadRequest(
+                if name.eq_ignore_ascii_case("host") {
+                    // RFC 9112 §3.2: more than one Host line is a 400.
+                    "more than one Host header"
+                } else {
+                    "repeated header"
+                },
+            ));
         }
     }
     if !upgrade && !websocket_header {
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
+        // status code to any HTTP/1.1 request message that lacks a Host".
+        if req.version == Some(1) && host.is_none() {
+            return Err(HandshakeError::BadRequest("missing Host"));
+        }
         // `*` (as in OPTIONS *) is left for the HTTP side to refuse.
         let path = origin_form(target).unwrap_or(target);
         return Ok(Parsing::Done {
@@ -360,6 +468,14 @@ pub fn write_response(
 
 /// Appends the answer for a refused request.
 pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
+    write_refusal(out, err, &[]);
+}
+
+/// Appends the answer for a refused request, like [`write_error`]; the body
+/// of a [`HandshakeError::NoProtocol`] also lists `accepted`, the
+/// subprotocols the server speaks, so the client's developer reads what to
+/// offer.
+pub fn write_refusal(out: &mut Vec<u8>, err: HandshakeError, accepted: &[String]) {
     let (reason, body) = err.reason();
     let extra = match err {
         // §4.2.2: tell the client which versions we speak.
@@ -368,7 +484,18 @@ pub fn write_error(out: &mut Vec<u8>, err: HandshakeError) {
         HandshakeError::Unavailable => "Retry-After: 1\r\n",
         _ => "",
     };
-    write_response(out, err.status(), reason, extra, body);
+    if err == HandshakeError::NoProtocol && !accepted.is_empty() {
+        let body = format!("{body}; accepted: {}", accepted.join(", "));
+        write_response(out, err.status(), reason, extra, &body);
+    } else {
+        write_response(out, err.status(), reason, extra, body);
+    }
+}
+
+/// Whether `s` is a token (RFC 9110 §5.6.2), as a subprotocol name must be
+/// (RFC 6455 §4.1): not empty, no spaces, commas or quotes.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// Appends a client's upgrade request.
@@ -438,347 +565,4 @@ fn trim(s: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-    fn request(extra: &str) -> String {
-        format!("GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n")
-    }
-
-    fn parse(s: &str) -> Result<Parsing<Head<'_>>, HandshakeError> {
-        parse_request(s.as_bytes(), 8192)
-    }
-
-    fn upgrade(s: &str) -> Request<'_> {
-        match parse(s) {
-            Ok(Parsing::Done {
-                value: Head::Upgrade(r),
-                ..
-            }) => r,
-            other => panic!("expected an upgrade, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn rfc_example_key_gives_the_rfc_accept() {
-        // RFC 6455 §1.3.
-        assert_eq!(&accept_key(KEY.as_bytes()), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
-
-    #[test]
-    fn valid_request_is_accepted() {
-        let req =
-            request("Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
-        match parse(&req) {
-            Ok(Parsing::Done {
-                value: Head::Upgrade(value),
-                offset,
-            }) => {
-                assert_eq!(offset, req.len());
-                assert_eq!(value.path, "/chat");
-                assert_eq!(value.key, KEY.as_bytes());
-                assert_eq!(value.origin, Some(&b"http://example.com"[..]));
-                let offered: Vec<&[u8]> = value.offered_protocols().collect();
-                assert_eq!(offered, [&b"chat"[..], b"superchat"]);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn tokens_are_case_insensitive_and_in_lists() {
-        let req = format!("GET / HTTP/1.1\r\nhost: x\r\nUPGRADE: WebSocket\r\nconnection: keep-alive, Upgrade\r\nsec-websocket-key: {KEY}\r\nsec-websocket-version: 13\r\n\r\n");
-        assert!(matches!(parse(&req), Ok(Parsing::Done { .. })));
-    }
-
-    #[test]
-    fn every_prefix_of_a_request_needs_more() {
-        let req = request("");
-        for cut in 0..req.len() {
-            assert_eq!(parse(&req[..cut]), Ok(Parsing::NeedMore(1)), "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn bytes_after_the_head_are_not_consumed() {
-        let mut req = request("").into_bytes();
-        let head = req.len();
-        req.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
-        assert!(
-            matches!(parse_request(&req, 8192), Ok(Parsing::Done { offset, .. }) if offset == head)
-        );
-    }
-
-    #[test]
-    fn head_end_detection() {
-        assert!(has_head_end(b"GET / HTTP/1.1\r\n\r\n"));
-        assert!(has_head_end(b"GET / HTTP/1.1\n\n"));
-        assert!(!has_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"));
-        assert!(!has_head_end(b"\n\r"));
-    }
-
-    fn status_of(s: &str) -> u16 {
-        match parse(s) {
-            Err(e) => e.status(),
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn requests_without_websocket_headers_are_plain_http() {
-        for (req, method, path) in [
-            (
-                "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-                "GET",
-                "/metrics",
-            ),
-            ("HEAD /healthz?x=1 HTTP/1.0\r\n\r\n", "HEAD", "/healthz?x=1"),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
-                "POST",
-                "/",
-            ),
-        ] {
-            assert_eq!(
-                parse(req),
-                Ok(Parsing::Done {
-                    value: Head::Plain { method, path },
-                    offset: req.len()
-                })
-            );
-        }
-    }
-
-    #[test]
-    fn absolute_form_targets_are_accepted() {
-        let req = request("").replace("GET /chat ", "GET ws://server.example.com/chat?x=1 ");
-        assert_eq!(upgrade(&req).path, "/chat?x=1");
-        let plain = "GET http://x:9001/healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(
-            parse(plain),
-            Ok(Parsing::Done {
-                value: Head::Plain {
-                    path: "/healthz",
-                    ..
-                },
-                ..
-            })
-        ));
-        let bare = "GET HTTP://x HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(
-            parse(bare),
-            Ok(Parsing::Done {
-                value: Head::Plain { path: "/", .. },
-                ..
-            })
-        ));
-        // OPTIONS * is plain HTTP, for the HTTP side to refuse.
-        let star = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(
-            parse(star),
-            Ok(Parsing::Done {
-                value: Head::Plain {
-                    method: "OPTIONS",
-                    path: "*"
-                },
-                ..
-            })
-        ));
-        assert_eq!(
-            status_of(&request("").replace("/chat", "ftp://x/chat")),
-            400
-        );
-    }
-
-    #[test]
-    fn protocol_headers_may_repeat_and_the_clients_order_wins() {
-        let req =
-            request("Sec-WebSocket-Protocol: a, chat\r\nSec-WebSocket-Protocol: superchat\r\n");
-        let r = upgrade(&req);
-        let supported = ["superchat".to_string(), "chat".to_string()];
-        assert_eq!(r.select_protocol(&supported), Some("chat"));
-        assert_eq!(
-            r.select_protocol(&["superchat".to_string()]),
-            Some("superchat")
-        );
-        assert_eq!(
-            r.select_protocol(&["Chat".to_string()]),
-            None,
-            "names are case-sensitive"
-        );
-        assert_eq!(r.select_protocol(&[]), None);
-        let five = request(&"Sec-WebSocket-Protocol: x\r\n".repeat(MAX_PROTOCOL_HEADERS + 1));
-        assert_eq!(status_of(&five), 400);
-    }
-
-    #[test]
-    fn extension_lines_are_kept_in_order() {
-        let req = request(
-            "Sec-WebSocket-Extensions: foo, permessage-deflate\r\nsec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n",
-        );
-        assert_eq!(
-            upgrade(&req).extension_headers(),
-            [
-                &b"foo, permessage-deflate"[..],
-                b"permessage-deflate; client_max_window_bits"
-            ]
-        );
-        assert!(upgrade(&request("")).extension_headers().is_empty());
-        let five = request(&"Sec-WebSocket-Extensions: x\r\n".repeat(MAX_EXTENSION_HEADERS + 1));
-        assert_eq!(status_of(&five), 400);
-        let mut out = Vec::new();
-        write_accept_with(&mut out, KEY.as_bytes(), None, Some("permessage-deflate"));
-        assert!(out.ends_with(b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"));
-    }
-
-    #[test]
-    fn origin_checks() {
-        let allowed = ["https://example.com".to_string()];
-        let with = request("Origin: HTTPS://Example.com\r\n");
-        assert!(upgrade(&with).origin_allowed(&allowed));
-        assert!(!upgrade(&request("Origin: https://evil.example\r\n")).origin_allowed(&allowed));
-        assert!(
-            !upgrade(&request("")).origin_allowed(&allowed),
-            "no Origin is refused when a list is set"
-        );
-        assert!(
-            upgrade(&request("")).origin_allowed(&[]),
-            "no list allows all"
-        );
-    }
-
-    #[test]
-    fn wrong_version_is_426() {
-        assert_eq!(
-            status_of(&request("").replace("Version: 13", "Version: 8")),
-            426
-        );
-    }
-
-    #[test]
-    fn not_get_is_405() {
-        assert_eq!(status_of(&request("").replace("GET", "POST")), 405);
-    }
-
-    #[test]
-    fn malformed_requests_are_400() {
-        let req = request("");
-        for bad in [
-            req.replace("HTTP/1.1", "HTTP/1.0"),
-            req.replace("Host: server.example.com\r\n", ""),
-            req.replace("Upgrade: websocket\r\n", ""),
-            req.replace("Upgrade: websocket", "Upgrade: h2c"),
-            req.replace("Connection: Upgrade", "Connection: keep-alive"),
-            req.replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), ""),
-            req.replace(KEY, "dGhlIHNhbXBsZSBub25jZQ"),
-            req.replace(KEY, "dGhlIHNhbXBsZSBub25jZXg="),
-            req.replace("Sec-WebSocket-Version: 13\r\n", ""),
-            req.replace("/chat", "*"),
-            request(&format!("Sec-WebSocket-Key: {KEY}\r\n")),
-            "GET / HTTP/1.1\r\nHost\r\n\r\n".to_string(),
-            "\x00\x01\x02\r\n\r\n".to_string(),
-        ] {
-            assert_eq!(status_of(&bad), 400, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn oversized_head_is_431() {
-        let big = request(&format!("X-Filler: {}\r\n", "a".repeat(9000)));
-        assert_eq!(status_of(&big), 431);
-        // Still incomplete at the limit: also 431, not a wait for more.
-        assert_eq!(
-            parse_request(&big.as_bytes()[..8192], 8192),
-            Err(HandshakeError::TooLarge)
-        );
-        let many = request(&"X: y\r\n".repeat(MAX_HEADERS));
-        assert_eq!(status_of(&many), 431);
-    }
-
-    #[test]
-    fn error_answers_are_complete_http() {
-        for err in [
-            HandshakeError::BadRequest("why"),
-            HandshakeError::Forbidden,
-            HandshakeError::MethodNotAllowed,
-            HandshakeError::UnsupportedVersion,
-            HandshakeError::TooLarge,
-            HandshakeError::Unavailable,
-        ] {
-            let mut out = Vec::new();
-            write_error(&mut out, err);
-            let mut headers = [httparse::EMPTY_HEADER; 16];
-            let mut resp = httparse::Response::new(&mut headers);
-            let n = match resp.parse(&out) {
-                Ok(httparse::Status::Complete(n)) => n,
-                other => panic!("{other:?}"),
-            };
-            assert_eq!(resp.code, Some(err.status()));
-            let len: usize = resp
-                .headers
-                .iter()
-                .find(|h| h.name == "Content-Length")
-                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-                .unwrap();
-            assert_eq!(out.len() - n, len);
-            if err == HandshakeError::UnsupportedVersion {
-                assert!(resp
-                    .headers
-                    .iter()
-                    .any(|h| h.name == "Sec-WebSocket-Version" && h.value == b"13"));
-            }
-        }
-    }
-
-    #[test]
-    fn client_request_and_server_answer_agree() {
-        let key = client_key([7; 16]);
-        let mut req = Vec::new();
-        write_request(&mut req, "127.0.0.1:9001", "/", &key);
-        let parsed = match parse_request(&req, 8192) {
-            Ok(Parsing::Done {
-                value: Head::Upgrade(value),
-                ..
-            }) => value,
-            other => panic!("{other:?}"),
-        };
-        let mut resp = Vec::new();
-        write_accept(&mut resp, parsed.key, None);
-        assert_eq!(
-            parse_response(&resp, &key),
-            Ok(Parsing::Done {
-                value: (),
-                offset: resp.len()
-            })
-        );
-        assert_eq!(
-            parse_response(&resp, &client_key([8; 16])),
-            Err(ResponseError::BadAccept)
-        );
-        assert_eq!(
-            parse_response(&resp[..resp.len() - 1], &key),
-            Ok(Parsing::NeedMore(1))
-        );
-        let mut refused = Vec::new();
-        write_error(&mut refused, HandshakeError::UnsupportedVersion);
-        assert_eq!(
-            parse_response(&refused, &key),
-            Err(ResponseError::Status(426))
-        );
-    }
-
-    mod props {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #[test]
-            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-                let _ = parse_request(&bytes, 512);
-                let _ = has_head_end(&bytes);
-            }
-        }
-    }
-}
+mod tests;

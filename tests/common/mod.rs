@@ -56,7 +56,12 @@ pub fn watchdog() -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TEST_DEADLINE) {
-            eprintln!("watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting");
+            // Straight to fd 2: `eprintln!` would go to the test's captured
+            // output, which the abort throws away unprinted.
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting"
+            );
             std::process::abort();
         }
     });
@@ -1087,6 +1092,51 @@ impl WsdProcess {
     /// Every stderr line received so far (without waiting).
     pub fn stderr_so_far(&mut self) -> Vec<String> {
         self.stderr.try_iter().collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the daemon tests (tests/daemon.rs) and usage errors.
+
+/// How a `wsd` run that was expected to stop by itself ended.
+pub struct WsdExit {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `wsd` with `args` and an environment change (`(name, Some(value))`
+/// sets, `None` removes), expecting it to exit by itself within `limit`
+/// (a usage error, say); kills it and panics if it does not.
+pub fn run_wsd_to_exit(args: &[&str], env: &[(&str, Option<&str>)], limit: Duration) -> WsdExit {
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    let mut child = cmd.spawn().expect("spawn wsd");
+    let until = std::time::Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() >= until {
+            // Child::kill is SIGKILL to this child's PID only.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wsd {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("wsd output");
+    WsdExit {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

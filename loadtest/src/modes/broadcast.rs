@@ -5,6 +5,11 @@
 //! and a 64-message window below it, which tells a late message (out of
 //! order) from one seen before (duplicated). What never arrives is lost:
 //! counted at the end as published minus distinct messages received.
+//!
+//! A payload too small for a stamp names neither its publisher nor its
+//! sequence number: a subscriber then checks each delivery's content and
+//! counts them, and the report takes a surplus over the published count
+//! as duplicates. There is no order check and no fan-out latency.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use super::count_mismatch;
 use super::rate::Schedule;
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Mismatch, Stamp};
-use crate::stats::SubscriberTally;
+use crate::stats::{latency_histogram, SubscriberTally};
 use crate::worker::{Cx, Shared, Workload};
 
 /// What one local connection does.
@@ -89,6 +94,8 @@ pub struct Broadcast {
     /// Per subscriber, per publisher.
     tracks: Vec<Vec<Track>>,
     tallies: Vec<SubscriberTally>,
+    /// Over several nodes: each subscriber's node, for per-node latency.
+    sub_nodes: Option<Vec<u32>>,
     live_subs: Vec<bool>,
     /// Whether this thread has said its publishers are done.
     done: bool,
@@ -96,12 +103,14 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    /// A thread's share: its connections' roles, `publishers` in total, and
-    /// `rate` messages per second for the local publishers.
+    /// A thread's share: its connections' roles, with several nodes each
+    /// subscriber's node, `publishers` in total, and `rate` messages per
+    /// second for the local publishers.
     pub fn new(
         codec: Codec,
         shared: Arc<Shared>,
         roles: Vec<Role>,
+        sub_nodes: Option<Vec<u32>>,
         publishers: u32,
         rate: f64,
     ) -> Broadcast {
@@ -109,6 +118,13 @@ impl Broadcast {
             .iter()
             .filter(|r| matches!(r, Role::Subscriber(_)))
             .count();
+        let node = |s: usize| sub_nodes.as_ref().and_then(|n| n.get(s).copied());
+        let tallies = (0..subs)
+            .map(|s| SubscriberTally {
+                node: node(s).unwrap_or(0),
+                ..SubscriberTally::default()
+            })
+            .collect();
         Broadcast {
             codec,
             shared,
@@ -119,7 +135,8 @@ impl Broadcast {
             rate,
             schedule: None,
             tracks: vec![vec![Track::default(); publishers as usize]; subs],
-            tallies: vec![SubscriberTally::default(); subs],
+            tallies,
+            sub_nodes,
             live_subs: vec![true; subs],
             done: false,
             due: Vec::new(),
@@ -134,6 +151,15 @@ impl Broadcast {
     }
 
     fn deliver(&mut self, sub: usize, kind: MessageKind, payload: &[u8], cx: &mut Cx) {
+        if !self.codec.carries_stamp() {
+            return match self.codec.verify_content(kind, payload, None) {
+                Ok(()) => {
+                    self.tallies[sub].unique += 1;
+                    cx.received(payload.len(), None);
+                }
+                Err(m) => count_mismatch(cx, sub, m, payload.len()),
+            };
+        }
         let stamp = match self.codec.verify(kind, payload) {
             Ok(s) if s.id < self.publishers => s,
             Ok(_) => return count_mismatch(cx, sub, Mismatch::Order, payload.len()),
@@ -148,13 +174,15 @@ impl Broadcast {
             }
             Arrival::Duplicate => tally.duplicated += 1,
         }
-        cx.received(
-            payload.len(),
-            Some(cx.now.saturating_sub(stamp.intended_ns)),
-        );
+        let fanout = cx.now.saturating_sub(stamp.intended_ns);
+        cx.received(payload.len(), Some(fanout));
         if cx.win.measuring(cx.now) {
             let actual = cx.now.saturating_sub(stamp.sent_ns);
             cx.stats.uncorrected.saturating_record(actual.max(1));
+            let node = self.sub_nodes.as_ref().and_then(|n| n.get(sub));
+            if let Some(h) = node.and_then(|&n| cx.stats.node_latency.get_mut(n as usize)) {
+                h.saturating_record(fanout.max(1));
+            }
         }
     }
 }
@@ -171,6 +199,10 @@ impl Workload for Broadcast {
             }
         }
         self.schedule = Some(Schedule::new(self.rate, cx.win.start));
+        if let Some(nodes) = &self.sub_nodes {
+            let n = nodes.iter().max().map_or(0, |&m| m as usize + 1);
+            cx.stats.node_latency = (0..n).map(|_| latency_histogram()).collect();
+        }
         if self.order.is_empty() {
             self.publishers_done();
         }
@@ -188,7 +220,12 @@ impl Workload for Broadcast {
             Role::Subscriber(sub) => self.deliver(sub, kind, payload, cx),
             Role::Publisher(_) => {
                 cx.stats.publisher_received += 1;
-                if let Err(m) = self.codec.verify(kind, payload) {
+                let checked = if self.codec.carries_stamp() {
+                    self.codec.verify(kind, payload).map(|_| ())
+                } else {
+                    self.codec.verify_content(kind, payload, None)
+                };
+                if let Err(m) = checked {
                     count_mismatch(cx, idx, m, payload.len());
                 }
             }

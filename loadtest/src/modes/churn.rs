@@ -101,7 +101,7 @@ impl Churn {
     }
 
     fn send(&mut self, idx: usize, out: &mut Vec<u8>, cx: &mut Cx) {
-        let seq = self.flights.send(idx);
+        let seq = self.flights.send(idx, &self.codec, cx.now, cx.now);
         let stamp = self.stamp(idx, seq, cx.now);
         self.codec.write(out, &stamp);
         self.slots[idx].sent += 1;

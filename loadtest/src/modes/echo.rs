@@ -34,7 +34,7 @@ impl Echo {
             intended_ns: cx.now,
             sent_ns: cx.now,
             id: self.ids[idx],
-            seq: self.flights.send(idx),
+            seq: self.flights.send(idx, &self.codec, cx.now, cx.now),
         };
         self.codec.write(out, &stamp);
         cx.sent();

@@ -7,6 +7,8 @@ pub mod conns;
 pub mod echo;
 pub mod rate;
 
+use std::collections::VecDeque;
+
 use wsd::proto::MessageKind;
 
 use crate::payload::{Codec, Mismatch, Stamp};
@@ -15,12 +17,19 @@ use crate::worker::Cx;
 
 /// One echo connection's messages in flight: replies come back in order
 /// (one TCP stream, one server), so the next reply must carry `expect`.
-#[derive(Clone, Copy, Debug, Default)]
+///
+/// A payload too small for a stamp cannot say when it was sent, so its
+/// send times wait here, oldest first, and the next reply takes the
+/// oldest: that is its latency, since echoes keep their order.
+#[derive(Clone, Debug, Default)]
 pub struct InFlight {
     /// The sequence number of the next message to send.
     pub next_seq: u64,
     /// The sequence number the next reply must carry.
     pub expect: u64,
+    /// Unstamped payloads: (intended, sent) times of the messages in
+    /// flight. It grows to the most ever in flight, then stays.
+    times: VecDeque<(u64, u64)>,
 }
 
 impl InFlight {
@@ -29,9 +38,21 @@ impl InFlight {
         self.next_seq - self.expect
     }
 
+    /// Takes the next sequence number for a message due at `intended` and
+    /// sent at `sent`; unstamped, keeps the two times.
+    pub fn send(&mut self, codec: &Codec, intended: u64, sent: u64) -> u64 {
+        if !codec.carries_stamp() {
+            self.times.push_back((intended, sent));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
     /// Checks a reply against the next expected message of sender `id`,
     /// and moves on. A mismatch still answers one message, so a corrupting
-    /// server does not stall the pipeline.
+    /// server does not stall the pipeline. Unstamped, the stamp returned is
+    /// rebuilt from the kept times.
     pub fn reply(
         &mut self,
         codec: &Codec,
@@ -44,6 +65,16 @@ impl InFlight {
         }
         let expect = self.expect;
         self.expect += 1;
+        if !codec.carries_stamp() {
+            let (intended_ns, sent_ns) = self.times.pop_front().unwrap_or_default();
+            codec.verify_content(kind, payload, Some(expect))?;
+            return Ok(Stamp {
+                intended_ns,
+                sent_ns,
+                id,
+                seq: expect,
+            });
+        }
         let stamp = codec.verify(kind, payload)?;
         if stamp.id != id || stamp.seq != expect {
             return Err(Mismatch::Order);
@@ -55,6 +86,7 @@ impl InFlight {
     pub fn abandon(&mut self) -> u64 {
         let n = self.outstanding();
         self.expect = self.next_seq;
+        self.times.clear();
         n
     }
 }
@@ -76,13 +108,11 @@ impl Flights {
         }
     }
 
-    /// Takes the next sequence number of connection `idx`: one more in flight.
-    pub fn send(&mut self, idx: usize) -> u64 {
-        let f = &mut self.each[idx];
-        let seq = f.next_seq;
-        f.next_seq += 1;
+    /// Takes the next sequence number of connection `idx` for a message
+    /// due at `intended` and sent at `sent` (see [`InFlight::send`]).
+    pub fn send(&mut self, idx: usize, codec: &Codec, intended: u64, sent: u64) -> u64 {
         self.outstanding += 1;
-        seq
+        self.each[idx].send(codec, intended, sent)
     }
 
     /// Checks a reply on connection `idx` (see [`InFlight::reply`]); also
@@ -197,5 +227,53 @@ mod tests {
         assert_eq!(f.outstanding(), 0);
         f.next_seq = 10;
         assert_eq!(f.abandon(), 7);
+    }
+
+    #[test]
+    fn unstamped_replies_take_the_oldest_send_time_and_must_come_in_order() {
+        let codec = Codec::new(Encoding::Text, 4, [1, 2, 3, 4]);
+        let mut f = InFlight::default();
+        let mut frames = Vec::new();
+        for (i, t) in [(100, 110), (200, 210), (300, 310)].into_iter().enumerate() {
+            let seq = f.send(&codec, t.0, t.1);
+            assert_eq!(seq, i as u64);
+            let stamp = Stamp {
+                intended_ns: 0,
+                sent_ns: 0,
+                id: 0,
+                seq,
+            };
+            frames.push(reply(&codec, &stamp));
+        }
+        let kind = MessageKind::Text;
+        let got = f.reply(&codec, 7, kind, &frames[0]).expect("first");
+        assert_eq!(
+            (got.intended_ns, got.sent_ns, got.id, got.seq),
+            (100, 110, 7, 0)
+        );
+        // The third message's echo where the second's was due: its time is
+        // used up with it, so the last reply still gets the last time.
+        assert_eq!(f.reply(&codec, 7, kind, &frames[2]), Err(Mismatch::Order));
+        let got = f.reply(&codec, 7, kind, &frames[2]).expect("third");
+        assert_eq!((got.sent_ns, got.seq), (310, 2));
+        assert_eq!(f.outstanding(), 0);
+        f.send(&codec, 400, 410);
+        assert_eq!(f.abandon(), 1);
+        f.send(&codec, 500, 510);
+        let got = f.reply(
+            &codec,
+            7,
+            kind,
+            &reply(
+                &codec,
+                &Stamp {
+                    intended_ns: 0,
+                    sent_ns: 0,
+                    id: 0,
+                    seq: 4,
+                },
+            ),
+        );
+        assert_eq!(got.map(|s| s.sent_ns), Ok(510));
     }
 }

@@ -167,7 +167,7 @@ impl Workload for Rate {
                 intended_ns: intended,
                 sent_ns: now,
                 id: ids[idx],
-                seq: flights.send(idx),
+                seq: flights.send(idx, codec, intended, now),
             };
             codec.write(conn.out(), &stamp);
             cx.sent();

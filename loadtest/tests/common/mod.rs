@@ -30,15 +30,22 @@ impl TestServer {
     /// Starts wsd in `mode`; in broadcast mode, `to_sender` says whether a
     /// publisher gets its own messages.
     pub fn start(mode: Mode, to_sender: bool) -> TestServer {
+        TestServer::start_with(Config {
+            mode,
+            broadcast_to_sender: to_sender,
+            ..Config::default()
+        })
+    }
+
+    /// Starts wsd with `config`, listening on 127.0.0.1:0 whatever it says.
+    pub fn start_with(config: Config) -> TestServer {
         // The server is not Send: it is bound in its own thread, which
         // hands back its address and shutdown handle.
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = thread::spawn(move || {
             let mut server = Server::bind(Config {
                 listen: vec!["127.0.0.1:0".parse().expect("loopback address")],
-                mode,
-                broadcast_to_sender: to_sender,
-                ..Config::default()
+                ..config
             })
             .expect("bind wsd");
             let _ = tx.send((server.local_addr(), server.shutdown_handle()));
@@ -144,8 +151,8 @@ pub fn n(v: &Value, path: &[&str]) -> u64 {
 /// Connections a fake server accepts before it stops listening.
 const MAX_FAKE_CONNECTIONS: usize = 2000;
 
-/// Reads an HTTP request head from `s`; returns its Sec-WebSocket-Key.
-pub fn read_key(s: &mut TcpStream) -> Option<String> {
+/// Reads an HTTP request head from `s`.
+pub fn read_head(s: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -154,10 +161,30 @@ pub fn read_key(s: &mut TcpStream) -> Option<String> {
         }
         head.push(byte[0]);
     }
-    let text = String::from_utf8(head).ok()?;
-    text.lines()
+    String::from_utf8(head).ok()
+}
+
+/// The Sec-WebSocket-Key of a request head.
+pub fn key_of(head: &str) -> Option<String> {
+    head.lines()
         .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
         .map(str::to_string)
+}
+
+/// Reads an HTTP request head from `s`; returns its Sec-WebSocket-Key.
+pub fn read_key(s: &mut TcpStream) -> Option<String> {
+    read_head(s).as_deref().and_then(key_of)
+}
+
+/// Answers an upgrade request with `key` with a 101; `extra` is more
+/// header lines, each ending in CRLF.
+pub fn accept_upgrade(s: &mut TcpStream, key: &str, extra: &str) -> bool {
+    let accept = accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{extra}\r\n",
+        String::from_utf8_lossy(&accept)
+    );
+    s.write_all(head.as_bytes()).is_ok()
 }
 
 /// A fake server on a loopback port: `serve` handles each connection.
@@ -178,12 +205,7 @@ pub fn fake_server(serve: fn(TcpStream)) -> String {
 /// byte changed.
 pub fn corrupting_echo(mut s: TcpStream) {
     let Some(key) = read_key(&mut s) else { return };
-    let accept = accept_key(key.as_bytes());
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        String::from_utf8_lossy(&accept)
-    );
-    if s.write_all(head.as_bytes()).is_err() {
+    if !accept_upgrade(&mut s, &key, "") {
         return;
     }
     let mut buf = Vec::new();

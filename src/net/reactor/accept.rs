@@ -57,8 +57,11 @@ impl Server {
                     return;
                 }
             };
-            // Connections on their way out do not hold a slot.
-            let full = self.conns.len().saturating_sub(self.closing) >= self.cfg.max_connections;
+            // Counted at once, so that reactors accepting at the same time
+            // cannot overshoot the process-wide limit; a refused connection
+            // stops counting as it starts closing, and connections on their
+            // way out do not hold a slot.
+            let full = self.cluster.activate() >= self.cfg.max_connections;
             if full {
                 self.stats.refused_max_connections += 1;
                 notice!(
@@ -73,6 +76,7 @@ impl Server {
                     let _ = io::Write::write(&mut stream, &answer);
                     answer.clear();
                     self.io.out = answer;
+                    self.cluster.deactivate();
                     continue;
                 }
             }
@@ -86,6 +90,7 @@ impl Server {
                     .register(&mut stream, Token(key), Interest::READABLE)
             {
                 warn!("{peer}: register failed: {e}");
+                self.cluster.deactivate();
                 continue;
             }
             self.next_gen = self.next_gen.wrapping_add(1);

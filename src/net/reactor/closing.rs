@@ -72,7 +72,7 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(id.key) {
             if matches!(conn.phase, Phase::Handshake | Phase::Open) {
                 conn.phase = Phase::Closing;
-                self.closing += 1;
+                self.cluster.deactivate();
                 self.close_timers.arm(self.now, id);
             }
         }
@@ -128,18 +128,23 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        if matches!(conn.phase, Phase::Closing | Phase::Draining) {
-            self.closing -= 1;
+        if matches!(conn.phase, Phase::Handshake | Phase::Open) {
+            self.cluster.deactivate();
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Some(code) = conn.session.close_code() {
             *self.stats.closes.entry(code).or_default() += 1;
         }
         if let Some(seat) = conn.seat {
-            if let Some(moved) = self.hub.leave(seat).moved {
-                if let Some(m) = self.conns.get_mut(moved) {
-                    m.seat = Some(seat);
-                }
+            let left = self.hub.leave(seat);
+            if let Some(m) = left.moved.and_then(|moved| self.conns.get_mut(moved)) {
+                m.seat = Some(seat);
+            }
+            if let Some(share) = left.share {
+                self.cluster
+                    .leave_room(&share, self.me, self.cfg.redis.is_some());
+            } else if let (Some(name), Some(bus)) = (left.emptied, self.bus.as_deref_mut()) {
+                bus.unsubscribe(&name);
             }
         }
         conn.rbuf.release(&mut self.io.pool);

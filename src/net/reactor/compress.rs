@@ -13,7 +13,8 @@
 //! inflater (if the client keeps its context) and, in echo mode, a
 //! compressor, sized by the agreed windows. Their total is counted in
 //! `wsd_deflate_context_bytes`, and once it would pass `--deflate-memory`
-//! new connections get the no-takeover terms.
+//! new connections get the no-takeover terms (with `--threads N`, each
+//! reactor keeps to its Nth of the limit).
 //!
 //! # Broadcast
 //!
@@ -30,7 +31,7 @@ use std::rc::Rc;
 
 use super::Server;
 use crate::config::{Config, DeflateConfig, Mode};
-use crate::hub::Batch;
+use crate::net::buffer::Frames;
 use crate::net::conn::Connection;
 use crate::net::stats::{DeflateStats, Stats};
 use crate::net::timer::ConnId;
@@ -92,6 +93,8 @@ pub(super) struct Zlib {
 pub(super) struct Negotiator {
     cfg: Option<DeflateConfig>,
     policy: Policy,
+    /// This reactor's share of `--deflate-memory`.
+    memory_limit: usize,
     /// Bytes of every connection's [`Context`], now.
     held: Rc<Cell<usize>>,
 }
@@ -122,7 +125,9 @@ pub(super) struct Incoming<'a> {
 pub(super) type Parts = (Option<Inflater>, Option<Deflater>);
 
 impl Zlib {
-    pub(super) fn new(cfg: &Config) -> Zlib {
+    /// The state of one of `reactors` reactors: each keeps to its share of
+    /// the context memory limit.
+    pub(super) fn new(cfg: &Config, reactors: usize) -> Zlib {
         let policy = cfg.deflate.map_or_else(Policy::default, |d| Policy {
             // A broadcast is compressed once for all receivers: no server
             // context in broadcast mode.
@@ -134,6 +139,7 @@ impl Zlib {
             neg: Negotiator {
                 cfg: cfg.deflate,
                 policy,
+                memory_limit: cfg.deflate.map_or(0, |d| d.memory_limit / reactors.max(1)),
                 held: Rc::new(Cell::new(0)),
             },
             tx: Tx {
@@ -163,11 +169,11 @@ impl Negotiator {
         req: &Request<'_>,
         stats: &mut DeflateStats,
     ) -> Option<(Terms, Option<Box<Context>>, Parts, String)> {
-        let cfg = self.cfg?;
+        self.cfg?;
         let offers = req.extension_headers();
         let mut agreed = deflate::negotiate(offers.iter().copied(), &self.policy)?;
         let mut cost = context_cost(&agreed);
-        if cost > 0 && self.held.get().saturating_add(cost) > cfg.memory_limit {
+        if cost > 0 && self.held.get().saturating_add(cost) > self.memory_limit {
             // Over the memory limit: this one gets the no-takeover terms.
             let policy = Policy {
                 server_takeover: false,
@@ -275,42 +281,57 @@ impl Tx {
         }
     }
 
-    /// The compressed twin of a room's batch (whole unmasked frames, with
-    /// each frame's sender and range): each message compressed once, from
-    /// an empty window of `bits`, or copied as it is if short. Ranges are
-    /// into the returned bytes.
+    /// The compressed twin of a batch of whole unmasked frames: each
+    /// message compressed once, from an empty window of `bits`, or copied
+    /// as it is if short; and `senders` (each frame's sender and range)
+    /// carried over to the twin's ranges.
     pub(super) fn pack(
         &mut self,
         bytes: &[u8],
-        frames: &[(ConnId, Range<usize>)],
+        senders: &[(ConnId, Range<usize>)],
         bits: u8,
         stats: &mut DeflateStats,
     ) -> (Vec<u8>, Vec<(ConnId, Range<usize>)>) {
         let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
-        let mut ranges = Vec::with_capacity(frames.len());
-        for (sender, range) in frames {
-            let frame = bytes.get(range.clone()).unwrap_or_default();
-            let start = out.len();
-            let parsed = match decode_header(frame) {
-                Ok(Parsing::Done { value, offset }) => frame
-                    .get(offset..)
-                    .filter(|p| value.rsv == 0 && p.len() >= self.min_size)
-                    .and_then(|p| kind_of(value.opcode).map(|k| (k, p))),
-                _ => None,
+        // Each frame's start in `bytes` and its range in `out`.
+        let mut moved: Vec<(usize, Range<usize>)> = Vec::new();
+        let mut at = 0;
+        while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+            let Ok(Parsing::Done { value: h, offset }) = decode_header(rest) else {
+                break;
             };
-            let compressed = parsed.and_then(|(kind, payload)| {
-                let z = self.shared(bits)?;
-                let n = deflate::write_compressed_message(&mut out, kind, payload, z, true)?;
-                count(stats, payload.len(), n);
-                Some(())
-            });
+            let len = usize::try_from(h.len).unwrap_or(usize::MAX);
+            let Some(frame) = rest.get(..offset.saturating_add(len)) else {
+                break;
+            };
+            let start = out.len();
+            let compressed = frame
+                .get(offset..)
+                .filter(|p| h.rsv == 0 && h.fin && p.len() >= self.min_size)
+                .and_then(|p| kind_of(h.opcode).map(|k| (k, p)))
+                .and_then(|(kind, payload)| {
+                    let z = self.shared(bits)?;
+                    let n = deflate::write_compressed_message(&mut out, kind, payload, z, true)?;
+                    count(stats, payload.len(), n);
+                    Some(())
+                });
             if compressed.is_none() {
                 out.truncate(start);
                 out.extend_from_slice(frame);
             }
-            ranges.push((*sender, start..out.len()));
+            if !senders.is_empty() {
+                moved.push((at, start..out.len()));
+            }
+            at += frame.len();
         }
-        (out, ranges)
+        let senders = senders
+            .iter()
+            .filter_map(|(sender, range)| {
+                let i = moved.binary_search_by_key(&range.start, |m| m.0).ok()?;
+                Some((*sender, moved.get(i)?.1.clone()))
+            })
+            .collect();
+        (out, senders)
     }
 }
 
@@ -328,15 +349,20 @@ fn count(stats: &mut DeflateStats, before: usize, after: usize) {
     stats.bytes_after += after as u64;
 }
 
-/// A room's batch as it goes out: the shared bytes and each frame's sender
-/// and range in them.
-pub(super) type Frames = (Rc<Vec<u8>>, Vec<(ConnId, Range<usize>)>);
+/// A batch's compressed twin: its bytes, and each frame's sender and range.
+pub(super) type Packed = (Frames, Vec<(ConnId, Range<usize>)>);
 
 impl Server {
-    /// The compressed twin of a room's batch, if any member agreed on
-    /// permessage-deflate: each message compressed once for all of them,
-    /// with the narrowest window any of them compresses with.
-    pub(super) fn pack_room(&mut self, room: u32, batch: &Batch) -> Option<Frames> {
+    /// The compressed twin of a batch for `room`'s members on this
+    /// reactor, if any of them agreed on permessage-deflate: each message
+    /// compressed once for all of them, with the narrowest window any of
+    /// them compresses with.
+    pub(super) fn pack_room(
+        &mut self,
+        room: u32,
+        frames: &Frames,
+        senders: &[(ConnId, Range<usize>)],
+    ) -> Option<Packed> {
         self.cfg.deflate?;
         let conns = &self.conns;
         let bits = self
@@ -345,19 +371,25 @@ impl Server {
             .iter()
             .filter_map(|&key| conns.get(key)?.deflate.map(|t| t.server_bits))
             .min()?;
-        let (bytes, frames) =
+        let (bytes, senders) =
             self.zlib
                 .tx
-                .pack(&batch.bytes, &batch.frames, bits, &mut self.stats.deflate);
-        Some((Rc::new(bytes), frames))
+                .pack(frames.bytes(), senders, bits, &mut self.stats.deflate);
+        Some((Frames::Local(Rc::new(bytes)), senders))
     }
 }
 
-/// The frames a member gets: the compressed twin if it agreed on
+/// The batch a member gets: the compressed twin if it agreed on
 /// permessage-deflate and there is one, else the plain batch.
-pub(super) fn pick<'a, T>(conn: Option<&Connection>, plain: &'a T, packed: Option<&'a T>) -> &'a T {
+pub(super) fn pick<'a>(
+    conn: Option<&Connection>,
+    plain: (&'a Frames, &'a [(ConnId, Range<usize>)]),
+    packed: Option<&'a Packed>,
+) -> (&'a Frames, &'a [(ConnId, Range<usize>)]) {
     match packed {
-        Some(p) if conn.is_some_and(|c| c.deflate.is_some()) => p,
+        Some((frames, senders)) if conn.is_some_and(|c| c.deflate.is_some()) => {
+            (frames, senders.as_slice())
+        }
         _ => plain,
     }
 }

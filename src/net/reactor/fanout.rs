@@ -3,10 +3,12 @@
 
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
-use crate::net::buffer::SharedBytes;
+use crate::net::buffer::{Frames, SharedBytes};
+use crate::net::cluster::Handoff;
 use crate::net::conn::{Phase, QueueSink};
 use crate::net::timer::ConnId;
 use crate::proto::{close, State};
@@ -25,20 +27,58 @@ impl Server {
     }
 
     /// Sends a room's batch to every open member: the bytes become one
-    /// shared buffer that every member's queue references.
+    /// shared buffer that every member's queue references, and that every
+    /// other reactor with members of the room gets a reference to.
     pub(super) fn fan_out_room(&mut self, room: u32) {
         let batch = self.hub.take_batch(room, BATCH_LIMIT);
         if batch.frames.is_empty() {
             return;
         }
-        // Compressed at most once, for every member that agreed on
+        // With several reactors and a bus, every other reactor's messages
+        // also go to the first, which publishes them: one bus per process.
+        let to_bus = self.me != 0 && self.cfg.redis.is_some();
+        let others = self
+            .hub
+            .share(room)
+            .map_or(0, |s| s.others(self.me) | u64::from(to_bus));
+        let frames = if others == 0 {
+            Frames::Local(Rc::new(batch.bytes))
+        } else {
+            let bytes = Arc::new(batch.bytes);
+            if let Some(share) = self.hub.share(room) {
+                let messages = u32::try_from(batch.frames.len()).unwrap_or(u32::MAX);
+                for to in (0..self.cluster.reactors()).filter(|r| others & (1 << r) != 0) {
+                    let handoff = Handoff {
+                        room: share.name().clone(),
+                        bytes: bytes.clone(),
+                        messages,
+                        publish: to_bus && to == 0,
+                    };
+                    self.cluster.hand_off(to, handoff);
+                    self.handed |= 1 << to;
+                }
+            }
+            Frames::Crossing(bytes)
+        };
+        self.deliver_all(room, &frames, &batch.frames, batch.frames.len());
+    }
+
+    /// Delivers `frames` to every member of `room`.
+    fn deliver_all(
+        &mut self,
+        room: u32,
+        frames: &Frames,
+        senders: &[(ConnId, Range<usize>)],
+        messages: usize,
+    ) {
+        // Compressed at most once here, for every member that agreed on
         // permessage-deflate.
-        let packed = self.pack_room(room, &batch);
-        let plain = (Rc::new(batch.bytes), batch.frames);
+        let packed = self.pack_room(room, frames, senders);
         let mut i = 0;
         while let Some(&key) = self.hub.members(room).get(i) {
-            let (bytes, frames) = compress::pick(self.conns.get(key), &plain, packed.as_ref());
-            self.deliver(key, bytes, frames);
+            let (frames, senders) =
+                compress::pick(self.conns.get(key), (frames, senders), packed.as_ref());
+            self.deliver(key, frames, senders, messages);
             // A member dropped by a write error left its slot to the last
             // member, which has not been served yet.
             if self.hub.members(room).get(i) == Some(&key) {
@@ -47,10 +87,53 @@ impl Server {
         }
     }
 
-    /// Queues a batch on one member and writes it. Every member sees the
-    /// messages in the order the server received them; with
-    /// `--exclude-sender` a member that published this turn skips its own.
-    fn deliver(&mut self, key: usize, bytes: &Rc<Vec<u8>>, frames: &[(ConnId, Range<usize>)]) {
+    /// Wakes every reactor handed a batch this turn, once each.
+    pub(super) fn wake_handed(&mut self) {
+        let handed = std::mem::take(&mut self.handed);
+        for to in (0..self.cluster.reactors()).filter(|r| handed & (1 << r) != 0) {
+            self.cluster.wake(to);
+        }
+    }
+
+    /// Delivers the batches other reactors handed this one, in the order
+    /// handed; then deals with rooms whose batches did not fit the mailbox.
+    pub(super) fn take_handoffs(&mut self) {
+        if self.cluster.reactors() == 1 {
+            return;
+        }
+        while let Some(h) = self.cluster.next_handoff(self.me) {
+            if h.publish {
+                self.publish_frames(&h.room, &h.bytes);
+            }
+            // Members may all have left since: then nobody missed it.
+            if let Some(room) = self.hub.find(&h.room) {
+                let messages = h.messages as usize;
+                self.deliver_all(room, &Frames::Crossing(h.bytes), &[], messages);
+            }
+        }
+        for name in self.cluster.take_lost(self.me) {
+            let Some(room) = self.hub.find(&name) else {
+                continue;
+            };
+            // Every member here missed messages: a slow consumer each.
+            let members = self.hub.members(room).to_vec();
+            for key in members {
+                self.slow_consumer(key, 1);
+            }
+        }
+    }
+
+    /// Queues a batch of `messages` on one member and writes it. Every
+    /// member sees the messages in the order the server received them; with
+    /// `--exclude-sender` a member that published this turn skips its own
+    /// (`senders` names each frame's sender; empty for another reactor's).
+    fn deliver(
+        &mut self,
+        key: usize,
+        frames: &Frames,
+        senders: &[(ConnId, Range<usize>)],
+        messages: usize,
+    ) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -59,11 +142,12 @@ impl Server {
         }
         let id = conn.id(key);
         let publisher = !self.cfg.broadcast_to_sender && conn.sent_turn == self.turn;
-        let theirs = if publisher {
-            frames.iter().filter(|(sender, _)| *sender != id).count()
+        let own = if publisher {
+            senders.iter().filter(|(sender, _)| *sender == id).count()
         } else {
-            frames.len()
+            0
         };
+        let theirs = messages.saturating_sub(own);
         if theirs == 0 {
             return;
         }
@@ -75,37 +159,52 @@ impl Server {
             let _ = q.write_to(&mut conn.stream);
         }
         if q.pending() > self.cfg.output_high_water {
-            match self.cfg.slow_consumer {
-                SlowConsumerPolicy::Drop => {
-                    self.stats.slow_consumer_drops += theirs as u64;
-                    return;
-                }
-                SlowConsumerPolicy::Close => {
-                    let dropped = q.discard_unstarted();
-                    notice!(
-                        self,
-                        "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
-                    );
-                    self.stats.slow_consumer_cutoffs += 1;
-                    conn.session
-                        .close(close::POLICY, "slow consumer", &mut QueueSink(q));
-                    self.close_timers.arm(self.now, id);
-                }
-            }
-        } else if publisher {
+            return self.slow_consumer(key, theirs);
+        }
+        let len = frames.bytes().len();
+        if own > 0 {
             let mut from = 0;
-            for (sender, range) in frames {
+            for (sender, range) in senders {
                 if *sender == id {
-                    q.push_shared(SharedBytes::new(bytes.clone(), from..range.start));
+                    q.push_shared(SharedBytes::new(frames.clone(), from..range.start));
                     from = range.end;
                 }
             }
-            q.push_shared(SharedBytes::new(bytes.clone(), from..bytes.len()));
-            self.stats.messages_out += theirs as u64;
+            q.push_shared(SharedBytes::new(frames.clone(), from..len));
         } else {
-            q.push_shared(SharedBytes::new(bytes.clone(), 0..bytes.len()));
-            self.stats.messages_out += theirs as u64;
+            q.push_shared(SharedBytes::new(frames.clone(), 0..len));
         }
+        self.stats.messages_out += theirs as u64;
         self.write_out(key, false);
+    }
+
+    /// A member over the high watermark misses `messages`: they are dropped
+    /// for it, or it is cut off with 1008, per `--slow-consumer`.
+    fn slow_consumer(&mut self, key: usize, messages: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase != Phase::Open || conn.session.state() != State::Open {
+            return;
+        }
+        match self.cfg.slow_consumer {
+            SlowConsumerPolicy::Drop => {
+                self.stats.slow_consumer_drops += messages as u64;
+            }
+            SlowConsumerPolicy::Close => {
+                let id = conn.id(key);
+                let q = conn.out.get_or_insert_with(Default::default);
+                let dropped = q.discard_unstarted();
+                notice!(
+                    self,
+                    "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
+                );
+                self.stats.slow_consumer_cutoffs += 1;
+                conn.session
+                    .close(close::POLICY, "slow consumer", &mut QueueSink(q));
+                self.close_timers.arm(self.now, id);
+                self.write_out(key, false);
+            }
+        }
     }
 }

@@ -114,6 +114,9 @@ impl Server {
             drain_until,
             turn,
             zlib,
+            cluster,
+            me,
+            bus,
             ..
         } = self;
         let Io { read, out, pool } = io;
@@ -142,6 +145,10 @@ impl Server {
             room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
             got_message: false,
+            bus: match bus {
+                Some(b) => Some(&mut **b),
+                None => None,
+            },
             deflate: conn.deflate,
             tx: &mut zlib.tx,
             own: &mut own_out,
@@ -158,6 +165,8 @@ impl Server {
                     started: *started,
                     now: *now,
                     draining: drain_until.is_some(),
+                    cluster,
+                    me: *me,
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
@@ -173,7 +182,7 @@ impl Server {
                             );
                         }
                         *sink.stats.handshake_failures.entry(e.status()).or_default() += 1;
-                        http_upgrade::write_error(sink.out, e);
+                        http_upgrade::write_refusal(sink.out, e, &cfg.protocols);
                         (0, Outcome::Answered)
                     }
                 }

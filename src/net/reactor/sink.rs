@@ -2,6 +2,7 @@
 //! output, or encode it once into its room's batch for the turn.
 
 use super::compress::{Terms, Tx};
+use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
 use crate::net::stats::Stats;
@@ -23,6 +24,9 @@ pub(super) struct Sink<'a> {
     /// A message arrived (for the idle timeout; in broadcast mode, the
     /// connection published this turn).
     pub(super) got_message: bool,
+    /// The bus to other nodes, if any: each broadcast message is also
+    /// published there, once.
+    pub(super) bus: Option<&'a mut dyn Bus>,
     /// The connection's permessage-deflate terms, if it agreed on it.
     pub(super) deflate: Option<Terms>,
     /// The shared compressors, for echo replies.
@@ -53,6 +57,12 @@ impl Events for Sink<'_> {
                     write_message(&mut batch.bytes, kind, payload);
                     let end = batch.bytes.len();
                     batch.frames.push((self.sender, start..end));
+                }
+                if let (Some(bus), Some(name)) = (
+                    self.bus.as_deref_mut(),
+                    self.room.and_then(|r| self.hub.name(r)),
+                ) {
+                    bus.publish(name, kind, payload);
                 }
             }
         }

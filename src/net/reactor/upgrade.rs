@@ -8,6 +8,7 @@ use super::sink::Sink;
 use super::Server;
 use crate::config::{Config, Mode};
 use crate::http;
+use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
@@ -54,12 +55,15 @@ pub(super) enum Handshake {
     Answered,
 }
 
-/// What plain HTTP answers can see of the server, besides counters.
-pub(super) struct HttpContext {
+/// What the handshake phase sees of the server, besides counters and rooms.
+pub(super) struct HttpContext<'a> {
     pub(super) held: usize,
     pub(super) started: Instant,
     pub(super) now: Instant,
     pub(super) draining: bool,
+    /// The process's reactors, and which one this is.
+    pub(super) cluster: &'a Cluster,
+    pub(super) me: usize,
 }
 
 /// Handles input while waiting for the request. An upgrade is checked
@@ -71,10 +75,11 @@ pub(super) fn handshake(
     key: usize,
     data: &mut [u8],
     cfg: &Config,
-    ctx: &HttpContext,
+    ctx: &HttpContext<'_>,
     sink: &mut Sink<'_>,
     z: &mut Incoming<'_>,
 ) -> Result<Handshake, HandshakeError> {
+    handshake::check_request_line(data)?;
     if !handshake::has_head_end(data) {
         if data.len() < cfg.max_header_bytes {
             return Ok(Handshake::Keep(data.len()));
@@ -102,13 +107,41 @@ pub(super) fn handshake(
                 return Ok(Handshake::Answered);
             }
             compress::report(z.neg, sink.stats);
+            // With several reactors, the answer covers the process: this
+            // reactor's counters now, the others' as last published.
+            let mut process = None;
+            let mut held = ctx.held;
+            let mut rooms = sink.hub.rooms();
+            if ctx.cluster.reactors() > 1 {
+                let mut stats = sink.stats.clone();
+                held += ctx.cluster.add_others(ctx.me, &mut stats);
+                rooms = ctx.cluster.rooms();
+                process = Some(stats);
+            }
+            let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
+            // The bus is on the first reactor; the others answer from its
+            // last published counters.
+            let bus = match sink.bus.as_deref() {
+                Some(bus) => Some(bus.stats().clone()),
+                None => ctx.cluster.bus_stats(),
+            };
+            let mut bus_metrics = String::new();
+            if let Some(bus) = &bus {
+                // Writing to a String cannot fail.
+                let _ = bus.write_metrics(&mut bus_metrics);
+            }
             let snap = http::Snapshot {
-                stats: sink.stats,
-                open_connections: ctx.held,
-                rooms: sink.hub.rooms(),
+                stats: process.as_ref().unwrap_or(sink.stats),
+                open_connections: held,
+                rooms,
                 mode: cfg.mode,
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
+                instance: &cfg.instance,
+                reactors: &reactors,
+                handoff_drops: ctx.cluster.handoff_drops(),
+                extra: &bus_metrics,
+                bus_up: bus.map(|b| b.up),
             };
             let status = http::respond(sink.out, method, path, &snap);
             *sink.stats.http_responses.entry(status).or_default() += 1;
@@ -130,10 +163,10 @@ pub(super) fn handshake(
     if !req.origin_allowed(&cfg.allowed_origins) {
         return Err(HandshakeError::Forbidden);
     }
+    let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
     // permessage-deflate, if the server has it and the client offers it.
     let agreed = z.neg.negotiate(&req, &mut sink.stats.deflate);
     let extensions = agreed.as_ref().map(|(.., answer)| answer.as_str());
-    let protocol = req.select_protocol(&cfg.protocols);
     handshake::write_accept_with(sink.out, req.key, protocol, extensions);
     if let Some((terms, context, (inflater, deflater), _)) = agreed {
         conn.deflate = Some(terms);
@@ -147,7 +180,18 @@ pub(super) fn handshake(
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string does not.
         let room = req.path.split('?').next().unwrap_or(req.path);
-        let seat = sink.hub.join(room, key).seat;
+        let joined = sink.hub.join(room, key);
+        let seat = joined.seat;
+        if joined.new_room && ctx.cluster.reactors() > 1 {
+            // The directory tells the first reactor, which owns the bus,
+            // when the process as a whole gains the room.
+            let share = ctx.cluster.join_room(room, ctx.me, cfg.redis.is_some());
+            sink.hub.set_share(seat.room, share);
+        } else if joined.new_room {
+            if let Some(bus) = sink.bus.as_deref_mut() {
+                bus.subscribe(room);
+            }
+        }
         conn.seat = Some(seat);
         sink.room = Some(seat.room);
     }

@@ -1,0 +1,272 @@
+//! The flags of each mode, and the groups several modes share.
+
+use std::time::Duration;
+
+use clap::Args;
+use wsd::units::{parse_duration, parse_size};
+
+use crate::payload::Encoding;
+use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
+
+/// The largest payload.
+const MAX_SIZE: usize = 64 << 20;
+/// The phases of a load: warm-up, the measured window, the grace period.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Phases {
+    /// Length of the measured window.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Load before the measured window, not counted in rates or latencies.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Duration,
+
+    /// How long to wait, after the window, for messages still on their way.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: Duration,
+}
+
+/// How wsload connects: threads, timeouts, addresses, the upgrade request.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Event-loop threads; connections are shared out among them.
+    #[arg(short = 't', long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: u32,
+
+    /// How long a connection may take to connect and complete its handshake.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Spread connections over this many source addresses 127.0.0.1..127.0.0.N
+    /// (IPv4 loopback targets only); default: one per 25,000 connections.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_addrs: Option<u8>,
+
+    /// Send this Origin with every upgrade request (for servers that check it).
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub origin: Option<String>,
+
+    /// Offer this subprotocol (repeatable, in order of preference); the
+    /// server must choose one of those offered.
+    #[arg(long = "protocol", value_name = "NAME", value_parser = parse_protocol)]
+    pub protocols: Vec<String>,
+
+    /// Add this header line to every upgrade request (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<Header>,
+}
+
+impl ClientArgs {
+    /// What the upgrade requests carry besides wsload's own lines.
+    pub fn upgrade(&self) -> Upgrade {
+        Upgrade::new(self.origin.as_deref(), &self.protocols, &self.headers)
+    }
+}
+
+/// Payload flags of the echo modes.
+#[derive(Args, Debug, Clone)]
+pub struct PayloadArgs {
+    /// Payload size, from 0 bytes.
+    ///
+    /// From 32 bytes (binary) or 64 (text) a payload carries a stamp: its
+    /// sender, sequence number, send time and a checksum, so every reply is
+    /// checked byte for byte, in order, and timed by the stamp. A smaller
+    /// payload is lowercase letters that start at its sequence number modulo
+    /// 26: replies are checked for type, length, content and order (modulo
+    /// 26), and timed from each connection's send times, since echoes come
+    /// back in order.
+    #[arg(short = 's', long, default_value = "64", value_parser = parse_payload_size, value_name = "SIZE")]
+    pub size: usize,
+
+    /// Send text frames.
+    #[arg(long, conflicts_with = "binary")]
+    pub text: bool,
+
+    /// Send binary frames (the default).
+    #[arg(long)]
+    pub binary: bool,
+}
+
+/// Payload flags of `broadcast`: the same flags, and what a small payload
+/// means for fan-out.
+#[derive(Args, Debug, Clone)]
+pub struct FanoutPayloadArgs {
+    /// Payload size, from 0 bytes.
+    ///
+    /// From 32 bytes (binary) or 64 (text) a payload carries a stamp: its
+    /// publisher, sequence number, send time and a checksum, so every
+    /// delivery is checked byte for byte, for loss, duplicates and order
+    /// per publisher, and timed by the stamp. A smaller payload names no
+    /// publisher: deliveries are checked for type, length and content and
+    /// counted (lost: fewer than published; duplicated: more), with no
+    /// order check and no fan-out latency.
+    #[arg(short = 's', long, default_value = "64", value_parser = parse_payload_size, value_name = "SIZE")]
+    pub size: usize,
+
+    /// Send text frames.
+    #[arg(long, conflicts_with = "binary")]
+    pub text: bool,
+
+    /// Send binary frames (the default).
+    #[arg(long)]
+    pub binary: bool,
+}
+
+impl From<&FanoutPayloadArgs> for PayloadArgs {
+    fn from(p: &FanoutPayloadArgs) -> PayloadArgs {
+        PayloadArgs {
+            size: p.size,
+            text: p.text,
+            binary: p.binary,
+        }
+    }
+}
+
+impl PayloadArgs {
+    /// The chosen encoding.
+    pub fn encoding(&self) -> Encoding {
+        if self.text {
+            Encoding::Text
+        } else {
+            Encoding::Binary
+        }
+    }
+}
+
+/// `echo` flags.
+#[derive(Args, Debug, Clone)]
+pub struct EchoArgs {
+    /// Connections to open.
+    #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// The phases.
+    #[command(flatten)]
+    pub phases: Phases,
+    /// Payload flags.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Messages in flight per connection (pipelining).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub depth: u32,
+    /// How to connect.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `rate` flags.
+#[derive(Args, Debug, Clone)]
+pub struct RateArgs {
+    /// Connections to open; the rate is shared out among them.
+    #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// The phases.
+    #[command(flatten)]
+    pub phases: Phases,
+    /// Payload flags.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Total messages per second, over all connections.
+    #[arg(short = 'R', long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
+    pub rate: f64,
+    /// How to connect.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `broadcast` flags.
+#[derive(Args, Debug, Clone)]
+pub struct BroadcastArgs {
+    /// Subscribers to open (the publishers come on top).
+    #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// The phases.
+    #[command(flatten)]
+    pub phases: Phases,
+    /// Payload flags.
+    #[command(flatten)]
+    pub payload: FanoutPayloadArgs,
+    /// Publishing connections, besides the -c subscribers.
+    #[arg(long, default_value_t = 1, value_name = "P",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub publishers: u32,
+    /// Total messages published per second, over all publishers.
+    #[arg(short = 'R', long, default_value = "1000", value_name = "MSGS_PER_S", value_parser = parse_rate)]
+    pub rate: f64,
+    /// How to connect.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `conns` flags: no payload, no warm-up, nothing in flight to wait for.
+#[derive(Args, Debug, Clone)]
+pub struct ConnsArgs {
+    /// Connections to open and hold.
+    #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// How long to hold the connections open once all are open.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+    /// How to connect.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `churn` flags.
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    /// Connection slots: each opens its next connection as soon as its last one ended.
+    #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// The phases.
+    #[command(flatten)]
+    pub phases: Phases,
+    /// Payload flags.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Echo messages per connection.
+    #[arg(long, default_value_t = 10, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub messages: u32,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub depth: u32,
+    /// Percent of connections dropped without a Close (at a random
+    /// message, sometimes mid-frame, with a FIN or an RST).
+    #[arg(long, default_value_t = 30, value_name = "PCT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub abrupt: u32,
+    /// Seed for choosing how each connection ends.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// How to connect.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate (messages per second)"))?;
+    if r.is_finite() && r > 0.0 && r <= 1e9 {
+        Ok(r)
+    } else {
+        Err(format!("'{s}': the rate must be above 0 and at most 1e9"))
+    }
+}
+
+fn parse_payload_size(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n > MAX_SIZE {
+        return Err(format!("{n} bytes is above the 64MiB maximum"));
+    }
+    Ok(n)
+}

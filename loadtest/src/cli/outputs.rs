@@ -1,0 +1,168 @@
+//! What each kind of run writes, and the URLs it runs against.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::target::{parse_target, Target};
+
+/// Where a run's figures go, and what it runs against.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    /// The servers: one, a broadcast cluster's nodes, or those `compare`d.
+    pub targets: Vec<Target>,
+    /// Server processes to sample: none, or one per target.
+    pub server_pids: Vec<u32>,
+    /// The JSON report.
+    pub json: Option<PathBuf>,
+    /// The .hgrm latency table.
+    pub hgrm: Option<PathBuf>,
+    /// The per-second CSV.
+    pub csv: Option<PathBuf>,
+}
+
+/// A single run's outputs: echo, rate and churn.
+#[derive(Args, Debug)]
+pub struct SingleOut {
+    /// Sample this server process's CPU and RSS from /proc.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Write every figure and the run's parameters as one JSON object
+    /// (`-` for stdout, which then carries only the JSON).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the latency distribution in HdrHistogram's .hgrm text format (ms).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Write a per-second time series: second,phase,sent,received,errors,p99_us.
+    ///
+    /// Rows are whole seconds counted from the measured window's start, so
+    /// none straddles two phases: `second` is where a row starts (negative
+    /// in the warm-up; the first warm-up row and the last measured one may
+    /// be short), and `phase` is warmup, measured (the rows the report's
+    /// window figures add up from) or drain (after the window: late
+    /// replies, nothing new sent).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// The server: ws://host:port/path.
+    #[arg(value_name = "URL", value_parser = parse_target)]
+    pub url: Target,
+}
+
+/// `broadcast`'s outputs: one URL, or one per node of a cluster.
+#[derive(Args, Debug)]
+pub struct NodesOut {
+    /// Sample this server process's CPU and RSS from /proc; with several
+    /// URLs, give one per URL in the same order, and the figures are summed.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
+    /// Write every figure and the run's parameters as one JSON object
+    /// (`-` for stdout, which then carries only the JSON).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the fan-out latency distribution in HdrHistogram's .hgrm text format (ms).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Write a per-second time series: second,phase,sent,received,errors,p99_us.
+    ///
+    /// Rows are whole seconds counted from the measured window's start, so
+    /// none straddles two phases: `second` is where a row starts (negative
+    /// in the warm-up; the first warm-up row and the last measured one may
+    /// be short), and `phase` is warmup, measured (the rows the report's
+    /// window figures add up from) or drain (after the window: late
+    /// deliveries, nothing new published). `received` counts deliveries.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// The server: ws://host:port/path. Several URLs are the nodes of one
+    /// cluster: the publishers connect to the first, the subscribers to
+    /// each in turn, and delivery is checked across them.
+    #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
+    pub urls: Vec<Target>,
+}
+
+/// `conns`' outputs.
+#[derive(Args, Debug)]
+pub struct ConnsOut {
+    /// Sample this server process's CPU and RSS from /proc.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Write every figure and the run's parameters as one JSON object
+    /// (`-` for stdout, which then carries only the JSON).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the handshake latency distribution (connect plus upgrade) in
+    /// HdrHistogram's .hgrm text format (ms).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// The server: ws://host:port/path.
+    #[arg(value_name = "URL", value_parser = parse_target)]
+    pub url: Target,
+}
+
+/// `compare`'s outputs.
+#[derive(Args, Debug)]
+pub struct CompareOut {
+    /// Sample the servers' CPU and RSS from /proc: one --server-pid per
+    /// URL, in the same order.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
+    /// Write the medians and every run's figures as one JSON object (`-`
+    /// for stdout, which then carries only the JSON).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// The servers to compare: ws://host:port/path each.
+    #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
+    pub urls: Vec<Target>,
+}
+
+impl SingleOut {
+    /// The run's targets and outputs.
+    pub(super) fn outputs(self) -> Outputs {
+        Outputs {
+            targets: vec![self.url],
+            server_pids: self.server_pid.into_iter().collect(),
+            json: self.json,
+            hgrm: self.hgrm,
+            csv: self.csv,
+        }
+    }
+}
+
+impl NodesOut {
+    /// The run's targets and outputs.
+    pub(super) fn outputs(self) -> Outputs {
+        Outputs {
+            targets: self.urls,
+            server_pids: self.server_pids,
+            json: self.json,
+            hgrm: self.hgrm,
+            csv: self.csv,
+        }
+    }
+}
+
+impl ConnsOut {
+    /// The run's targets and outputs.
+    pub(super) fn outputs(self) -> Outputs {
+        Outputs {
+            targets: vec![self.url],
+            server_pids: self.server_pid.into_iter().collect(),
+            json: self.json,
+            hgrm: self.hgrm,
+            csv: None,
+        }
+    }
+}
+
+impl CompareOut {
+    /// The run's targets and outputs.
+    pub(super) fn outputs(self) -> Outputs {
+        Outputs {
+            targets: self.urls,
+            server_pids: self.server_pids,
+            json: self.json,
+            hgrm: None,
+            csv: None,
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The flags: what each mode takes, shows, and refuses.
+
+use super::*;
+use clap::CommandFactory;
+
+use crate::payload::Encoding;
+use crate::upgrade::Upgrade;
+
+fn parse(args: &[&str]) -> Result<Plan, clap::Error> {
+    let mut argv = vec!["wsload"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).map(|c| c.command.into_plan())
+}
+
+/// The built command at `path` (e.g. `["compare", "echo"]`).
+fn command(path: &[&str]) -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in path {
+        cmd = cmd.find_subcommand(name).cloned().expect("subcommand");
+    }
+    cmd
+}
+
+/// The long flags a command takes, without --help.
+fn longs(path: &[&str]) -> Vec<String> {
+    command(path)
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+const MODES: [&str; 5] = ["echo", "rate", "broadcast", "conns", "churn"];
+
+#[test]
+fn the_clap_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn wrk_style_echo_flags() {
+    let plan = parse(&[
+        "echo",
+        "-c",
+        "100",
+        "-d",
+        "5s",
+        "-t",
+        "2",
+        "-s",
+        "1KiB",
+        "--depth",
+        "8",
+        "--text",
+        "--warmup",
+        "250ms",
+        "ws://127.0.0.1:9001/",
+    ])
+    .expect("valid");
+    assert_eq!(plan.rounds, None);
+    let Scenario::Echo(a) = &plan.scenario else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(a.connections, 100);
+    assert_eq!(a.phases.duration, Duration::from_secs(5));
+    assert_eq!(a.client.threads, 2);
+    assert_eq!(a.phases.warmup, Duration::from_millis(250));
+    assert_eq!(a.payload.size, 1024);
+    assert_eq!(a.payload.encoding(), Encoding::Text);
+    assert_eq!(a.depth, 8);
+    assert_eq!(plan.out.targets[0].addr.port(), 9001);
+    assert!(plan.validate().is_ok());
+}
+
+#[test]
+fn defaults() {
+    let plan = parse(&["echo", "ws://127.0.0.1:9001"]).expect("valid");
+    let Scenario::Echo(a) = &plan.scenario else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(a.connections, 10);
+    assert_eq!(a.client.threads, 1);
+    assert_eq!(a.depth, 1);
+    assert_eq!(a.payload.size, 64);
+    assert_eq!(a.payload.encoding(), Encoding::Binary);
+    assert_eq!(a.client.upgrade(), Upgrade::default());
+}
+
+#[test]
+fn rate_needs_a_rate() {
+    assert!(parse(&["rate", "ws://127.0.0.1:9001"]).is_err());
+    assert!(parse(&["rate", "-R", "0", "ws://127.0.0.1:9001"]).is_err());
+    let plan = parse(&["rate", "-R", "2500", "ws://127.0.0.1:9001"]).expect("valid");
+    assert!(matches!(plan.scenario, Scenario::Rate(RateArgs { rate, .. }) if rate == 2500.0));
+}
+
+#[test]
+fn churn_flags_and_defaults() {
+    let plan = parse(&["churn", "-c", "200", "ws://127.0.0.1:9001"]).expect("valid");
+    let Scenario::Churn(a) = &plan.scenario else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(a.connections, 200);
+    assert_eq!((a.messages, a.depth, a.abrupt, a.seed), (10, 1, 30, 1));
+    assert!(parse(&["churn", "--abrupt", "101", "ws://127.0.0.1:9001"]).is_err());
+    assert!(parse(&["churn", "--messages", "0", "ws://127.0.0.1:9001"]).is_err());
+}
+
+#[test]
+fn text_and_binary_conflict() {
+    assert!(parse(&["echo", "--text", "--binary", "ws://127.0.0.1:1"]).is_err());
+}
+
+#[test]
+fn bad_urls_are_usage_errors() {
+    for url in ["wss://127.0.0.1:9001", "http://127.0.0.1", "nonsense"] {
+        let e = parse(&["echo", url]).expect_err(url);
+        assert_eq!(e.exit_code(), 2, "{url}");
+    }
+}
+
+#[test]
+fn any_payload_size_from_zero_to_64_mib() {
+    for (args, size) in [
+        (&["-s", "0"][..], 0),
+        (&["-s", "1"][..], 1),
+        (&["-s", "16", "--text"][..], 16),
+        (&["-s", "64MiB"][..], 64 << 20),
+    ] {
+        let mut argv = vec!["echo"];
+        argv.extend_from_slice(args);
+        argv.push("ws://127.0.0.1:1");
+        let plan = parse(&argv).expect("valid size");
+        assert_eq!(plan.scenario.payload().map(|p| p.size), Some(size));
+    }
+    let e = parse(&["echo", "-s", "65MiB", "ws://127.0.0.1:1"]).expect_err("too large");
+    assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn one_url_per_single_run_except_broadcast_nodes() {
+    for mode in ["echo", "rate", "conns", "churn"] {
+        let mut argv = vec![mode, "ws://127.0.0.1:1", "ws://127.0.0.1:2"];
+        if mode == "rate" {
+            argv.extend(["-R", "10"]);
+        }
+        assert!(parse(&argv).is_err(), "{mode}");
+    }
+    let plan = parse(&["broadcast", "ws://127.0.0.1:1", "ws://127.0.0.1:2"]).expect("nodes");
+    assert_eq!(plan.out.targets.len(), 2);
+}
+
+#[test]
+fn compare_pairs_server_pids_with_urls() {
+    let plan = parse(&[
+        "compare",
+        "echo",
+        "-c",
+        "100",
+        "-d",
+        "5s",
+        "ws://127.0.0.1:9001",
+        "ws://127.0.0.1:9002",
+        "--server-pid",
+        "123",
+        "--server-pid",
+        "456",
+        "--rounds",
+        "5",
+    ])
+    .expect("valid");
+    assert_eq!(plan.rounds, Some(5));
+    assert_eq!(plan.out.server_pids, [123, 456]);
+    assert_eq!(plan.out.targets.len(), 2);
+    assert!(plan.validate().is_ok());
+    let plan = parse(&[
+        "compare",
+        "echo",
+        "ws://127.0.0.1:9001",
+        "ws://127.0.0.1:9002",
+        "--server-pid",
+        "1",
+    ])
+    .expect("parses");
+    assert_eq!(plan.rounds, Some(3));
+    assert!(plan.validate().is_err());
+    assert_eq!(plan.command_path(), ["compare", "echo"]);
+}
+
+#[test]
+fn a_single_run_samples_one_server() {
+    let e = parse(&[
+        "echo",
+        "--server-pid",
+        "1",
+        "--server-pid",
+        "2",
+        "ws://127.0.0.1:1",
+    ])
+    .expect_err("two pids");
+    assert_eq!(e.exit_code(), 2);
+    let plan = parse(&[
+        "broadcast",
+        "--server-pid",
+        "1",
+        "--server-pid",
+        "2",
+        "ws://127.0.0.1:1",
+    ])
+    .expect("parses");
+    assert!(plan.validate().is_err());
+}
+
+#[test]
+fn compare_takes_no_single_run_files() {
+    for mode in MODES {
+        let flags = longs(&["compare", mode]);
+        for f in ["csv", "hgrm"] {
+            assert!(!flags.iter().any(|l| l == f), "compare {mode} lists --{f}");
+        }
+        for f in [
+            "json",
+            "server-pid",
+            "rounds",
+            "origin",
+            "protocol",
+            "header",
+        ] {
+            assert!(flags.iter().any(|l| l == f), "compare {mode} lacks --{f}");
+        }
+        let mut argv = vec!["compare", mode, "--csv", "x.csv", "ws://127.0.0.1:1"];
+        if mode == "rate" {
+            argv.extend(["-R", "10"]);
+        }
+        assert!(parse(&argv).is_err(), "compare {mode} took --csv");
+    }
+}
+
+#[test]
+fn each_mode_lists_the_flags_it_uses_and_no_others() {
+    let load = [
+        "connections",
+        "duration",
+        "warmup",
+        "grace",
+        "size",
+        "text",
+        "binary",
+    ];
+    let client = [
+        "threads",
+        "connect-timeout",
+        "source-addrs",
+        "origin",
+        "protocol",
+        "header",
+    ];
+    let single = ["server-pid", "json", "hgrm", "csv"];
+    let want = |extra: &[&str], out: &[&str]| {
+        let mut v: Vec<String> = load
+            .iter()
+            .chain(extra)
+            .chain(&client)
+            .chain(out)
+            .map(|s| s.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(longs(&["echo"])), want(&["depth"], &single));
+    assert_eq!(sorted(longs(&["rate"])), want(&["rate"], &single));
+    assert_eq!(
+        sorted(longs(&["broadcast"])),
+        want(&["publishers", "rate"], &single)
+    );
+    assert_eq!(
+        sorted(longs(&["churn"])),
+        want(&["messages", "depth", "abrupt", "seed"], &single)
+    );
+    let mut conns: Vec<String> = ["connections", "duration"]
+        .iter()
+        .chain(&client)
+        .chain(&["server-pid", "json", "hgrm"])
+        .map(|s| s.to_string())
+        .collect();
+    conns.sort();
+    assert_eq!(sorted(longs(&["conns"])), conns);
+}
+
+#[test]
+fn help_speaks_only_of_its_own_mode() {
+    for mode in MODES {
+        for path in [vec![mode], vec!["compare", mode]] {
+            let help = command(&path).render_long_help().to_string();
+            if path[0] != "compare" {
+                assert!(!help.contains("compare"), "{path:?}:\n{help}");
+            }
+            for word in ["broadcast", "subscriber", "publisher"] {
+                assert_eq!(
+                    help.contains(word),
+                    mode == "broadcast",
+                    "{path:?} help and {word}:\n{help}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn conns_has_no_warm_up_or_grace() {
+    let plan = parse(&["conns", "-d", "3s", "ws://127.0.0.1:1"]).expect("valid");
+    let p = plan.scenario.phases();
+    assert_eq!(
+        (p.duration, p.warmup, p.grace),
+        (Duration::from_secs(3), Duration::ZERO, Duration::ZERO)
+    );
+    assert!(parse(&["conns", "--warmup", "1s", "ws://127.0.0.1:1"]).is_err());
+}
+
+#[test]
+fn every_mode_takes_origin_protocols_and_headers() {
+    for mode in MODES {
+        let mut argv = vec![
+            mode,
+            "--origin",
+            "https://a.example",
+            "--protocol",
+            "chat",
+            "--protocol",
+            "v2",
+            "-H",
+            "Authorization: Bearer t",
+            "--header",
+            "X-Trace: 1",
+            "ws://127.0.0.1:1",
+        ];
+        if mode == "rate" {
+            argv.extend(["-R", "10"]);
+        }
+        let plan = parse(&argv).expect(mode);
+        let c = plan.scenario.client();
+        assert_eq!(c.origin.as_deref(), Some("https://a.example"));
+        assert_eq!(c.protocols, ["chat", "v2"]);
+        assert_eq!(c.headers.len(), 2);
+        assert_eq!(c.headers[1].value, "1");
+    }
+    assert!(parse(&["echo", "-H", "Host: x", "ws://127.0.0.1:1"]).is_err());
+    assert!(parse(&["echo", "--protocol", "a,b", "ws://127.0.0.1:1"]).is_err());
+}

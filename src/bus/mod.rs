@@ -1,0 +1,362 @@
+//! The bus: rooms that span processes and machines.
+//!
+//! Each node delivers a client's message to its own members at once, and
+//! publishes it once to the room's channel; every other node subscribed to
+//! that channel delivers it to its members. A node subscribes to a room's
+//! channel while the room has local members, and ignores its own messages
+//! when they come back. Delivery across nodes is at most once: a message is
+//! dropped (and counted, by [`DropReason`]) rather than queued without
+//! bound or retried.
+//!
+//! [`Bus`] is what the reactor sees; [`RedisBus`] is Redis pub/sub on two
+//! connections (one SUBSCRIBE, one PUBLISH) that live in the reactor's own
+//! `Poll`, spoken through a sans-IO codec ([`resp`]). Another backend (NATS,
+//! say) would implement the same trait.
+//!
+//! # Driving a bus
+//!
+//! The reactor owns the `Poll` and chooses the bus's tokens. Per turn:
+//!
+//! 1. for each event whose token the bus [`owns`](Bus::owns):
+//!    [`on_event`](Bus::on_event);
+//! 2. while handling clients: [`subscribe`](Bus::subscribe) when a room
+//!    gets its first local member, [`unsubscribe`](Bus::unsubscribe) when
+//!    it loses its last, [`publish`](Bus::publish) for each message (only
+//!    queued: nothing is written yet);
+//! 3. at the end of the turn: [`take_inbound`](Bus::take_inbound), whose
+//!    messages join the rooms' batches like local ones, then
+//!    [`flush`](Bus::flush), which writes the turn's publishes in one write;
+//! 4. the poll timeout is no later than [`next_deadline`](Bus::next_deadline)
+//!    (which may be now), and once it has passed, [`on_timer`](Bus::on_timer).
+//!
+//! Nothing in a bus blocks: connects are non-blocking, and the Redis host is
+//! resolved once, before the loop ([`RedisConfig::from_url`]).
+
+use std::fmt::{self, Write as _};
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::{Registry, Token};
+
+use crate::proto::MessageKind;
+
+pub mod envelope;
+mod link;
+mod redis;
+mod replies;
+pub mod resp;
+mod url;
+
+pub use redis::RedisBus;
+pub use url::{RedisConfig, RedisUrl};
+
+/// A message bus between nodes, driven by the reactor (see the module doc
+/// for the order of calls). No method blocks or panics; faults are logged,
+/// counted, and recovered from by reconnecting.
+pub trait Bus {
+    /// Starts connecting. Called once, before the first turn.
+    fn start(&mut self, registry: &Registry, now: Instant);
+
+    /// Whether `token` is one of the bus's sockets.
+    fn owns(&self, token: Token) -> bool;
+
+    /// Handles readiness of one of the bus's sockets: reads until it would
+    /// block (or the input buffer is full), writes what is queued, and
+    /// moves connections through connect and login.
+    fn on_event(&mut self, registry: &Registry, event: &Event, now: Instant);
+
+    /// Room `room` got its first local member: receive its messages.
+    /// Idempotent.
+    fn subscribe(&mut self, room: &str);
+
+    /// Room `room` lost its last local member: stop receiving. Idempotent.
+    fn unsubscribe(&mut self, room: &str);
+
+    /// Queues a message for the other nodes' members of `room`. Dropped
+    /// and counted if the bus is down, the payload is over the message
+    /// limit, or the outbound queue is over its bound.
+    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]);
+
+    /// Ends the turn: resets connections found faulty, sends subscription
+    /// changes, and writes everything queued, in one write per connection.
+    fn flush(&mut self, registry: &Registry, now: Instant);
+
+    /// When the bus wants the loop back: a reconnect attempt or a connect
+    /// timeout ([`Bus::on_timer`]), or now if input is waiting beyond a
+    /// turn's read budget (the next [`Bus::take_inbound`] reads it) or a
+    /// connection awaits its reset. `None` if nothing is due.
+    fn next_deadline(&self) -> Option<Instant>;
+
+    /// Does what is due at `now`: connects, gives up on slow connects,
+    /// resets connections found faulty.
+    fn on_timer(&mut self, registry: &Registry, now: Instant);
+
+    /// Hands each message received from other nodes, in order, to
+    /// `deliver(room, kind, payload)`; the payload is borrowed from the
+    /// input buffer, not copied. Messages for rooms not subscribed (any
+    /// more) and the node's own are skipped.
+    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8]));
+
+    /// Whether messages can flow both ways now.
+    fn is_up(&self) -> bool;
+
+    /// The counters.
+    fn stats(&self) -> &BusStats;
+}
+
+/// Why a message did not cross the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Published while the publish connection was down.
+    Down,
+    /// Published while the outbound queue was over its bound (Redis slow
+    /// or not reading).
+    QueueFull,
+    /// Published with a payload over the message limit.
+    TooLarge,
+    /// Queued or sent but not acknowledged when the publish connection
+    /// was lost (it may or may not have reached Redis).
+    Reset,
+    /// Received but not a valid envelope (see [`envelope`]).
+    BadEnvelope,
+    /// Received for a room with no local member any more (in flight while
+    /// unsubscribing).
+    Unsubscribed,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`BusStats::dropped`].
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Down,
+        DropReason::QueueFull,
+        DropReason::TooLarge,
+        DropReason::Reset,
+        DropReason::BadEnvelope,
+        DropReason::Unsubscribed,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Down => "down",
+            DropReason::QueueFull => "queue_full",
+            DropReason::TooLarge => "too_large",
+            DropReason::Reset => "reset",
+            DropReason::BadEnvelope => "bad_envelope",
+            DropReason::Unsubscribed => "unsubscribed",
+        }
+    }
+}
+
+/// What a bus counts. Every call of [`Bus::publish`] ends, once nothing is
+/// in flight, in `published` or one of the outbound drop reasons.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Both connections are up.
+    pub up: bool,
+    /// Channels subscribed, as Redis last counted them.
+    pub subscriptions: u64,
+    /// Messages published and acknowledged by Redis.
+    pub published: u64,
+    /// Messages from other nodes handed to the reactor.
+    pub received: u64,
+    /// Messages dropped, by reason, in the order of [`DropReason::ALL`].
+    pub dropped: [u64; 6],
+    /// Connections re-established after a loss (each of the two counts).
+    pub reconnects: u64,
+    /// Publish bytes waiting for the socket now.
+    pub queued_bytes: u64,
+}
+
+impl BusStats {
+    /// Messages dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        self.add_drops(reason, 1);
+    }
+
+    fn add_drops(&mut self, reason: DropReason, n: u64) {
+        if let Some(d) = self.dropped.get_mut(reason as usize) {
+            *d += n;
+        }
+    }
+
+    /// All drops, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// A fragment for the periodic stats line: `bus up, 3 subs, pub +10,
+    /// recv +20, dropped +1 (queue_full:1)`, counting since `prev`.
+    pub fn summary_since(&self, prev: &BusStats) -> String {
+        let mut s = format!(
+            "bus {}, {} subs, pub +{}, recv +{}",
+            if self.up { "up" } else { "DOWN" },
+            self.subscriptions,
+            self.published.saturating_sub(prev.published),
+            self.received.saturating_sub(prev.received),
+        );
+        let dropped = self.dropped_total().saturating_sub(prev.dropped_total());
+        if dropped > 0 {
+            let _ = write!(s, ", dropped +{dropped} (");
+            let mut first = true;
+            for r in DropReason::ALL {
+                let d = self.dropped(r).saturating_sub(prev.dropped(r));
+                if d > 0 {
+                    let sep = if first { "" } else { " " };
+                    let _ = write!(s, "{sep}{}:{d}", r.label());
+                    first = false;
+                }
+            }
+            s.push(')');
+        }
+        let reconnects = self.reconnects.saturating_sub(prev.reconnects);
+        if reconnects > 0 {
+            let _ = write!(s, ", {reconnects} reconnects");
+        }
+        s
+    }
+
+    /// Appends the bus's families to a Prometheus text exposition (0.0.4):
+    /// `wsd_bus_up`, `wsd_bus_subscriptions`, `wsd_bus_queued_bytes`,
+    /// `wsd_bus_published_total`, `wsd_bus_received_total`,
+    /// `wsd_bus_dropped_total{reason}` (every reason, from 0),
+    /// `wsd_bus_reconnects_total`.
+    pub fn write_metrics(&self, w: &mut String) -> fmt::Result {
+        let gauges = [
+            (
+                "wsd_bus_up",
+                "1 if both bus connections are up.",
+                u64::from(self.up),
+            ),
+            (
+                "wsd_bus_subscriptions",
+                "Bus channels subscribed (one per room with local members).",
+                self.subscriptions,
+            ),
+            (
+                "wsd_bus_queued_bytes",
+                "Publish bytes waiting for the bus connection.",
+                self.queued_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(w, name, "gauge", help)?;
+            writeln!(w, "{name} {value}")?;
+        }
+        let counters = [
+            (
+                "wsd_bus_published_total",
+                "Messages published to the bus and acknowledged.",
+                self.published,
+            ),
+            (
+                "wsd_bus_received_total",
+                "Messages received from other nodes.",
+                self.received,
+            ),
+            (
+                "wsd_bus_reconnects_total",
+                "Bus connections re-established after a loss.",
+                self.reconnects,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(w, name, "counter", help)?;
+            writeln!(w, "{name} {value}")?;
+        }
+        let name = "wsd_bus_dropped_total";
+        family(
+            w,
+            name,
+            "counter",
+            "Messages that did not cross the bus, by reason.",
+        )?;
+        for r in DropReason::ALL {
+            writeln!(w, "{name}{{reason=\"{}\"}} {}", r.label(), self.dropped(r))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines of a family (help texts here need no
+/// escaping).
+fn family(w: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
+    writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}")
+}
+
+/// 64 random bits, from the process's randomly keyed hasher (seeded by the
+/// OS), mixed with the time and the process id.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(since_epoch);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_every_drop_reason_from_the_start() {
+        let mut w = String::new();
+        BusStats::default().write_metrics(&mut w).unwrap();
+        for r in DropReason::ALL {
+            assert!(
+                w.contains(&format!(
+                    "wsd_bus_dropped_total{{reason=\"{}\"}} 0\n",
+                    r.label()
+                )),
+                "{w}"
+            );
+        }
+        for name in [
+            "wsd_bus_up",
+            "wsd_bus_subscriptions",
+            "wsd_bus_published_total",
+            "wsd_bus_received_total",
+            "wsd_bus_reconnects_total",
+        ] {
+            assert!(w.contains(&format!("\n{name} 0\n")), "{name}: {w}");
+        }
+        // Every sample's family has its HELP and TYPE.
+        for line in w.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(w.contains(&format!("# TYPE {name} ")), "{line}");
+        }
+    }
+
+    #[test]
+    fn summary_counts_since_the_last_one() {
+        let prev = BusStats {
+            published: 5,
+            ..BusStats::default()
+        };
+        let mut now = BusStats {
+            up: true,
+            subscriptions: 3,
+            published: 15,
+            received: 20,
+            reconnects: 2,
+            ..BusStats::default()
+        };
+        now.count_drop(DropReason::QueueFull);
+        now.count_drop(DropReason::Down);
+        assert_eq!(
+            now.summary_since(&prev),
+            "bus up, 3 subs, pub +10, recv +20, dropped +2 (down:1 queue_full:1), 2 reconnects"
+        );
+        assert_eq!(
+            BusStats::default().summary_since(&BusStats::default()),
+            "bus DOWN, 0 subs, pub +0, recv +0"
+        );
+    }
+}

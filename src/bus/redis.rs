@@ -1,0 +1,542 @@
+//! [`RedisBus`]: the [`Bus`] over Redis pub/sub, two connections in the
+//! reactor's `Poll`.
+//!
+//! The subscribe connection carries SUBSCRIBE/UNSUBSCRIBE (up to 256
+//! channels a command) and receives `message` pushes; the publish
+//! connection carries PUBLISH, whose `:n` replies acknowledge each message.
+//! Both log in on connect with AUTH (if the URL has a password), SELECT
+//! (if it names a database other than 0) and CLIENT SETNAME, pipelined, and
+//! are Ready once every one of those replies is `+OK`. Any reply out of
+//! step, an error reply, or a protocol violation is logged and resets that
+//! connection; it comes back after a capped, jittered backoff, and the
+//! subscribe connection then resubscribes every room with local members.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+use mio::event::Event;
+use mio::{Registry, Token};
+
+use super::envelope::{self, MAX_HEADER};
+use super::link::{Expect, Link, ReadEnd, State};
+use super::replies::{on_pub_reply, on_sub_reply, Inbound};
+use super::resp::{self, BULK_OVERHEAD};
+use super::{Bus, BusStats, DropReason, RedisConfig};
+use crate::proto::{MessageKind, Parsing};
+
+/// Channels named in one SUBSCRIBE or UNSUBSCRIBE.
+const CHANNELS_PER_COMMAND: usize = 256;
+
+/// The longest channel name (prefix and room) published to. Request paths
+/// are far shorter (the request head is limited).
+const MAX_CHANNEL: usize = 64 << 10;
+
+/// The largest reply the publish connection accepts: its replies are `:n`.
+const MAX_PUBLISH_REPLY: usize = 64 << 10;
+
+/// Buffer room beyond the largest reply, so one in progress always leaves
+/// space to read into.
+const SLACK: usize = 128 << 10;
+
+/// Read rounds of the subscribe connection per `take_inbound`, on top of
+/// `on_event`'s: at most 9 × 256 KiB of input a turn.
+const READ_ROUNDS: usize = 8;
+
+/// Which of the two connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Sub,
+    Pub,
+}
+
+/// A [`Bus`] over Redis pub/sub. See the module doc.
+#[derive(Debug)]
+pub struct RedisBus {
+    cfg: RedisConfig,
+    sub_limits: resp::Limits,
+    pub_limits: resp::Limits,
+    sub: Link,
+    publ: Link,
+    /// Rooms with local members: the channels wanted.
+    rooms: HashSet<Box<str>>,
+    /// Rooms SUBSCRIBEd on the current subscribe connection.
+    told: HashSet<Box<str>>,
+    /// Rooms whose membership changed since the last flush.
+    dirty: Vec<Box<str>>,
+    stats: BusStats,
+    /// The latest time the reactor passed in.
+    now: Instant,
+    /// An outage was logged and the bus has not come back since: further
+    /// failures are logged at debug, not once per attempt.
+    outage_logged: bool,
+    ever_up: bool,
+}
+
+impl RedisBus {
+    /// A bus on `cfg`, its subscribe connection on `sub_token` and its
+    /// publish connection on `pub_token` (the reactor's to choose). Nothing
+    /// connects before [`Bus::start`].
+    pub fn new(cfg: RedisConfig, sub_token: Token, pub_token: Token) -> Result<RedisBus, String> {
+        cfg.validate()?;
+        let max_frame = cfg
+            .max_message
+            .saturating_add(MAX_HEADER + MAX_CHANNEL + 4 * BULK_OVERHEAD);
+        let backoff = (cfg.backoff_min, cfg.backoff_max);
+        let seed = super::random_u64();
+        Ok(RedisBus {
+            sub_limits: resp::Limits { max_frame },
+            pub_limits: resp::Limits {
+                max_frame: MAX_PUBLISH_REPLY,
+            },
+            sub: Link::new(
+                "subscribe",
+                sub_token,
+                max_frame.saturating_add(SLACK),
+                backoff,
+                seed,
+            ),
+            publ: Link::new(
+                "publish",
+                pub_token,
+                MAX_PUBLISH_REPLY + SLACK,
+                backoff,
+                seed.rotate_left(32),
+            ),
+            rooms: HashSet::new(),
+            told: HashSet::new(),
+            dirty: Vec::new(),
+            stats: BusStats::default(),
+            now: Instant::now(),
+            outage_logged: false,
+            ever_up: false,
+            cfg,
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.cfg.node_id
+    }
+
+    fn link(&mut self, w: Which) -> &mut Link {
+        match w {
+            Which::Sub => &mut self.sub,
+            Which::Pub => &mut self.publ,
+        }
+    }
+
+    /// Starts a connection attempt.
+    fn attempt(&mut self, registry: &Registry, w: Which) {
+        let (addrs, timeout, now) = (&self.cfg.addrs, self.cfg.connect_timeout, self.now);
+        let link = match w {
+            Which::Sub => &mut self.sub,
+            Which::Pub => &mut self.publ,
+        };
+        if let Err(e) = link.connect(registry, addrs, timeout, now) {
+            self.fail(registry, w, &format!("cannot connect: {e}"));
+        }
+    }
+
+    /// TCP is up: queue the login (and, for the subscribe connection, every
+    /// room), pipelined; the end of the turn writes it.
+    fn on_connected(&mut self, w: Which) {
+        let url = &self.cfg.url;
+        let link = match w {
+            Which::Sub => &mut self.sub,
+            Which::Pub => &mut self.publ,
+        };
+        let out = link.out();
+        let mut logins = 0;
+        if let Some(pass) = &url.password {
+            match &url.username {
+                Some(user) => {
+                    resp::write_command(out, &[b"AUTH", user.as_bytes(), pass.as_bytes()])
+                }
+                None => resp::write_command(out, &[b"AUTH", pass.as_bytes()]),
+            }
+            logins += 1;
+        }
+        if url.db != 0 {
+            resp::write_command(out, &[b"SELECT", url.db.to_string().as_bytes()]);
+            logins += 1;
+        }
+        // Names the connection in CLIENT LIST, and makes sure a login
+        // always has a reply to wait for: Ready means a Redis answered.
+        let role = match w {
+            Which::Sub => "sub",
+            Which::Pub => "pub",
+        };
+        let name = format!("wsd-{}-{role}", self.cfg.node_id);
+        resp::write_command(out, &[b"CLIENT", b"SETNAME", name.as_bytes()]);
+        logins += 1;
+        link.expect.push(Expect::Ok, logins);
+        if w == Which::Sub {
+            self.told.clear();
+            self.dirty.clear();
+            self.dirty.extend(self.rooms.iter().cloned());
+        }
+    }
+
+    /// The last login reply came.
+    fn on_ready(&mut self, w: Which) {
+        let now = self.now;
+        let link = self.link(w);
+        link.set_ready(now);
+        let again = link.ever_ready;
+        link.ever_ready = true;
+        if again {
+            self.stats.reconnects += 1;
+        }
+        if self.sub.state == State::Ready && self.publ.state == State::Ready {
+            self.stats.up = true;
+            if !self.ever_up {
+                info!(
+                    "redis bus: connected to {} as node {}",
+                    self.cfg.url, self.cfg.node_id
+                );
+            } else if self.outage_logged {
+                info!("redis bus: connected again to {}", self.cfg.url);
+            }
+            self.ever_up = true;
+            self.outage_logged = false;
+        }
+    }
+
+    /// Resets a connection: counts what it loses, logs (once per outage),
+    /// and schedules the next attempt.
+    fn fail(&mut self, registry: &Registry, w: Which, why: &str) {
+        let now = self.now;
+        let link = self.link(w);
+        let name = link.name;
+        let lost = link.expect.count(Expect::Integer);
+        link.reset(registry, now);
+        let retry = link
+            .deadline
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or_default();
+        match w {
+            Which::Pub => {
+                self.stats.add_drops(DropReason::Reset, lost);
+                self.stats.queued_bytes = 0;
+            }
+            Which::Sub => {
+                self.told.clear();
+                self.dirty.clear();
+                self.stats.subscriptions = 0;
+            }
+        }
+        self.stats.up = false;
+        if self.outage_logged {
+            debug!("redis bus: {name} connection: {why}; retrying in {retry:?}");
+        } else {
+            warn!(
+                "redis bus: {name} connection to {}: {why}; retrying with backoff (up to {:?}), messages to other nodes are dropped meanwhile",
+                self.cfg.url, self.cfg.backoff_max
+            );
+            self.outage_logged = true;
+        }
+    }
+
+    /// Reads the subscribe connection. Replies are handled in
+    /// `take_inbound`, where their payloads can be lent out.
+    fn read_sub(&mut self) {
+        match self.sub.read() {
+            ReadEnd::Drained | ReadEnd::More => {}
+            // What came before the end is still delivered; the next flush
+            // resets the connection.
+            ReadEnd::Eof => self.sub.broken = Some("closed by Redis".into()),
+            ReadEnd::Error(e) => self.sub.broken = Some(format!("read: {e}")),
+        }
+    }
+
+    /// Reads the publish connection and handles its replies, until the
+    /// socket would block.
+    fn read_pub(&mut self, registry: &Registry) {
+        loop {
+            let read = self.publ.read();
+            if let Err(why) = self.handle_pub_replies() {
+                return self.fail(registry, Which::Pub, &why);
+            }
+            match read {
+                ReadEnd::Drained => return,
+                // Replies were consumed above: there is room again.
+                ReadEnd::More => {}
+                ReadEnd::Eof => return self.fail(registry, Which::Pub, "closed by Redis"),
+                ReadEnd::Error(e) => return self.fail(registry, Which::Pub, &format!("read: {e}")),
+            }
+        }
+    }
+
+    fn handle_pub_replies(&mut self) -> Result<(), String> {
+        loop {
+            let link = &mut self.publ;
+            let (frame, offset) = match resp::decode(link.inbuf.filled(), &self.pub_limits) {
+                Ok(Parsing::Done { value, offset }) => (value, offset),
+                Ok(Parsing::NeedMore(_)) => return Ok(()),
+                Err(e) => return Err(format!("bad reply: {e}")),
+            };
+            on_pub_reply(frame, &mut link.expect, &mut self.stats)?;
+            link.inbuf.consume(offset);
+            if link.state == State::Greeting && link.expect.front() != Some(Expect::Ok) {
+                self.on_ready(Which::Pub);
+            }
+        }
+    }
+
+    /// Handles the replies buffered on the subscribe connection, lending
+    /// message payloads to `deliver`. A fault marks the connection broken.
+    fn handle_sub_replies(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+        while self.sub_replies(deliver) {
+            self.on_ready(Which::Sub);
+        }
+    }
+
+    /// Handles buffered replies until more input is needed (false), or
+    /// until the login completes (true: the caller marks the connection
+    /// Ready and calls again).
+    fn sub_replies(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) -> bool {
+        let RedisBus {
+            sub,
+            stats,
+            rooms,
+            cfg,
+            sub_limits,
+            ..
+        } = self;
+        let ctx = Inbound {
+            rooms,
+            prefix: cfg.prefix.as_bytes(),
+            node: cfg.node_id.as_bytes(),
+        };
+        loop {
+            let fault = match resp::decode(sub.inbuf.filled(), sub_limits) {
+                Ok(Parsing::Done { value, offset }) => {
+                    match on_sub_reply(value, &ctx, &mut sub.expect, stats, deliver) {
+                        Ok(()) => {
+                            sub.inbuf.consume(offset);
+                            if sub.state == State::Greeting
+                                && sub.expect.front() != Some(Expect::Ok)
+                            {
+                                return true;
+                            }
+                            continue;
+                        }
+                        Err(why) => why,
+                    }
+                }
+                Ok(Parsing::NeedMore(_)) => return false,
+                Err(e) => format!("bad reply: {e}"),
+            };
+            // Out of step: nothing after the fault can be trusted.
+            sub.broken = Some(fault);
+            sub.inbuf.consume(usize::MAX);
+            return false;
+        }
+    }
+
+    /// Sends the subscription changes since the last flush.
+    fn send_subscriptions(&mut self) {
+        let mut subs = Vec::new();
+        let mut unsubs = Vec::new();
+        for room in self.dirty.drain(..) {
+            let want = self.rooms.contains(&room);
+            if want && !self.told.contains(&room) {
+                self.told.insert(room.clone());
+                subs.push(room);
+            } else if !want && self.told.remove(&room) {
+                unsubs.push(room);
+            }
+        }
+        let prefix = self.cfg.prefix.as_bytes();
+        for (command, rooms, expect) in [
+            (&b"SUBSCRIBE"[..], subs, Expect::Subscribe),
+            (b"UNSUBSCRIBE", unsubs, Expect::Unsubscribe),
+        ] {
+            for chunk in rooms.chunks(CHANNELS_PER_COMMAND) {
+                let out = self.sub.out();
+                resp::write_array_header(out, 1 + chunk.len());
+                resp::write_bulk(out, command);
+                for room in chunk {
+                    resp::write_bulk_header(out, prefix.len() + room.len());
+                    out.extend_from_slice(prefix);
+                    out.extend_from_slice(room.as_bytes());
+                    resp::write_crlf(out);
+                }
+                self.sub.expect.push(expect, chunk.len() as u64);
+            }
+        }
+    }
+}
+
+impl Bus for RedisBus {
+    fn start(&mut self, registry: &Registry, now: Instant) {
+        self.now = now;
+        self.attempt(registry, Which::Sub);
+        self.attempt(registry, Which::Pub);
+    }
+
+    fn owns(&self, token: Token) -> bool {
+        token == self.sub.token || token == self.publ.token
+    }
+
+    fn on_event(&mut self, registry: &Registry, event: &Event, now: Instant) {
+        self.now = now;
+        let w = if event.token() == self.sub.token {
+            Which::Sub
+        } else if event.token() == self.publ.token {
+            Which::Pub
+        } else {
+            return;
+        };
+        let link = self.link(w);
+        if link.state == State::Connecting {
+            match link.finish_connect() {
+                Ok(true) => self.on_connected(w),
+                Ok(false) => return,
+                Err(e) => return self.fail(registry, w, &format!("cannot connect: {e}")),
+            }
+        }
+        let link = self.link(w);
+        // A stale event for a connection already reset, or one marked
+        // broken: the flush resets it.
+        if !link.is_connected() || link.broken.is_some() {
+            return;
+        }
+        if event.is_writable() {
+            if let Err(e) = link.write() {
+                return self.fail(registry, w, &format!("write: {e}"));
+            }
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            match w {
+                Which::Sub => self.read_sub(),
+                Which::Pub => self.read_pub(registry),
+            }
+        }
+        self.stats.queued_bytes = self.publ.pending_out() as u64;
+    }
+
+    fn subscribe(&mut self, room: &str) {
+        if !self.rooms.contains(room) {
+            let room: Box<str> = room.into();
+            self.rooms.insert(room.clone());
+            self.dirty.push(room);
+        }
+    }
+
+    fn unsubscribe(&mut self, room: &str) {
+        if let Some(room) = self.rooms.take(room) {
+            self.dirty.push(room);
+        }
+    }
+
+    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]) {
+        let prefix = self.cfg.prefix.as_bytes();
+        let channel_len = prefix.len() + room.len();
+        if payload.len() > self.cfg.max_message || channel_len > MAX_CHANNEL {
+            return self.stats.count_drop(DropReason::TooLarge);
+        }
+        if self.publ.state != State::Ready {
+            return self.stats.count_drop(DropReason::Down);
+        }
+        let node = self.cfg.node_id.as_bytes();
+        let envelope_len = envelope::header_len(node.len()) + payload.len();
+        let size = 4 + 3 * BULK_OVERHEAD + 7 + channel_len + envelope_len;
+        let pending = self.publ.pending_out();
+        // An empty queue takes any one message, so the bound never stops a
+        // message under the size limit from ever passing.
+        if pending > 0 && pending + size > self.cfg.max_queue {
+            return self.stats.count_drop(DropReason::QueueFull);
+        }
+        let out = self.publ.out();
+        resp::write_array_header(out, 3);
+        resp::write_bulk(out, b"PUBLISH");
+        resp::write_bulk_header(out, channel_len);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(room.as_bytes());
+        resp::write_crlf(out);
+        resp::write_bulk_header(out, envelope_len);
+        envelope::write_header(out, node, kind);
+        out.extend_from_slice(payload);
+        resp::write_crlf(out);
+        self.publ.expect.push(Expect::Integer, 1);
+        self.stats.queued_bytes = self.publ.pending_out() as u64;
+    }
+
+    fn flush(&mut self, registry: &Registry, now: Instant) {
+        self.now = now;
+        for w in [Which::Sub, Which::Pub] {
+            if let Some(why) = self.link(w).broken.take() {
+                self.fail(registry, w, &why);
+            }
+        }
+        if self.sub.is_connected() {
+            self.send_subscriptions();
+        } else {
+            // Connecting queues every room anew.
+            self.dirty.clear();
+        }
+        for w in [Which::Sub, Which::Pub] {
+            let link = self.link(w);
+            if link.is_connected() && link.pending_out() > 0 {
+                if let Err(e) = link.write() {
+                    self.fail(registry, w, &format!("write: {e}"));
+                }
+            }
+        }
+        self.stats.queued_bytes = self.publ.pending_out() as u64;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let urgent =
+            self.sub.read_pending || self.sub.broken.is_some() || self.publ.broken.is_some();
+        [
+            self.sub.deadline,
+            self.publ.deadline,
+            urgent.then_some(self.now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_timer(&mut self, registry: &Registry, now: Instant) {
+        self.now = now;
+        for w in [Which::Sub, Which::Pub] {
+            let link = self.link(w);
+            if let Some(why) = link.broken.take() {
+                self.fail(registry, w, &why);
+                continue;
+            }
+            if link.deadline.is_some_and(|d| d <= now) {
+                match link.state {
+                    State::Down => self.attempt(registry, w),
+                    State::Connecting | State::Greeting => {
+                        self.fail(registry, w, "timed out connecting and logging in");
+                    }
+                    State::Ready => link.deadline = None,
+                }
+            }
+        }
+    }
+
+    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+        for _ in 0..READ_ROUNDS {
+            self.handle_sub_replies(deliver);
+            if !self.sub.read_pending || self.sub.broken.is_some() {
+                return;
+            }
+            self.read_sub();
+        }
+        self.handle_sub_replies(deliver);
+    }
+
+    fn is_up(&self) -> bool {
+        self.stats.up
+    }
+
+    fn stats(&self) -> &BusStats {
+        &self.stats
+    }
+}

@@ -1,0 +1,249 @@
+//! What each reply means: the sans-IO half of [`super::RedisBus`]. A
+//! reply is matched against the one awaited (in command order) or is a
+//! `message` push; anything else is out of step and resets the connection.
+
+use std::collections::HashSet;
+
+use super::envelope;
+use super::link::{Expect, Expected};
+use super::resp::{Frame, Value};
+use super::{BusStats, DropReason};
+use crate::proto::MessageKind;
+
+/// Handles one reply on the publish connection: `+OK` to a login
+/// command, `:n` to a PUBLISH.
+pub(super) fn on_pub_reply(
+    frame: Frame<'_>,
+    expect: &mut Expected,
+    stats: &mut BusStats,
+) -> Result<(), String> {
+    let expected = expect.front();
+    match frame {
+        Frame::Value(Value::Simple(b"OK")) if expect.pop(Expect::Ok) => Ok(()),
+        Frame::Value(Value::Integer(_)) if expect.pop(Expect::Integer) => {
+            stats.published += 1;
+            Ok(())
+        }
+        _ => Err(unexpected(&frame, expected)),
+    }
+}
+
+/// What handling a message push needs to know.
+pub(super) struct Inbound<'a> {
+    /// Rooms with local members.
+    pub(super) rooms: &'a HashSet<Box<str>>,
+    /// The channel prefix.
+    pub(super) prefix: &'a [u8],
+    /// This node's id.
+    pub(super) node: &'a [u8],
+}
+
+/// Handles one reply on the subscribe connection.
+pub(super) fn on_sub_reply(
+    frame: Frame<'_>,
+    ctx: &Inbound<'_>,
+    expect: &mut Expected,
+    stats: &mut BusStats,
+    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
+) -> Result<(), String> {
+    let expected = expect.front();
+    let items = match frame {
+        Frame::Value(Value::Simple(b"OK")) if expect.pop(Expect::Ok) => return Ok(()),
+        Frame::Array(items) => items,
+        _ => return Err(unexpected(&frame, expected)),
+    };
+    match items.as_slice() {
+        [Value::Bulk(b"message"), Value::Bulk(channel), Value::Bulk(data)] => {
+            let room = channel
+                .strip_prefix(ctx.prefix)
+                .and_then(|r| std::str::from_utf8(r).ok());
+            let Some(room) = room else {
+                stats.count_drop(DropReason::BadEnvelope);
+                return Ok(());
+            };
+            if !ctx.rooms.contains(room) {
+                stats.count_drop(DropReason::Unsubscribed);
+                return Ok(());
+            }
+            match envelope::decode(data) {
+                Err(_) => stats.count_drop(DropReason::BadEnvelope),
+                // Our own, back from Redis: already delivered locally.
+                Ok(env) if env.node == ctx.node => {}
+                Ok(env) => {
+                    stats.received += 1;
+                    deliver(room, env.kind, env.payload);
+                }
+            }
+            Ok(())
+        }
+        [Value::Bulk(b"subscribe"), Value::Bulk(_), Value::Integer(n)]
+            if expect.pop(Expect::Subscribe) =>
+        {
+            stats.subscriptions = (*n).max(0) as u64;
+            Ok(())
+        }
+        [Value::Bulk(b"unsubscribe"), Value::Bulk(_) | Value::Nil, Value::Integer(n)]
+            if expect.pop(Expect::Unsubscribe) =>
+        {
+            stats.subscriptions = (*n).max(0) as u64;
+            Ok(())
+        }
+        _ => Err(unexpected(&frame, expected)),
+    }
+}
+
+/// Says what came and what was awaited, the reply cut short for the log.
+fn unexpected(frame: &Frame<'_>, expected: Option<Expect>) -> String {
+    // At most 80 bytes of it, escaped: a log line, not a dump.
+    let show = |bytes: &[u8]| -> String {
+        let shown = bytes.iter().take(80).flat_map(|b| b.escape_ascii());
+        shown.map(char::from).collect()
+    };
+    if let Frame::Value(Value::Error(text)) = frame {
+        return format!("Redis replied \"{}\"", show(text));
+    }
+    let mut bytes = Vec::new();
+    frame.encode(&mut bytes);
+    let awaited = match expected {
+        Some(Expect::Ok) => "+OK",
+        Some(Expect::Integer) => "a PUBLISH count",
+        Some(Expect::Subscribe) => "a subscribe confirmation",
+        Some(Expect::Unsubscribe) => "an unsubscribe confirmation",
+        None => "nothing",
+    };
+    format!(
+        "unexpected reply \"{}\" while awaiting {awaited}",
+        show(&bytes)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::resp::{decode, Limits};
+    use crate::proto::Parsing;
+
+    fn frame(bytes: &[u8]) -> Frame<'_> {
+        match decode(bytes, &Limits { max_frame: 1 << 20 }) {
+            Ok(Parsing::Done { value, .. }) => value,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn push(channel: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::bus::resp::write_command(&mut out, &[b"message", channel.as_bytes(), data]);
+        out
+    }
+
+    fn envelope(node: &[u8], kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        envelope::write_header(&mut out, node, kind);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Feeds replies to a subscribe connection of node `me` with room
+    /// `/a`; returns what it delivered, or the first fault.
+    fn sub(
+        replies: &[Vec<u8>],
+        expect: &mut Expected,
+        stats: &mut BusStats,
+    ) -> Result<Vec<(String, MessageKind, Vec<u8>)>, String> {
+        let rooms: HashSet<Box<str>> = ["/a".into()].into();
+        let ctx = Inbound {
+            rooms: &rooms,
+            prefix: b"p:",
+            node: b"me",
+        };
+        let mut got = Vec::new();
+        for r in replies {
+            on_sub_reply(frame(r), &ctx, expect, stats, &mut |room, kind, p| {
+                got.push((room.to_string(), kind, p.to_vec()))
+            })?;
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn messages_from_others_are_delivered_and_the_rest_counted() {
+        let mut expect = Expected::default();
+        let mut stats = BusStats::default();
+        let got = sub(
+            &[
+                push("p:/a", &envelope(b"other", MessageKind::Text, b"hi")),
+                push("p:/a", &envelope(b"me", MessageKind::Text, b"mine")),
+                push("p:/b", &envelope(b"other", MessageKind::Text, b"gone")),
+                push("q:/a", &envelope(b"other", MessageKind::Text, b"not ours")),
+                push("p:/a", b"\x09garbage"),
+                push("p:/a", &envelope(b"other", MessageKind::Binary, b"\xff")),
+            ],
+            &mut expect,
+            &mut stats,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("/a".into(), MessageKind::Text, b"hi".to_vec()),
+                ("/a".into(), MessageKind::Binary, b"\xff".to_vec())
+            ]
+        );
+        assert_eq!(stats.received, 2);
+        assert_eq!(stats.dropped(DropReason::Unsubscribed), 1);
+        assert_eq!(stats.dropped(DropReason::BadEnvelope), 2);
+    }
+
+    #[test]
+    fn confirmations_must_be_awaited_and_come_in_order() {
+        let mut expect = Expected::default();
+        expect.push(Expect::Ok, 1);
+        expect.push(Expect::Subscribe, 2);
+        expect.push(Expect::Unsubscribe, 1);
+        let mut stats = BusStats::default();
+        let replies = [
+            b"+OK\r\n".to_vec(),
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/a\r\n:1\r\n".to_vec(),
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/b\r\n:2\r\n".to_vec(),
+            b"*3\r\n$11\r\nunsubscribe\r\n$4\r\np:/b\r\n:1\r\n".to_vec(),
+        ];
+        sub(&replies, &mut expect, &mut stats).unwrap();
+        assert_eq!((stats.subscriptions, expect.front()), (1, None));
+
+        for (reply, says) in [
+            (
+                &replies[0],
+                "unexpected reply \"+OK\\r\\n\" while awaiting nothing",
+            ),
+            (&replies[1], "while awaiting nothing"),
+            (
+                &b"-NOAUTH Authentication required.\r\n".to_vec(),
+                "Redis replied \"NOAUTH Auth",
+            ),
+            (&b":1\r\n".to_vec(), "unexpected reply"),
+        ] {
+            let err = sub(std::slice::from_ref(reply), &mut expect, &mut stats).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+        expect.push(Expect::Ok, 1);
+        let err = sub(&replies[1..2], &mut expect, &mut stats).unwrap_err();
+        assert!(err.ends_with("while awaiting +OK"), "{err}");
+    }
+
+    #[test]
+    fn publish_replies_count_acknowledgements() {
+        let mut expect = Expected::default();
+        expect.push(Expect::Ok, 1);
+        expect.push(Expect::Integer, 2);
+        let mut stats = BusStats::default();
+        for r in [&b"+OK\r\n"[..], b":0\r\n", b":3\r\n"] {
+            on_pub_reply(frame(r), &mut expect, &mut stats).unwrap();
+        }
+        assert_eq!(stats.published, 2);
+        let err = on_pub_reply(frame(b":1\r\n"), &mut expect, &mut stats).unwrap_err();
+        assert!(err.contains("awaiting nothing"), "{err}");
+        expect.push(Expect::Integer, 1);
+        let err = on_pub_reply(frame(b"-ERR x\r\n"), &mut expect, &mut stats).unwrap_err();
+        assert_eq!(err, "Redis replied \"ERR x\"");
+    }
+}

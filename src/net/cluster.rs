@@ -1,0 +1,499 @@
+//! What the reactors of one process share (`--threads N`): which reactors
+//! have members of each room, a bounded mailbox per reactor for broadcast
+//! batches from the others, the process-wide connection count, and each
+//! reactor's last published counters.
+//!
+//! Each reactor owns its connections outright; nothing here is touched per
+//! delivery. Per message, a publishing reactor reads one atomic (which
+//! other reactors have members of the room). Per turn, it pushes one
+//! [`Handoff`] per (room, receiving reactor) into that reactor's lock-free
+//! queue and wakes it once. The room directory's lock is taken only when a
+//! reactor gains its first member of a room or loses its last.
+//!
+//! ```text
+//!   reactor i: clients ──▶ room batch (encoded once, Arc) ──▶ own members
+//!                                     │ per turn, one Handoff per reactor
+//!                                     ▼ with members (RoomShare bit set)
+//!   reactor j: mailbox (ArrayQueue + Waker) ──▶ own members of the room
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crossbeam_queue::ArrayQueue;
+use mio::Waker;
+
+use super::stats::Stats;
+use crate::bus::BusStats;
+
+/// The most reactors one process runs: a room's reactors are one `u64`.
+pub const MAX_REACTORS: usize = 64;
+
+/// Batches a reactor's mailbox holds. A batch is one turn's messages for a
+/// room from one other reactor, so this is thousands of turns of backlog:
+/// a reactor that far behind is overloaded, and what does not fit is
+/// handled like a slow consumer.
+const MAILBOX_BATCHES: usize = 4096;
+
+/// A turn's broadcast frames for one room, from another reactor.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The room's name.
+    pub room: Arc<str>,
+    /// The encoded frames, back to back, shared by every reactor they go to.
+    pub bytes: Arc<Vec<u8>>,
+    /// How many messages `bytes` holds.
+    pub messages: u32,
+    /// The frames are clients' messages that the receiver (the first
+    /// reactor, which owns the bus) also publishes to other nodes.
+    pub publish: bool,
+}
+
+/// A change of the rooms the process has members of, for the bus (which
+/// the first reactor owns) to subscribe or unsubscribe.
+#[derive(Debug)]
+pub enum RoomChange {
+    /// The process's first member of this room joined.
+    Opened(Arc<RoomShare>),
+    /// The process's last member of this room left.
+    Closed(Arc<str>),
+}
+
+/// Which reactors have members of one room. Each reactor with members holds
+/// a reference; the directory drops the room when the last bit clears.
+#[derive(Debug)]
+pub struct RoomShare {
+    name: Arc<str>,
+    reactors: AtomicU64,
+}
+
+impl RoomShare {
+    /// The room's name, shared with the handoffs that carry it.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The reactors other than `me` that have members, as a bit set.
+    pub fn others(&self, me: usize) -> u64 {
+        self.reactors.load(Ordering::Acquire) & !bit(me)
+    }
+}
+
+fn bit(reactor: usize) -> u64 {
+    1u64.checked_shl(reactor as u32).unwrap_or(0)
+}
+
+/// One reactor's inbox.
+#[derive(Debug)]
+struct Mailbox {
+    queue: ArrayQueue<Handoff>,
+    waker: OnceLock<Arc<Waker>>,
+    /// Rooms whose batches did not fit: their members here missed messages.
+    lost: Mutex<Vec<Arc<str>>>,
+    has_lost: AtomicBool,
+    /// The reactor's counters as of its last publish.
+    stats: Mutex<Published>,
+}
+
+/// A reactor's counters and gauges as last published.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    /// Its counters.
+    pub stats: Stats,
+    /// Connections it holds.
+    pub connections: usize,
+    /// The bus's counters, from the reactor that owns it.
+    pub bus: Option<BusStats>,
+}
+
+/// The state the reactors of one process share.
+#[derive(Debug)]
+pub struct Cluster {
+    rooms: Mutex<HashMap<Arc<str>, Arc<RoomShare>>>,
+    mailboxes: Box<[Mailbox]>,
+    /// Connections held and not closing, process-wide: what
+    /// `--max-connections` limits.
+    active: AtomicUsize,
+    /// Run, drain or stop, for every reactor.
+    control: AtomicU8,
+    /// Batches that did not fit a mailbox.
+    handoff_drops: AtomicU64,
+    /// Rooms opened and closed process-wide, in order, for the bus; only
+    /// kept when there is a bus.
+    room_changes: Mutex<Vec<RoomChange>>,
+    has_room_changes: AtomicBool,
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (every critical section here is a single insert, remove or copy).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Cluster {
+    /// State for `reactors` reactors (1 to [`MAX_REACTORS`]).
+    pub fn new(reactors: usize) -> Arc<Cluster> {
+        let n = reactors.clamp(1, MAX_REACTORS);
+        let mailboxes = (0..n)
+            .map(|_| Mailbox {
+                // A queue per reactor even with one: it is never pushed to.
+                queue: ArrayQueue::new(if n == 1 { 1 } else { MAILBOX_BATCHES }),
+                waker: OnceLock::new(),
+                lost: Mutex::new(Vec::new()),
+                has_lost: AtomicBool::new(false),
+                stats: Mutex::new(Published::default()),
+            })
+            .collect();
+        Arc::new(Cluster {
+            rooms: Mutex::new(HashMap::new()),
+            mailboxes,
+            active: AtomicUsize::new(0),
+            control: AtomicU8::new(0),
+            handoff_drops: AtomicU64::new(0),
+            room_changes: Mutex::new(Vec::new()),
+            has_room_changes: AtomicBool::new(false),
+        })
+    }
+
+    /// How many reactors there are.
+    pub fn reactors(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    /// The run/drain/stop word every reactor reads.
+    pub fn control(&self) -> &AtomicU8 {
+        &self.control
+    }
+
+    /// Records reactor `me`'s waker, for handoffs and shutdown.
+    pub fn set_waker(&self, me: usize, waker: Arc<Waker>) {
+        if let Some(m) = self.mailboxes.get(me) {
+            let _ = m.waker.set(waker);
+        }
+    }
+
+    /// Wakes every reactor (after a change of `control`).
+    pub fn wake_all(&self) {
+        for m in self.mailboxes.iter() {
+            if let Some(w) = m.waker.get() {
+                // A failed wake leaves the reactor to notice at its next wakeup.
+                let _ = w.wake();
+            }
+        }
+    }
+
+    /// Reactor `me` got its first member of room `name`. With `bus`, a
+    /// room new to the process is noted for the bus ([`Cluster::take_room_changes`]).
+    pub fn join_room(&self, name: &str, me: usize, bus: bool) -> Arc<RoomShare> {
+        let mut rooms = lock(&self.rooms);
+        let share = match rooms.get(name) {
+            Some(share) => share.clone(),
+            None => {
+                let name: Arc<str> = name.into();
+                let share = Arc::new(RoomShare {
+                    name: name.clone(),
+                    reactors: AtomicU64::new(0),
+                });
+                rooms.insert(name, share.clone());
+                if bus {
+                    // Under the directory's lock, so changes are noted in
+                    // the order they happened.
+                    self.note(RoomChange::Opened(share.clone()));
+                }
+                share
+            }
+        };
+        share.reactors.fetch_or(bit(me), Ordering::AcqRel);
+        share
+    }
+
+    /// Reactor `me` lost its last member of the room. With `bus`, a room
+    /// the process no longer has is noted for the bus.
+    pub fn leave_room(&self, share: &RoomShare, me: usize, bus: bool) {
+        let mut rooms = lock(&self.rooms);
+        let left = share.reactors.fetch_and(!bit(me), Ordering::AcqRel) & !bit(me);
+        if left == 0 {
+            rooms.remove(&share.name);
+            if bus {
+                self.note(RoomChange::Closed(share.name.clone()));
+            }
+        }
+    }
+
+    fn note(&self, change: RoomChange) {
+        lock(&self.room_changes).push(change);
+        self.has_room_changes.store(true, Ordering::Release);
+        self.wake(0);
+    }
+
+    /// The rooms opened and closed since the last call, in order (an
+    /// atomic load when there are none).
+    pub fn take_room_changes(&self) -> Vec<RoomChange> {
+        if self.has_room_changes.swap(false, Ordering::AcqRel) {
+            std::mem::take(&mut *lock(&self.room_changes))
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Rooms with members on any reactor.
+    pub fn rooms(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+
+    /// Hands a batch to reactor `to`. A full mailbox drops it, counts it,
+    /// and notes the room as lost there; false then.
+    pub fn hand_off(&self, to: usize, handoff: Handoff) -> bool {
+        let Some(m) = self.mailboxes.get(to) else {
+            return false;
+        };
+        match m.queue.push(handoff) {
+            Ok(()) => true,
+            Err(rejected) => {
+                self.handoff_drops.fetch_add(1, Ordering::Relaxed);
+                let mut lost = lock(&m.lost);
+                if !lost.contains(&rejected.room) {
+                    lost.push(rejected.room);
+                }
+                m.has_lost.store(true, Ordering::Release);
+                false
+            }
+        }
+    }
+
+    /// Wakes reactor `to` (once per turn that handed it something).
+    pub fn wake(&self, to: usize) {
+        if let Some(w) = self.mailboxes.get(to).and_then(|m| m.waker.get()) {
+            let _ = w.wake();
+        }
+    }
+
+    /// The next batch for reactor `me`, in the order handed off.
+    pub fn next_handoff(&self, me: usize) -> Option<Handoff> {
+        self.mailboxes.get(me)?.queue.pop()
+    }
+
+    /// Rooms whose batches for reactor `me` were dropped since the last call.
+    pub fn take_lost(&self, me: usize) -> Vec<Arc<str>> {
+        match self.mailboxes.get(me) {
+            Some(m) if m.has_lost.swap(false, Ordering::AcqRel) => {
+                std::mem::take(&mut *lock(&m.lost))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Batches dropped because a mailbox was full, process-wide.
+    pub fn handoff_drops(&self) -> u64 {
+        self.handoff_drops.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection as active; returns how many were active before.
+    pub fn activate(&self) -> usize {
+        self.active.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// A connection stopped being active (it is closing or gone).
+    pub fn deactivate(&self) {
+        // Never below zero, whatever the order of events.
+        let _ = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Active connections, process-wide.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Publishes reactor `me`'s counters, for the others' `/metrics`.
+    pub fn publish(&self, me: usize, published: Published) {
+        if let Some(m) = self.mailboxes.get(me) {
+            *lock(&m.stats) = published;
+        }
+    }
+
+    /// Connections held by each reactor: `mine` for `me`, the last
+    /// published count for the others.
+    pub fn connections_by_reactor(&self, me: usize, mine: usize) -> Vec<usize> {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == me {
+                    mine
+                } else {
+                    lock(&m.stats).connections
+                }
+            })
+            .collect()
+    }
+
+    /// The bus's counters as its reactor last published them, if there is
+    /// a bus.
+    pub fn bus_stats(&self) -> Option<BusStats> {
+        self.mailboxes
+            .iter()
+            .find_map(|m| lock(&m.stats).bus.clone())
+    }
+
+    /// Every reactor's last published counters but `me`'s, summed into
+    /// `into`; returns the connections they hold.
+    pub fn add_others(&self, me: usize, into: &mut Stats) -> usize {
+        let mut connections = 0;
+        for (i, m) in self.mailboxes.iter().enumerate() {
+            if i != me {
+                let p = lock(&m.stats);
+                into.add(&p.stats);
+                connections += p.connections;
+            }
+        }
+        connections
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff(room: &str, n: u32) -> Handoff {
+        Handoff {
+            room: room.into(),
+            bytes: Arc::new(vec![0; 4]),
+            messages: n,
+            publish: false,
+        }
+    }
+
+    #[test]
+    fn a_room_knows_its_reactors_and_goes_away_with_the_last() {
+        let c = Cluster::new(4);
+        let a0 = c.join_room("/r", 0, false);
+        let a2 = c.join_room("/r", 2, false);
+        assert!(Arc::ptr_eq(&a0, &a2));
+        assert_eq!(a0.others(0), 0b100);
+        assert_eq!(a0.others(2), 0b001);
+        assert_eq!(c.rooms(), 1);
+        c.leave_room(&a0, 0, false);
+        assert_eq!(a2.others(1), 0b100);
+        assert_eq!(c.rooms(), 1);
+        c.leave_room(&a2, 2, false);
+        assert_eq!(c.rooms(), 0);
+        // Joined again: a fresh share.
+        let again = c.join_room("/r", 1, false);
+        assert!(!Arc::ptr_eq(&again, &a0));
+        assert_eq!(again.others(0), 0b010);
+    }
+
+    #[test]
+    fn with_a_bus_the_process_wide_opening_and_closing_of_rooms_is_noted_in_order() {
+        let c = Cluster::new(2);
+        let a = c.join_room("/a", 1, true);
+        let again = c.join_room("/a", 0, true);
+        c.leave_room(&a, 1, true);
+        c.leave_room(&again, 0, true);
+        let b = c.join_room("/b", 0, true);
+        let names: Vec<String> = c
+            .take_room_changes()
+            .into_iter()
+            .map(|ch| match ch {
+                RoomChange::Opened(s) => format!("+{}", s.name()),
+                RoomChange::Closed(n) => format!("-{n}"),
+            })
+            .collect();
+        assert_eq!(names, ["+/a", "-/a", "+/b"]);
+        assert!(c.take_room_changes().is_empty());
+        c.leave_room(&b, 0, false);
+        assert!(c.take_room_changes().is_empty());
+    }
+
+    #[test]
+    fn handoffs_arrive_in_order_and_a_full_mailbox_drops_and_notes_the_room() {
+        let c = Cluster::new(2);
+        for i in 0..MAILBOX_BATCHES as u32 {
+            assert!(c.hand_off(1, handoff("/a", i)));
+        }
+        assert!(!c.hand_off(1, handoff("/b", 0)));
+        assert!(!c.hand_off(1, handoff("/b", 1)));
+        assert_eq!(c.handoff_drops(), 2);
+        assert_eq!(c.take_lost(1), vec![Arc::<str>::from("/b")]);
+        assert!(c.take_lost(1).is_empty());
+        for i in 0..MAILBOX_BATCHES as u32 {
+            assert_eq!(c.next_handoff(1).map(|h| h.messages), Some(i));
+        }
+        assert!(c.next_handoff(1).is_none());
+        assert!(c.next_handoff(0).is_none());
+    }
+
+    #[test]
+    fn active_connections_are_counted_process_wide_and_never_go_negative() {
+        let c = Cluster::new(2);
+        assert_eq!(c.activate(), 0);
+        assert_eq!(c.activate(), 1);
+        c.deactivate();
+        c.deactivate();
+        c.deactivate();
+        assert_eq!(c.active(), 0);
+    }
+
+    #[test]
+    fn counters_of_the_other_reactors_add_up() {
+        let c = Cluster::new(3);
+        for (i, n) in [(0, 1), (1, 10), (2, 100)] {
+            let mut stats = Stats {
+                messages_in: n,
+                ..Stats::default()
+            };
+            *stats.closes.entry(1000).or_default() += n;
+            c.publish(
+                i,
+                Published {
+                    stats,
+                    connections: n as usize,
+                    bus: None,
+                },
+            );
+        }
+        let mut sum = Stats::default();
+        assert_eq!(c.add_others(0, &mut sum), 110);
+        assert_eq!(sum.messages_in, 110);
+        assert_eq!(sum.closes.get(&1000), Some(&110));
+    }
+
+    #[test]
+    fn handoffs_cross_threads_in_order_per_producer() {
+        let c = Cluster::new(3);
+        let producers: Vec<_> = [0usize, 2]
+            .into_iter()
+            .map(|from| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000u32 {
+                        let room = if from == 0 { "/zero" } else { "/two" };
+                        while !c.hand_off(1, handoff(room, i)) {
+                            c.take_lost(1);
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next = HashMap::new();
+        let mut got = 0;
+        while got < 2000 {
+            match c.next_handoff(1) {
+                Some(h) => {
+                    let want = next.entry(h.room.clone()).or_insert(0u32);
+                    assert_eq!(h.messages, *want, "{}", h.room);
+                    *want += 1;
+                    got += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+    }
+}
