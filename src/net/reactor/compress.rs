@@ -30,7 +30,7 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use super::Server;
-use crate::config::{Config, DeflateConfig, Mode};
+use crate::config::{Config, Mode};
 use crate::net::buffer::Frames;
 use crate::net::conn::Connection;
 use crate::net::stats::{DeflateStats, Stats};
@@ -91,7 +91,8 @@ pub(super) struct Zlib {
 
 /// What negotiation needs: the settings and the context memory account.
 pub(super) struct Negotiator {
-    cfg: Option<DeflateConfig>,
+    /// `--deflate` is on.
+    on: bool,
     policy: Policy,
     /// This reactor's share of `--deflate-memory`.
     memory_limit: usize,
@@ -137,7 +138,7 @@ impl Zlib {
         });
         Zlib {
             neg: Negotiator {
-                cfg: cfg.deflate,
+                on: cfg.deflate.is_some(),
                 policy,
                 memory_limit: cfg.deflate.map_or(0, |d| d.memory_limit / reactors.max(1)),
                 held: Rc::new(Cell::new(0)),
@@ -169,7 +170,9 @@ impl Negotiator {
         req: &Request<'_>,
         stats: &mut DeflateStats,
     ) -> Option<(Terms, Option<Box<Context>>, Parts, String)> {
-        self.cfg?;
+        if !self.on {
+            return None;
+        }
         let offers = req.extension_headers();
         let mut agreed = deflate::negotiate(offers.iter().copied(), &self.policy)?;
         let mut cost = context_cost(&agreed);
