@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::net::tls::TlsSlot;
 use crate::proto::Limits;
 
 /// What the server does with a message.
@@ -91,6 +92,10 @@ pub struct Config {
     /// of `wsd_build_info`), so the series of processes sharing a port or
     /// a host stay apart. The process id unless set.
     pub instance: String,
+    /// The certificate the `listen` addresses serve TLS with (wss://,
+    /// https://); plain if `None`. The `metrics_listen` addresses stay
+    /// plain HTTP.
+    pub tls: Option<TlsSlot>,
     /// permessage-deflate (RFC 7692); off when `None`.
     pub deflate: Option<DeflateConfig>,
 }
@@ -152,6 +157,7 @@ impl Default for Config {
             deflate: None,
             redis: None,
             instance: std::process::id().to_string(),
+            tls: None,
         }
     }
 }
