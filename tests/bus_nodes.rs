@@ -26,6 +26,9 @@ fn node(url: &str, extra: &[&str]) -> WsdProcess {
         "127.0.0.1:0",
         "--mode",
         "broadcast",
+        // Pings off: a slow run could meet one where it expects data.
+        "--ping-interval",
+        "off",
         "--redis",
         url,
     ];
