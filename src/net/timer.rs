@@ -7,9 +7,25 @@
 //! connection's generation and are checked when they fire, so a stale entry
 //! (connection gone, slab key reused, or already past that phase) is skipped.
 //! Timers whose duration varies use [`Deadlines`], bucketed by time.
+//!
+//! Left alone, stale entries would make memory follow the connection *rate*
+//! times the timeout (10 s of handshake deadlines at 11k connections a
+//! second is 110k entries) and the capacity would stay after the burst. So
+//! both kinds are compacted: once a queue holds more than twice what its
+//! last compaction kept (plus [`COMPACT_SLACK`]), the owner's `keep`
+//! predicate drops the stale entries and spare capacity is released. Each
+//! compaction is paid for by the arms since the last one, so it is O(1)
+//! per arm, and memory follows the live connections instead.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// Entries a queue may gain beyond twice its last compacted size before it
+/// is compacted again.
+pub const COMPACT_SLACK: usize = 1024;
+
+/// Bucket vectors above this capacity are freed rather than kept as spares.
+const SPARE_MAX_CAPACITY: usize = 1024;
 
 /// A connection identity that survives slab key reuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +41,8 @@ pub struct ConnId {
 pub struct TimerQueue {
     after: Duration,
     queue: VecDeque<(Instant, ConnId)>,
+    /// Entries kept by the last compaction.
+    compacted: usize,
 }
 
 impl TimerQueue {
@@ -33,6 +51,7 @@ impl TimerQueue {
         TimerQueue {
             after,
             queue: VecDeque::new(),
+            compacted: 0,
         }
     }
 
@@ -58,6 +77,30 @@ impl TimerQueue {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+
+    /// Entries queued, stale ones included.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Drops the entries `keep` rejects, once the queue has grown past
+    /// twice its last compacted size plus [`COMPACT_SLACK`]; a no-op
+    /// otherwise. Order is kept, so the queue stays sorted.
+    pub fn compact(&mut self, mut keep: impl FnMut(ConnId) -> bool) {
+        if self.queue.len() <= grown_past(self.compacted) {
+            return;
+        }
+        self.queue.retain(|(_, id)| keep(*id));
+        self.compacted = self.queue.len();
+        if self.queue.capacity() > grown_past(self.compacted) {
+            self.queue.shrink_to(grown_past(self.compacted));
+        }
+    }
+}
+
+/// The size at which a queue that kept `compacted` entries is compacted.
+fn grown_past(compacted: usize) -> usize {
+    compacted.saturating_mul(2).saturating_add(COMPACT_SLACK)
 }
 
 /// Deadlines of any length, in buckets of `granularity` milliseconds.
@@ -74,6 +117,10 @@ pub struct Deadlines {
     buckets: BTreeMap<u64, Vec<ConnId>>,
     /// Spare bucket vectors, so steady re-arming does not allocate.
     spare: Vec<Vec<ConnId>>,
+    /// Entries armed and not yet expired, stale ones included.
+    len: usize,
+    /// Entries kept by the last compaction.
+    compacted: usize,
 }
 
 impl Deadlines {
@@ -83,6 +130,8 @@ impl Deadlines {
             granularity: granularity_ms.max(1),
             buckets: BTreeMap::new(),
             spare: Vec::new(),
+            len: 0,
+            compacted: 0,
         }
     }
 
@@ -94,6 +143,7 @@ impl Deadlines {
             .entry(bucket)
             .or_insert_with(|| spare.pop().unwrap_or_default())
             .push(id);
+        self.len += 1;
     }
 
     /// The nearest deadline, in milliseconds.
@@ -108,10 +158,52 @@ impl Deadlines {
                 break;
             }
             let mut ids = entry.remove();
+            self.len -= ids.len();
             out.append(&mut ids);
-            if self.spare.len() < 64 {
-                self.spare.push(ids);
+            self.recycle(ids);
+        }
+    }
+
+    /// Entries armed and not yet expired, stale ones included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no deadline is armed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops the entries `keep` rejects (and buckets left empty), once the
+    /// entries have grown past twice the last compacted count plus
+    /// [`COMPACT_SLACK`]; a no-op otherwise.
+    pub fn compact(&mut self, mut keep: impl FnMut(ConnId) -> bool) {
+        if self.len <= grown_past(self.compacted) {
+            return;
+        }
+        let mut emptied = Vec::new();
+        for (bucket, ids) in self.buckets.iter_mut() {
+            ids.retain(|id| keep(*id));
+            if ids.is_empty() {
+                emptied.push(*bucket);
+            } else if ids.capacity() > 2 * ids.len() {
+                ids.shrink_to_fit();
             }
+        }
+        for bucket in emptied {
+            if let Some(ids) = self.buckets.remove(&bucket) {
+                self.recycle(ids);
+            }
+        }
+        self.len = self.buckets.values().map(Vec::len).sum();
+        self.compacted = self.len;
+    }
+
+    /// Keeps an emptied bucket vector for reuse, unless it is large: a
+    /// burst must not leave its high-water mark behind as spares.
+    fn recycle(&mut self, ids: Vec<ConnId>) {
+        if self.spare.len() < 64 && ids.capacity() <= SPARE_MAX_CAPACITY {
+            self.spare.push(ids);
         }
     }
 }
@@ -153,5 +245,55 @@ mod tests {
         assert_eq!(q.expired(t0 + Duration::from_secs(10)), None);
         assert_eq!(q.expired(t0 + Duration::from_secs(11)), Some(b));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn stale_entries_are_compacted_away_and_capacity_released() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(Duration::from_secs(10));
+        let id = |k| ConnId { key: k, gen: 0 };
+        for k in 0..COMPACT_SLACK {
+            q.arm(t0, id(k));
+        }
+        q.compact(|_| false);
+        assert_eq!(q.len(), COMPACT_SLACK, "below the slack nothing is dropped");
+        // A burst: 100k connections came and went; 10 are still live.
+        for k in COMPACT_SLACK..100_000 {
+            q.arm(t0 + Duration::from_millis(k as u64), id(k));
+        }
+        q.compact(|i| i.key % 10_000 == 1);
+        assert_eq!(q.len(), 10);
+        assert!(q.queue.capacity() <= grown_past(10), "capacity released");
+        let mut fired = Vec::new();
+        while let Some(i) = q.expired(t0 + Duration::from_secs(1_000)) {
+            fired.push(i.key);
+        }
+        let want: Vec<usize> = (0..10).map(|n| n * 10_000 + 1).collect();
+        assert_eq!(fired, want, "order kept");
+    }
+
+    #[test]
+    fn deadlines_compact_and_keep_no_large_spares() {
+        let mut d = Deadlines::new(10);
+        let id = |k| ConnId { key: k, gen: 0 };
+        for k in 0..50_000 {
+            d.arm((k / 5_000) as u64 * 10, id(k));
+        }
+        assert_eq!(d.len(), 50_000);
+        d.compact(|i| i.key % 1_000 == 0);
+        assert_eq!(d.len(), 50);
+        assert!(d.buckets.values().all(|v| v.capacity() <= 10));
+        let mut out = Vec::new();
+        d.expire(u64::MAX / 20, &mut out);
+        assert_eq!(out.len(), 50);
+        assert!(d.is_empty());
+        // A large bucket that expires is not kept as a spare.
+        for k in 0..5_000 {
+            d.arm(1_000, id(k));
+        }
+        out.clear();
+        d.expire(1_000, &mut out);
+        assert!(d.spare.iter().all(|v| v.capacity() <= SPARE_MAX_CAPACITY));
+        assert_eq!(d.len(), 0);
     }
 }

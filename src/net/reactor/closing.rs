@@ -22,6 +22,9 @@ impl Server {
                 self.drop_conn(id.key);
             }
         }
+        let conns = &self.conns;
+        self.close_timers
+            .compact(|id| conns.get(id.key).is_some_and(|c| c.gen == id.gen));
     }
 
     /// Says Close 1001 to every open client and starts the drain deadline.

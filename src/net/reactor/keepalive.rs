@@ -2,7 +2,7 @@
 //! timeout, on one coarse deadline wheel.
 
 use super::{millis, Server};
-use crate::net::conn::{Phase, QueueSink};
+use crate::net::conn::{Connection, Phase, QueueSink};
 use crate::net::timer::ConnId;
 use crate::proto::{close, State};
 
@@ -18,6 +18,12 @@ impl Server {
             self.check_keepalive(id);
         }
         self.due = due;
+        let conns = &self.conns;
+        self.keepalive.compact(|id| {
+            conns
+                .get(id.key)
+                .is_some_and(|c| c.gen == id.gen && checked(c))
+        });
     }
 
     /// Arms the first keepalive check of a just-opened connection.
@@ -46,7 +52,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id.key) else {
             return;
         };
-        if conn.phase != Phase::Open || conn.session.state() != State::Open {
+        if !checked(conn) {
             return;
         }
         let quiet = u64::from(now.wrapping_sub(conn.seen_at));
@@ -78,4 +84,10 @@ impl Server {
             self.keepalive.arm(next, id);
         }
     }
+}
+
+/// Whether keepalive still watches `conn`: only open sessions are pinged
+/// or timed out idle.
+fn checked(conn: &Connection) -> bool {
+    conn.phase == Phase::Open && conn.session.state() == State::Open
 }

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use slab::Slab;
+
 use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::Server;
@@ -10,6 +12,7 @@ use crate::config::{Config, Mode};
 use crate::http;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
+use crate::net::timer::ConnId;
 use crate::net::tls::ReloadResult;
 use crate::net::transport::HandshakeFailure;
 use crate::proto::handshake::{self, HandshakeError, Head};
@@ -19,14 +22,12 @@ impl Server {
     /// Answers 408 to connections whose request did not come in time.
     pub(super) fn expire_handshakes(&mut self) {
         while let Some(id) = self.handshake_timers.expired(self.now) {
-            let handshaking = self
-                .conns
-                .get(id.key)
-                .is_some_and(|c| c.gen == id.gen && c.phase == Phase::Handshake);
-            if handshaking {
+            if handshaking(&self.conns, id) {
                 self.handshake_timeout(id.key);
             }
         }
+        let conns = &self.conns;
+        self.handshake_timers.compact(|id| handshaking(conns, id));
     }
 
     fn handshake_timeout(&mut self, key: usize) {
@@ -223,4 +224,12 @@ pub(super) fn handshake(
     sink.stats.deflate.messages_inflated += inflated;
     data.copy_within(offset..offset + keep, 0);
     Ok(Handshake::Upgraded(keep))
+}
+
+/// Whether a handshake deadline for `id` still matters: the connection is
+/// the same one and has not finished its upgrade.
+fn handshaking(conns: &Slab<Connection>, id: ConnId) -> bool {
+    conns
+        .get(id.key)
+        .is_some_and(|c| c.gen == id.gen && c.phase == Phase::Handshake)
 }
