@@ -19,13 +19,17 @@ use redis::{free_port, RedisServer};
 /// check.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A broadcast node on the bus at `url`.
+/// A broadcast node on the bus at `url`. Keepalive pings are off: a test
+/// on a busy machine can run past the default interval, and a Ping would
+/// then arrive where it expects data.
 fn node(url: &str, extra: &[&str]) -> WsdProcess {
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--mode",
         "broadcast",
+        "--ping-interval",
+        "off",
         "--redis",
         url,
     ];

@@ -79,11 +79,15 @@ impl Drop for Watchdog {
 // ---------------------------------------------------------------------------
 // Server harness
 
-/// A config listening on an ephemeral loopback port.
+/// A config listening on an ephemeral loopback port, with keepalive pings
+/// off: a test on a busy machine can run past the default 30 s interval,
+/// and a Ping would then arrive where it expects data. The keepalive tests
+/// turn them on.
 pub fn config(mode: Mode) -> Config {
     Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         mode,
+        ping_interval: None,
         ..Default::default()
     }
 }
