@@ -571,6 +571,16 @@ impl TestServer {
     /// in the order configured: `Server::local_addrs`, then
     /// `Server::metrics_addrs`.
     pub fn start_all(cfg: Config) -> (TestServer, Vec<SocketAddr>) {
+        TestServer::start_all_with(cfg, || {})
+    }
+
+    /// Like [`TestServer::start`], running `on_thread` first on the
+    /// server's thread (to mark it for a counting allocator, say).
+    pub fn start_with(cfg: Config, on_thread: fn()) -> TestServer {
+        TestServer::start_all_with(cfg, on_thread).0
+    }
+
+    fn start_all_with(cfg: Config, on_thread: fn()) -> (TestServer, Vec<SocketAddr>) {
         assert!(cfg
             .listen
             .iter()
@@ -579,6 +589,7 @@ impl TestServer {
         let thread = std::thread::Builder::new()
             .name("wsd-server".into())
             .spawn(move || {
+                on_thread();
                 let mut server = Server::bind(cfg).expect("bind");
                 let addrs = [server.local_addrs(), server.metrics_addrs()].concat();
                 tx.send((addrs, server.shutdown_handle())).unwrap();
