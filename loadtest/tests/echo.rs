@@ -209,7 +209,14 @@ fn payloads_too_small_for_a_stamp_are_echoed_checked_and_timed() {
         assert!(n(&v, &["received"]) > 0, "-s {size}");
         assert_eq!(n(&v, &["sent"]), n(&v, &["received"]), "-s {size}");
         assert_eq!(n(&v, &["errors_total"]), 0, "-s {size}");
-        assert!(n(&v, &["latency", "count"]) > 0, "-s {size}: no latency");
+        // Every reply in the window is timed. (How many came in 300 ms
+        // depends on the CPU the server and wsload got: on a busy machine,
+        // none at all.)
+        assert_eq!(
+            n(&v, &["latency", "count"]),
+            n(&v, &["window_received"]),
+            "-s {size}: replies in the window without a latency"
+        );
         assert!(
             run.stderr.contains("too small for a stamp") && run.stderr.contains("order by content"),
             "{}",
