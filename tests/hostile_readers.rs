@@ -149,16 +149,24 @@ fn ping_payload(i: u64) -> Vec<u8> {
 
 /// Reads `count` frames from `stream`; each must be the pong to ping `i`,
 /// in order. Parses in place (a flood is far too many frames to drain a
-/// buffer frame by frame).
+/// buffer frame by frame). A read that times out waits again while the
+/// process is at work, as [`Client`]'s reads do.
 fn read_pongs(mut stream: std::net::TcpStream, count: u64) -> Result<(), String> {
     let mut buf: Vec<u8> = Vec::with_capacity(256 << 10);
     let mut chunk = vec![0u8; 128 << 10];
     let mut next = 0u64;
+    let mut progress = Progress::start();
     while next < count {
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Err(format!("EOF after {next} of {count} pongs")),
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && progress.made() =>
+            {
+                continue
+            }
             Err(e) => return Err(format!("read failed after {next} of {count} pongs: {e}")),
         };
         buf.extend_from_slice(&chunk[..n]);

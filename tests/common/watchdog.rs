@@ -5,18 +5,23 @@
 //! takes longer: under `scripts/stress-tests.sh` (nice 19 against a busy
 //! loop per core) its threads get one or two percent of a core, and a
 //! second of work takes a minute. A wall-clock deadline cannot tell the
-//! two apart; CPU time can. While anything is being done (the test's
-//! threads, its in-process servers) this process uses CPU, however little
-//! of it the scheduler grants; a stuck test uses none.
+//! two apart. What can: while anything is being done, this process uses
+//! CPU (the test's threads, its in-process servers), however little of it
+//! the scheduler grants, or the kernel holds bytes on their way to one of
+//! its sockets (TCP resends on a timer of its own: on loopback a receiver
+//! that stopped reading makes the kernel drop segments, and the resend
+//! timer backs off to seconds, to minutes if the reader stays away long).
+//! A stuck test has neither.
 //!
 //! So the watchdog aborts a test once the process has made no progress
-//! (used less than [`SOME_WORK`] of CPU in each [`CHECK_EVERY`]) for
-//! [`TEST_DEADLINE`], and a socket wait that times out waits again if the
-//! process made progress meanwhile ([`Progress`]). Other tests running
-//! alongside count as progress too: a stuck test then fails once they are
-//! done. Work in child processes (wsd, redis-server, wsload) is not seen:
-//! a wait on a child is bounded as before.
+//! ([`Progress`]: under [`SOME_WORK`] of CPU and no bytes on their way, at
+//! every [`CHECK_EVERY`]) for [`TEST_DEADLINE`], and a socket wait that
+//! times out waits again if the process made progress meanwhile. Other
+//! tests running alongside count as progress too: a stuck test then fails
+//! once they are done. Work in child processes (wsd, redis-server, wsload)
+//! is not seen: a wait on a child is bounded as before.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -48,7 +53,62 @@ pub fn cpu_used() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Whether this process did some work between two looks.
+/// Whether the kernel holds bytes on their way to a socket of this
+/// process that has nothing left to read: a TCP connection whose other end
+/// has bytes in its send queue (unsent, or sent and unacknowledged) while
+/// this end's receive queue is empty. They come without anyone running.
+/// A socket whose own receive queue is not empty does not count: its
+/// reader is the one holding things up.
+pub fn bytes_on_their_way() -> bool {
+    let mine: HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    // (local, remote) -> (send queue, receive queue), and which are ours.
+    let mut queues: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    let mut ours = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // sl local remote st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(q), Some(inode)) =
+                (f.get(1), f.get(2), f.get(4), f.get(9))
+            else {
+                continue;
+            };
+            let Some((tx, rx)) = q.split_once(':') else {
+                continue;
+            };
+            let (Ok(tx), Ok(rx)) = (u64::from_str_radix(tx, 16), u64::from_str_radix(rx, 16))
+            else {
+                continue;
+            };
+            let key = (local.to_string(), remote.to_string());
+            if mine.contains(*inode) {
+                ours.push(key.clone());
+            }
+            queues.insert(key, (tx, rx));
+        }
+    }
+    ours.into_iter().any(|(local, remote)| {
+        queues
+            .get(&(local.clone(), remote.clone()))
+            .is_some_and(|q| q.1 == 0)
+            && queues.get(&(remote, local)).is_some_and(|q| q.0 > 0)
+    })
+}
+
+/// Whether this process made progress between two looks: it used at least
+/// [`SOME_WORK`] of CPU, or bytes are on their way to one of its sockets.
 pub struct Progress {
     cpu: Duration,
 }
@@ -59,13 +119,13 @@ impl Progress {
         Progress { cpu: cpu_used() }
     }
 
-    /// Whether the process used at least [`SOME_WORK`] of CPU since the
-    /// start or the last call; the next call measures from now.
+    /// Whether the process made progress since the start or the last call;
+    /// the next call measures from now.
     pub fn made(&mut self) -> bool {
         let now = cpu_used();
-        let made = now.saturating_sub(self.cpu) >= SOME_WORK;
+        let worked = now.saturating_sub(self.cpu) >= SOME_WORK;
         self.cpu = now;
-        made
+        worked || bytes_on_their_way()
     }
 }
 
@@ -95,7 +155,8 @@ pub fn watchdog() -> Watchdog {
                 let _ = writeln!(
                     std::io::stderr(),
                     "watchdog: test `{name}` made no progress for {TEST_DEADLINE:?} \
-                     (this process used under {SOME_WORK:?} of CPU in every {CHECK_EVERY:?}), \
+                     (this process used under {SOME_WORK:?} of CPU in every {CHECK_EVERY:?}, \
+                     and no bytes were on their way to its sockets), \
                      {:?} after it started; aborting",
                     started.elapsed()
                 );
