@@ -9,9 +9,11 @@
 //! `session/feed`, `handshake`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use wsd::net::cluster::{Cluster, Handoff};
 use wsd::proto::frame::{
     decode_header, encode_header, write_frame, write_masked_frame, OpCode, Parsing,
 };
@@ -259,12 +261,44 @@ fn handshake(c: &mut Criterion) {
     g.finish();
 }
 
+/// The cross-reactor hand-off (`--threads`): what a publishing reactor
+/// pays per batch and receiving reactor (the push), what the receiver pays
+/// (the pop), and the wake that tells it (an eventfd write; once per turn
+/// per receiving reactor, not per message).
+fn handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handoff");
+    let cluster = Cluster::new(2);
+    let bytes = Arc::new(vec![0u8; 34]);
+    let room: Arc<str> = "/room".into();
+    g.bench_function("push_pop", |b| {
+        b.iter(|| {
+            cluster.hand_off(
+                1,
+                Handoff {
+                    room: room.clone(),
+                    bytes: bytes.clone(),
+                    messages: 1,
+                    publish: false,
+                },
+            );
+            black_box(cluster.next_handoff(1))
+        })
+    });
+    let poll = mio::Poll::new().unwrap();
+    cluster.set_waker(
+        1,
+        Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()),
+    );
+    g.bench_function("wake", |b| b.iter(|| cluster.wake(1)));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Short runs: the machine has 2 cores shared with builds and tests.
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = frame_header, frame_encode, unmask, utf8, session_feed, handshake
+    targets = frame_header, frame_encode, unmask, utf8, session_feed, handshake, handoff
 }
 criterion_main!(benches);

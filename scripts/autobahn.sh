@@ -3,7 +3,8 @@
 # (wstest's fuzzingclient). From the repository root:
 #
 #   scripts/autobahn.sh [--cases LIST] [--exclude LIST] [--report DIR]
-#                       [--timeout SECS] [--url ws://127.0.0.1:PORT] [--install-only]
+#                       [--timeout SECS] [--url ws://127.0.0.1:PORT] [--tls]
+#                       [--install-only]
 #
 #   --cases LIST     comma-separated case patterns (default '*')
 #   --exclude LIST   patterns to leave out (default '12.*,13.*': wsd has no
@@ -11,7 +12,12 @@
 #   --report DIR     where the report goes (default target/autobahn)
 #   --timeout SECS   limit for the wstest run (default 600, or AUTOBAHN_TIMEOUT)
 #   --url URL        test a server that is already running on loopback instead
-#                    of building and starting wsd (or set WSD_AUTOBAHN_URL)
+#                    of building and starting wsd (or set WSD_AUTOBAHN_URL);
+#                    ws:// or wss://
+#   --tls            run over wss://: wsd serves TLS with a throwaway
+#                    certificate (`cargo run --example test_certs`); the
+#                    fuzzingclient does not verify it. The report goes to
+#                    target/autobahn-tls unless --report says otherwise
 #   --install-only   install the suite and stop
 #
 # Steps: install wstest (once, into ${AUTOBAHN_HOME:-$HOME/.cache/wsd-autobahn}),
@@ -242,10 +248,11 @@ EOF
 
 cases='*'
 exclude='12.*,13.*'
-report=target/autobahn
+report=""
 timeout=${AUTOBAHN_TIMEOUT:-600}
 url=${WSD_AUTOBAHN_URL:-}
 install_only=no
+tls=no
 while [ $# -gt 0 ]; do
   case $1 in
   --cases | --exclude | --report | --timeout | --url)
@@ -263,6 +270,10 @@ while [ $# -gt 0 ]; do
     install_only=yes
     shift
     ;;
+  --tls)
+    tls=yes
+    shift
+    ;;
   -h | --help)
     usage
     exit 0
@@ -276,9 +287,12 @@ done
 [[ $cases =~ ^[0-9.*,\ ]+$ ]] || die "--cases takes patterns such as '1.*,9.1.1'"
 [[ $exclude =~ ^[0-9.*,\ ]*$ ]] || die "--exclude takes patterns such as '12.*,13.*'"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout takes a whole number of seconds"
+if [ -z "$report" ]; then
+  if [ "$tls" = yes ]; then report=target/autobahn-tls; else report=target/autobahn; fi
+fi
 if [ -n "$url" ]; then
-  [[ $url =~ ^ws://(127\.[0-9.]+|localhost|\[::1\]):([0-9]+)(/[^[:space:]\"]*)?$ ]] ||
-    die "--url must be ws://HOST:PORT[/path] on loopback (127.x.x.x, localhost or [::1]), not '$url'"
+  [[ $url =~ ^wss?://(127\.[0-9.]+|localhost|\[::1\]):([0-9]+)(/[^[:space:]\"]*)?$ ]] ||
+    die "--url must be ws://HOST:PORT[/path] or wss://... on loopback (127.x.x.x, localhost or [::1]), not '$url'"
 fi
 
 mkdir -p "$report"
@@ -318,23 +332,31 @@ for line in sys.stdin:
 ') || die "cargo build failed"
   [ -x "$wsd_bin" ] || die "cargo build did not report the wsd binary"
 
-  "$wsd_bin" --listen 127.0.0.1:0 --mode echo >"$report/wsd.out" 2>"$report/wsd.log" &
+  tls_args=()
+  scheme=ws
+  if [ "$tls" = yes ]; then
+    say "cargo run --example test_certs (a throwaway CA and server certificate)"
+    cargo run --quiet --example test_certs -- "$report/pki" || die "test_certs failed"
+    tls_args=(--tls-cert "$report/pki/cert.pem" --tls-key "$report/pki/key.pem")
+    scheme=wss
+  fi
+  "$wsd_bin" --listen 127.0.0.1:0 --mode echo "${tls_args[@]}" >"$report/wsd.out" 2>"$report/wsd.log" &
   wsd_pid=$!
   port=""
   for _ in $(seq 100); do
-    port=$(sed -n '1s|^wsd listening on ws://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$report/wsd.out")
+    port=$(sed -n "1s|^wsd listening on $scheme://127\\.0\\.0\\.1:\\([0-9]*\\) .*|\\1|p" "$report/wsd.out")
     [ -z "$port" ] || break
     kill -0 "$wsd_pid" 2>/dev/null || break
     sleep 0.1
   done
   if [ -z "$port" ]; then
     tail -n 20 "$report/wsd.out" "$report/wsd.log" >&2 || true
-    die "wsd did not report its listening port (expected 'wsd listening on ws://127.0.0.1:PORT ...' on stdout)"
+    die "wsd did not report its listening port (expected 'wsd listening on $scheme://127.0.0.1:PORT ...' on stdout)"
   fi
-  url="ws://127.0.0.1:$port"
+  url="$scheme://127.0.0.1:$port"
   say "wsd (pid $wsd_pid) listening on $url; its log: $report/wsd.log"
 else
-  [[ $url =~ ^ws://\[?([^]/]+)\]?:([0-9]+) ]]
+  [[ $url =~ ^wss?://\[?([^]/]+)\]?:([0-9]+) ]]
   python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5).close()' \
     "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" 2>/dev/null ||
     die "nothing accepts connections at $url; start the server first"

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::net::tls::TlsSlot;
 use crate::proto::Limits;
 
 /// What the server does with a message.
@@ -91,6 +92,10 @@ pub struct Config {
     /// of `wsd_build_info`), so the series of processes sharing a port or
     /// a host stay apart. The process id unless set.
     pub instance: String,
+    /// The certificate the `listen` addresses serve TLS with (wss://,
+    /// https://); plain if `None`. The `metrics_listen` addresses stay
+    /// plain HTTP.
+    pub tls: Option<TlsSlot>,
 }
 
 impl Default for Config {
@@ -120,6 +125,7 @@ impl Default for Config {
             reuse_port: false,
             redis: None,
             instance: std::process::id().to_string(),
+            tls: None,
         }
     }
 }

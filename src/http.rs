@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
+use crate::net::transport::HandshakeFailure;
 use crate::{Mode, Stats};
 
 /// The page served at `/`: self-contained, no external resources.
@@ -57,6 +58,8 @@ pub struct Snapshot<'a> {
     pub draining: bool,
     /// This process's name in the metrics ([`crate::Config::instance`]).
     pub instance: &'a str,
+    /// Certificate reloads so far: those that took, and those refused.
+    pub tls_reloads: [u64; 2],
     /// Connections held by each reactor (`--threads`), in order.
     pub reactors: &'a [usize],
     /// Broadcast batches that did not fit another reactor's mailbox.
@@ -200,6 +203,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         slow_consumer_cutoffs,
         slow_consumer_drops,
         io_errors,
+        tls_handshake_failures,
     } = snap.stats;
 
     let mode = match snap.mode {
@@ -381,6 +385,31 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         closes,
         &COMMON_CLOSE_CODES,
     )?;
+    family(
+        w,
+        "wsd_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason: plain_http (an HTTP request \
+         on the TLS port), not_tls, protocol (a malformed handshake), \
+         incompatible (no common version, cipher or ALPN), alert (sent by \
+         the peer), eof (closed mid-handshake), timeout.",
+    )?;
+    for (reason, n) in HandshakeFailure::ALL.iter().zip(tls_handshake_failures) {
+        writeln!(
+            w,
+            "wsd_tls_handshake_failures_total{{reason=\"{}\"}} {n}",
+            reason.name()
+        )?;
+    }
+    family(
+        w,
+        "wsd_tls_reloads_total",
+        "counter",
+        "Certificate reloads (SIGHUP): ok, or error (bad files; the old pair stays).",
+    )?;
+    let [ok, error] = snap.tls_reloads;
+    writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
+    writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
     w.write_str(snap.extra)
 }
 

@@ -9,7 +9,10 @@
 //!   decisions; it never does I/O. `wsload` uses it for the client side.
 //! - [`net`]: the reactor. Sockets, the mio `Poll`, a slab of connections
 //!   each with its own lazily allocated buffers, timers, and the write path.
-//!   It never parses bytes itself: it hands them to [`proto`].
+//!   It never parses bytes itself: it hands them to [`proto`]. TLS
+//!   (`net::transport`, with rustls) sits between the socket and the read
+//!   and write paths, which see plaintext either way; `net::tls` loads and
+//!   reloads the certificate.
 //! - [`hub`]: broadcast rooms. A turn's messages for a room are encoded
 //!   once into shared bytes that every member's output queue references.
 //! - [`bus`]: rooms across processes and machines. The [`bus::Bus`]

@@ -12,6 +12,7 @@
 )]
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use wsd::bus::RedisConfig;
 use wsd::config::resolve_listen;
 use wsd::net::cluster::MAX_REACTORS;
 use wsd::net::process::Process;
+use wsd::net::tls::TlsSlot;
 use wsd::proto::handshake::is_token;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
@@ -178,6 +180,18 @@ struct Args {
     #[arg(long, default_value = "1", value_parser = parse_threads, value_name = "N|auto")]
     threads: Threads,
 
+    /// Serve TLS on the --listen addresses (wss:// and https:// for
+    /// /healthz, /metrics and the page) with this certificate chain: PEM,
+    /// the server's certificate first, then intermediates. Needs
+    /// --tls-key. SIGHUP (systemctl reload) reads both files again. The
+    /// --metrics-listen addresses stay plain HTTP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert: PEM, PKCS#8, RSA or EC.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     log_level: Option<log::LevelFilter>,
@@ -287,6 +301,10 @@ impl Args {
         if self.require_protocol && self.protocols.is_empty() {
             return Err("--require-protocol needs at least one --protocol".into());
         }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSlot::open(cert, key)?.0),
+            _ => None,
+        };
         let listen = resolve_listen(&self.listen)?;
         let redis = self.redis_config()?;
         if let Some(id) = &self.node_id {
@@ -338,6 +356,7 @@ impl Args {
                 .or_else(|| self.node_id.clone())
                 .unwrap_or_else(|| std::process::id().to_string()),
             redis,
+            tls,
         })
     }
 }
@@ -502,12 +521,22 @@ fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
 }
 
 /// SIGHUP, the daemon convention for "reread your files" (`systemctl
-/// reload`). The hook for reloading certificates once wsd speaks TLS: ask
-/// the reactor through the handle, as `drain` does, so files are swapped
-/// between turns. Today nothing is read from files, so it only says so:
-/// the default action of SIGHUP (terminate) would drop every client.
-fn reload(_handle: &ShutdownHandle) {
-    log::info!("SIGHUP: nothing to reload");
+/// reload`): the TLS certificate and key are read and checked here, on the
+/// signal thread, and a good pair is handed to the reactors for their next
+/// handshakes; no connection is dropped. A bad pair is logged and counted,
+/// and the old one stays. Without TLS there is nothing to read, and SIGHUP
+/// only says so: its default action (terminate) would drop every client.
+fn reload(handle: &ShutdownHandle) {
+    match handle.reload_tls() {
+        None => log::info!("SIGHUP: nothing to reload"),
+        Some(Ok(loaded)) => log::info!(
+            "SIGHUP: certificate reloaded ({} in the chain); new handshakes use it",
+            loaded.chain
+        ),
+        Some(Err(e)) => {
+            log::error!("SIGHUP: certificate reload failed, still serving the old one: {e}")
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -546,10 +575,11 @@ fn main() -> ExitCode {
         Mode::Echo => "echo",
         Mode::Broadcast => "broadcast",
     };
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let urls: Vec<String> = process
         .local_addrs()
         .iter()
-        .map(|a| format!("ws://{a}"))
+        .map(|a| format!("{scheme}://{a}"))
         .collect();
     let reactors = match args.threads.count() {
         1 => String::new(),

@@ -10,6 +10,12 @@
 //! The connection never decides what to send: messages are handed to the
 //! caller's closure, which appends frames to the output buffer, and the
 //! caller flushes once per wakeup.
+//!
+//! A `wss://` connection runs rustls between the socket and the buffers:
+//! the TLS handshake starts with the TCP connection (the upgrade request
+//! waits inside rustls until it is done, so the handshake time includes
+//! TLS), reads take plaintext out of rustls, and flushes encrypt the output
+//! buffer into it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -17,11 +23,14 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 use socket2::{Domain, Protocol, Socket, Type};
 use wsd::proto::handshake::{client_key, parse_response, ResponseError};
 use wsd::proto::{Events, Limits, MessageKind, Parsing, Role, Session, State};
 
 use crate::stats::ErrorKind;
+use crate::tls::{read_tls, write_tls, TlsConfig};
 use crate::upgrade::{ProtocolMismatch, Upgrade};
 
 /// A failure with its kind and a human-readable detail.
@@ -62,6 +71,9 @@ pub enum ReadEnd {
 /// A client connection.
 pub struct Conn {
     stream: TcpStream,
+    /// TLS over the stream (`wss://`); boxed, so a `ws://` connection pays
+    /// a pointer for it.
+    tls: Option<Box<ClientConnection>>,
     phase: Phase,
     key: [u8; 24],
     session: Session,
@@ -91,8 +103,11 @@ impl<F: FnMut(MessageKind, &[u8], &mut Vec<u8>)> Events for Sink<'_, F> {
     }
 }
 
-/// Classifies a socket error.
+/// Classifies a socket error (a TLS failure comes as one too).
 pub fn io_failure(e: &io::Error) -> Failure {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return (ErrorKind::Tls, tls.to_string());
+    }
     let kind = match e.kind() {
         io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorKind::Reset,
@@ -103,9 +118,26 @@ pub fn io_failure(e: &io::Error) -> Failure {
 }
 
 impl Conn {
-    /// Starts a non-blocking connect to `addr`, from `source` if given.
-    /// `seed` seeds the session's masking keys and the handshake nonce.
-    pub fn connect(addr: SocketAddr, source: Option<IpAddr>, seed: u32) -> io::Result<Conn> {
+    /// Starts a non-blocking connect to `addr`, from `source` if given,
+    /// with TLS if `tls` gives a config and the name the server's
+    /// certificate must have. `seed` seeds the session's masking keys and
+    /// the handshake nonce.
+    pub fn connect(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        seed: u32,
+        tls: Option<(&TlsConfig, &str)>,
+    ) -> io::Result<Conn> {
+        let tls = match tls {
+            Some((config, name)) => {
+                let name = ServerName::try_from(name.to_string())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let conn = ClientConnection::new(config.0.clone(), name)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                Some(Box::new(conn))
+            }
+            None => None,
+        };
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_nodelay(true)?;
@@ -126,6 +158,7 @@ impl Conn {
         }
         Ok(Conn {
             stream,
+            tls,
             phase: Phase::Connecting,
             key: client_key(nonce),
             session: Session::with_seed(Role::Client, seed),
@@ -157,9 +190,14 @@ impl Conn {
         &mut self.out
     }
 
-    /// Output bytes not yet written.
+    /// Output bytes not yet written (over TLS, plus 1 while records wait
+    /// inside rustls).
     pub fn pending(&self) -> usize {
-        self.out.len() - self.wpos
+        let tls = self
+            .tls
+            .as_ref()
+            .map_or(0, |t| usize::from(t.wants_write()));
+        self.out.len() - self.wpos + tls
     }
 
     /// The session's close code, once the closing handshake began.
@@ -291,24 +329,48 @@ impl Conn {
                 "read buffer full: a message above the limit",
             ));
         }
-        loop {
-            match self.stream.read(&mut self.rbuf[self.rlen..]) {
-                Ok(n) => {
-                    let filled = self.rlen + n == self.rbuf.len();
-                    self.rlen += n;
-                    return Ok(Some((n, filled)));
+        let room = &mut self.rbuf[self.rlen..];
+        let res = match self.tls.as_deref_mut() {
+            Some(tls) => read_tls(tls, &mut self.stream, room),
+            None => loop {
+                match self.stream.read(room) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            },
+        };
+        match res {
+            Ok(n) => {
+                let filled = self.rlen + n == self.rbuf.len();
+                self.rlen += n;
+                Ok(Some((n, filled)))
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Writes queued output until done or the socket would block.
+    /// Writes queued output until done or the socket would block. Over
+    /// TLS: TLS records first, then the output encrypted into rustls (which
+    /// holds it until the handshake is done) and on to the socket.
     pub fn flush(&mut self) -> Result<(), Failure> {
-        while self.wpos < self.out.len() {
-            match self.stream.write(&self.out[self.wpos..]) {
+        loop {
+            let res = match self.tls.as_deref_mut() {
+                Some(tls) => match write_tls(tls, &mut self.stream) {
+                    Ok(()) if self.wpos < self.out.len() => {
+                        match tls.writer().write(&self.out[self.wpos..]) {
+                            // rustls's buffer is full until the handshake ends.
+                            Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                            other => other,
+                        }
+                    }
+                    Ok(()) => break,
+                    Err(e) => Err(e),
+                },
+                None if self.wpos < self.out.len() => self.stream.write(&self.out[self.wpos..]),
+                None => break,
+            };
+            match res {
                 Ok(0) => return Err((ErrorKind::Io, "write returned 0".into())),
                 Ok(n) => self.wpos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -379,6 +441,11 @@ impl Conn {
     /// Ends the connection: deregisters, frees its buffers, and marks it Done.
     pub fn finish(&mut self, registry: &Registry) {
         if self.phase != Phase::Done {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                // Best effort: the session is over either way.
+                tls.send_close_notify();
+                let _ = write_tls(tls, &mut self.stream);
+            }
             let _ = registry.deregister(&mut self.stream);
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             self.release();
@@ -388,6 +455,7 @@ impl Conn {
     /// Marks the connection Done and frees its buffers.
     fn release(&mut self) {
         self.phase = Phase::Done;
+        self.tls = None;
         self.rbuf = Vec::new();
         self.out = Vec::new();
         self.rlen = 0;

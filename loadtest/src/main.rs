@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the flags; [`target`]: the `ws://` URL; [`upgrade`]: what
-//!   `--origin`, `--protocol` and `-H` add to the upgrade request.
+//! - [`cli`]: the flags; [`target`]: the `ws://` or `wss://` URL;
+//!   [`tls`]: what a `wss://` client trusts; [`upgrade`]: what `--origin`,
+//!   `--protocol` and `-H` add to the upgrade request.
 //! - [`payload`]: what each message carries and how replies are verified;
 //!   pre-encoded masked frames.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
@@ -12,23 +13,32 @@
 //!   time and the timeline's rows; [`modes`]: the workloads the loop drives
 //!   (echo, rate, broadcast, conns, churn).
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
-//!   edges, progress; [`compare`]: several targets in turn.
+//!   edges, progress.
 //! - [`stats`], [`report`], [`tables`], [`output`], [`proc`]: counting,
 //!   figures and their formats, process figures.
+//! - [`compare`]: scenarios × servers × rounds, starting, pinning and
+//!   stopping servers; [`cpus`]: CPU lists and pinning; [`machine`]: the
+//!   machine's description; [`results`]: the document a comparison keeps;
+//!   [`render`]: its tables, HTML page and SVG charts, and `report`.
 
 mod cli;
 mod client;
 mod compare;
+mod cpus;
+mod machine;
 mod modes;
 mod output;
 mod payload;
 mod proc;
+mod render;
 mod report;
+mod results;
 mod run;
 mod stats;
 mod tables;
 mod target;
 mod timer;
+mod tls;
 mod upgrade;
 mod window;
 mod worker;
@@ -37,19 +47,33 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::{Cli, Plan};
+use crate::cli::compare::MatrixError;
+use crate::cli::{Cli, Job, Plan};
 use crate::report::Figures;
 use crate::stats::ErrorKind;
 
 fn main() -> ExitCode {
-    let plan = Cli::parse().command.into_plan();
-    // Everything is checked before any connection is opened.
-    if let Err(msg) = plan.validate().and_then(|()| check_pids(&plan)) {
-        usage_error(&plan, &msg);
-    }
-    let clean = match plan.rounds {
-        Some(k) => compare::run(&plan, k),
-        None => single(&plan),
+    let clean = match Cli::parse().command.into_job() {
+        Job::Single(mut plan) => {
+            // Everything is checked before any connection is opened.
+            if let Err(msg) = plan
+                .validate()
+                .and_then(|()| check_pids(&plan))
+                .and_then(|()| use_tls(&mut plan))
+            {
+                usage_error(&plan.command_path(), &msg);
+            }
+            single(&plan)
+        }
+        Job::Compare(args) => match args.into_matrix() {
+            Ok(m) => compare::run(&m),
+            Err(MatrixError::Usage(path, msg)) => usage_error(&path, &msg),
+            Err(MatrixError::File(msg)) => {
+                eprintln!("wsload compare: {msg}");
+                return ExitCode::from(2);
+            }
+        },
+        Job::Report(args) => render::report(&args),
     };
     if clean {
         ExitCode::SUCCESS
@@ -68,11 +92,25 @@ fn check_pids(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Exits with a usage error, under the usage line of the mode that was run.
-fn usage_error(plan: &Plan, msg: &str) -> ! {
+/// Gives `wss://` targets the TLS client config --ca-file and --insecure
+/// ask for (built once; the CA file is read here).
+fn use_tls(plan: &mut Plan) -> Result<(), String> {
+    if plan.out.targets.iter().all(|t| t.tls_name.is_none()) {
+        return Ok(());
+    }
+    let client = plan.scenario.client();
+    let config = tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+    for t in &mut plan.out.targets {
+        t.use_tls(&config);
+    }
+    Ok(())
+}
+
+/// Exits with a usage error, under the usage line of the command at `path`.
+fn usage_error(path: &[&str], msg: &str) -> ! {
     let mut cmd = Cli::command();
     cmd.build();
-    for name in plan.command_path() {
+    for name in path {
         if let Some(sub) = cmd.find_subcommand(name).cloned() {
             cmd = sub;
         }

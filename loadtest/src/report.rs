@@ -253,9 +253,15 @@ pub fn text(s: &Summary) -> String {
         let _ = writeln!(o, "  checks       {line}");
     }
 
+    // Over wss:// a handshake is TCP, TLS and the upgrade.
+    let kind = if s.targets.iter().any(|t| t.tls.is_some()) {
+        "TLS+upgrade handshakes/s"
+    } else {
+        "handshakes/s"
+    };
     let _ = writeln!(
         o,
-        "  connections  {} opened, {} failed, {:.0} handshakes/s",
+        "  connections  {} opened, {} failed, {:.0} {kind}",
         st.opened, st.failed, f.handshakes_per_s
     );
     if s.mode == "broadcast" {

@@ -50,6 +50,9 @@ pub enum ErrorKind {
     CloseTimeout,
     /// Some other socket error.
     Io,
+    /// TLS failed: the handshake (an untrusted certificate, say) or a
+    /// record.
+    Tls,
 }
 
 impl fmt::Display for ErrorKind {
@@ -69,6 +72,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unanswered => f.write_str("unanswered message"),
             ErrorKind::CloseTimeout => f.write_str("closing handshake timeout"),
             ErrorKind::Io => f.write_str("socket error"),
+            ErrorKind::Tls => f.write_str("TLS failure"),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The `ws://host:port/path` a run aims at.
+//! The `ws://host:port/path` or `wss://host:port/path` a run aims at.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A parsed and resolved `ws://` URL.
+use crate::tls::TlsConfig;
+
+/// A parsed and resolved `ws://` or `wss://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The URL as given.
@@ -14,6 +16,21 @@ pub struct Target {
     pub path: String,
     /// The first address the host resolves to.
     pub addr: SocketAddr,
+    /// `wss://`: the host name (or IP address) the certificate must name,
+    /// sent as SNI.
+    pub tls_name: Option<String>,
+    /// `wss://`: the client config, set once the flags are known
+    /// ([`Target::use_tls`]).
+    pub tls: Option<TlsConfig>,
+}
+
+impl Target {
+    /// Gives a `wss://` target the run's TLS client config.
+    pub fn use_tls(&mut self, config: &TlsConfig) {
+        if self.tls_name.is_some() {
+            self.tls = Some(config.clone());
+        }
+    }
 }
 
 impl fmt::Display for Target {
@@ -22,18 +39,16 @@ impl fmt::Display for Target {
     }
 }
 
-/// Parses `ws://host[:port][/path]`; the port defaults to 80. `wss://` is
-/// refused: wsload speaks no TLS.
+/// Parses `ws://host[:port][/path]` (the port defaults to 80) or
+/// `wss://host[:port][/path]` (443).
 pub fn parse_target(url: &str) -> Result<Target, String> {
-    let rest = if let Some(rest) = url.strip_prefix("ws://") {
-        rest
-    } else if url.starts_with("wss://") {
-        return Err(format!(
-            "'{url}': wss:// needs TLS, which wsload does not speak; use ws://"
-        ));
+    let (rest, secure) = if let Some(rest) = url.strip_prefix("ws://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        (rest, true)
     } else {
         return Err(format!(
-            "'{url}' is not a WebSocket URL (expected ws://host:port/path)"
+            "'{url}' is not a WebSocket URL (expected ws://host:port/path or wss://...)"
         ));
     };
     let (authority, path) = match rest.find(['/', '?']) {
@@ -51,9 +66,17 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
     };
     let with_port = if has_port {
         authority.to_string()
+    } else if secure {
+        format!("{authority}:443")
     } else {
         format!("{authority}:80")
     };
+    let name = match authority.rfind(':') {
+        Some(i) if has_port => &authority[..i],
+        _ => authority,
+    };
+    // An IPv6 literal is named without its brackets.
+    let name = name.trim_start_matches('[').trim_end_matches(']');
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("'{url}': cannot resolve '{authority}': {e}"))?
@@ -64,6 +87,8 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
         host: authority.to_string(),
         path,
         addr,
+        tls_name: secure.then(|| name.to_string()),
+        tls: None,
     })
 }
 
@@ -98,10 +123,22 @@ mod tests {
     }
 
     #[test]
-    fn wss_and_other_schemes_are_refused() {
-        assert!(parse_target("wss://127.0.0.1:9001/")
-            .expect_err("no TLS")
-            .contains("TLS"));
+    fn wss_names_the_host_for_the_certificate_and_defaults_to_443() {
+        let t = parse_target("wss://localhost:9443/chat").expect("valid");
+        assert_eq!(t.tls_name.as_deref(), Some("localhost"));
+        assert_eq!(t.host, "localhost:9443");
+        assert_eq!(t.addr.port(), 9443);
+        let t = parse_target("wss://[::1]/").expect("valid");
+        assert_eq!(t.tls_name.as_deref(), Some("::1"));
+        assert_eq!(t.addr.port(), 443);
+        assert_eq!(
+            parse_target("ws://127.0.0.1:1/").expect("valid").tls_name,
+            None
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
         assert!(parse_target("http://127.0.0.1/").is_err());
         assert!(parse_target("127.0.0.1:9001").is_err());
         assert!(parse_target("ws:///path").is_err());

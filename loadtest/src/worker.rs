@@ -504,8 +504,9 @@ impl<W: Workload> Worker<W> {
     /// Starts connecting slot `idx`.
     fn connect(&mut self, idx: usize, seed: u32) -> io::Result<()> {
         let spec = self.specs[idx];
-        let addr = self.targets[spec.target].addr;
-        let mut c = Conn::connect(addr, spec.source, seed)?;
+        let t = &self.targets[spec.target];
+        let tls = t.tls.as_ref().zip(t.tls_name.as_deref());
+        let mut c = Conn::connect(t.addr, spec.source, seed, tls)?;
         c.register(self.poll.registry(), Token(idx))?;
         self.conns[idx] = Some(c);
         self.pending += 1;

@@ -236,11 +236,15 @@ fn compare_runs_each_target_per_round() {
     ]);
     assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
     let v = run.json();
-    let targets = v["targets"].as_array().expect("targets");
-    assert_eq!(targets.len(), 2);
-    for t in targets {
-        assert_eq!(t["runs"].as_array().map(Vec::len), Some(2));
-        assert!(t["median"]["msgs_per_s"].as_f64().is_some_and(|r| r > 0.0));
+    let servers = v["scenarios"][0]["servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 2);
+    for (s, url) in servers.iter().zip([&ua, &ub]) {
+        let rounds = s["rounds"].as_array().expect("rounds");
+        assert_eq!(rounds.len(), 2);
+        assert!(rounds.iter().all(|r| r["url"] == url.as_str()), "{s}");
+        assert!(s["summary"]["rate"]["median"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0));
     }
-    assert!(run.stderr.contains("x msg/s"), "{}", run.stderr);
+    assert!(run.stderr.contains("msg/s ÷"), "{}", run.stderr);
 }

@@ -24,7 +24,7 @@ fn a_refused_port_exits_non_zero_with_a_clear_message() {
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_eq!(wsload(&["echo", "wss://127.0.0.1:9/"]).code, Some(2));
+    assert_eq!(wsload(&["echo", "https://127.0.0.1:9/"]).code, Some(2));
     assert_eq!(
         wsload(&["echo", "-s", "65MiB", "ws://127.0.0.1:9/"]).code,
         Some(2)
@@ -111,7 +111,7 @@ fn a_usage_error_shows_the_usage_of_the_mode_that_was_run() {
     );
     assert!(
         run.stderr
-            .contains("Usage: wsload compare echo [OPTIONS] <URL>..."),
+            .contains("Usage: wsload compare echo [OPTIONS] [URL]..."),
         "{}",
         run.stderr
     );
@@ -149,8 +149,7 @@ fn an_unreadable_server_pid_stops_compare_before_any_load() {
     ]);
     assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("--server-pid 999999999: cannot read /proc/999999999"),
+        run.stderr.contains("PID 999999999 of ws://127.0.0.1:"),
         "{}",
         run.stderr
     );

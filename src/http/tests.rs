@@ -11,6 +11,7 @@ fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
         uptime: Duration::from_millis(12_500),
         draining,
         instance: "node \"7\"",
+        tls_reloads: [132, 133],
         reactors: &[2, 1],
         handoff_drops: 0,
         extra: "",
@@ -190,6 +191,7 @@ fn busy_stats() -> Stats {
         slow_consumer_cutoffs: 116,
         slow_consumer_drops: 117,
         io_errors: 118,
+        tls_handshake_failures: [125, 126, 127, 128, 129, 130, 131],
     }
 }
 
@@ -350,6 +352,43 @@ fn metrics_are_prometheus_text() {
         ("wsd_reactor_connections", &[("reactor", "0")], 2.0),
         ("wsd_reactor_connections", &[("reactor", "1")], 1.0),
         ("wsd_handoff_drops_total", &[], 0.0),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "plain_http")],
+            125.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "not_tls")],
+            126.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "protocol")],
+            127.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "incompatible")],
+            128.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "alert")],
+            129.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "eof")],
+            130.0,
+        ),
+        (
+            "wsd_tls_handshake_failures_total",
+            &[("reason", "timeout")],
+            131.0,
+        ),
+        ("wsd_tls_reloads_total", &[("result", "ok")], 132.0),
+        ("wsd_tls_reloads_total", &[("result", "error")], 133.0),
         (
             "wsd_build_info",
             &[

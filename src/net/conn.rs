@@ -1,5 +1,6 @@
-//! One connection as the reactor sees it: a socket, its TCP-level phase, its
-//! protocol [`Session`], and lazily allocated buffers.
+//! One connection as the reactor sees it: a socket (and TLS over it, if the
+//! listener speaks TLS), its TCP-level phase, its protocol [`Session`], and
+//! lazily allocated buffers.
 
 use std::io::{self, Write};
 
@@ -7,6 +8,7 @@ use mio::net::TcpStream;
 
 use super::buffer::{OutQueue, ReadBuf};
 use super::timer::ConnId;
+use super::transport::{Tls, Wire};
 use crate::hub::Seat;
 use crate::proto::{Events, MessageKind, Role, Session};
 
@@ -36,6 +38,10 @@ pub enum Phase {
 pub struct Connection {
     /// The socket.
     pub stream: TcpStream,
+    /// TLS over the socket, on a TLS listener; boxed, so that a plain
+    /// connection pays one pointer. Socket I/O goes through a
+    /// [`Wire`] of both.
+    pub tls: Option<Box<Tls>>,
     /// TCP-level phase.
     pub phase: Phase,
     /// WebSocket protocol state.
@@ -74,6 +80,7 @@ impl Connection {
     pub fn new(stream: TcpStream, gen: u32) -> Connection {
         Connection {
             stream,
+            tls: None,
             phase: Phase::Handshake,
             session: Session::new(Role::Server),
             rbuf: ReadBuf::default(),
@@ -96,9 +103,16 @@ impl Connection {
         ConnId { key, gen: self.gen }
     }
 
-    /// Unsent output bytes.
+    /// Unsent output bytes (under TLS, plus 1 while ciphertext waits
+    /// inside rustls).
     pub fn pending_out(&self) -> usize {
-        self.out.as_ref().map_or(0, |q| q.pending())
+        let tls = self.tls.as_ref().map_or(0, |t| t.pending());
+        self.out.as_ref().map_or(0, |q| q.pending()) + tls
+    }
+
+    /// The socket as a plaintext stream.
+    pub fn wire(&mut self) -> Wire<'_> {
+        Wire::new(&mut self.stream, &mut self.tls)
     }
 
     /// The output queue, allocated on first use and kept (it is small; its
@@ -116,9 +130,12 @@ impl Connection {
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut rest = bytes;
         let mut written = 0;
+        // TLS records already encrypted go first.
+        self.wire().flush()?;
         if self.pending_out() == 0 {
+            let mut wire = self.wire();
             while !rest.is_empty() {
-                match self.stream.write(rest) {
+                match wire.write(rest) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         written += n;
@@ -133,16 +150,25 @@ impl Connection {
                 return Ok(written);
             }
         }
-        let before = self.pending_out() + rest.len();
-        let Connection { out, stream, .. } = self;
+        let Connection {
+            out, stream, tls, ..
+        } = self;
         let q = out.get_or_insert_with(Default::default);
         q.push_own(rest);
-        match q.write_to(stream) {
+        let before = q.pending();
+        match q.write_to(&mut Wire::new(stream, tls)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
         Ok(written + before - q.pending())
+    }
+
+    /// All output is sent: under TLS, queue `close_notify` (once) and send
+    /// it. True when nothing is left to send and the socket may be shut
+    /// down; false while TLS output waits for the socket.
+    pub fn finish(&mut self) -> io::Result<bool> {
+        self.wire().finish()
     }
 }
 

@@ -9,3 +9,5 @@ pub mod process;
 pub mod reactor;
 pub mod stats;
 pub mod timer;
+pub mod tls;
+pub mod transport;

@@ -54,6 +54,7 @@ use super::listener;
 pub use super::stats::Stats;
 use super::stats::Throttle;
 use super::timer::{ConnId, Deadlines, TimerQueue};
+use super::tls::{Loaded, TlsSlot};
 use crate::bus::{Bus, BusStats, RedisBus};
 use crate::config::Config;
 use crate::hub::Hub;
@@ -124,6 +125,8 @@ const STOP: u8 = 2;
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     cluster: Arc<Cluster>,
+    /// The certificate the reactors share, if they speak TLS.
+    tls: Option<TlsSlot>,
 }
 
 impl ShutdownHandle {
@@ -140,6 +143,14 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.cluster.control().store(STOP, Ordering::Release);
         self.cluster.wake_all();
+    }
+
+    /// Reloads the TLS certificate and key from their files, on the
+    /// calling thread (the reactors do no file I/O): new handshakes on
+    /// every reactor get the new pair, established connections keep
+    /// theirs. `None` without TLS; an error (the old pair stays) says why.
+    pub fn reload_tls(&self) -> Option<Result<Loaded, String>> {
+        self.tls.as_ref().map(TlsSlot::reload)
     }
 }
 
@@ -329,6 +340,7 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             cluster: self.cluster.clone(),
+            tls: self.cfg.tls.clone(),
         }
     }
 

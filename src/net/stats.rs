@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use super::transport::HandshakeFailure;
+
 /// Counters of everything the server did and refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -48,6 +50,8 @@ pub struct Stats {
     pub slow_consumer_drops: u64,
     /// Connections ended by a socket error.
     pub io_errors: u64,
+    /// TLS handshakes that failed, by [`HandshakeFailure::index`].
+    pub tls_handshake_failures: [u64; HandshakeFailure::ALL.len()],
 }
 
 impl Stats {
@@ -75,6 +79,7 @@ impl Stats {
             slow_consumer_cutoffs,
             slow_consumer_drops,
             io_errors,
+            tls_handshake_failures,
         } = other;
         for (mine, theirs) in [
             (&mut self.accepted, accepted),
@@ -97,6 +102,13 @@ impl Stats {
         ] {
             *mine += theirs;
         }
+        for (mine, theirs) in self
+            .tls_handshake_failures
+            .iter_mut()
+            .zip(tls_handshake_failures)
+        {
+            *mine += theirs;
+        }
         for (mine, theirs) in [
             (&mut self.handshake_failures, handshake_failures),
             (&mut self.http_responses, http_responses),
@@ -105,6 +117,13 @@ impl Stats {
             for (k, v) in theirs {
                 *mine.entry(*k).or_default() += v;
             }
+        }
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn count_tls_failure(&mut self, reason: HandshakeFailure) {
+        if let Some(n) = self.tls_handshake_failures.get_mut(reason.index()) {
+            *n += 1;
         }
     }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Drives headless Chromium against wsd's page and checks what the pages see.
 
-Usage: drive.py CHROMIUM ECHO_BASE BROADCAST_BASE
-(bases like http://127.0.0.1:PORT). Prints one `PASS name` or
+Usage: drive.py CHROMIUM ECHO_BASE BROADCAST_BASE TLS_BASE
+(bases like http://127.0.0.1:PORT; TLS_BASE is an echo server over
+https://, whose throwaway certificate Chromium is told to accept with
+--ignore-certificate-errors). Prints one `PASS name` or
 `FAIL name: why` line per check; run.sh counts them.
 
 Chromium is driven over the DevTools protocol on a pipe
@@ -29,6 +31,8 @@ FLAGS = [
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
     "--remote-debugging-pipe",
+    # The TLS check's server has a throwaway certificate.
+    "--ignore-certificate-errors",
 ]
 
 # What a page records: its connection state and every message it received.
@@ -145,6 +149,16 @@ def check_echo(browser, base):
         raise AssertionError(f"log shows {shown!r}, {bold} <b> elements")
 
 
+def check_tls(browser, base):
+    """The page over https: it connects with wss:// and its echo works."""
+    check_echo(browser, base)
+    page = browser.open(base + "/?connect")
+    browser.wait(page, "connection", lambda st: st.get("state") == "open")
+    scheme = browser.eval(page, "location.protocol")
+    if scheme != "https:":
+        raise AssertionError(f"the page was loaded over {scheme!r}")
+
+
 def check_rooms(browser, base):
     """A and B in /r1 see each other; C in /r2, connected all along, sees
     only its own messages."""
@@ -163,7 +177,7 @@ def check_rooms(browser, base):
 
 
 def main():
-    chromium, echo_base, broadcast_base = sys.argv[1:4]
+    chromium, echo_base, broadcast_base, tls_base = sys.argv[1:5]
     # A TERM (run.sh's timeout) unwinds like an error, so the browser is
     # still closed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -175,6 +189,7 @@ def main():
             for name, check, base in [
                 ("echo: a typed message comes back", check_echo, echo_base),
                 ("rooms: /r1 pages see each other, /r2 sees neither", check_rooms, broadcast_base),
+                ("tls: the page over https echoes over wss", check_tls, tls_base),
             ]:
                 try:
                     check(browser, base)

@@ -5,6 +5,8 @@
 #   echo   a page on an echo server sends a typed message (Enter) and sees it back
 #   rooms  two pages in /r1 see each other's messages; a page in /r2, connected
 #          all along, sees neither
+#   tls    the page served over https (a throwaway certificate from
+#          `cargo run --example test_certs`) connects over wss:// and echoes
 #
 # Installs Debian's chromium if missing (apt, as root), builds the release
 # wsd, starts one echo and one broadcast server on free loopback ports, and
@@ -40,22 +42,31 @@ fi
 
 cargo build --release --quiet --bin wsd
 
-# Starts wsd in MODE; sets `base` to the page's URL once it listens.
+cargo run --quiet --example test_certs -- "$tmp/pki"
+
+# Starts wsd in MODE (with TLS if a second argument says `tls`); sets `base`
+# to the page's URL once it listens.
 start_wsd() {
-    local mode=$1 out=$tmp/wsd-$1.out line=""
-    target/release/wsd --listen 127.0.0.1:0 --mode "$mode" >"$out" 2>"$tmp/wsd-$mode.err" &
+    local mode=$1 name=$1${2:-} line="" tls_args=() scheme=ws http=http
+    local out=$tmp/wsd-$name.out
+    if [[ ${2:-} == tls ]]; then
+        tls_args=(--tls-cert "$tmp/pki/cert.pem" --tls-key "$tmp/pki/key.pem")
+        scheme=wss
+        http=https
+    fi
+    target/release/wsd --listen 127.0.0.1:0 --mode "$mode" "${tls_args[@]}" >"$out" 2>"$tmp/wsd-$name.err" &
     pids+=($!)
     for _ in $(seq 100); do
         line=$(head -n 1 "$out")
         [[ -n $line ]] && break
         sleep 0.05
     done
-    # `wsd listening on ws://127.0.0.1:PORT (MODE mode)`
-    if [[ $line =~ ^wsd\ listening\ on\ ws://(127\.0\.0\.1:[0-9]+)\  ]]; then
-        base=http://${BASH_REMATCH[1]}
+    # `wsd listening on ws://127.0.0.1:PORT (MODE mode)`, or wss://
+    if [[ $line =~ ^wsd\ listening\ on\ $scheme://(127\.0\.0\.1:[0-9]+)\  ]]; then
+        base=$http://${BASH_REMATCH[1]}
     else
-        echo "browser: wsd --mode $mode did not start: ${line:-no output}" >&2
-        cat "$tmp/wsd-$mode.err" >&2
+        echo "browser: wsd --mode $mode ${2:-} did not start: ${line:-no output}" >&2
+        cat "$tmp/wsd-$name.err" >&2
         exit 1
     fi
 }
@@ -63,17 +74,19 @@ start_wsd echo
 echo_base=$base
 start_wsd broadcast
 broadcast_base=$base
+start_wsd echo tls
+tls_base=$base
 
 # The driver bounds every step itself; the timeout is the backstop.
 status=0
 CHROMIUM_LOG=$tmp/chromium.log timeout -k 5 50 \
-    python3 tests/browser/drive.py "$chromium" "$echo_base" "$broadcast_base" \
+    python3 tests/browser/drive.py "$chromium" "$echo_base" "$broadcast_base" "$tls_base" \
     >"$tmp/results" || status=$?
 cat "$tmp/results"
 passed=$(grep -c '^PASS ' "$tmp/results" || true)
 failed=$(grep -c '^FAIL ' "$tmp/results" || true)
-if (( passed + failed < 2 )); then
-    echo "FAIL driver: exited with status $status after $((passed + failed)) of 2 checks"
+if (( passed + failed < 3 )); then
+    echo "FAIL driver: exited with status $status after $((passed + failed)) of 3 checks"
     failed=$((failed + 1))
 elif [[ $status -ne 0 && $failed -eq 0 ]]; then
     echo "FAIL driver: exited with status $status"

@@ -15,6 +15,8 @@
 // the unused rest would otherwise be dead-code warnings in every binary.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc;
@@ -201,12 +203,14 @@ pub fn upgrade_request(key: &str) -> String {
 // ---------------------------------------------------------------------------
 // Client
 
-/// A blocking client on a real socket. Input not yet parsed stays in `buf`,
-/// so frames that arrive with the 101 answer are not lost.
+/// A blocking client on a real socket, optionally over TLS (rustls's
+/// client, driven over the same blocking socket). Input not yet parsed
+/// stays in `buf`, so frames that arrive with the 101 answer are not lost.
 pub struct Client {
     pub stream: TcpStream,
     buf: Vec<u8>,
     seed: u32,
+    tls: Option<rustls::ClientConnection>,
 }
 
 impl Client {
@@ -221,6 +225,51 @@ impl Client {
             stream,
             buf: Vec::new(),
             seed,
+            tls: None,
+        }
+    }
+
+    /// A TCP connection with a TLS client session for `localhost` (the TLS
+    /// handshake runs with the first write or read) and no upgrade yet.
+    pub fn connect_tls_raw(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Client {
+        let mut c = Client::connect_raw(addr);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        c.tls = Some(rustls::ClientConnection::new(config, name).unwrap());
+        c
+    }
+
+    /// A client upgraded over TLS (wss://).
+    pub fn connect_tls(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let mut c = Client::connect_tls_raw(addr, config);
+        c.handshake();
+        c
+    }
+
+    /// The TLS session, if this client speaks TLS.
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        self.tls.as_ref()
+    }
+
+    /// Runs the TLS handshake to its end (it otherwise runs with the first
+    /// write or read); the error if it fails.
+    pub fn tls_handshake(&mut self) -> std::io::Result<()> {
+        let tls = self.tls.as_mut().expect("a TLS client");
+        while tls.is_handshaking() {
+            tls.complete_io(&mut self.stream)?;
+        }
+        Ok(())
+    }
+
+    /// One read of plaintext from the socket, through TLS if any. Over TLS,
+    /// `Ok(0)` is a `close_notify`: a TCP end without one is an error
+    /// (`UnexpectedEof`), so every test checks the server says it.
+    fn read_stream(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.read(buf),
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).read(buf),
         }
     }
 
@@ -277,19 +326,45 @@ impl Client {
         x.to_be_bytes()
     }
 
-    /// Writes `bytes` as they are. A write the peer leaves blocked for
-    /// [`IO_TIMEOUT`] fails unless this process made progress meanwhile.
+    /// Writes `bytes` as they are (through TLS, if this client speaks it).
+    /// A write the peer leaves blocked for [`IO_TIMEOUT`] fails unless this
+    /// process made progress meanwhile.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut progress = Progress::start();
         let mut sent = 0;
-        while sent < bytes.len() {
-            match self.stream.write(&bytes[sent..]) {
+        loop {
+            let step = if sent < bytes.len() {
+                self.write_stream(&bytes[sent..])
+            } else {
+                match self.flush_stream() {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            };
+            match step {
                 Ok(0) => panic!("write of {} bytes: wrote 0 after {sent}", bytes.len()),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if timed_out(&e) && progress.made() => {}
                 Err(e) => panic!("write of {} bytes failed after {sent}: {e}", bytes.len()),
             }
+        }
+    }
+
+    /// One write to the socket, through TLS if any (where it takes the
+    /// plaintext once earlier records are out).
+    fn write_stream(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.write(bytes),
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).write(bytes),
+        }
+    }
+
+    /// Over TLS, writes out the records still buffered.
+    fn flush_stream(&mut self) -> std::io::Result<()> {
+        match &mut self.tls {
+            None => Ok(()),
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).flush(),
         }
     }
 
@@ -320,7 +395,7 @@ impl Client {
         let mut chunk = [0u8; 64 << 10];
         let mut progress = Progress::start();
         loop {
-            match self.stream.read(&mut chunk) {
+            match self.read_stream(&mut chunk) {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return n;
@@ -497,6 +572,15 @@ impl Client {
     /// Half-closes the client's write side.
     pub fn shutdown_write(&self) {
         self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
+    /// Sends TLS `close_notify` (before [`Client::shutdown_write`]).
+    pub fn close_notify(&mut self) {
+        let tls = self.tls.as_mut().expect("a TLS client");
+        tls.send_close_notify();
+        while tls.wants_write() {
+            tls.write_tls(&mut self.stream).unwrap();
+        }
     }
 }
 
@@ -750,7 +834,7 @@ impl Client {
         self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut chunk = [0u8; 4096];
         let res = loop {
-            match self.stream.read(&mut chunk) {
+            match self.read_stream(&mut chunk) {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 other => break other,
             }
@@ -798,7 +882,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 /// process if it is still running; only this process is ever signalled.
 pub struct WsdProcess {
     pub child: std::process::Child,
-    /// The `ws://` addresses from the banner.
+    /// The `ws://` (or `wss://`) addresses from the banner.
     pub addrs: Vec<SocketAddr>,
     /// The banner line as printed.
     pub banner: String,
@@ -863,6 +947,7 @@ impl WsdProcess {
             .split(", ")
             .map(|u| {
                 u.strip_prefix("ws://")
+                    .or_else(|| u.strip_prefix("wss://"))
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| panic!("bad address {u:?} in banner {banner:?}"))
             })
@@ -1045,7 +1130,7 @@ impl Client {
         self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut chunk = [0u8; 16 << 10];
         let res = loop {
-            match self.stream.read(&mut chunk) {
+            match self.read_stream(&mut chunk) {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 other => break other,
             }

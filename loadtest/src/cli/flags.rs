@@ -1,5 +1,6 @@
 //! The flags of each mode, and the groups several modes share.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -55,6 +56,16 @@ pub struct ClientArgs {
     /// Add this header line to every upgrade request (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<Header>,
+
+    /// wss://: trust the CA certificates in this PEM file instead of the
+    /// system's.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca_file: Option<PathBuf>,
+
+    /// wss://: accept any server certificate (a self-signed one, say). The
+    /// handshake costs the same; only the check is skipped.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl ClientArgs {

@@ -5,24 +5,29 @@
 //! payload, how to connect) are flattened into it. A single run and
 //! `compare` take the same mode flags with different outputs: a single run
 //! takes one URL (broadcast: one per node), --hgrm and --csv; `compare`
-//! takes several URLs, one --server-pid per URL, and --rounds. Parsing
-//! ends in a [`Plan`], the same whichever way a scenario was asked for.
+//! takes servers to start, URLs of running ones, --rounds, pinning and
+//! its reports. A single run's parsing ends in a [`Plan`]; `compare`'s in
+//! a [`compare::Matrix`], from the flags or a scenario file.
 //!
 //! [`flags`] holds the mode flag structs and the groups they share;
-//! [`outputs`] what each kind of run writes and runs against.
+//! [`outputs`] what each kind of run writes and runs against; [`compare`]
+//! the flags of `compare` and `report`; [`file`] the scenario file.
 
+pub mod compare;
+mod file;
 mod flags;
 mod outputs;
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
+use self::compare::{CompareArgs, ReportArgs};
 pub use self::flags::{
     BroadcastArgs, ChurnArgs, ClientArgs, ConnsArgs, EchoArgs, PayloadArgs, Phases, RateArgs,
 };
 pub use self::outputs::Outputs;
-use self::outputs::{CompareOut, ConnsOut, NodesOut, SingleOut};
+use self::outputs::{ConnsOut, NodesOut, SingleOut};
 
 /// A load generator for WebSocket (RFC 6455) servers.
 ///
@@ -86,70 +91,40 @@ pub enum Command {
         #[command(flatten)]
         out: SingleOut,
     },
-    /// Runs one scenario against several URLs in turn (A B A B ...).
-    Compare(CompareArgs),
+    /// Runs scenarios against several servers in turn (A B A B ...),
+    /// starting each afresh if asked; medians, spreads, CPU per message.
+    Compare(Box<CompareArgs>),
+    /// Shows a `compare --json` document again, or compares two.
+    Report(ReportArgs),
 }
 
-/// `compare`: rounds, then the scenario with several URLs.
-#[derive(Args, Debug)]
-pub struct CompareArgs {
-    /// How many times each URL is run (A B A B ...); medians are reported.
-    #[arg(long, default_value_t = 3, global = true, value_name = "K",
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rounds: u32,
-    /// The scenario.
-    #[command(subcommand)]
-    pub scenario: CompareCommand,
-}
-
-/// The modes as `compare` runs them.
-#[derive(Subcommand, Debug)]
-pub enum CompareCommand {
+/// A mode and its flags alone: a scenario file's `mode` and `flags`.
+#[derive(Parser, Debug)]
+#[command(name = "scenario")]
+pub enum ModeOnly {
     /// Closed-loop echo.
-    Echo {
-        /// The mode's flags.
-        #[command(flatten)]
-        mode: EchoArgs,
-        /// The outputs.
-        #[command(flatten)]
-        out: CompareOut,
-    },
-    /// Open-loop echo at a fixed rate.
-    Rate {
-        /// The mode's flags.
-        #[command(flatten)]
-        mode: RateArgs,
-        /// The outputs.
-        #[command(flatten)]
-        out: CompareOut,
-    },
-    /// Broadcast fan-out, one server per URL.
-    Broadcast {
-        /// The mode's flags.
-        #[command(flatten)]
-        mode: BroadcastArgs,
-        /// The outputs.
-        #[command(flatten)]
-        out: CompareOut,
-    },
-    /// Idle connections: handshakes per second and server memory per connection.
-    Conns {
-        /// The mode's flags.
-        #[command(flatten)]
-        mode: ConnsArgs,
-        /// The outputs.
-        #[command(flatten)]
-        out: CompareOut,
-    },
+    Echo(EchoArgs),
+    /// Open-loop echo.
+    Rate(RateArgs),
+    /// Broadcast fan-out.
+    Broadcast(BroadcastArgs),
+    /// Idle connections.
+    Conns(ConnsArgs),
     /// Connection churn.
-    Churn {
-        /// The mode's flags.
-        #[command(flatten)]
-        mode: ChurnArgs,
-        /// The outputs.
-        #[command(flatten)]
-        out: CompareOut,
-    },
+    Churn(ChurnArgs),
+}
+
+impl ModeOnly {
+    /// The scenario.
+    pub fn into_scenario(self) -> Scenario {
+        match self {
+            ModeOnly::Echo(a) => Scenario::Echo(a),
+            ModeOnly::Rate(a) => Scenario::Rate(a),
+            ModeOnly::Broadcast(a) => Scenario::Broadcast(a),
+            ModeOnly::Conns(a) => Scenario::Conns(a),
+            ModeOnly::Churn(a) => Scenario::Churn(a),
+        }
+    }
 }
 
 /// One scenario: a mode and its flags, however it was asked for.
@@ -216,6 +191,51 @@ impl Scenario {
         }
     }
 
+    /// Sets the measured window (`conns`: how long connections are held).
+    pub fn set_duration(&mut self, d: Duration) {
+        match self {
+            Scenario::Echo(a) => a.phases.duration = d,
+            Scenario::Rate(a) => a.phases.duration = d,
+            Scenario::Broadcast(a) => a.phases.duration = d,
+            Scenario::Conns(a) => a.duration = d,
+            Scenario::Churn(a) => a.phases.duration = d,
+        }
+    }
+
+    /// The scenario in words: `echo, 100 connections, 32 B binary, depth 16, 5s`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}, {} connections", self.name(), self.connections());
+        if let Scenario::Broadcast(a) = self {
+            s = format!(
+                "broadcast, {} subscribers, {} publisher{}",
+                a.connections,
+                a.publishers,
+                if a.publishers == 1 { "" } else { "s" }
+            );
+        }
+        if let Some(p) = self.payload() {
+            let size = match p.size {
+                n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+                n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+                n => format!("{n} B"),
+            };
+            s.push_str(&format!(", {size} {}", p.encoding().name()));
+        }
+        match self {
+            Scenario::Echo(a) => s.push_str(&format!(", depth {}", a.depth)),
+            Scenario::Rate(a) => s.push_str(&format!(", {} msg/s", a.rate)),
+            Scenario::Broadcast(a) => s.push_str(&format!(", {} msg/s", a.rate)),
+            Scenario::Churn(a) => s.push_str(&format!(
+                ", {} messages each, {}% abrupt",
+                a.messages, a.abrupt
+            )),
+            Scenario::Conns(_) => {}
+        }
+        let d = self.phases().duration;
+        s.push_str(&format!(", {}s", d.as_secs_f64()));
+        s
+    }
+
     /// The mode's name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -228,45 +248,38 @@ impl Scenario {
     }
 }
 
-/// What the command line asks for.
+/// A single run: what the command line asks for.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// The scenario.
     pub scenario: Scenario,
     /// Its outputs and targets.
     pub out: Outputs,
-    /// `compare`'s rounds; `None` for a single run.
-    pub rounds: Option<u32>,
+}
+
+/// What to do.
+#[derive(Debug)]
+pub enum Job {
+    /// One run of one mode.
+    Single(Box<Plan>),
+    /// `compare`.
+    Compare(Box<CompareArgs>),
+    /// `report`.
+    Report(ReportArgs),
 }
 
 impl Command {
-    /// The plan the command asks for.
-    pub fn into_plan(self) -> Plan {
-        let single = |scenario, out| Plan {
-            scenario,
-            out,
-            rounds: None,
-        };
+    /// The job the command asks for.
+    pub fn into_job(self) -> Job {
+        let single = |scenario, out| Job::Single(Box::new(Plan { scenario, out }));
         match self {
             Command::Echo { mode, out } => single(Scenario::Echo(mode), out.outputs()),
             Command::Rate { mode, out } => single(Scenario::Rate(mode), out.outputs()),
             Command::Broadcast { mode, out } => single(Scenario::Broadcast(mode), out.outputs()),
             Command::Conns { mode, out } => single(Scenario::Conns(mode), out.outputs()),
             Command::Churn { mode, out } => single(Scenario::Churn(mode), out.outputs()),
-            Command::Compare(c) => {
-                let (scenario, out) = match c.scenario {
-                    CompareCommand::Echo { mode, out } => (Scenario::Echo(mode), out),
-                    CompareCommand::Rate { mode, out } => (Scenario::Rate(mode), out),
-                    CompareCommand::Broadcast { mode, out } => (Scenario::Broadcast(mode), out),
-                    CompareCommand::Conns { mode, out } => (Scenario::Conns(mode), out),
-                    CompareCommand::Churn { mode, out } => (Scenario::Churn(mode), out),
-                };
-                Plan {
-                    scenario,
-                    out: out.outputs(),
-                    rounds: Some(c.rounds),
-                }
-            }
+            Command::Compare(c) => Job::Compare(c),
+            Command::Report(r) => Job::Report(r),
         }
     }
 }
@@ -274,10 +287,7 @@ impl Command {
 impl Plan {
     /// The subcommand path, for a usage error's usage line.
     pub fn command_path(&self) -> Vec<&'static str> {
-        match self.rounds {
-            Some(_) => vec!["compare", self.scenario.name()],
-            None => vec![self.scenario.name()],
-        }
+        vec![self.scenario.name()]
     }
 
     /// Checks what clap cannot: that server pids pair with the URLs.

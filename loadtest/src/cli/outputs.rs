@@ -44,7 +44,7 @@ pub struct SingleOut {
     /// replies, nothing new sent).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// The server: ws://host:port/path.
+    /// The server: ws://host:port/path (or wss://).
     #[arg(value_name = "URL", value_parser = parse_target)]
     pub url: Target,
 }
@@ -73,7 +73,7 @@ pub struct NodesOut {
     /// deliveries, nothing new published). `received` counts deliveries.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// The server: ws://host:port/path. Several URLs are the nodes of one
+    /// The server: ws://host:port/path (or wss://). Several URLs are the nodes of one
     /// cluster: the publishers connect to the first, the subscribers to
     /// each in turn, and delivery is checked across them.
     #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
@@ -94,25 +94,9 @@ pub struct ConnsOut {
     /// HdrHistogram's .hgrm text format (ms).
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
-    /// The server: ws://host:port/path.
+    /// The server: ws://host:port/path (or wss://).
     #[arg(value_name = "URL", value_parser = parse_target)]
     pub url: Target,
-}
-
-/// `compare`'s outputs.
-#[derive(Args, Debug)]
-pub struct CompareOut {
-    /// Sample the servers' CPU and RSS from /proc: one --server-pid per
-    /// URL, in the same order.
-    #[arg(long = "server-pid", value_name = "PID")]
-    pub server_pids: Vec<u32>,
-    /// Write the medians and every run's figures as one JSON object (`-`
-    /// for stdout, which then carries only the JSON).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// The servers to compare: ws://host:port/path each.
-    #[arg(value_name = "URL", required = true, num_args = 1.., value_parser = parse_target)]
-    pub urls: Vec<Target>,
 }
 
 impl SingleOut {
@@ -149,19 +133,6 @@ impl ConnsOut {
             server_pids: self.server_pid.into_iter().collect(),
             json: self.json,
             hgrm: self.hgrm,
-            csv: None,
-        }
-    }
-}
-
-impl CompareOut {
-    /// The run's targets and outputs.
-    pub(super) fn outputs(self) -> Outputs {
-        Outputs {
-            targets: self.urls,
-            server_pids: self.server_pids,
-            json: self.json,
-            hgrm: None,
             csv: None,
         }
     }

@@ -3,13 +3,28 @@
 use super::*;
 use clap::CommandFactory;
 
+use crate::cli::compare::{Matrix, MatrixError, ServerSpec};
 use crate::payload::Encoding;
 use crate::upgrade::Upgrade;
 
+/// A single run's plan; compare and report are refused here.
 fn parse(args: &[&str]) -> Result<Plan, clap::Error> {
     let mut argv = vec!["wsload"];
     argv.extend_from_slice(args);
-    Cli::try_parse_from(argv).map(|c| c.command.into_plan())
+    Cli::try_parse_from(argv).map(|c| match c.command.into_job() {
+        Job::Single(plan) => *plan,
+        other => panic!("not a single run: {other:?}"),
+    })
+}
+
+/// `compare`'s matrix: a clap error, or the matrix or why it cannot be.
+fn matrix(args: &[&str]) -> Result<Result<Matrix, MatrixError>, clap::Error> {
+    let mut argv = vec!["wsload", "compare"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).map(|c| match c.command.into_job() {
+        Job::Compare(c) => c.into_matrix(),
+        other => panic!("not compare: {other:?}"),
+    })
 }
 
 /// The built command at `path` (e.g. `["compare", "echo"]`).
@@ -59,7 +74,6 @@ fn wrk_style_echo_flags() {
         "ws://127.0.0.1:9001/",
     ])
     .expect("valid");
-    assert_eq!(plan.rounds, None);
     let Scenario::Echo(a) = &plan.scenario else {
         panic!("{plan:?}")
     };
@@ -109,13 +123,35 @@ fn churn_flags_and_defaults() {
 }
 
 #[test]
+fn wss_urls_and_the_trust_flags_are_taken_by_every_mode() {
+    for mode in MODES {
+        let mut argv = vec![mode, "--ca-file", "ca.pem", "wss://localhost:9443/x"];
+        if mode == "rate" || mode == "broadcast" {
+            argv.extend(["-R", "10"]);
+        }
+        assert!(parse(&argv).is_ok(), "{mode} with wss:// and --ca-file");
+        let insecure = [
+            mode,
+            "--insecure",
+            "--ca-file",
+            "ca.pem",
+            "wss://localhost:1",
+        ];
+        assert!(
+            parse(&insecure).is_err(),
+            "{mode}: --insecure and --ca-file conflict"
+        );
+    }
+}
+
+#[test]
 fn text_and_binary_conflict() {
     assert!(parse(&["echo", "--text", "--binary", "ws://127.0.0.1:1"]).is_err());
 }
 
 #[test]
 fn bad_urls_are_usage_errors() {
-    for url in ["wss://127.0.0.1:9001", "http://127.0.0.1", "nonsense"] {
+    for url in ["http://127.0.0.1", "nonsense", "wss://"] {
         let e = parse(&["echo", url]).expect_err(url);
         assert_eq!(e.exit_code(), 2, "{url}");
     }
@@ -153,40 +189,102 @@ fn one_url_per_single_run_except_broadcast_nodes() {
 }
 
 #[test]
-fn compare_pairs_server_pids_with_urls() {
-    let plan = parse(&[
-        "compare",
+fn compare_pairs_processes_with_urls() {
+    let me = std::process::id().to_string();
+    let at = format!("ws://127.0.0.1:9002@{me}");
+    let m = matrix(&[
         "echo",
         "-c",
         "100",
         "-d",
         "5s",
         "ws://127.0.0.1:9001",
-        "ws://127.0.0.1:9002",
-        "--server-pid",
-        "123",
-        "--server-pid",
-        "456",
+        &at,
         "--rounds",
         "5",
     ])
+    .expect("parses")
     .expect("valid");
-    assert_eq!(plan.rounds, Some(5));
-    assert_eq!(plan.out.server_pids, [123, 456]);
-    assert_eq!(plan.out.targets.len(), 2);
-    assert!(plan.validate().is_ok());
-    let plan = parse(&[
-        "compare",
+    assert_eq!(m.rounds, 5);
+    assert_eq!(m.entries[0].rounds, 5);
+    let pids: Vec<Option<u32>> = m
+        .servers
+        .iter()
+        .map(|s| match s {
+            ServerSpec::Running { pid, .. } => *pid,
+            ServerSpec::Start { .. } => panic!("{s:?}"),
+        })
+        .collect();
+    assert_eq!(pids, [None, Some(std::process::id())]);
+    let m = matrix(&[
+        "echo",
+        "ws://127.0.0.1:9001",
+        "ws://127.0.0.1:9002",
+        "--server-pid",
+        &me,
+        "--server-pid",
+        &me,
+    ])
+    .expect("parses")
+    .expect("valid");
+    assert_eq!(m.rounds, 3);
+    let e = matrix(&[
         "echo",
         "ws://127.0.0.1:9001",
         "ws://127.0.0.1:9002",
         "--server-pid",
         "1",
     ])
-    .expect("parses");
-    assert_eq!(plan.rounds, Some(3));
-    assert!(plan.validate().is_err());
-    assert_eq!(plan.command_path(), ["compare", "echo"]);
+    .expect("parses")
+    .expect_err("one pid for two URLs");
+    assert!(
+        matches!(&e, MatrixError::Usage(path, msg) if path == &["compare", "echo"] && msg.contains("2 URLs but 1 --server-pid")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn compare_starts_servers_named_with_a_port() {
+    let m = matrix(&[
+        "--server",
+        "a=srv --port {port}",
+        "--server",
+        "b = env X=1 srv2 127.0.0.1:{port}",
+        "echo",
+        "--server-cpus",
+        "0",
+        "ws://127.0.0.1:9001",
+    ])
+    .expect("parses")
+    .expect("valid");
+    let names: Vec<&str> = m.servers.iter().map(ServerSpec::name).collect();
+    assert_eq!(names, ["a", "b", "ws://127.0.0.1:9001"]);
+    assert_eq!(
+        m.servers[1].command_for("echo"),
+        Some("env X=1 srv2 127.0.0.1:{port}")
+    );
+    assert_eq!(m.server_cpus.map(|l| l.to_string()).as_deref(), Some("0"));
+    let no_port = matrix(&["--server", "a=srv", "echo"]).expect("parses");
+    assert!(matches!(no_port, Err(MatrixError::Usage(_, m)) if m.contains("no {port}")));
+    let twice =
+        matrix(&["--server", "a=x {port}", "--server", "a=y {port}", "echo"]).expect("parses");
+    assert!(
+        matches!(twice, Err(MatrixError::Usage(_, m)) if m.contains("two servers are named 'a'"))
+    );
+    assert!(matrix(&["--server", "a b=x {port}", "echo"]).is_err());
+    let nothing = matrix(&["echo"]).expect("parses");
+    assert!(matches!(nothing, Err(MatrixError::Usage(_, m)) if m.contains("nothing to compare")));
+    let neither = matrix(&["--rounds", "2"]).expect("parses");
+    assert!(matches!(neither, Err(MatrixError::Usage(_, m)) if m.contains("--scenarios FILE")));
+    let both = matrix(&["--scenarios", "x.toml", "echo", "ws://127.0.0.1:1"]).expect("parses");
+    assert!(matches!(both, Err(MatrixError::Usage(_, m)) if m.contains("not both")));
+    assert!(
+        matrix(&["--only", "a", "echo", "ws://127.0.0.1:1"]).is_err(),
+        "--only needs --scenarios"
+    );
+    // Servers come before the mode: a repeated flag after it would
+    // silently replace those before.
+    assert!(matrix(&["echo", "--server", "a=x {port}"]).is_err());
 }
 
 #[test]
@@ -222,6 +320,10 @@ fn compare_takes_no_single_run_files() {
         }
         for f in [
             "json",
+            "html",
+            "svg",
+            "server-cpus",
+            "load-cpus",
             "server-pid",
             "rounds",
             "origin",
@@ -230,11 +332,11 @@ fn compare_takes_no_single_run_files() {
         ] {
             assert!(flags.iter().any(|l| l == f), "compare {mode} lacks --{f}");
         }
-        let mut argv = vec!["compare", mode, "--csv", "x.csv", "ws://127.0.0.1:1"];
+        let mut argv = vec![mode, "--csv", "x.csv", "ws://127.0.0.1:1"];
         if mode == "rate" {
             argv.extend(["-R", "10"]);
         }
-        assert!(parse(&argv).is_err(), "compare {mode} took --csv");
+        assert!(matrix(&argv).is_err(), "compare {mode} took --csv");
     }
 }
 
@@ -256,6 +358,8 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "origin",
         "protocol",
         "header",
+        "ca-file",
+        "insecure",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {

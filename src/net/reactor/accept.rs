@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 
 use super::Server;
 use crate::net::conn::Connection;
+use crate::net::transport::Tls;
 use crate::proto::handshake;
 
 /// How long accepting pauses after an error such as EMFILE, when retrying at
@@ -62,6 +63,8 @@ impl Server {
             // stops counting as it starts closing, and connections on their
             // way out do not hold a slot.
             let full = self.cluster.activate() >= self.cfg.max_connections;
+            let metrics_only = listener >= self.cfg.listen.len();
+            let tls_slot = self.cfg.tls.as_ref().filter(|_| !metrics_only);
             if full {
                 self.stats.refused_max_connections += 1;
                 notice!(
@@ -70,16 +73,28 @@ impl Server {
                     self.conns.len()
                 );
                 if self.conns.len() >= self.cfg.max_connections + REFUSAL_HEADROOM {
-                    // No room even to refuse politely: best effort, then drop.
-                    let mut answer = std::mem::take(&mut self.io.out);
-                    write_503(&mut answer);
-                    let _ = io::Write::write(&mut stream, &answer);
-                    answer.clear();
-                    self.io.out = answer;
+                    // No room even to refuse politely: best effort, then
+                    // drop (under TLS, nothing can be said before a handshake).
+                    if tls_slot.is_none() {
+                        let mut answer = std::mem::take(&mut self.io.out);
+                        write_503(&mut answer);
+                        let _ = io::Write::write(&mut stream, &answer);
+                        answer.clear();
+                        self.io.out = answer;
+                    }
                     self.cluster.deactivate();
                     continue;
                 }
             }
+            // New handshakes get the certificate current at their accept.
+            let tls = match tls_slot.map(|slot| Tls::new(slot.config())).transpose() {
+                Ok(tls) => tls,
+                Err(e) => {
+                    warn!("{peer}: cannot start TLS: {e}");
+                    self.cluster.deactivate();
+                    continue;
+                }
+            };
             // Replies are written whole per turn; Nagle would only add delay.
             let _ = stream.set_nodelay(true);
             let entry = self.conns.vacant_entry();
@@ -95,7 +110,8 @@ impl Server {
             }
             self.next_gen = self.next_gen.wrapping_add(1);
             let mut conn = Connection::new(stream, self.next_gen);
-            conn.metrics_only = listener >= self.cfg.listen.len();
+            conn.metrics_only = metrics_only;
+            conn.tls = tls;
             let conn = entry.insert(conn);
             let id = conn.id(key);
             if full {

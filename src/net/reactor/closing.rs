@@ -9,6 +9,7 @@ use log::{debug, info};
 use super::{Server, READ_BUDGET};
 use crate::net::conn::{Phase, QueueSink};
 use crate::net::timer::ConnId;
+use crate::net::transport::{tls_failure, HandshakeFailure};
 use crate::proto::{close, State};
 
 impl Server {
@@ -106,6 +107,31 @@ impl Server {
         };
         if conn.phase == Phase::Open && conn.session.state() != State::Closed {
             self.stats.abnormal_closes += 1;
+        }
+        if conn.tls.as_ref().is_some_and(|t| t.handshaking()) {
+            self.stats.count_tls_failure(HandshakeFailure::Eof);
+        }
+        let id = conn.id(key);
+        self.enter_closing(id);
+        self.flush(key);
+    }
+
+    /// TLS failed: count why, and close like any closing connection, so
+    /// that the alert rustls queued (or the plain-HTTP answer) is not lost
+    /// to a reset.
+    pub(super) fn tls_failed(&mut self, key: usize, e: &io::Error) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        notice!(self, "conn {key}: {e}");
+        match tls_failure(e).and_then(|f| f.handshake) {
+            Some(reason) => self.stats.count_tls_failure(reason),
+            None => {
+                self.stats.io_errors += 1;
+                if conn.phase == Phase::Open && conn.session.state() != State::Closed {
+                    self.stats.abnormal_closes += 1;
+                }
+            }
         }
         let id = conn.id(key);
         self.enter_closing(id);

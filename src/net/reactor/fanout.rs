@@ -11,6 +11,7 @@ use crate::net::buffer::{Frames, SharedBytes};
 use crate::net::cluster::Handoff;
 use crate::net::conn::{Phase, QueueSink};
 use crate::net::timer::ConnId;
+use crate::net::transport::Wire;
 use crate::proto::{close, State};
 
 impl Server {
@@ -151,7 +152,7 @@ impl Server {
             // Output queued earlier this turn may not have been offered to
             // the socket yet: judge only what the socket refuses. An error
             // shows again at the write below.
-            let _ = q.write_to(&mut conn.stream);
+            let _ = q.write_to(&mut Wire::new(&mut conn.stream, &mut conn.tls));
         }
         if q.pending() > self.cfg.output_high_water {
             return self.slow_consumer(key, theirs);

@@ -10,6 +10,7 @@ use super::upgrade::{handshake, Handshake, HttpContext};
 use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
 use crate::config::Mode;
 use crate::net::conn::Phase;
+use crate::net::transport::{tls_failure, Wire};
 use crate::proto::handshake as http_upgrade;
 use crate::proto::State;
 
@@ -65,9 +66,12 @@ impl Server {
             let (res, offered) = if into_own {
                 let spare = conn.rbuf.spare(&mut self.io.pool);
                 let offered = spare.len();
-                (conn.stream.read(spare), offered)
+                (
+                    Wire::new(&mut conn.stream, &mut conn.tls).read(spare),
+                    offered,
+                )
             } else {
-                (conn.stream.read(&mut self.io.read), self.io.read.len())
+                (conn.wire().read(&mut self.io.read), self.io.read.len())
             };
             match res {
                 Ok(0) => return self.peer_closed(key),
@@ -83,6 +87,9 @@ impl Server {
                 Err(e) => {
                     // Output produced for this connection must not reach the next one.
                     self.io.out.clear();
+                    if tls_failure(&e).is_some() {
+                        return self.tls_failed(key, &e);
+                    }
                     return self.io_error(key, &e);
                 }
             }

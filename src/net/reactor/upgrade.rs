@@ -9,6 +9,8 @@ use crate::config::{Config, Mode};
 use crate::http;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
+use crate::net::tls::ReloadResult;
+use crate::net::transport::HandshakeFailure;
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
 
@@ -27,18 +29,25 @@ impl Server {
     }
 
     fn handshake_timeout(&mut self, key: usize) {
-        notice!(self, "conn {key}: handshake timeout (408)");
-        *self.stats.handshake_failures.entry(408).or_default() += 1;
-        handshake::write_response(
-            &mut self.io.out,
-            408,
-            "Request Timeout",
-            "",
-            "handshake timeout",
-        );
-        let Some(id) = self.conns.get(key).map(|c| c.id(key)) else {
+        let Some(conn) = self.conns.get(key) else {
             return;
         };
+        let id = conn.id(key);
+        if conn.tls.as_ref().is_some_and(|t| t.handshaking()) {
+            // No 408: nothing can be said before the TLS handshake is over.
+            notice!(self, "conn {key}: TLS handshake timeout");
+            self.stats.count_tls_failure(HandshakeFailure::Timeout);
+        } else {
+            notice!(self, "conn {key}: handshake timeout (408)");
+            *self.stats.handshake_failures.entry(408).or_default() += 1;
+            handshake::write_response(
+                &mut self.io.out,
+                408,
+                "Request Timeout",
+                "",
+                "handshake timeout",
+            );
+        }
         self.enter_closing(id);
         self.flush(key);
     }
@@ -135,6 +144,12 @@ pub(super) fn handshake(
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
                 instance: &cfg.instance,
+                tls_reloads: cfg.tls.as_ref().map_or([0, 0], |slot| {
+                    [
+                        slot.reloads(ReloadResult::Ok),
+                        slot.reloads(ReloadResult::Error),
+                    ]
+                }),
                 reactors: &reactors,
                 handoff_drops: ctx.cluster.handoff_drops(),
                 extra: &bus_metrics,

@@ -41,15 +41,23 @@ impl Server {
             Err(e) => return self.io_error(key, &e),
         }
         let id = conn.id(key);
-        let pending = conn.pending_out();
+        let mut pending = conn.pending_out();
         if pending == 0 && conn.phase == Phase::Closing {
-            // The server closes TCP first (§7.1.1): shut our side, then
-            // drain until the peer closes its side or the timeout.
-            if conn.stream.shutdown(Shutdown::Write).is_err() {
-                return self.drop_conn(key);
+            // TLS says close_notify first; the socket may make it wait.
+            match conn.finish() {
+                Ok(true) => {
+                    // The server closes TCP first (§7.1.1): shut our side,
+                    // then drain until the peer closes its side or the
+                    // timeout.
+                    if conn.stream.shutdown(Shutdown::Write).is_err() {
+                        return self.drop_conn(key);
+                    }
+                    conn.phase = Phase::Draining;
+                    self.ready.push(id);
+                }
+                Ok(false) => pending = conn.pending_out(),
+                Err(_) => return self.drop_conn(key),
             }
-            conn.phase = Phase::Draining;
-            self.ready.push(id);
         }
         if pending > self.cfg.output_high_water && !conn.paused {
             // Stop reading a client whose replies pile up: TCP pushes back.

@@ -1,0 +1,442 @@
+//! `compare` and `report`: the flags, and the [`Matrix`] they ask for.
+//!
+//! `compare` takes one mode and its flags (the servers: `--server` to
+//! start, URLs of running ones) or a scenario file (`--scenarios`, see
+//! [`super::file`]); either way parsing ends in a [`Matrix`]: scenarios
+//! × servers × rounds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use wsd::units::parse_duration;
+
+use super::flags::{BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs};
+use super::Scenario;
+use crate::cpus::{self, CpuList};
+use crate::target::{parse_target, Target};
+
+/// `compare`: rounds, servers, pinning and outputs, then a mode and its
+/// flags, or `--scenarios FILE`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// How many times each server is run, interleaved A B A B; medians
+    /// and min–max are reported [default: 3, or the scenario file's].
+    #[arg(long, global = true, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
+    /// Start this server for every run: NAME=COMMAND, where COMMAND holds
+    /// `{port}` (a free loopback port wsload picks). Run by /bin/sh as
+    /// `exec COMMAND`, stopped by its PID (SIGTERM, SIGKILL after 5 s).
+    /// Repeatable, before the mode; ratios are to the first server.
+    #[arg(long = "server", value_name = "NAME=COMMAND", value_parser = parse_server)]
+    pub servers: Vec<(String, String)>,
+    /// Pin the started servers to these CPUs (e.g. 0, or 0-1).
+    #[arg(long, global = true, value_name = "LIST", value_parser = cpus::parse)]
+    pub server_cpus: Option<CpuList>,
+    /// Pin wsload's own threads to these CPUs.
+    #[arg(long, global = true, value_name = "LIST", value_parser = cpus::parse)]
+    pub load_cpus: Option<CpuList>,
+    /// Write everything, every round, the parameters and the machine, as
+    /// one JSON document (`-` for stdout); `wsload report` reads it back.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write one self-contained HTML report: tables and charts.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the charts as SVG files into this directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub svg: Option<PathBuf>,
+    /// Run the scenarios and servers of this TOML file instead of one mode.
+    #[arg(long, value_name = "FILE")]
+    pub scenarios: Option<PathBuf>,
+    /// With --scenarios: run only these scenarios (repeatable, or NAME,NAME).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        requires = "scenarios"
+    )]
+    pub only: Vec<String>,
+    /// With --scenarios: the measured window of every scenario.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "scenarios")]
+    pub duration: Option<Duration>,
+    /// The scenario.
+    #[command(subcommand)]
+    pub scenario: Option<CompareCommand>,
+}
+
+/// The modes as `compare` runs them.
+#[derive(Subcommand, Debug)]
+pub enum CompareCommand {
+    /// Closed-loop echo.
+    Echo {
+        /// The mode's flags.
+        #[command(flatten)]
+        mode: EchoArgs,
+        /// The servers already running.
+        #[command(flatten)]
+        out: CompareOut,
+    },
+    /// Open-loop echo at a fixed rate.
+    Rate {
+        /// The mode's flags.
+        #[command(flatten)]
+        mode: RateArgs,
+        /// The servers already running.
+        #[command(flatten)]
+        out: CompareOut,
+    },
+    /// Broadcast fan-out, one server per URL.
+    Broadcast {
+        /// The mode's flags.
+        #[command(flatten)]
+        mode: BroadcastArgs,
+        /// The servers already running.
+        #[command(flatten)]
+        out: CompareOut,
+    },
+    /// Idle connections: handshakes per second and server memory per connection.
+    Conns {
+        /// The mode's flags.
+        #[command(flatten)]
+        mode: ConnsArgs,
+        /// The servers already running.
+        #[command(flatten)]
+        out: CompareOut,
+    },
+    /// Connection churn.
+    Churn {
+        /// The mode's flags.
+        #[command(flatten)]
+        mode: ChurnArgs,
+        /// The servers already running.
+        #[command(flatten)]
+        out: CompareOut,
+    },
+}
+
+/// Servers already running, compared after those `--server` starts.
+#[derive(Args, Debug)]
+pub struct CompareOut {
+    /// Sample the servers' CPU and RSS from /proc: one --server-pid per
+    /// URL, in the same order (or write URL@PID).
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
+    /// Running servers: ws://host:port/path each, or URL@PID to name the
+    /// process to sample.
+    #[arg(value_name = "URL", num_args = 0.., value_parser = parse_url_pid)]
+    pub urls: Vec<(Target, Option<u32>)>,
+}
+
+/// `report`: re-renders a `compare --json` document, or compares two.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A document `compare --json` wrote.
+    #[arg(value_name = "A.json")]
+    pub a: PathBuf,
+    /// A later one: each figure is compared with A's, and a change is
+    /// flagged only when the two runs' min–max ranges do not overlap.
+    #[arg(value_name = "B.json")]
+    pub b: Option<PathBuf>,
+    /// Write the HTML report (of B when two are given, with the changes).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the charts as SVG files into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub svg: Option<PathBuf>,
+}
+
+/// A server to compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerSpec {
+    /// Started afresh for every run.
+    Start {
+        /// Its name.
+        name: String,
+        /// The command, with `{port}`.
+        command: String,
+        /// Another command for some modes (a scenario file's `commands`).
+        by_mode: BTreeMap<String, String>,
+    },
+    /// Already running.
+    Running {
+        /// Its name: the URL.
+        name: String,
+        /// Where it listens.
+        target: Target,
+        /// Its process, to sample.
+        pid: Option<u32>,
+    },
+}
+
+impl ServerSpec {
+    /// Its name in tables and charts.
+    pub fn name(&self) -> &str {
+        match self {
+            ServerSpec::Start { name, .. } | ServerSpec::Running { name, .. } => name,
+        }
+    }
+
+    /// The command a started server runs in `mode`.
+    pub fn command_for(&self, mode: &str) -> Option<&str> {
+        match self {
+            ServerSpec::Start {
+                command, by_mode, ..
+            } => Some(by_mode.get(mode).unwrap_or(command)),
+            ServerSpec::Running { .. } => None,
+        }
+    }
+}
+
+/// One scenario of a comparison.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Its name.
+    pub name: String,
+    /// What it does, in words.
+    pub title: String,
+    /// The mode and its flags.
+    pub scenario: Scenario,
+    /// Its rounds.
+    pub rounds: u32,
+    /// Where wsload runs for it, if not where the comparison says.
+    pub load_cpus: Option<CpuList>,
+}
+
+/// What `compare` asks for: scenarios × servers × rounds, and the outputs.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    /// The scenarios, in order.
+    pub entries: Vec<Entry>,
+    /// The servers, in order.
+    pub servers: Vec<ServerSpec>,
+    /// The default rounds.
+    pub rounds: u32,
+    /// Where started servers run.
+    pub server_cpus: Option<CpuList>,
+    /// Where wsload runs.
+    pub load_cpus: Option<CpuList>,
+    /// The JSON document.
+    pub json: Option<PathBuf>,
+    /// The HTML report.
+    pub html: Option<PathBuf>,
+    /// The charts' directory.
+    pub svg: Option<PathBuf>,
+    /// The subcommand path whose usage a usage error shows.
+    pub usage: Vec<&'static str>,
+}
+
+/// Why a comparison cannot start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MatrixError {
+    /// The flags do not fit together: a usage error of this mode's command.
+    Usage(Vec<&'static str>, String),
+    /// The scenario file is wrong.
+    File(String),
+}
+
+/// Rounds when neither the flags nor the file say.
+pub const DEFAULT_ROUNDS: u32 = 3;
+
+impl CompareArgs {
+    /// The matrix the flags ask for, reading the scenario file if one is named.
+    pub fn into_matrix(self) -> Result<Matrix, MatrixError> {
+        let started: Vec<ServerSpec> = self
+            .servers
+            .iter()
+            .map(|(name, command)| ServerSpec::Start {
+                name: name.clone(),
+                command: command.clone(),
+                by_mode: BTreeMap::new(),
+            })
+            .collect();
+        let mut m = match (self.scenario, &self.scenarios) {
+            (Some(_), Some(_)) => {
+                return Err(MatrixError::Usage(
+                    vec!["compare"],
+                    "give a mode or --scenarios FILE, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(MatrixError::Usage(
+                    vec!["compare"],
+                    "give a mode (echo, rate, broadcast, conns, churn) or --scenarios FILE".into(),
+                ))
+            }
+            (None, Some(path)) => {
+                let mut m = super::file::load(path, self.rounds, self.duration, &self.only)?;
+                if !started.is_empty() {
+                    m.servers = started;
+                }
+                m
+            }
+            (Some(cmd), None) => one_mode(cmd, started, self.rounds)?,
+        };
+        m.server_cpus = self.server_cpus.or(m.server_cpus);
+        m.load_cpus = self.load_cpus.or(m.load_cpus);
+        m.json = self.json;
+        m.html = self.html;
+        m.svg = self.svg;
+        m.check()?;
+        Ok(m)
+    }
+}
+
+/// The matrix of one mode given on the command line.
+fn one_mode(
+    cmd: CompareCommand,
+    mut servers: Vec<ServerSpec>,
+    rounds: Option<u32>,
+) -> Result<Matrix, MatrixError> {
+    let (scenario, out) = match cmd {
+        CompareCommand::Echo { mode, out } => (Scenario::Echo(mode), out),
+        CompareCommand::Rate { mode, out } => (Scenario::Rate(mode), out),
+        CompareCommand::Broadcast { mode, out } => (Scenario::Broadcast(mode), out),
+        CompareCommand::Conns { mode, out } => (Scenario::Conns(mode), out),
+        CompareCommand::Churn { mode, out } => (Scenario::Churn(mode), out),
+    };
+    let path = vec!["compare", scenario.name()];
+    let usage = |msg: String| MatrixError::Usage(path.clone(), msg);
+    let (pids, urls) = (out.server_pids.len(), out.urls.len());
+    if pids > 0 && pids != urls {
+        return Err(usage(format!(
+            "{urls} URLs but {pids} --server-pid: give one per URL, in the same order, or none"
+        )));
+    }
+    if pids > 0 && out.urls.iter().any(|(_, p)| p.is_some()) {
+        return Err(usage(
+            "name processes with --server-pid or with URL@PID, not both".into(),
+        ));
+    }
+    for (i, (target, pid)) in out.urls.into_iter().enumerate() {
+        servers.push(ServerSpec::Running {
+            name: target.url.clone(),
+            target,
+            pid: pid.or(out.server_pids.get(i).copied()),
+        });
+    }
+    if servers.is_empty() {
+        return Err(usage(
+            "nothing to compare: give --server NAME=COMMAND or URLs".into(),
+        ));
+    }
+    let rounds = rounds.unwrap_or(DEFAULT_ROUNDS);
+    Ok(Matrix {
+        entries: vec![Entry {
+            name: scenario.name().to_string(),
+            title: scenario.describe(),
+            scenario,
+            rounds,
+            load_cpus: None,
+        }],
+        servers,
+        rounds,
+        server_cpus: None,
+        load_cpus: None,
+        json: None,
+        html: None,
+        svg: None,
+        usage: path,
+    })
+}
+
+impl Matrix {
+    /// What clap cannot check: unique names, `{port}` in every command,
+    /// CPUs this process may use.
+    fn check(&self) -> Result<(), MatrixError> {
+        let usage = |msg: String| MatrixError::Usage(self.usage.clone(), msg);
+        let mut names: Vec<&str> = self.servers.iter().map(ServerSpec::name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w.first() == w.get(1)) {
+            return Err(usage(format!(
+                "two servers are named '{}'",
+                w.first().unwrap_or(&"")
+            )));
+        }
+        for s in &self.servers {
+            if let ServerSpec::Start {
+                name,
+                command,
+                by_mode,
+            } = s
+            {
+                for c in std::iter::once(command).chain(by_mode.values()) {
+                    if !c.contains("{port}") {
+                        return Err(usage(format!(
+                            "server '{name}': its command has no {{port}}, so it cannot be given a free port: {c}"
+                        )));
+                    }
+                }
+            }
+        }
+        for s in &self.servers {
+            if let ServerSpec::Running {
+                target,
+                pid: Some(pid),
+                ..
+            } = s
+            {
+                if let Err(e) = crate::proc::sample(*pid) {
+                    return Err(usage(format!(
+                        "PID {pid} of {target}: cannot read /proc/{pid}: {e}"
+                    )));
+                }
+            }
+        }
+        let allowed = CpuList::allowed().map_err(|e| usage(format!("sched_getaffinity: {e}")))?;
+        let lists = [
+            ("--server-cpus", &self.server_cpus),
+            ("--load-cpus", &self.load_cpus),
+        ];
+        let scenario_lists = self
+            .entries
+            .iter()
+            .map(|e| ("a scenario's load_cpus", &e.load_cpus));
+        for (flag, list) in lists.into_iter().chain(scenario_lists) {
+            if let Some(l) = list {
+                l.check_allowed(&allowed)
+                    .map_err(|e| usage(format!("{flag} {l}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `NAME=COMMAND`.
+fn parse_server(s: &str) -> Result<(String, String), String> {
+    let (name, command) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected NAME=COMMAND"))?;
+    let name = name.trim();
+    check_name(name)?;
+    if command.trim().is_empty() {
+        return Err(format!("'{s}': the command is empty"));
+    }
+    Ok((name.to_string(), command.trim().to_string()))
+}
+
+/// A server or scenario name: letters, digits, `.`, `_`, `-`, `+`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-+".contains(c);
+    if name.is_empty() || !name.chars().all(ok) {
+        return Err(format!(
+            "'{name}' is not a name (letters, digits, '.', '_', '-', '+')"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `URL` or `URL@PID`.
+fn parse_url_pid(s: &str) -> Result<(Target, Option<u32>), String> {
+    if let Some((url, pid)) = s.rsplit_once('@') {
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            let pid = pid
+                .parse()
+                .map_err(|_| format!("'{pid}' is not a process id"))?;
+            return Ok((parse_target(url)?, Some(pid)));
+        }
+    }
+    Ok((parse_target(s)?, None))
+}
