@@ -877,6 +877,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 // ---------------------------------------------------------------------------
 // The wsd binary as a child process
 
+/// Makes the process `cmd` starts get SIGKILL when the thread that starts
+/// it ends (`PR_SET_PDEATHSIG`): a test that panics drops its children,
+/// but one its watchdog aborts does not, and they would outlive the run.
+pub fn die_with_this_thread(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one system call,
+    // prctl: no allocation, no lock, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A `wsd` process started by a test, with its stdout banner read and its
 /// stderr collected line by line. Dropping it kills (SIGKILL) and reaps the
 /// process if it is still running; only this process is ever signalled.
@@ -903,7 +920,7 @@ impl WsdProcess {
     fn launch(mut cmd: std::process::Command) -> WsdProcess {
         use std::io::BufRead;
         use std::process::Stdio;
-        let mut child = cmd
+        let mut child = die_with_this_thread(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1195,7 +1212,8 @@ pub struct WsdExit {
 pub fn run_wsd_to_exit(args: &[&str], env: &[(&str, Option<&str>)], limit: Duration) -> WsdExit {
     use std::process::Stdio;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"));
-    cmd.args(args)
+    die_with_this_thread(&mut cmd)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
