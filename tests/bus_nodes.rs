@@ -300,10 +300,12 @@ fn nodes_of_several_reactors_keep_one_bus_each_and_deliver_everything_once_in_or
     let mut subs: Vec<Client> = (0..96)
         .map(|i| Client::connect_path(if i % 2 == 0 { a.addrs[0] } else { b.addrs[0] }, "/wide"))
         .collect();
+    // One bus connection pair per process, whatever the reactors: one
+    // subscription, not one per reactor. (Waited for, not sampled once: a
+    // reactor other than the bus's answers /metrics with the bus state it
+    // last heard, which lags while the bus's reactor sleeps.)
     wait_subscribed(a.addrs[0], 1);
     wait_subscribed(b.addrs[0], 1);
-    // One bus connection pair per process, whatever the reactors.
-    assert_eq!(sample(a.addrs[0], "wsd_bus_subscriptions"), 1.0);
     let mut pub_a = Client::connect_path(a.addrs[0], "/wide");
     let mut pub_b = Client::connect_path(b.addrs[0], "/wide");
     const N: usize = 100;
