@@ -17,7 +17,7 @@ use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{wsload, Progress, DEADLINE};
+use common::{die_with_this_thread, wsload, Progress, DEADLINE, RUN_LIMIT};
 use serde_json::Value;
 
 /// The target directory and profile this test was built in: it runs as
@@ -77,7 +77,8 @@ fn slow_echo() -> &'static Path {
 /// starting and stopping servers is slow, not stuck.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let mut progress = Progress::start();
-    let (mut quiet_since, mut looked) = (Instant::now(), Instant::now());
+    let began = Instant::now();
+    let (mut quiet_since, mut looked) = (began, began);
     while !done() {
         if looked.elapsed() >= Duration::from_secs(1) {
             looked = Instant::now();
@@ -88,6 +89,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
                 quiet_since.elapsed() < DEADLINE,
                 "{what}: no progress for {DEADLINE:?}"
             );
+            assert!(began.elapsed() < RUN_LIMIT, "{what} after {RUN_LIMIT:?}");
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -289,7 +291,8 @@ struct Background {
 
 impl Background {
     fn spawn(args: &[&str]) -> Background {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+        let mut child = die_with_this_thread(&mut cmd)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

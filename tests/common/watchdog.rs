@@ -15,8 +15,10 @@
 //!
 //! So the watchdog aborts a test once the process has made no progress
 //! ([`Progress`]: under [`SOME_WORK`] of CPU and no bytes on their way, at
-//! every [`CHECK_EVERY`]) for [`TEST_DEADLINE`], and a socket wait that
-//! times out waits again if the process made progress meanwhile. Other
+//! every [`CHECK_EVERY`]) for [`TEST_DEADLINE`], or once it has run for
+//! [`TEST_LIMIT`] (a loop that never ends is busy, not stuck), and a
+//! socket wait that times out waits again if the process made progress
+//! meanwhile. Other
 //! tests running alongside count as progress too: a stuck test then fails
 //! once they are done. Work in child processes (wsd, redis-server, wsload)
 //! is not seen: a wait on a child is bounded as before.
@@ -28,6 +30,12 @@ use std::time::{Duration, Instant};
 
 /// How long a test may go without progress before its watchdog aborts it.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a test may run at all: past this it is aborted even if busy,
+/// as a loop that never ends uses CPU too. Five times the longest test
+/// under `scripts/stress-tests.sh` (about a minute), and under its
+/// per-binary limit of ten minutes.
+pub const TEST_LIMIT: Duration = Duration::from_secs(300);
 
 /// How often the watchdog looks.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -147,6 +155,13 @@ pub fn watchdog() -> Watchdog {
         let mut progress = Progress::start();
         let mut quiet_since = started;
         while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECK_EVERY) {
+            if started.elapsed() >= TEST_LIMIT {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: test `{name}` still running after {TEST_LIMIT:?}; aborting"
+                );
+                std::process::abort();
+            }
             if progress.made() {
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= TEST_DEADLINE {

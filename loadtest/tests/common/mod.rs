@@ -22,6 +22,27 @@ use wsd::{Config, Mode, Server, ShutdownHandle};
 /// one or two percent of a core.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long one wsload run may take at all, busy or not (a loop that never
+/// ends uses CPU too): ten times [`DEADLINE`].
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Makes the process `cmd` starts get SIGKILL when the thread that starts
+/// it ends (`PR_SET_PDEATHSIG`), so a test binary that is killed takes its
+/// wsload runs with it.
+pub fn die_with_this_thread(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one system call,
+    // prctl: no allocation, no lock, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// CPU time in clock ticks of `pid` and every live descendant, with what
 /// their reaped children used (utime, stime, cutime, cstime of
 /// /proc/PID/stat).
@@ -164,9 +185,10 @@ impl Run {
 }
 
 /// Runs wsload with `args`, killing it and failing the test once it made
-/// no progress for [`DEADLINE`].
+/// no progress for [`DEADLINE`] or ran for [`RUN_LIMIT`].
 pub fn wsload(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+    let mut child = die_with_this_thread(&mut cmd)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -196,11 +218,18 @@ pub fn wsload(args: &[&str]) -> Run {
             looked = Instant::now();
             if progress.made() {
                 quiet_since = looked;
-            } else if quiet_since.elapsed() > DEADLINE {
+            }
+            let stuck = quiet_since.elapsed() > DEADLINE;
+            if stuck || began.elapsed() > RUN_LIMIT {
                 let _ = child.kill();
                 let _ = child.wait();
+                let why = if stuck {
+                    format!("made no progress for {DEADLINE:?}")
+                } else {
+                    "is still running (busy: it used CPU all along)".into()
+                };
                 panic!(
-                    "wsload {args:?} made no progress for {DEADLINE:?}, {:?} after it started",
+                    "wsload {args:?} {why}, {:?} after it started",
                     began.elapsed()
                 );
             }
