@@ -96,6 +96,37 @@ pub struct Config {
     /// https://); plain if `None`. The `metrics_listen` addresses stay
     /// plain HTTP.
     pub tls: Option<TlsSlot>,
+    /// permessage-deflate (RFC 7692); off when `None`.
+    pub deflate: Option<DeflateConfig>,
+}
+
+/// permessage-deflate settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// Keep compression context between messages, per connection (echo:
+    /// both ways; broadcast: the client's side only, since a broadcast
+    /// frame is compressed once for every receiver). Off: every message
+    /// stands alone and connections hold no compression state.
+    pub context_takeover: bool,
+    /// The widest LZ77 window (8 to 15 bits) the server compresses with and
+    /// keeps for a client's context: per-connection state grows with it.
+    pub window_bits: u8,
+    /// Messages shorter than this go uncompressed.
+    pub min_size: usize,
+    /// The most memory all connections' kept context may take; past it new
+    /// connections get the no-context-takeover terms.
+    pub memory_limit: usize,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig {
+            context_takeover: false,
+            window_bits: 15,
+            min_size: 128,
+            memory_limit: 64 << 20,
+        }
+    }
 }
 
 impl Default for Config {
@@ -123,6 +154,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerPolicy::Close,
             backlog: 1024,
             reuse_port: false,
+            deflate: None,
             redis: None,
             instance: std::process::id().to_string(),
             tls: None,

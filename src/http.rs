@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
+use crate::net::stats::DeflateStats;
 use crate::net::transport::HandshakeFailure;
 use crate::{Mode, Stats};
 
@@ -203,6 +204,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         slow_consumer_cutoffs,
         slow_consumer_drops,
         io_errors,
+        deflate,
         tls_handshake_failures,
     } = snap.stats;
 
@@ -360,6 +362,8 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "{name} {value}")?;
     }
 
+    write_deflate_metrics(w, deflate)?;
+
     labelled(
         w,
         "wsd_handshake_failures_total",
@@ -450,6 +454,63 @@ fn labelled(
         };
         writeln!(w, "{name}{{{label}=\"{key}\"}} {value}")?;
     }
+}
+
+/// The permessage-deflate families.
+fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
+    let DeflateStats {
+        negotiated,
+        takeover_refused,
+        context_bytes,
+        messages_inflated,
+        messages_compressed,
+        bytes_before,
+        bytes_after,
+    } = d;
+    family(
+        w,
+        "wsd_deflate_context_bytes",
+        "gauge",
+        "Bytes of compression context connections keep between messages (context takeover).",
+    )?;
+    writeln!(w, "wsd_deflate_context_bytes {context_bytes}")?;
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "wsd_deflate_negotiated_total",
+            "Connections that agreed on permessage-deflate.",
+            *negotiated,
+        ),
+        (
+            "wsd_deflate_takeover_refused_total",
+            "Connections given no-context-takeover terms because kept context reached its limit.",
+            *takeover_refused,
+        ),
+        (
+            "wsd_deflate_messages_inflated_total",
+            "Compressed messages received.",
+            *messages_inflated,
+        ),
+        (
+            "wsd_deflate_messages_compressed_total",
+            "Messages compressed (a broadcast counts once).",
+            *messages_compressed,
+        ),
+        (
+            "wsd_deflate_bytes_before_total",
+            "Payload bytes of compressed messages, before compression.",
+            *bytes_before,
+        ),
+        (
+            "wsd_deflate_bytes_after_total",
+            "Payload bytes of compressed messages, after compression.",
+            *bytes_after,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(w, name, "counter", help)?;
+        writeln!(w, "{name} {value}")?;
+    }
+    Ok(())
 }
 
 /// The `# HELP` and `# TYPE` lines of a family.

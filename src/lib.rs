@@ -55,5 +55,5 @@ pub mod net;
 pub mod proto;
 pub mod units;
 
-pub use config::{Config, Mode, SlowConsumerPolicy};
+pub use config::{Config, DeflateConfig, Mode, SlowConsumerPolicy};
 pub use net::reactor::{Server, ShutdownHandle, Stats};

@@ -28,7 +28,7 @@ use wsd::net::tls::TlsSlot;
 use wsd::proto::handshake::is_token;
 use wsd::proto::Limits;
 use wsd::units::{parse_duration, parse_size};
-use wsd::{Config, Mode, ShutdownHandle, SlowConsumerPolicy};
+use wsd::{Config, DeflateConfig, Mode, ShutdownHandle, SlowConsumerPolicy};
 
 /// A WebSocket (RFC 6455) echo and broadcast server.
 ///
@@ -154,6 +154,31 @@ struct Args {
     #[arg(long)]
     reuse_port: bool,
 
+    /// Offer permessage-deflate (RFC 7692) compression to clients that ask.
+    /// By default every message stands alone (no context takeover either
+    /// way), so connections hold no compression state.
+    #[arg(long)]
+    deflate: bool,
+
+    /// With --deflate: keep compression context between messages, per
+    /// connection (better on small similar messages; costs memory, bounded
+    /// by --deflate-window-bits and --deflate-memory). In broadcast mode only
+    /// the clients' side keeps context: a broadcast is compressed once.
+    #[arg(long, requires = "deflate")]
+    deflate_context_takeover: bool,
+
+    /// With --deflate: the widest compression window, 8 to 15 bits.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "BITS")]
+    deflate_window_bits: u8,
+
+    /// With --deflate: messages shorter than this are sent uncompressed.
+    #[arg(long, default_value = "128", value_parser = parse_size, value_name = "SIZE")]
+    deflate_min_size: usize,
+
+    /// With --deflate-context-takeover: the most memory all kept contexts
+    /// may take; past it new connections get the no-takeover terms.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    deflate_memory: usize,
     /// Join a Redis pub/sub bus (broadcast mode): every wsd on it shares
     /// rooms. redis://[user:password@]HOST[:PORT][/DB]; the host is resolved
     /// once at start.
@@ -350,6 +375,12 @@ impl Args {
             },
             backlog: self.backlog,
             reuse_port: self.reuse_port,
+            deflate: self.deflate.then_some(DeflateConfig {
+                context_takeover: self.deflate_context_takeover,
+                window_bits: self.deflate_window_bits,
+                min_size: self.deflate_min_size,
+                memory_limit: self.deflate_memory,
+            }),
             instance: redis
                 .as_ref()
                 .map(|r| r.node_id.clone())
@@ -571,9 +602,11 @@ fn main() -> ExitCode {
         eprintln!("wsd: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
-    let mode = match cfg.mode {
-        Mode::Echo => "echo",
-        Mode::Broadcast => "broadcast",
+    let mode = match (cfg.mode, cfg.deflate.is_some()) {
+        (Mode::Echo, false) => "echo",
+        (Mode::Broadcast, false) => "broadcast",
+        (Mode::Echo, true) => "echo, permessage-deflate",
+        (Mode::Broadcast, true) => "broadcast, permessage-deflate",
     };
     let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let urls: Vec<String> = process
@@ -624,6 +657,40 @@ mod tests {
         assert_eq!(cfg.ping_interval, Some(Duration::from_secs(30)));
         assert_eq!(cfg.tcp_keepalive, Some(Duration::from_secs(60)));
         assert_eq!(cfg.idle_timeout, None);
+    }
+
+    #[test]
+    fn deflate_is_off_by_default_and_its_flags_need_it() {
+        assert_eq!(config(&[]).deflate, None);
+        assert_eq!(
+            config(&["--deflate"]).deflate,
+            Some(DeflateConfig::default())
+        );
+        let cfg = config(&[
+            "--deflate",
+            "--deflate-context-takeover",
+            "--deflate-window-bits",
+            "10",
+            "--deflate-min-size",
+            "1KiB",
+            "--deflate-memory",
+            "1MiB",
+        ]);
+        assert_eq!(
+            cfg.deflate,
+            Some(DeflateConfig {
+                context_takeover: true,
+                window_bits: 10,
+                min_size: 1024,
+                memory_limit: 1 << 20,
+            })
+        );
+        assert!(Args::try_parse_from(["wsd", "--deflate-context-takeover"]).is_err());
+        for bad in ["7", "16"] {
+            assert!(
+                Args::try_parse_from(["wsd", "--deflate", "--deflate-window-bits", bad]).is_err()
+            );
+        }
     }
 
     #[test]

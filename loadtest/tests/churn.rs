@@ -45,9 +45,13 @@ fn churns_cleanly_and_abruptly_without_errors() {
     ] {
         assert_eq!(n(c, &[k]), 0, "{k}: {c}");
     }
-    // Every clean connection sent its six messages and got them all back.
+    // Every clean connection got back all it sent: its six messages, but
+    // for at most one connection per slot closed when the run ended
+    // before it had sent them all.
     assert_eq!(n(c, &["clean_sent"]), n(c, &["clean_received"]), "{c}");
-    assert_eq!(n(c, &["clean_sent"]), 6 * n(c, &["closed_clean"]), "{c}");
+    let clean = n(c, &["closed_clean"]);
+    assert!(n(c, &["clean_sent"]) <= 6 * clean, "{c}");
+    assert!(n(c, &["clean_sent"]) >= 6 * clean.saturating_sub(16), "{c}");
     // Whatever was neither echoed nor dropped with its connection was
     // still in flight at the end of the run, and drained.
     assert!(n(&v, &["sent"]) >= n(&v, &["received"]) + n(c, &["abandoned"]));

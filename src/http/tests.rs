@@ -1,6 +1,7 @@
 //! The HTTP answers' unit tests, and a strict reader of the metrics format.
 
 use super::*;
+use crate::net::stats::DeflateStats;
 
 fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
     Snapshot {
@@ -191,6 +192,15 @@ fn busy_stats() -> Stats {
         slow_consumer_cutoffs: 116,
         slow_consumer_drops: 117,
         io_errors: 118,
+        deflate: DeflateStats {
+            context_bytes: 132,
+            negotiated: 133,
+            takeover_refused: 134,
+            messages_inflated: 135,
+            messages_compressed: 136,
+            bytes_before: 137,
+            bytes_after: 138,
+        },
         tls_handshake_failures: [125, 126, 127, 128, 129, 130, 131],
     }
 }
@@ -343,6 +353,13 @@ fn metrics_are_prometheus_text() {
         ("wsd_slow_consumer_cutoffs_total", &[], 116.0),
         ("wsd_slow_consumer_drops_total", &[], 117.0),
         ("wsd_io_errors_total", &[], 118.0),
+        ("wsd_deflate_context_bytes", &[], 132.0),
+        ("wsd_deflate_negotiated_total", &[], 133.0),
+        ("wsd_deflate_takeover_refused_total", &[], 134.0),
+        ("wsd_deflate_messages_inflated_total", &[], 135.0),
+        ("wsd_deflate_messages_compressed_total", &[], 136.0),
+        ("wsd_deflate_bytes_before_total", &[], 137.0),
+        ("wsd_deflate_bytes_after_total", &[], 138.0),
         ("wsd_connections_open", &[], 3.0),
         ("wsd_rooms", &[], 2.0),
         ("wsd_uptime_seconds", &[], 12.5),

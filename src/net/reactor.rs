@@ -73,6 +73,7 @@ macro_rules! notice {
 // After `notice!`, which they use.
 mod accept;
 mod closing;
+pub(crate) mod compress;
 mod fanout;
 mod keepalive;
 mod read;
@@ -221,6 +222,8 @@ pub struct Server {
     summarized: (Instant, Stats),
     /// Log lines about refused and misbehaving clients.
     throttle: Throttle,
+    /// permessage-deflate's shared state.
+    zlib: compress::Zlib,
 }
 
 impl Server {
@@ -239,6 +242,7 @@ impl Server {
             ));
         }
         let poll = Poll::new()?;
+        let reactors = cluster.reactors();
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
         for (i, addr) in cfg.listen.iter().chain(&cfg.metrics_listen).enumerate() {
@@ -311,6 +315,7 @@ impl Server {
             next_summary: cfg.stats_interval.map(|d| now + d),
             summarized: (now, Stats::default()),
             throttle: Throttle::new(10),
+            zlib: compress::Zlib::new(&cfg, reactors),
             cfg,
         })
     }
@@ -531,10 +536,12 @@ impl Server {
     }
 
     fn publish_now(&self) {
+        let mut stats = self.stats.clone();
+        compress::report(&self.zlib.neg, &mut stats);
         self.cluster.publish(
             self.me,
             Published {
-                stats: self.stats.clone(),
+                stats,
                 connections: self.conns.len(),
                 bus: self.bus.as_deref().map(|b| b.stats().clone()),
             },

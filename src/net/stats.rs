@@ -52,6 +52,29 @@ pub struct Stats {
     pub io_errors: u64,
     /// TLS handshakes that failed, by [`HandshakeFailure::index`].
     pub tls_handshake_failures: [u64; HandshakeFailure::ALL.len()],
+    /// permessage-deflate.
+    pub deflate: DeflateStats,
+}
+
+/// What permessage-deflate did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    /// Connections that agreed on permessage-deflate.
+    pub negotiated: u64,
+    /// Connections given the no-context-takeover terms because kept
+    /// context had reached `--deflate-memory`.
+    pub takeover_refused: u64,
+    /// Bytes of compression context that connections keep between
+    /// messages, now (a gauge; 0 without context takeover).
+    pub context_bytes: u64,
+    /// Compressed messages received and inflated.
+    pub messages_inflated: u64,
+    /// Messages compressed (a broadcast counts once, however many get it).
+    pub messages_compressed: u64,
+    /// Payload bytes of the messages compressed, before compression.
+    pub bytes_before: u64,
+    /// Their payload bytes after compression.
+    pub bytes_after: u64,
 }
 
 impl Stats {
@@ -79,6 +102,7 @@ impl Stats {
             slow_consumer_cutoffs,
             slow_consumer_drops,
             io_errors,
+            deflate,
             tls_handshake_failures,
         } = other;
         for (mine, theirs) in [
@@ -99,6 +123,22 @@ impl Stats {
             (&mut self.slow_consumer_cutoffs, slow_consumer_cutoffs),
             (&mut self.slow_consumer_drops, slow_consumer_drops),
             (&mut self.io_errors, io_errors),
+            (&mut self.deflate.negotiated, &deflate.negotiated),
+            (
+                &mut self.deflate.takeover_refused,
+                &deflate.takeover_refused,
+            ),
+            (&mut self.deflate.context_bytes, &deflate.context_bytes),
+            (
+                &mut self.deflate.messages_inflated,
+                &deflate.messages_inflated,
+            ),
+            (
+                &mut self.deflate.messages_compressed,
+                &deflate.messages_compressed,
+            ),
+            (&mut self.deflate.bytes_before, &deflate.bytes_before),
+            (&mut self.deflate.bytes_after, &deflate.bytes_after),
         ] {
             *mine += theirs;
         }

@@ -39,6 +39,13 @@ pub enum ProtocolError {
     FrameTooBig,
     /// More fragments in one message than the configured limit.
     TooManyFragments,
+    /// RSV1 (compressed) on a control frame (RFC 7692 §6).
+    CompressedControl,
+    /// RSV1 on a continuation frame: only a message's first frame says
+    /// whether it is compressed (RFC 7692 §6).
+    CompressedContinuation,
+    /// A compressed message that does not inflate (RFC 7692 §6.2).
+    InvalidCompressed,
 }
 
 impl ProtocolError {
@@ -46,7 +53,7 @@ impl ProtocolError {
     pub const fn close_code(self) -> u16 {
         match self {
             // §7.4.1: 1007, data within a message not consistent with its type.
-            ProtocolError::InvalidUtf8 => 1007,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressed => 1007,
             // §7.4.1: 1009, a message too big to process.
             ProtocolError::MessageTooBig
             | ProtocolError::FrameTooBig
@@ -74,6 +81,9 @@ impl ProtocolError {
             ProtocolError::MessageTooBig => "message too big",
             ProtocolError::FrameTooBig => "frame too big",
             ProtocolError::TooManyFragments => "too many fragments",
+            ProtocolError::CompressedControl => "compressed control frame",
+            ProtocolError::CompressedContinuation => "RSV1 on a continuation frame",
+            ProtocolError::InvalidCompressed => "invalid compressed data",
         }
     }
 }
@@ -90,7 +100,7 @@ impl std::error::Error for ProtocolError {}
 mod tests {
     use super::*;
 
-    const FRAMING: [ProtocolError; 11] = [
+    const FRAMING: [ProtocolError; 13] = [
         ProtocolError::ReservedBits,
         ProtocolError::ReservedOpcode,
         ProtocolError::UnmaskedFrame,
@@ -102,6 +112,8 @@ mod tests {
         ProtocolError::ExpectedContinuation,
         ProtocolError::CloseTooShort,
         ProtocolError::InvalidCloseCode,
+        ProtocolError::CompressedControl,
+        ProtocolError::CompressedContinuation,
     ];
     const SIZE: [ProtocolError; 3] = [
         ProtocolError::MessageTooBig,
@@ -110,8 +122,9 @@ mod tests {
     ];
 
     #[test]
-    fn utf8_errors_close_with_1007() {
+    fn utf8_and_inflate_errors_close_with_1007() {
         assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
+        assert_eq!(ProtocolError::InvalidCompressed.close_code(), 1007);
     }
 
     #[test]
@@ -134,7 +147,7 @@ mod tests {
         for e in FRAMING
             .iter()
             .chain(&SIZE)
-            .chain(&[ProtocolError::InvalidUtf8])
+            .chain(&[ProtocolError::InvalidUtf8, ProtocolError::InvalidCompressed])
         {
             assert!(!e.as_str().is_empty() && e.as_str().len() <= 123, "{e:?}");
         }

@@ -17,6 +17,9 @@ pub const MAX_HEADERS: usize = 64;
 /// The most `Sec-WebSocket-Protocol` header lines a request may have.
 pub const MAX_PROTOCOL_HEADERS: usize = 4;
 
+/// The most `Sec-WebSocket-Extensions` header lines a request may have.
+pub const MAX_EXTENSION_HEADERS: usize = 4;
+
 /// A parsed request head: a WebSocket upgrade, or plain HTTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Head<'a> {
@@ -46,9 +49,20 @@ pub struct Request<'a> {
     /// allows the header more than once, as if the lists were one.
     protocol_headers: [&'a [u8]; MAX_PROTOCOL_HEADERS],
     protocol_lines: usize,
+    /// The `Sec-WebSocket-Extensions` header lines, in order (§9.1).
+    extension_headers: [&'a [u8]; MAX_EXTENSION_HEADERS],
+    extension_lines: usize,
 }
 
 impl<'a> Request<'a> {
+    /// The `Sec-WebSocket-Extensions` header lines, in order: each a comma
+    /// list of offers, for [`crate::proto::deflate::negotiate`].
+    pub fn extension_headers(&self) -> &[&'a [u8]] {
+        self.extension_headers
+            .get(..self.extension_lines)
+            .unwrap_or_default()
+    }
+
     /// The subprotocols the client offers, in its order of preference.
     pub fn offered_protocols(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.protocol_headers
@@ -262,6 +276,8 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
     let mut origin = None;
     let mut protocol_headers: [&[u8]; MAX_PROTOCOL_HEADERS] = [&[]; MAX_PROTOCOL_HEADERS];
     let mut protocol_lines = 0;
+    let mut extension_headers: [&[u8]; MAX_EXTENSION_HEADERS] = [&[]; MAX_EXTENSION_HEADERS];
+    let mut extension_lines = 0;
     let mut websocket_header = false;
     for h in req.headers.iter() {
         let name = h.name;
@@ -289,6 +305,14 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
                 };
                 *line = h.value;
                 protocol_lines += 1;
+            } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+                let Some(line) = extension_headers.get_mut(extension_lines) else {
+                    return Err(HandshakeError::BadRequest(
+                        "too many Sec-WebSocket-Extensions lines",
+                    ));
+                };
+                *line = h.value;
+                extension_lines += 1;
             } else if name.eq_ignore_ascii_case("upgrade") {
                 // Upgrade and Connection may be repeated: tokens in any count.
                 upgrade |= has_token(h.value, b"websocket");
@@ -358,6 +382,8 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
             origin,
             protocol_headers,
             protocol_lines,
+            extension_headers,
+            extension_lines,
         }),
         offset,
     })
@@ -398,11 +424,26 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
 /// Appends the 101 answer to a request with `key`, naming `protocol` if one
 /// was chosen.
 pub fn write_accept(out: &mut Vec<u8>, key: &[u8], protocol: Option<&str>) {
+    write_accept_with(out, key, protocol, None);
+}
+
+/// [`write_accept`], also naming the accepted `extensions` (the value of a
+/// `Sec-WebSocket-Extensions` header) if any.
+pub fn write_accept_with(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) {
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
     out.extend_from_slice(&accept_key(key));
     if let Some(p) = protocol {
         out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
         out.extend_from_slice(p.as_bytes());
+    }
+    if let Some(e) = extensions {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.extend_from_slice(e.as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
 }

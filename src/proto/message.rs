@@ -59,6 +59,9 @@ pub(crate) struct DataFrame {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Assembly {
     pub kind: MessageKind,
+    /// The first frame had RSV1 set: the payload is compressed
+    /// (permessage-deflate) and is inflated once it is complete.
+    pub compressed: bool,
     /// Payload bytes assembled so far.
     pub len: usize,
     /// Frames received so far, the first included.
@@ -69,9 +72,10 @@ pub(crate) struct Assembly {
 }
 
 impl Assembly {
-    pub fn new(kind: MessageKind) -> Assembly {
+    pub fn new(kind: MessageKind, compressed: bool) -> Assembly {
         Assembly {
             kind,
+            compressed,
             len: 0,
             fragments: 0,
             utf8: Utf8Validator::default(),
@@ -117,7 +121,7 @@ mod tests {
 
     #[test]
     fn message_limit_counts_across_fragments() {
-        let mut a = Assembly::new(MessageKind::Binary);
+        let mut a = Assembly::new(MessageKind::Binary, false);
         a.begin_frame(60, None, false, &SMALL).unwrap();
         a.len = 60;
         assert_eq!(a.begin_frame(40, None, true, &SMALL), Ok(()));
@@ -129,7 +133,7 @@ mod tests {
 
     #[test]
     fn fragment_limit_is_inclusive() {
-        let mut a = Assembly::new(MessageKind::Text);
+        let mut a = Assembly::new(MessageKind::Text, false);
         for _ in 0..3 {
             assert_eq!(a.begin_frame(0, None, false, &SMALL), Ok(()));
         }
@@ -141,7 +145,7 @@ mod tests {
 
     #[test]
     fn huge_declared_length_does_not_overflow() {
-        let mut a = Assembly::new(MessageKind::Binary);
+        let mut a = Assembly::new(MessageKind::Binary, false);
         a.len = 10;
         assert_eq!(
             a.begin_frame(usize::MAX, None, true, &SMALL),

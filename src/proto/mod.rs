@@ -2,6 +2,7 @@
 //! touches a socket, a clock or the reactor.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -13,4 +14,4 @@ pub mod utf8;
 pub use error::ProtocolError;
 pub use frame::{OpCode, Parsing};
 pub use message::{Limits, MessageKind};
-pub use session::{Events, Role, Session, State};
+pub use session::{Events, Inflate, Role, Session, State};

@@ -15,15 +15,28 @@
 //! assembled so far, followed by an incomplete frame header or control frame.
 //! A message's payload is handed out as a slice of `buf`, valid during the
 //! [`Events::message`] call.
+//!
+//! # permessage-deflate
+//!
+//! [`Session::feed_with`] takes an [`Inflate`] when the connection agreed on
+//! permessage-deflate (RFC 7692): RSV1 is then allowed on a message's first
+//! frame and marks it compressed. A compressed message is assembled in
+//! `buf` like any other and, once its last frame is in, inflated into the
+//! `Inflate`'s buffer, its size counted against the message limit while it
+//! is inflated and text checked as it comes out; the message handed out is
+//! a slice of that buffer. No inflater state is needed between messages
+//! unless the peer keeps its context.
 
 use super::close::{self, CloseFrame};
+use super::deflate::Inflater;
 use super::error::ProtocolError;
 use super::frame::{
     self, decode_header, encode_header, Header, OpCode, Parsing, MAX_CONTROL_PAYLOAD,
-    MAX_HEADER_LEN,
+    MAX_HEADER_LEN, RSV1,
 };
 use super::mask::apply_mask;
 use super::message::{Assembly, Limits, MessageKind};
+use super::utf8::Utf8Validator;
 
 /// Which end of the connection this session speaks for. It decides the
 /// masking direction (§5.1): clients mask, servers do not.
@@ -67,6 +80,20 @@ pub trait Events {
     /// A fully encoded frame the protocol needs sent: a pong or a close.
     /// Queue it for writing after what is already queued.
     fn send(&mut self, frame: &[u8]);
+}
+
+/// What a session needs to take compressed messages (permessage-deflate):
+/// passed to [`Session::feed_with`] by a connection that agreed on it.
+#[derive(Debug)]
+pub struct Inflate<'a> {
+    /// The inflater: shared and reset per message, or the connection's own.
+    pub inflater: &'a mut Inflater,
+    /// Start every message from an empty window: the peer agreed to
+    /// `client_no_context_takeover` (or, for a client, the server to
+    /// `server_no_context_takeover`).
+    pub reset: bool,
+    /// Where a message is inflated to; its contents are replaced.
+    pub out: &'a mut Vec<u8>,
 }
 
 /// One connection's protocol state: a few dozen bytes, no buffers.
@@ -124,6 +151,18 @@ impl Session {
     /// Processes `buf`, the bytes kept from the last call followed by new
     /// ones, and returns how many bytes the caller keeps (see the module doc).
     pub fn feed<E: Events>(&mut self, buf: &mut [u8], limits: &Limits, ev: &mut E) -> usize {
+        self.feed_with(buf, limits, None, ev)
+    }
+
+    /// [`Session::feed`] on a connection that agreed on permessage-deflate
+    /// when `inflate` is given (see the module doc).
+    pub fn feed_with<E: Events>(
+        &mut self,
+        buf: &mut [u8],
+        limits: &Limits,
+        mut inflate: Option<Inflate<'_>>,
+        ev: &mut E,
+    ) -> usize {
         if self.state == State::Closed {
             return 0;
         }
@@ -132,7 +171,7 @@ impl Session {
             base: 0,
             pos: self.msg.as_ref().map_or(0, |m| m.len),
         };
-        if let Err(e) = self.run(buf, &mut cur, limits, ev) {
+        if let Err(e) = self.run(buf, &mut cur, limits, &mut inflate, ev) {
             self.fail(e, ev);
         }
         if self.state == State::Closed {
@@ -178,11 +217,12 @@ impl Session {
         buf: &mut [u8],
         cur: &mut Cursor,
         limits: &Limits,
+        inflate: &mut Option<Inflate<'_>>,
         ev: &mut E,
     ) -> Result<(), ProtocolError> {
         loop {
             if self.msg.as_ref().is_some_and(|m| m.frame.is_some()) {
-                if !self.payload(buf, cur, ev)? {
+                if !self.payload(buf, cur, limits, inflate, ev)? {
                     return Ok(());
                 }
                 continue;
@@ -192,7 +232,7 @@ impl Session {
                 Parsing::Done { value, offset } => (value, offset),
                 Parsing::NeedMore(_) => return Ok(()),
             };
-            self.check_header(&h, limits)?;
+            self.check_header(&h, limits, inflate.is_some())?;
             // The checks bound the length by a usize limit, so this is exact.
             let len = h.len as usize;
             if h.opcode.is_control() {
@@ -219,7 +259,7 @@ impl Session {
                     } else {
                         MessageKind::Binary
                     };
-                    self.msg.insert(Assembly::new(kind))
+                    self.msg.insert(Assembly::new(kind, h.rsv & RSV1 != 0))
                 }
                 (Some(m), OpCode::Continuation) => m,
                 (None, _) => return Err(ProtocolError::UnexpectedContinuation),
@@ -236,6 +276,8 @@ impl Session {
         &mut self,
         buf: &mut [u8],
         cur: &mut Cursor,
+        limits: &Limits,
+        inflate: &mut Option<Inflate<'_>>,
         ev: &mut E,
     ) -> Result<bool, ProtocolError> {
         let Some(msg) = self.msg.as_mut() else {
@@ -263,7 +305,7 @@ impl Session {
         frame.offset += avail;
         cur.pos += avail;
         let assembled = buf.get(cur.base..cur.base + msg.len).unwrap_or_default();
-        if msg.kind == MessageKind::Text {
+        if msg.kind == MessageKind::Text && !msg.compressed {
             // Fail fast: check text as it arrives, not when the message ends.
             msg.utf8.advance(assembled)?;
         }
@@ -273,26 +315,47 @@ impl Session {
         let fin = frame.fin;
         msg.frame = None;
         if fin {
-            if msg.kind == MessageKind::Text {
-                msg.utf8.finish(msg.len)?;
-            }
-            // permessage-deflate slots in here: a message whose first frame
-            // had RSV1 set is inflated before it is handed out.
+            // Nothing is delivered once our Close is sent, so nothing is
+            // inflated either.
             if self.state == State::Open {
-                ev.message(msg.kind, assembled);
+                if msg.compressed {
+                    let z = inflate.as_mut().ok_or(ProtocolError::ReservedBits)?;
+                    inflate_message(msg.kind, assembled, limits, z)?;
+                    ev.message(msg.kind, z.out);
+                } else {
+                    if msg.kind == MessageKind::Text {
+                        msg.utf8.finish(msg.len)?;
+                    }
+                    ev.message(msg.kind, assembled);
+                }
+            } else if msg.kind == MessageKind::Text && !msg.compressed {
+                msg.utf8.finish(msg.len)?;
             }
             self.msg = None;
         }
         Ok(true)
     }
 
-    /// The header rules that depend on the connection (§5.1, §5.2, §5.5).
-    fn check_header(&self, h: &Header, limits: &Limits) -> Result<(), ProtocolError> {
+    /// The header rules that depend on the connection (§5.1, §5.2, §5.5),
+    /// and on permessage-deflate if it was agreed (`deflate`).
+    fn check_header(
+        &self,
+        h: &Header,
+        limits: &Limits,
+        deflate: bool,
+    ) -> Result<(), ProtocolError> {
         // §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that
-        // defines meanings for non-zero values". No extension is negotiated
-        // yet; permessage-deflate will allow RSV1 on a message's first frame.
-        if h.rsv != 0 {
+        // defines meanings for non-zero values". permessage-deflate defines
+        // RSV1, on a message's first frame only (RFC 7692 §6).
+        if h.rsv & !RSV1 != 0 || (h.rsv != 0 && !deflate) {
             return Err(ProtocolError::ReservedBits);
+        }
+        if h.rsv != 0 {
+            match h.opcode {
+                OpCode::Continuation => return Err(ProtocolError::CompressedContinuation),
+                op if op.is_control() => return Err(ProtocolError::CompressedControl),
+                _ => {}
+            }
         }
         // §5.1: a server MUST close on an unmasked frame, a client on a masked one.
         match (self.role, h.mask) {
@@ -400,6 +463,30 @@ impl Session {
     }
 }
 
+/// Inflates a complete compressed message into `z.out`: its size counted
+/// against the message limit while it grows, text checked as it comes out.
+fn inflate_message(
+    kind: MessageKind,
+    payload: &[u8],
+    limits: &Limits,
+    z: &mut Inflate<'_>,
+) -> Result<(), ProtocolError> {
+    let mut utf8 = Utf8Validator::default();
+    let text = kind == MessageKind::Text;
+    z.inflater
+        .inflate(payload, z.out, limits.max_message, z.reset, &mut |so_far| {
+            if text {
+                utf8.advance(so_far)
+            } else {
+                Ok(())
+            }
+        })?;
+    if text {
+        utf8.finish(z.out.len())?;
+    }
+    Ok(())
+}
+
 /// Positions within the buffer being fed.
 struct Cursor {
     /// Where the message in progress starts.
@@ -420,3 +507,5 @@ pub fn write_message(out: &mut Vec<u8>, kind: MessageKind, payload: &[u8]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deflate;

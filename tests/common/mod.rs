@@ -1241,3 +1241,122 @@ pub fn run_wsd_to_exit(args: &[&str], env: &[(&str, Option<&str>)], limit: Durat
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+// ---------------------------------------------------------------------------
+// permessage-deflate (RFC 7692), with flate2 directly rather than wsd's own
+// wrapper, so that the tests check wsd against an independent codec.
+
+/// The tail a sync flush ends with (RFC 7692 §7.2.1).
+pub const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Compresses `msg` as one message's payload: raw DEFLATE, sync flush, the
+/// tail removed. `z` keeps its context between calls (reset it for none).
+pub fn deflate_message(z: &mut flate2::Compress, msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 64);
+    let mut input = msg;
+    loop {
+        out.reserve(input.len() / 2 + 1024);
+        let before = z.total_in();
+        z.compress_vec(input, &mut out, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        input = &input[(z.total_in() - before) as usize..];
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    assert!(out.ends_with(&DEFLATE_TAIL), "no sync flush tail");
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// Inflates one message's payload (the tail appended). `z` keeps its
+/// context between calls.
+pub fn inflate_message(z: &mut flate2::Decompress, payload: &[u8]) -> Vec<u8> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&DEFLATE_TAIL);
+    let mut out = Vec::with_capacity(payload.len() * 4 + 64);
+    let mut rest = &input[..];
+    loop {
+        out.reserve(64 << 10);
+        let before = z.total_in();
+        let status = z
+            .decompress_vec(rest, &mut out, flate2::FlushDecompress::Sync)
+            .expect("inflate");
+        rest = &rest[(z.total_in() - before) as usize..];
+        if status == flate2::Status::StreamEnd || (rest.is_empty() && out.len() < out.capacity()) {
+            return out;
+        }
+    }
+}
+
+/// A raw-DEFLATE compressor and inflater pair with 15-bit windows.
+pub fn deflate_pair() -> (flate2::Compress, flate2::Decompress) {
+    (
+        flate2::Compress::new(flate2::Compression::default(), false),
+        flate2::Decompress::new(false),
+    )
+}
+
+/// The resident set size of process `pid` in KiB.
+pub fn process_rss_kib(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+impl Client {
+    /// A client whose upgrade request offers `offer` in
+    /// `Sec-WebSocket-Extensions`; returns it and the server's answer to
+    /// the offer (the header's value, if any).
+    pub fn connect_offering(addr: SocketAddr, offer: &str) -> (Client, Option<String>) {
+        let (c, resp) =
+            Client::try_upgrade(addr, "/", &format!("Sec-WebSocket-Extensions: {offer}\r\n"));
+        assert_eq!(resp.status, 101, "{resp:?}");
+        let answer = resp.header("sec-websocket-extensions").map(str::to_string);
+        (c, answer)
+    }
+
+    /// Sends `msg` compressed with `z` as one frame, RSV1 set.
+    pub fn send_compressed(&mut self, op: u8, z: &mut flate2::Compress, msg: &[u8]) {
+        let payload = deflate_message(z, msg);
+        let key = self.next_mask();
+        self.send_raw(&masked_frame(true, 0b100, op, &payload, key));
+    }
+
+    /// The next data message, inflated with `z` if its first frame had
+    /// RSV1: its opcode, payload, and whether it came compressed. Control
+    /// frames in between are skipped, except Close, which panics.
+    pub fn recv_maybe_compressed(&mut self, z: &mut flate2::Decompress) -> (u8, Vec<u8>, bool) {
+        let mut first: Option<Frame> = None;
+        let mut data = Vec::new();
+        loop {
+            let f = self.recv_frame();
+            match f.op {
+                OP_PING | OP_PONG => continue,
+                OP_CLOSE => panic!("Close {:?} while waiting for a message", f.payload),
+                _ => {}
+            }
+            assert_eq!(f.rsv & 0b011, 0, "RSV2/RSV3 set: {f:?}");
+            if let Some(head) = &first {
+                assert_eq!((f.op, f.rsv), (OP_CONT, 0), "after {head:?}");
+            } else {
+                assert!(f.op == OP_TEXT || f.op == OP_BINARY, "{f:?}");
+            }
+            data.extend_from_slice(&f.payload);
+            let fin = f.fin;
+            first.get_or_insert(f);
+            if fin {
+                let head = first.unwrap();
+                let compressed = head.rsv == 0b100;
+                if compressed {
+                    data = inflate_message(z, &data);
+                }
+                return (head.op, data, compressed);
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Server, BATCH_LIMIT};
+use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
 use crate::net::buffer::{Frames, SharedBytes};
 use crate::net::cluster::Handoff;
@@ -72,8 +72,13 @@ impl Server {
         senders: &[(ConnId, Range<usize>)],
         messages: usize,
     ) {
+        // Compressed at most once here, for every member that agreed on
+        // permessage-deflate.
+        let packed = self.pack_room(room, frames, senders);
         let mut i = 0;
         while let Some(&key) = self.hub.members(room).get(i) {
+            let (frames, senders) =
+                compress::pick(self.conns.get(key), (frames, senders), packed.as_ref());
             self.deliver(key, frames, senders, messages);
             // A member dropped by a write error left its slot to the last
             // member, which has not been served yet.

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use log::info;
 
+use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::upgrade::{handshake, Handshake, HttpContext};
 use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
@@ -119,6 +120,7 @@ impl Server {
             started,
             drain_until,
             turn,
+            zlib,
             cluster,
             me,
             bus,
@@ -128,6 +130,9 @@ impl Server {
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
+        // The connection's own compressor and inflater (context takeover),
+        // lent for this call.
+        let (mut own_in, mut own_out) = compress::lend(&mut conn.zcontext);
         let mut rbuf = std::mem::take(&mut conn.rbuf);
         let data: &mut [u8] = if into_own {
             rbuf.advance(n);
@@ -151,6 +156,14 @@ impl Server {
                 Some(b) => Some(&mut **b),
                 None => None,
             },
+            deflate: conn.deflate,
+            tx: &mut zlib.tx,
+            own: &mut own_out,
+        };
+        let mut incoming = Incoming {
+            neg: &mut zlib.neg,
+            rx: &mut zlib.rx,
+            inflater: &mut own_in,
         };
         let (keep, outcome) = match conn.phase {
             Phase::Handshake => {
@@ -162,7 +175,7 @@ impl Server {
                     cluster,
                     me: *me,
                 };
-                match handshake(conn, key, data, cfg, &ctx, &mut sink) {
+                match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
                     Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
                     Ok(Handshake::Answered) => (0, Outcome::Answered),
@@ -181,10 +194,19 @@ impl Server {
                     }
                 }
             }
-            Phase::Open => (
-                conn.session.feed(data, &cfg.limits, &mut sink),
-                Outcome::Waiting,
-            ),
+            Phase::Open => {
+                let (keep, inflated) = compress::feed(
+                    &mut conn.session,
+                    conn.deflate,
+                    incoming.inflater.as_mut(),
+                    data,
+                    &cfg.limits,
+                    incoming.rx,
+                    &mut sink,
+                );
+                sink.stats.deflate.messages_inflated += inflated;
+                (keep, Outcome::Waiting)
+            }
             Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
         if sink.got_message {
@@ -199,6 +221,7 @@ impl Server {
             rbuf.store(read.get(..keep).unwrap_or_default(), pool);
         }
         conn.rbuf = rbuf;
+        compress::give_back(&mut conn.zcontext, (own_in, own_out));
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;
         if failed {
             if let Some(e) = conn.session.error() {

@@ -1,11 +1,13 @@
 //! What the server does with a message: echo it into the connection's
 //! output, or encode it once into its room's batch for the turn.
 
+use super::compress::{Terms, Tx};
 use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
 use crate::net::stats::Stats;
 use crate::net::timer::ConnId;
+use crate::proto::deflate::Deflater;
 use crate::proto::session::write_message;
 use crate::proto::{Events, MessageKind};
 
@@ -25,6 +27,12 @@ pub(super) struct Sink<'a> {
     /// The bus to other nodes, if any: each broadcast message is also
     /// published there, once.
     pub(super) bus: Option<&'a mut dyn Bus>,
+    /// The connection's permessage-deflate terms, if it agreed on it.
+    pub(super) deflate: Option<Terms>,
+    /// The shared compressors, for echo replies.
+    pub(super) tx: &'a mut Tx,
+    /// The connection's own compressor (server context takeover).
+    pub(super) own: &'a mut Option<Deflater>,
 }
 
 impl Events for Sink<'_> {
@@ -33,7 +41,11 @@ impl Events for Sink<'_> {
         self.got_message = true;
         match self.mode {
             Mode::Echo => {
-                write_message(self.out, kind, payload);
+                // Compressed for a client that agreed on permessage-deflate.
+                let own = self.own.as_mut();
+                let stats = &mut self.stats.deflate;
+                self.tx
+                    .write(self.out, kind, payload, self.deflate, own, stats);
                 self.stats.messages_out += 1;
             }
             Mode::Broadcast => {

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::Server;
 use crate::config::{Config, Mode};
@@ -85,6 +86,7 @@ pub(super) fn handshake(
     cfg: &Config,
     ctx: &HttpContext<'_>,
     sink: &mut Sink<'_>,
+    z: &mut Incoming<'_>,
 ) -> Result<Handshake, HandshakeError> {
     handshake::check_request_line(data)?;
     if !handshake::has_head_end(data) {
@@ -113,6 +115,7 @@ pub(super) fn handshake(
                 *sink.stats.http_responses.entry(status).or_default() += 1;
                 return Ok(Handshake::Answered);
             }
+            compress::report(z.neg, sink.stats);
             // With several reactors, the answer covers the process: this
             // reactor's counters now, the others' as last published.
             let mut process = None;
@@ -176,7 +179,17 @@ pub(super) fn handshake(
         return Err(HandshakeError::Forbidden);
     }
     let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
-    handshake::write_accept(sink.out, req.key, protocol);
+    // permessage-deflate, if the server has it and the client offers it.
+    let agreed = z.neg.negotiate(&req, &mut sink.stats.deflate);
+    let extensions = agreed.as_ref().map(|(.., answer)| answer.as_str());
+    handshake::write_accept_with(sink.out, req.key, protocol, extensions);
+    if let Some((terms, context, (inflater, deflater), _)) = agreed {
+        conn.deflate = Some(terms);
+        conn.zcontext = context;
+        sink.deflate = Some(terms);
+        *z.inflater = inflater;
+        *sink.own = deflater;
+    }
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
     if cfg.mode == Mode::Broadcast {
@@ -198,7 +211,16 @@ pub(super) fn handshake(
         sink.room = Some(seat.room);
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
-    let keep = conn.session.feed(frames, &cfg.limits, sink);
+    let (keep, inflated) = compress::feed(
+        &mut conn.session,
+        conn.deflate,
+        z.inflater.as_mut(),
+        frames,
+        &cfg.limits,
+        z.rx,
+        sink,
+    );
+    sink.stats.deflate.messages_inflated += inflated;
     data.copy_within(offset..offset + keep, 0);
     Ok(Handshake::Upgraded(keep))
 }

@@ -226,6 +226,26 @@ fn tokens() {
 }
 
 #[test]
+fn extension_lines_are_kept_in_order() {
+    let req = request(
+        "Sec-WebSocket-Extensions: foo, permessage-deflate\r\nsec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n",
+    );
+    assert_eq!(
+        upgrade(&req).extension_headers(),
+        [
+            &b"foo, permessage-deflate"[..],
+            b"permessage-deflate; client_max_window_bits"
+        ]
+    );
+    assert!(upgrade(&request("")).extension_headers().is_empty());
+    let five = request(&"Sec-WebSocket-Extensions: x\r\n".repeat(MAX_EXTENSION_HEADERS + 1));
+    assert_eq!(status_of(&five), 400);
+    let mut out = Vec::new();
+    write_accept_with(&mut out, KEY.as_bytes(), None, Some("permessage-deflate"));
+    assert!(out.ends_with(b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"));
+}
+
+#[test]
 fn origin_checks() {
     let allowed = ["https://example.com".to_string()];
     let with = request("Origin: HTTPS://Example.com\r\n");

@@ -4,9 +4,9 @@ use proptest::prelude::*;
 
 /// Everything a session reported, in order.
 #[derive(Default, Debug, PartialEq, Eq)]
-struct Recorder {
-    messages: Vec<(MessageKind, Vec<u8>)>,
-    sent: Vec<Vec<u8>>,
+pub(super) struct Recorder {
+    pub(super) messages: Vec<(MessageKind, Vec<u8>)>,
+    pub(super) sent: Vec<Vec<u8>>,
 }
 
 impl Events for Recorder {
@@ -20,7 +20,7 @@ impl Events for Recorder {
 
 impl Recorder {
     /// The close codes of the Close frames sent (server frames, unmasked).
-    fn close_codes(&self) -> Vec<Option<u16>> {
+    pub(super) fn close_codes(&self) -> Vec<Option<u16>> {
         self.sent
             .iter()
             .filter(|f| f[0] & 0x0F == 0x8)
@@ -32,7 +32,7 @@ impl Recorder {
 const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 /// A masked client frame with explicit FIN, RSV and opcode nibble.
-fn raw_frame(fin: bool, rsv: u8, op: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn raw_frame(fin: bool, rsv: u8, op: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![(u8::from(fin) << 7) | (rsv << 4) | op];
     let len = payload.len();
     if len < 126 {
