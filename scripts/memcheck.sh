@@ -29,8 +29,8 @@ if [ "$#" -gt 0 ]; then
 else
     # Every integration test binary that runs a server in-process (so under
     # valgrind); not binary.rs, whose server is a child process valgrind
-    # does not follow. The whole set takes about 2 minutes here.
-    TESTS="echo close limits broadcast handshake hostile http keepalive negotiation rooms shutdown tls"
+    # does not follow. The whole set takes about 3 minutes here.
+    TESTS="echo close limits broadcast handshake hostile hostile_readers http keepalive negotiation rooms shutdown tls"
 fi
 
 # Tests left out under valgrind, by name (substring, as `--skip` takes it),
@@ -41,12 +41,6 @@ fi
 # with the reason.
 skips_for() {
     case "$1" in
-        # Valgrind runs one thread at a time in coarse slices, so this test's
-        # in-process reader, which must keep up with 64 MiB of broadcast, is
-        # descheduled long enough to become a slow consumer itself; and its
-        # RSS bound measures valgrind's shadow memory too. The same
-        # slow-consumer paths run under valgrind in broadcast.rs.
-        hostile) echo broadcast_receiver_that_never_reads_is_cut_off_1008_while_others_get_everything ;;
         # Its RSS bound would measure valgrind's shadow memory too.
         tls) echo idle_tls_connections_stay_small ;;
         *) ;;

@@ -3,19 +3,19 @@
 //! keeps being served meanwhile ([`Bystander::check`], a round trip between
 //! every hostile step).
 //!
+//! Clients that do not read (ping floods, broadcast members that never
+//! read) are in tests/hostile_readers.rs.
+//!
 //! No test asserts a time: timeouts only bound waits. Memory is checked
-//! loosely, as the test process's VmRSS (the server runs in-process), and
-//! the tests that do so run one at a time (`MEMORY`).
+//! loosely, as the test process's VmRSS (the server runs in-process).
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
-use wsd::{Config, Mode, SlowConsumerPolicy};
+use wsd::{Config, Mode};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -23,14 +23,6 @@ const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 /// megabytes at the server: far less than what an unbounded queue or an
 /// allocation of a declared length would take.
 const RSS_SLACK_KIB: u64 = 64 << 10;
-
-/// Serialises the tests that measure VmRSS, so one's traffic does not
-/// count against another's bound.
-static MEMORY: Mutex<()> = Mutex::new(());
-
-fn memory_lock() -> MutexGuard<'static, ()> {
-    MEMORY.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn assert_rss_bounded(before_kib: u64, what: &str) {
     let now = vm_rss_kib();
@@ -214,7 +206,6 @@ fn header_block_over_the_limit_is_431_for_a_huge_header_and_for_endless_headers(
 #[test]
 fn frame_declaring_2_pow_62_bytes_is_1009_at_once_without_allocating() {
     let _w = watchdog();
-    let _m = memory_lock();
     let server = TestServer::echo();
     let mut good = Bystander::connect(server.addr(), "/");
     let before = vm_rss_kib();
@@ -330,273 +321,7 @@ fn close_in_the_same_write_as_the_upgrade_request_is_answered_then_eof() {
 }
 
 // ---------------------------------------------------------------------------
-// 6. A ping flood from a client that does not read
-
-/// Ping payloads: the ping's number, then filler, 125 bytes in all (the
-/// largest control payload), so pongs pile up fast.
-fn ping_payload(i: u64) -> Vec<u8> {
-    let mut p = i.to_be_bytes().to_vec();
-    p.extend(pattern(117, i as u8));
-    p
-}
-
-/// Reads `count` frames from `stream`; each must be the pong to ping `i`,
-/// in order. Parses in place (a flood is far too many frames to drain a
-/// buffer frame by frame).
-fn read_pongs(mut stream: std::net::TcpStream, count: u64) -> Result<(), String> {
-    let mut buf: Vec<u8> = Vec::with_capacity(256 << 10);
-    let mut chunk = vec![0u8; 128 << 10];
-    let mut next = 0u64;
-    while next < count {
-        let n = match stream.read(&mut chunk) {
-            Ok(0) => return Err(format!("EOF after {next} of {count} pongs")),
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("read failed after {next} of {count} pongs: {e}")),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut at = 0;
-        while buf.len() - at >= 2 {
-            let (b0, b1) = (buf[at], buf[at + 1]);
-            let len = usize::from(b1 & 0x7F);
-            if b1 & 0x80 != 0 || len > 125 {
-                return Err(format!("pong {next}: bad frame header {b0:#x} {b1:#x}"));
-            }
-            if buf.len() - at < 2 + len {
-                break;
-            }
-            if b0 != 0x80 | OP_PONG {
-                return Err(format!("frame {next} is not a pong: {b0:#x}"));
-            }
-            if buf[at + 2..at + 2 + len] != ping_payload(next)[..] {
-                return Err(format!("pong {next} has the wrong payload"));
-            }
-            at += 2 + len;
-            next += 1;
-        }
-        buf.drain(..at);
-    }
-    if buf.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} bytes after the last pong", buf.len()))
-    }
-}
-
-#[test]
-fn ping_flood_without_reading_is_paused_by_backpressure_and_gets_every_pong_in_order() {
-    let _w = watchdog();
-    let _m = memory_lock();
-    let server = TestServer::start(Config {
-        output_high_water: 64 << 10,
-        output_low_water: 16 << 10,
-        ..config(Mode::Echo)
-    });
-    let mut good = Bystander::connect(server.addr(), "/");
-    let mut flooder = server.client();
-    // A small, fixed receive buffer: the flooder's window fills soon, so the
-    // server's pongs back up on its side.
-    socket2::SockRef::from(&flooder.stream)
-        .set_recv_buffer_size(32 << 10)
-        .unwrap();
-    let before = vm_rss_kib();
-    flooder.stream.set_nonblocking(true).unwrap();
-    let (mut pings, mut stalled_rounds, mut round) = (0u64, 0, 0);
-    let mut out: Vec<u8> = Vec::new();
-    let mut at = 0;
-    // Write pings as fast as the socket takes them, never reading. Stop once
-    // three rounds in a row (a bystander round trip apart) could not write
-    // a byte: the server stopped reading the flooder.
-    while stalled_rounds < 3 {
-        round += 1;
-        let mut wrote = 0;
-        loop {
-            if at == out.len() {
-                out.clear();
-                at = 0;
-                for _ in 0..256 {
-                    out.extend(masked_frame(true, 0, OP_PING, &ping_payload(pings), KEY));
-                    pings += 1;
-                }
-            }
-            match flooder.stream.write(&out[at..]) {
-                Ok(n) => {
-                    wrote += n;
-                    at += n;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("flooder write failed after {pings} pings: {e}"),
-            }
-            assert!(
-                pings < 2_000_000,
-                "2M pings (250 MiB) taken: the server never pushed back"
-            );
-        }
-        stalled_rounds = if wrote == 0 { stalled_rounds + 1 } else { 0 };
-        good.check();
-        if round % 16 == 0 {
-            assert_rss_bounded(before, "during the ping flood");
-        }
-    }
-    assert_rss_bounded(before, "with the ping flood stalled");
-    // The flooder reads now: every pong, in order, and nothing else. The
-    // rest of the last batch of pings goes out meanwhile.
-    flooder.stream.set_nonblocking(false).unwrap();
-    let reader = {
-        let stream = flooder.stream.try_clone().unwrap();
-        std::thread::spawn(move || read_pongs(stream, pings))
-    };
-    // This write waits for the server to work through every ping queued
-    // ahead of it, as fast as the reader takes the pongs: a bulk of work,
-    // not one step, so the test's watchdog bounds it, not IO_TIMEOUT.
-    flooder.stream.set_write_timeout(None).unwrap();
-    flooder.send_raw(&out[at..]);
-    flooder.stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    reader
-        .join()
-        .expect("pong reader panicked")
-        .unwrap_or_else(|e| panic!("after {pings} pings: {e}"));
-    flooder.assert_echo("flood over");
-    good.check();
-    assert_rss_bounded(before, "after the ping flood");
-    flooder.close();
-    good.close();
-    eprintln!("ping flood: {pings} pings, stalled after {round} rounds");
-    let stats = server.stop();
-    assert_eq!(stats.protocol_errors, 0, "{stats:?}");
-    assert!(stats.bytes_in > pings * 131, "{stats:?}");
-}
-
-// ---------------------------------------------------------------------------
-// 7. A broadcast receiver that never reads
-
-/// Reads a receiver that was cut off as a slow consumer to its end: whole
-/// messages in order (what the server had written before the cut), then
-/// Close 1008. Returns how many messages it got.
-fn read_to_cut_off(sluggard: &mut Client, size: usize) -> u32 {
-    let mut got = 0u32;
-    loop {
-        match sluggard.recv() {
-            Message::Binary(m) => {
-                assert_eq!(m.len(), size);
-                assert_eq!(m[..4], got.to_be_bytes(), "the cut-off reader's order");
-                got += 1;
-            }
-            Message::Close(code, _) => {
-                assert_eq!(code, Some(1008));
-                return got;
-            }
-            other => panic!("unexpected {}", describe(&other)),
-        }
-    }
-}
-
-#[test]
-fn broadcast_receiver_that_never_reads_is_cut_off_1008_while_others_get_everything() {
-    let _w = watchdog();
-    let _m = memory_lock();
-    const HIGH_WATER: usize = 256 << 10;
-    let server = TestServer::start(Config {
-        output_high_water: HIGH_WATER,
-        output_low_water: 64 << 10,
-        slow_consumer: SlowConsumerPolicy::Close,
-        // The cut-off reader reads once its cut-off shows in the metrics;
-        // this only bounds that wait (valgrind is slow).
-        close_timeout: Duration::from_secs(40),
-        broadcast_to_sender: false,
-        ..config(Mode::Broadcast)
-    });
-    // The bystander is in another room, checked with pings.
-    let mut good = Bystander::connect(server.addr(), "/elsewhere");
-    let mut publisher = Client::connect_path(server.addr(), "/room");
-    let mut reader = Client::connect_path(server.addr(), "/room");
-    let sluggard = Client::connect_path(server.addr(), "/room");
-    socket2::SockRef::from(&sluggard.stream)
-        .set_recv_buffer_size(16 << 10)
-        .unwrap();
-    let mut sluggard = Some(sluggard);
-    const MESSAGES: u32 = 1024;
-    // 64 MiB in all.
-    const SIZE: usize = 64 << 10;
-    // The publisher stays at most WINDOW messages ahead of what the good
-    // receiver has checked, so the server never queues more than that for
-    // it, however late its thread is scheduled: a slow reader, never a
-    // slow consumer. The sluggard, which never reads, still is one.
-    const WINDOW: u32 = 2;
-    let body = pattern(SIZE, 7);
-    let template = masked_frame(true, 0, OP_BINARY, &body, KEY);
-    assert!(WINDOW as usize * template.len() < HIGH_WATER);
-    let payload_at = template.len() - SIZE;
-    let before = vm_rss_kib();
-    // The well-behaved receiver reads on its own thread and checks every
-    // message: all of them, in order, intact. It acknowledges each one.
-    // It waits for the publisher, which may be busy elsewhere (a
-    // bystander round trip, a metrics scrape): the watchdog bounds that.
-    let (ack, acked) = mpsc::channel();
-    reader.stream.set_read_timeout(None).unwrap();
-    let receiving = std::thread::spawn(move || {
-        for i in 0..MESSAGES {
-            let m = reader.recv_binary();
-            assert_eq!(m.len(), SIZE, "message {i}");
-            assert_eq!(m[..4], i.to_be_bytes(), "message {i} out of order");
-            assert!(m[4..] == body[4..], "message {i} corrupted");
-            // Fails only if the publisher failed, which reports itself.
-            let _ = ack.send(i);
-        }
-        reader
-    });
-    let (mut checked, mut cut_off) = (0, None);
-    'publish: for i in 0..MESSAGES {
-        while i >= checked + WINDOW {
-            if acked.recv().is_err() {
-                // The receiver failed: its join below says how.
-                break 'publish;
-            }
-            checked += 1;
-        }
-        let mut frame = template.clone();
-        for (j, b) in i.to_be_bytes().into_iter().enumerate() {
-            frame[payload_at + j] = b ^ KEY[j];
-        }
-        publisher.send_raw(&frame);
-        if i % 64 == 0 {
-            good.check_ping();
-            assert_rss_bounded(before, "while publishing");
-        }
-        // Once the sluggard has been cut off it reads, on its own thread,
-        // while publishing goes on: its Close 1008 waits behind the frame
-        // that was cut short, within the close timeout.
-        if cut_off.is_none()
-            && (i % 16 == 0 || i == MESSAGES - 1)
-            && metric(server.addr(), "wsd_slow_consumer_cutoffs_total") > 0.0
-        {
-            let mut sluggard = sluggard.take().unwrap();
-            cut_off = Some(std::thread::spawn(move || {
-                let got = read_to_cut_off(&mut sluggard, SIZE);
-                sluggard.send_close(1008, b"");
-                sluggard.expect_eof();
-                got
-            }));
-        }
-    }
-    let reader = receiving.join().expect("the good receiver failed");
-    assert_rss_bounded(before, "after 64 MiB published");
-    good.check_ping();
-    let got = cut_off
-        .expect("the sluggard was never cut off")
-        .join()
-        .expect("the cut-off reader failed");
-    assert!(got < MESSAGES, "the sluggard got everything");
-    reader.close();
-    publisher.close();
-    good.close();
-    let stats = server.stop();
-    assert_eq!(stats.slow_consumer_cutoffs, 1, "{stats:?}");
-    assert_eq!(stats.messages_in, u64::from(MESSAGES), "{stats:?}");
-}
-
-// ---------------------------------------------------------------------------
-// 8. Resets in the middle of things
+// 6. Resets in the middle of things
 
 #[test]
 fn connection_reset_mid_frame_is_counted_and_freed() {
@@ -650,7 +375,7 @@ fn connection_reset_mid_frame_is_counted_and_freed() {
 }
 
 // ---------------------------------------------------------------------------
-// 9. Half-closed sockets
+// 7. Half-closed sockets
 
 #[test]
 fn half_closed_client_gets_its_echo_then_eof_also_when_cut_mid_frame() {
@@ -694,7 +419,7 @@ fn half_closed_client_gets_its_echo_then_eof_also_when_cut_mid_frame() {
 }
 
 // ---------------------------------------------------------------------------
-// 10. Out of file descriptors
+// 8. Out of file descriptors
 
 #[test]
 fn out_of_file_descriptors_keeps_serving_open_clients_and_accepts_again_once_some_close() {
@@ -777,81 +502,3 @@ fn out_of_file_descriptors_keeps_serving_open_clients_and_accepts_again_once_som
 }
 
 // ---------------------------------------------------------------------------
-// 10. Paused connections still notice their peer leaving
-
-/// Polls `/metrics` until `name` is `value`, for at most `limit` (a
-/// watchdog against a hang, not a speed check).
-fn wait_metric(addr: std::net::SocketAddr, name: &str, value: f64, limit: Duration) {
-    let until = std::time::Instant::now() + limit;
-    loop {
-        let now = metric(addr, name);
-        if now == value {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "{name} stayed at {now}, expected {value}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A broadcast receiver that reads nothing is paused (its output is over
-/// the high watermark) and, with `--slow-consumer drop`, kept. When it then
-/// half-closes, or half-closes and resets, wsd must still notice, close it
-/// within the close timeout and free it, instead of holding a CLOSE-WAIT
-/// socket with megabytes queued until it exits.
-#[test]
-fn paused_slow_consumer_that_half_closes_or_resets_is_closed_and_freed() {
-    let _w = watchdog();
-    let server = TestServer::start(Config {
-        output_high_water: 256 << 10,
-        output_low_water: 64 << 10,
-        slow_consumer: SlowConsumerPolicy::Drop,
-        close_timeout: Duration::from_secs(1),
-        broadcast_to_sender: false,
-        ..config(Mode::Broadcast)
-    });
-    let addr = server.addr();
-    let mut good = Bystander::connect(addr, "/elsewhere");
-    let mut publisher = Client::connect_path(addr, "/room");
-    let half_closer = Client::connect_path(addr, "/room");
-    let resetter = Client::connect_path(addr, "/room");
-    for c in [&half_closer, &resetter] {
-        socket2::SockRef::from(&c.stream)
-            .set_recv_buffer_size(16 << 10)
-            .unwrap();
-    }
-    const MESSAGES: u32 = 150;
-    let body = pattern(64 << 10, 5);
-    for _ in 0..MESSAGES {
-        publisher.send_binary(&body);
-    }
-    // Every message was taken in, and both receivers are far over the
-    // high watermark: paused, with later messages dropped for them.
-    wait_metric(
-        addr,
-        "wsd_messages_received_total",
-        f64::from(MESSAGES),
-        Duration::from_secs(30),
-    );
-    assert!(metric(addr, "wsd_slow_consumer_drops_total") > 0.0);
-    good.check_ping();
-    // Held: the bystander, the publisher, both receivers, and /metrics.
-    wait_connections_open(addr, 5);
-
-    half_closer.shutdown_write();
-    wait_metric(addr, "wsd_connections_open", 4.0, Duration::from_secs(30));
-
-    resetter.shutdown_write();
-    resetter.set_linger_zero();
-    drop(resetter);
-    wait_metric(addr, "wsd_connections_open", 3.0, Duration::from_secs(30));
-
-    good.check_ping();
-    drop(half_closer);
-    good.close();
-    publisher.close();
-    let stats = server.stop();
-    assert_eq!(stats.abnormal_closes, 2, "{stats:?}");
-}

@@ -1,11 +1,14 @@
-//! Keepalive and idle timeout: a quiet connection is pinged and closed
-//! (1001 "ping timeout") if it stays silent; a connection that sends no
-//! message is closed (1001 "idle timeout") however many pings and pongs it
-//! exchanges.
+//! Keepalive and idle timeout over real sockets: a quiet connection is
+//! pinged and closed (1001 "ping timeout") if it stays silent; a
+//! connection that sends no message is closed (1001 "idle timeout")
+//! however many pings and pongs it exchanges.
 //!
-//! Only outcomes are asserted, never durations: each test waits for what
-//! must happen with bounded reads, and "stays open" means the connection
-//! was still served after several intervals had passed.
+//! The timers themselves (when a ping goes out, how late an answer may
+//! come, which close wins) are tested on simulated time in
+//! `src/net/reactor/keepalive.rs`. Here only what no scheduling can change
+//! is asserted: a client whose thread is held up on a busy machine is
+//! rightly closed, so "stays open" is never an outcome these tests need,
+//! except where a late attempt can be told apart and repeated.
 
 mod common;
 
@@ -16,7 +19,8 @@ use wsd::{Config, Mode};
 
 const INTERVAL: Duration = Duration::from_millis(300);
 
-/// How long a test waits for a ping or close that must come.
+/// How long a test waits for a close that must come: a watchdog against a
+/// connection that is never closed, not a speed check.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn keepalive(ping: Option<Duration>, idle: Option<Duration>) -> Config {
@@ -39,98 +43,77 @@ fn expect_going_away(c: &mut Client, got: Message, reason: &str) {
     c.expect_eof();
 }
 
-/// A clean close by the client, ignoring keepalive pings that cross it.
-fn close_ignoring_pings(mut c: Client) {
-    c.send_close(1000, b"bye");
-    match c.recv_skipping_pings() {
-        Message::Close(code, _) => assert_eq!(code, Some(1000)),
-        other => panic!("expected Close 1000, got {}", describe(&other)),
-    }
-    c.expect_eof();
-}
-
 #[test]
-fn quiet_client_is_pinged_and_stays_open_while_it_answers() {
+fn silent_client_is_pinged_once_then_closed_with_ping_timeout() {
     let _w = watchdog();
     let server = TestServer::start(keepalive(Some(INTERVAL), None));
-    let mut c = server.client();
-    // Three pings answered in a row: the connection outlived several
-    // intervals (and several unanswered-ping deadlines) because it answered.
-    for i in 0..3 {
-        match c.recv() {
-            Message::Ping(payload) => c.send_frame(true, OP_PONG, &payload),
-            other => panic!("ping {i}: expected a Ping, got {}", describe(&other)),
-        }
-    }
-    c.assert_echo("still here");
-    close_ignoring_pings(c);
-    let stats = server.stop();
-    assert!(stats.pings_sent >= 3, "{stats:?}");
-    assert_eq!(stats.ping_timeouts, 0);
-}
-
-#[test]
-fn silent_client_is_closed_with_ping_timeout() {
-    let _w = watchdog();
-    let server = TestServer::start(keepalive(Some(INTERVAL), None));
-    let mut answering = server.client();
     let mut silent = server.client();
-    let until = Instant::now() + PATIENCE;
-    let mut pings = 0;
-    // Watch both; only one answers its pings.
-    let got = loop {
-        assert!(Instant::now() < until, "the silent client was never closed");
-        match answering.try_recv(Duration::from_millis(10)) {
-            Some(Message::Ping(p)) => answering.send_frame(true, OP_PONG, &p),
-            Some(other) => panic!("answering client got {}", describe(&other)),
-            None => {}
-        }
-        match silent.try_recv(Duration::from_millis(10)) {
-            Some(Message::Ping(_)) => pings += 1,
-            Some(other) => break other,
-            None => {}
-        }
-    };
-    assert_eq!(pings, 1, "closed after exactly one unanswered ping");
+    // Whenever the server gets to it: one ping, and one interval later,
+    // with the ping unanswered, the close.
+    assert_eq!(silent.recv(), Message::Ping(Vec::new()));
+    let got = silent.recv();
     expect_going_away(&mut silent, got, "ping timeout");
     let metrics = String::from_utf8(http_get(server.addr(), "/metrics").body).unwrap();
     assert!(
         metrics.lines().any(|l| l == "wsd_ping_timeouts_total 1"),
         "/metrics counts the ping timeout"
     );
-    // The answering client was not affected.
-    answering.send_text("unaffected");
-    loop {
-        match answering.recv() {
-            Message::Ping(p) => answering.send_frame(true, OP_PONG, &p),
-            Message::Text(t) => break assert_eq!(t, "unaffected"),
-            other => panic!("answering client got {}", describe(&other)),
-        }
-    }
-    close_ignoring_pings(answering);
     let stats = server.stop();
     assert_eq!(stats.ping_timeouts, 1, "{stats:?}");
+    assert_eq!(stats.pings_sent, 1, "{stats:?}");
     assert_eq!(stats.idle_timeouts, 0);
 }
 
+/// On a new connection, answers the first keepalive ping with `answer`
+/// (which reads whatever its answer brings back); the next frame must then
+/// be another Ping: the answer was taken and the connection kept. A Close
+/// "ping timeout" instead means the answer reached the server after its
+/// check, which a busy machine can cause, so the attempt is repeated on a
+/// new connection; if answers were never taken, the watchdog ends the
+/// test. Returns the attempts made.
+fn answered_ping_is_followed_by_another(server: &TestServer, answer: fn(&mut Client)) -> u32 {
+    for attempt in 1.. {
+        let mut c = server.client();
+        assert_eq!(c.recv(), Message::Ping(Vec::new()), "attempt {attempt}");
+        answer(&mut c);
+        match c.recv() {
+            Message::Ping(p) => {
+                assert!(p.is_empty(), "{p:?}");
+                c.close();
+                return attempt;
+            }
+            Message::Close(Some(1001), reason) if reason == b"ping timeout" => {
+                eprintln!("attempt {attempt}: the answer came after the server's check");
+                c.send_close(1001, b"");
+                c.expect_eof();
+            }
+            other => panic!("attempt {attempt}: got {}", describe(&other)),
+        }
+    }
+    unreachable!()
+}
+
 #[test]
-fn any_traffic_answers_a_ping() {
+fn a_pong_answers_a_keepalive_ping() {
     let _w = watchdog();
     let server = TestServer::start(keepalive(Some(INTERVAL), None));
-    let mut c = server.client();
-    for i in 0..3 {
-        assert!(
-            matches!(c.recv(), Message::Ping(_)),
-            "round {i}: expected a Ping"
-        );
-        // A message instead of a Pong keeps the connection, and the next
-        // thing the server sends (after the echo) is another Ping, not a
-        // close.
-        c.assert_echo(&format!("instead of a pong {i}"));
-    }
-    close_ignoring_pings(c);
+    let attempts = answered_ping_is_followed_by_another(&server, |c| {
+        c.send_frame(true, OP_PONG, b"");
+    });
     let stats = server.stop();
-    assert_eq!(stats.ping_timeouts, 0, "{stats:?}");
+    assert_eq!(stats.ping_timeouts, u64::from(attempts - 1), "{stats:?}");
+    assert_eq!(stats.protocol_errors, 0, "{stats:?}");
+}
+
+#[test]
+fn a_message_answers_a_keepalive_ping_too() {
+    let _w = watchdog();
+    let server = TestServer::start(keepalive(Some(INTERVAL), None));
+    let attempts = answered_ping_is_followed_by_another(&server, |c| {
+        c.assert_echo("instead of a pong");
+    });
+    let stats = server.stop();
+    assert_eq!(stats.ping_timeouts, u64::from(attempts - 1), "{stats:?}");
 }
 
 #[test]
@@ -167,79 +150,69 @@ fn client_sending_no_message_is_closed_with_idle_timeout_despite_pings() {
 #[test]
 fn answering_keepalive_pings_does_not_stop_the_idle_timeout() {
     let _w = watchdog();
-    // Pinged several times within the idle timeout, and answering each.
-    let server = TestServer::start(keepalive(Some(INTERVAL / 3), Some(INTERVAL)));
+    // The idle timeout under two ping intervals: whenever the client's
+    // answers come and however late the server runs its checks, the close
+    // is the idle one after at most one ping (the unit test
+    // `idle_under_two_intervals_always_closes_as_idle_after_at_most_one_ping`
+    // shows it). A pong taken for a message would restart the idle clock
+    // and let a second ping out.
+    let interval = Duration::from_millis(200);
+    let server = TestServer::start(keepalive(Some(interval), Some(interval * 3 / 2)));
     let mut c = server.client();
-    let mut pongs = 0;
+    let mut pings = 0;
     let got = loop {
         match c.recv() {
             Message::Ping(p) => {
                 c.send_frame(true, OP_PONG, &p);
-                pongs += 1;
+                pings += 1;
+                assert_eq!(pings, 1, "a second ping before the idle close");
             }
             other => break other,
         }
     };
     expect_going_away(&mut c, got, "idle timeout");
-    assert!(pongs >= 1, "never pinged before the idle close");
     let stats = server.stop();
     assert_eq!(stats.idle_timeouts, 1, "{stats:?}");
     assert_eq!(stats.ping_timeouts, 0, "{stats:?}");
-}
-
-#[test]
-fn client_sending_messages_stays_open_past_the_idle_timeout() {
-    let _w = watchdog();
-    let idle = Duration::from_millis(400);
-    let server = TestServer::start(keepalive(None, Some(idle)));
-    let mut c = server.client();
-    let started = Instant::now();
-    let mut sent = 0;
-    // Keep talking for several idle timeouts; each wait for a close that
-    // must not come paces the messages.
-    while started.elapsed() < idle * 4 {
-        c.assert_echo(&format!("message {sent}"));
-        sent += 1;
-        if let Some(m) = c.try_recv(Duration::from_millis(40)) {
-            panic!("after {sent} messages: {}", describe(&m));
-        }
-    }
-    close_ignoring_pings(c);
-    let stats = server.stop();
-    assert_eq!(stats.idle_timeouts, 0, "{stats:?}");
-    assert_eq!(stats.messages_in, sent);
+    assert_eq!(stats.messages_in, 0, "{stats:?}");
 }
 
 #[test]
 fn broadcast_listener_that_never_sends_is_idle_though_it_receives() {
     let _w = watchdog();
-    let idle = Duration::from_millis(400);
     let server = TestServer::start(Config {
-        idle_timeout: Some(idle),
+        idle_timeout: Some(Duration::from_millis(400)),
+        broadcast_to_sender: false,
         ..config(Mode::Broadcast)
     });
-    let mut talker = server.client();
     let mut listener = server.client();
+    // The talker joins after the listener and sends messages: its idle
+    // deadline is always later than the listener's, so if this thread is
+    // held up long enough for the talker to be closed as idle, the
+    // listener's Close was sent first.
+    let mut talker = server.client();
     let until = Instant::now() + PATIENCE;
     let mut ticks = 0;
+    let mut received = 0;
     let got = loop {
-        assert!(Instant::now() < until, "the listener was never closed");
+        assert!(
+            Instant::now() < until,
+            "the listener was never closed ({received} messages received)"
+        );
         talker.send_text(&format!("tick {ticks}"));
-        assert_eq!(talker.recv_text(), format!("tick {ticks}"));
-        match listener.recv() {
-            Message::Text(t) => assert_eq!(t, format!("tick {ticks}")),
-            other => break other,
-        }
         ticks += 1;
-        if let Some(m) = listener.try_recv(Duration::from_millis(30)) {
-            break m;
+        match listener.try_recv(Duration::from_millis(30)) {
+            Some(Message::Text(t)) => {
+                assert_eq!(t, format!("tick {received}"));
+                received += 1;
+            }
+            Some(other) => break other,
+            None => {}
         }
     };
     expect_going_away(&mut listener, got, "idle timeout");
-    // The talker is still served, and alone in the room now.
-    talker.send_text("after");
-    assert_eq!(talker.recv_text(), "after");
-    talker.close();
+    drop(talker);
     let stats = server.stop();
-    assert_eq!(stats.idle_timeouts, 1, "{stats:?}");
+    // The talker too, if this thread was held up for an idle timeout.
+    assert!((1..=2).contains(&stats.idle_timeouts), "{stats:?}");
 }

@@ -196,18 +196,15 @@ fn drain_gives_up_on_silent_clients_after_the_drain_timeout() {
     let _w = watchdog();
     let server = TestServer::start(draining(Mode::Echo, Duration::from_millis(300)));
     let mut silent = server.client();
-    let mut polite = server.client();
     server.begin_drain();
-    expect_drain_close(&mut polite);
-    polite.send_close(1001, b"");
-    polite.expect_eof();
-    drop(polite);
     // `silent` never answers; the server returns anyway, and its end of
-    // the connection closes with it.
+    // the connection closes with it. (A client that answers within 300 ms
+    // would depend on this thread being scheduled in time; the tests with
+    // LONG_DRAIN show answers ending a drain.)
     expect_drain_close(&mut silent);
     let stats = server.wait_stopped(IO_TIMEOUT);
     silent.expect_eof();
-    assert_eq!(stats.closes.get(&1001), Some(&1), "{stats:?}");
+    assert_eq!(stats.closes.get(&1001), None, "{stats:?}");
 }
 
 #[test]

@@ -78,13 +78,19 @@ fn the_server_cost_of_a_broadcast_is_per_delivery() {
     let v = run.json();
     assert!(v["server"]["cpu_us_per_delivery"].as_f64().is_some(), "{v}");
     assert!(v["server"].get("cpu_us_per_msg").is_none(), "{v}");
-    assert!(run.stderr.contains(" µs/delivery, "), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(" deliveries per CPU-second"),
-        "{}",
-        run.stderr
-    );
     assert!(!run.stderr.contains("µs/msg"), "{}", run.stderr);
+    // The CPU time is counted in clock ticks (10 ms): on a busy machine
+    // the server can get less than one in the window, and with no CPU
+    // reading there is no cost per delivery to print.
+    let cpu = v["server"]["cpu_s"].as_f64().expect("cpu_s");
+    for part in [" µs/delivery, ", " deliveries per CPU-second"] {
+        assert_eq!(
+            run.stderr.contains(part),
+            cpu > 0.0,
+            "{part:?}, cpu_s {cpu}: {}",
+            run.stderr
+        );
+    }
 }
 
 #[test]

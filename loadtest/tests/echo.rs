@@ -64,9 +64,19 @@ fn server_pid_gives_cpu_per_message() {
     assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
     let v = run.json();
     assert_eq!(n(&v, &["server", "pid"]), u64::from(std::process::id()));
-    assert!(run.stderr.contains("µs/msg"), "{}", run.stderr);
     assert!(v["server"]["rss_end"].as_u64().is_some_and(|r| r > 0));
     assert!(v["server"]["cpu_us_per_msg"].as_f64().is_some(), "{v}");
+    assert!(run.stderr.contains(" CPU in window"), "{}", run.stderr);
+    // The CPU time is counted in clock ticks (10 ms): on a busy machine
+    // the server can get less than one in the window, and with no CPU
+    // reading there is no cost per message to print.
+    let cpu = v["server"]["cpu_s"].as_f64().expect("cpu_s");
+    assert_eq!(
+        run.stderr.contains("µs/msg"),
+        cpu > 0.0,
+        "cpu_s {cpu}: {}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -199,7 +209,14 @@ fn payloads_too_small_for_a_stamp_are_echoed_checked_and_timed() {
         assert!(n(&v, &["received"]) > 0, "-s {size}");
         assert_eq!(n(&v, &["sent"]), n(&v, &["received"]), "-s {size}");
         assert_eq!(n(&v, &["errors_total"]), 0, "-s {size}");
-        assert!(n(&v, &["latency", "count"]) > 0, "-s {size}: no latency");
+        // Every reply in the window is timed. (How many came in 300 ms
+        // depends on the CPU the server and wsload got: on a busy machine,
+        // none at all.)
+        assert_eq!(
+            n(&v, &["latency", "count"]),
+            n(&v, &["window_received"]),
+            "-s {size}: replies in the window without a latency"
+        );
         assert!(
             run.stderr.contains("too small for a stamp") && run.stderr.contains("order by content"),
             "{}",

@@ -5,9 +5,11 @@
 //! The client frames and parses on its own (it does not use wsd's codec), so
 //! a bug shared by the server's encoder and decoder cannot hide itself.
 //!
-//! Every socket operation times out after [`IO_TIMEOUT`] and panics with
-//! what it was waiting for, and [`watchdog`] aborts a test that runs past
-//! its deadline: a hang fails the test instead of stalling CI.
+//! A socket operation that waits [`IO_TIMEOUT`] while this process does no
+//! work panics with what it was waiting for, and [`watchdog`] aborts a test
+//! that makes no progress for [`TEST_DEADLINE`]: a hang fails the test
+//! instead of stalling CI, and a busy machine only makes it slower
+//! (`watchdog.rs` says how progress is told).
 
 // Each test binary compiles this module on its own and uses a subset of it;
 // the unused rest would otherwise be dead-code warnings in every binary.
@@ -23,11 +25,13 @@ use std::time::Duration;
 
 use wsd::{Config, Mode, Server, ShutdownHandle, Stats};
 
-/// The longest any single socket operation may take before the test fails.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+mod watchdog;
+pub use watchdog::*;
 
-/// The longest any test may take.
-pub const TEST_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a socket operation waits before it looks at whether anything
+/// is being done: if this process did no work meanwhile, the operation
+/// fails; if it did, the operation waits again (see [`Progress`]).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The RFC 6455 §1.3 sample key and its accept value.
 pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -42,53 +46,16 @@ pub const OP_PING: u8 = 0x9;
 pub const OP_PONG: u8 = 0xA;
 
 // ---------------------------------------------------------------------------
-// Watchdog
-
-/// Aborts the whole test process if dropped later than the deadline.
-pub struct Watchdog {
-    done: Option<mpsc::Sender<()>>,
-}
-
-/// Starts a watchdog for the calling test with [`TEST_DEADLINE`].
-pub fn watchdog() -> Watchdog {
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("<unnamed test>")
-        .to_string();
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TEST_DEADLINE) {
-            // Straight to fd 2: `eprintln!` would go to the test's captured
-            // output, which the abort throws away unprinted.
-            let _ = writeln!(
-                std::io::stderr(),
-                "watchdog: test `{name}` ran past {TEST_DEADLINE:?}; aborting"
-            );
-            std::process::abort();
-        }
-    });
-    Watchdog { done: Some(tx) }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.done.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Server harness
 
-/// A config listening on an ephemeral loopback port.
+/// A config listening on an ephemeral loopback port, with keepalive pings
+/// off: a test on a busy machine can run past the default 30 s interval,
+/// and a Ping would then arrive where it expects data. The keepalive tests
+/// turn them on.
 pub fn config(mode: Mode) -> Config {
     Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         mode,
-        // Keepalive pings are off unless a test turns them on: a test that
-        // runs past the default interval (under valgrind, on a busy
-        // machine) would otherwise find a Ping where it expects data.
         ping_interval: None,
         ..Default::default()
     }
@@ -360,15 +327,45 @@ impl Client {
     }
 
     /// Writes `bytes` as they are (through TLS, if this client speaks it).
+    /// A write the peer leaves blocked for [`IO_TIMEOUT`] fails unless this
+    /// process made progress meanwhile.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        let res = match &mut self.tls {
-            None => self.stream.write_all(bytes),
-            Some(tls) => {
-                let mut s = rustls::Stream::new(tls, &mut self.stream);
-                s.write_all(bytes).and_then(|()| s.flush())
+        let mut progress = Progress::start();
+        let mut sent = 0;
+        loop {
+            let step = if sent < bytes.len() {
+                self.write_stream(&bytes[sent..])
+            } else {
+                match self.flush_stream() {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            };
+            match step {
+                Ok(0) => panic!("write of {} bytes: wrote 0 after {sent}", bytes.len()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) && progress.made() => {}
+                Err(e) => panic!("write of {} bytes failed after {sent}: {e}", bytes.len()),
             }
-        };
-        res.unwrap_or_else(|e| panic!("write of {} bytes failed: {e}", bytes.len()));
+        }
+    }
+
+    /// One write to the socket, through TLS if any (where it takes the
+    /// plaintext once earlier records are out).
+    fn write_stream(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.write(bytes),
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).write(bytes),
+        }
+    }
+
+    /// Over TLS, writes out the records still buffered.
+    fn flush_stream(&mut self) -> std::io::Result<()> {
+        match &mut self.tls {
+            None => Ok(()),
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).flush(),
+        }
     }
 
     /// Writes one masked frame.
@@ -396,6 +393,7 @@ impl Client {
     /// Panics on timeout or error, saying what was awaited.
     fn fill(&mut self, waiting_for: &str) -> usize {
         let mut chunk = [0u8; 64 << 10];
+        let mut progress = Progress::start();
         loop {
             match self.read_stream(&mut chunk) {
                 Ok(n) => {
@@ -403,6 +401,8 @@ impl Client {
                     return n;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // Slow, not stuck: the server is still at work.
+                Err(e) if timed_out(&e) && progress.made() => {}
                 Err(e) => panic!(
                     "read failed waiting for {waiting_for} ({} bytes buffered): {e}",
                     self.buf.len()
@@ -593,6 +593,11 @@ pub fn describe(m: &Message) -> String {
     }
 }
 
+/// Whether `e` is a socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` expired).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
 /// Parses one unmasked frame from the start of `buf`: the frame and the
 /// bytes it took, or `None` if incomplete.
 fn parse_server_frame(buf: &[u8]) -> Option<(Frame, usize)> {
@@ -634,6 +639,16 @@ impl TestServer {
     /// in the order configured: `Server::local_addrs`, then
     /// `Server::metrics_addrs`.
     pub fn start_all(cfg: Config) -> (TestServer, Vec<SocketAddr>) {
+        TestServer::start_all_with(cfg, || {})
+    }
+
+    /// Like [`TestServer::start`], running `on_thread` first on the
+    /// server's thread (to mark it for a counting allocator, say).
+    pub fn start_with(cfg: Config, on_thread: fn()) -> TestServer {
+        TestServer::start_all_with(cfg, on_thread).0
+    }
+
+    fn start_all_with(cfg: Config, on_thread: fn()) -> (TestServer, Vec<SocketAddr>) {
         assert!(cfg
             .listen
             .iter()
@@ -642,6 +657,7 @@ impl TestServer {
         let thread = std::thread::Builder::new()
             .name("wsd-server".into())
             .spawn(move || {
+                on_thread();
                 let mut server = Server::bind(cfg).expect("bind");
                 let addrs = [server.local_addrs(), server.metrics_addrs()].concat();
                 tx.send((addrs, server.shutdown_handle())).unwrap();
@@ -861,6 +877,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 // ---------------------------------------------------------------------------
 // The wsd binary as a child process
 
+/// Makes the process `cmd` starts get SIGKILL when the thread that starts
+/// it ends (`PR_SET_PDEATHSIG`): a test that panics drops its children,
+/// but one its watchdog aborts does not, and they would outlive the run.
+pub fn die_with_this_thread(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one system call,
+    // prctl: no allocation, no lock, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A `wsd` process started by a test, with its stdout banner read and its
 /// stderr collected line by line. Dropping it kills (SIGKILL) and reaps the
 /// process if it is still running; only this process is ever signalled.
@@ -887,7 +920,7 @@ impl WsdProcess {
     fn launch(mut cmd: std::process::Command) -> WsdProcess {
         use std::io::BufRead;
         use std::process::Stdio;
-        let mut child = cmd
+        let mut child = die_with_this_thread(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1179,7 +1212,8 @@ pub struct WsdExit {
 pub fn run_wsd_to_exit(args: &[&str], env: &[(&str, Option<&str>)], limit: Duration) -> WsdExit {
     use std::process::Stdio;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"));
-    cmd.args(args)
+    die_with_this_thread(&mut cmd)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -83,7 +83,8 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let port = self.port.to_string();
-        let child = Command::new(redis_server())
+        let mut cmd = Command::new(redis_server());
+        let child = crate::common::die_with_this_thread(&mut cmd)
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
             .args(&self.extra)

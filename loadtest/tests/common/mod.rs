@@ -15,8 +15,94 @@ use wsd::proto::handshake::accept_key;
 use wsd::proto::mask::apply_mask;
 use wsd::{Config, Mode, Server, ShutdownHandle};
 
-/// How long one wsload run may take before the test fails.
+/// How long one wsload run may go without progress before the test fails:
+/// neither it (nor the servers it started) nor this process (the
+/// in-process wsd) used any CPU in that time. A run on a busy machine is
+/// slower, not stuck: under `scripts/stress-tests.sh` its processes get
+/// one or two percent of a core.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long one wsload run may take at all, busy or not (a loop that never
+/// ends uses CPU too): ten times [`DEADLINE`].
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Makes the process `cmd` starts get SIGKILL when the thread that starts
+/// it ends (`PR_SET_PDEATHSIG`), so a test binary that is killed takes its
+/// wsload runs with it.
+pub fn die_with_this_thread(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one system call,
+    // prctl: no allocation, no lock, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// CPU time in clock ticks of `pid` and every live descendant, with what
+/// their reaped children used (utime, stime, cutime, cstime of
+/// /proc/PID/stat).
+fn tree_ticks(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // After the command name (in parentheses) comes field 3; utime is
+        // field 14.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        total += rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum::<u64>();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    total
+}
+
+/// Whether anything was being done between two looks: this process (the
+/// in-process wsd) or any process it started (wsload, the servers wsload
+/// started) used CPU. Other tests running alongside count too.
+pub struct Progress {
+    ticks: u64,
+}
+
+impl Progress {
+    /// Starts watching.
+    pub fn start() -> Progress {
+        Progress {
+            ticks: tree_ticks(std::process::id()),
+        }
+    }
+
+    /// Whether CPU was used since the start or the last call.
+    pub fn made(&mut self) -> bool {
+        let now = tree_ticks(std::process::id());
+        let made = now > self.ticks;
+        self.ticks = now;
+        made
+    }
+}
 
 /// A wsd server on 127.0.0.1:0 in a thread; stopped on drop.
 pub struct TestServer {
@@ -98,9 +184,11 @@ impl Run {
     }
 }
 
-/// Runs wsload with `args`, killing it and failing the test past [`DEADLINE`].
+/// Runs wsload with `args`, killing it and failing the test once it made
+/// no progress for [`DEADLINE`] or ran for [`RUN_LIMIT`].
 pub fn wsload(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsload"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+    let mut child = die_with_this_thread(&mut cmd)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -120,14 +208,31 @@ pub fn wsload(args: &[&str]) -> Run {
         s
     });
     let began = Instant::now();
+    let mut progress = Progress::start();
+    let (mut quiet_since, mut looked) = (began, began);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if began.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("wsload {args:?} still running after {DEADLINE:?}");
+        if looked.elapsed() >= Duration::from_secs(1) {
+            looked = Instant::now();
+            if progress.made() {
+                quiet_since = looked;
+            }
+            let stuck = quiet_since.elapsed() > DEADLINE;
+            if stuck || began.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = if stuck {
+                    format!("made no progress for {DEADLINE:?}")
+                } else {
+                    "is still running (busy: it used CPU all along)".into()
+                };
+                panic!(
+                    "wsload {args:?} {why}, {:?} after it started",
+                    began.elapsed()
+                );
+            }
         }
         thread::sleep(Duration::from_millis(20));
     };
