@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Drives headless Chromium against wsd's page and checks what the pages see.
 
-Usage: drive.py CHROMIUM ECHO_BASE BROADCAST_BASE TLS_BASE
+Usage: drive.py CHROMIUM ECHO_BASE BROADCAST_BASE TLS_BASE DEFLATE_BASE
 (bases like http://127.0.0.1:PORT; TLS_BASE is an echo server over
 https://, whose throwaway certificate Chromium is told to accept with
---ignore-certificate-errors). Prints one `PASS name` or
+--ignore-certificate-errors; DEFLATE_BASE an echo server with --deflate).
+Prints one `PASS name` or
 `FAIL name: why` line per check; run.sh counts them.
 
 Chromium is driven over the DevTools protocol on a pipe
@@ -176,8 +177,90 @@ def check_rooms(browser, base):
         raise AssertionError(f"C in /r2 saw {others}, state {st.get('state')!r}")
 
 
+# Opens a WebSocket of the page's own, checks that permessage-deflate was
+# agreed, and echoes text and binary messages of every size in SIZES, each
+# compared with what was sent. The outcome lands in window.deflateResult.
+DEFLATE_JS = """(() => {
+  const sizes = %s;
+  const ws = new WebSocket('ws://' + location.host + '/');
+  ws.binaryType = 'arraybuffer';
+  const sent = [];
+  let next = 0;
+  const fail = why => { window.deflateResult = 'FAIL ' + why; ws.close(); };
+  const text = n => {
+    let s = '{"seq":' + n + ',"words":[';
+    while (s.length < n) s += '"alpha","beta","gamma",';
+    return s.slice(0, n);
+  };
+  const binary = n => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 8)) & 0xff;
+    return b;
+  };
+  const sendNext = () => {
+    if (next === 2 * sizes.length) {
+      window.deflateResult = 'OK ' + ws.extensions;
+      ws.close(1000);
+      return;
+    }
+    const n = sizes[next >> 1];
+    const m = next %% 2 === 0 ? text(n) : binary(n);
+    next++;
+    sent.push(m);
+    ws.send(m);
+  };
+  ws.onopen = () => {
+    if (!ws.extensions.startsWith('permessage-deflate')) {
+      return fail('extensions: ' + JSON.stringify(ws.extensions));
+    }
+    sendNext();
+  };
+  ws.onmessage = e => {
+    const want = sent.shift();
+    if (typeof want === 'string') {
+      if (e.data !== want) return fail('text of ' + want.length + ' B differs');
+    } else {
+      const got = new Uint8Array(e.data);
+      if (got.length !== want.length || got.some((v, i) => v !== want[i])) {
+        return fail('binary of ' + want.length + ' B differs');
+      }
+    }
+    sendNext();
+  };
+  ws.onerror = () => fail('error event');
+  ws.onclose = e => {
+    if (!window.deflateResult) window.deflateResult = 'FAIL closed ' + e.code;
+  };
+  return true;
+})()"""
+
+DEFLATE_SIZES = [0, 1, 100, 127, 128, 1000, 65535, 65536, 300000, 1 << 20]
+
+
+def check_deflate(browser, base):
+    """Chromium agrees permessage-deflate with wsd --deflate and echoes
+    text and binary, 0 B to 1 MiB, compressed both ways."""
+    page = browser.open(base + "/")
+    deadline = time.monotonic() + 10
+    while browser.eval(page, "document.readyState + ' ' + location.protocol") != "complete http:":
+        if time.monotonic() > deadline:
+            raise TimeoutError("the page did not load in 10s")
+        time.sleep(0.1)
+    browser.eval(page, DEFLATE_JS % json.dumps(DEFLATE_SIZES))
+    deadline = time.monotonic() + 30
+    while True:
+        result = browser.eval(page, "window.deflateResult || ''")
+        if result:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("the echoes did not finish in 30s")
+        time.sleep(0.1)
+    if not result.startswith("OK "):
+        raise AssertionError(result)
+
+
 def main():
-    chromium, echo_base, broadcast_base, tls_base = sys.argv[1:5]
+    chromium, echo_base, broadcast_base, tls_base, deflate_base = sys.argv[1:6]
     # A TERM (run.sh's timeout) unwinds like an error, so the browser is
     # still closed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -190,6 +273,8 @@ def main():
                 ("echo: a typed message comes back", check_echo, echo_base),
                 ("rooms: /r1 pages see each other, /r2 sees neither", check_rooms, broadcast_base),
                 ("tls: the page over https echoes over wss", check_tls, tls_base),
+                ("deflate: Chromium agrees permessage-deflate, 0 B to 1 MiB echo",
+                 check_deflate, deflate_base),
             ]:
                 try:
                     check(browser, base)
