@@ -2,9 +2,9 @@
 //!
 //! A test that waits forever (a reply that never comes, a loop that never
 //! ends) must fail instead of stalling CI. A test on a busy machine only
-//! takes longer: under `scripts/stress-tests.sh` (nice 19 against a busy
-//! loop per core) its threads get one or two percent of a core, and a
-//! second of work takes a minute. A wall-clock deadline cannot tell the
+//! takes longer: under `STRESS_NICE=19 scripts/stress-tests.sh` (nice 19
+//! against a busy loop per core) its threads get one or two percent of a
+//! core, and a second of work takes a minute. A wall-clock deadline cannot tell the
 //! two apart. What can: while anything is being done, this process uses
 //! CPU (the test's threads, its in-process servers), however little of it
 //! the scheduler grants, or the kernel holds bytes on their way to one of
