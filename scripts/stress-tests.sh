@@ -7,11 +7,14 @@
 # Builds every test binary of the workspace (`cargo test --workspace
 # --no-run`: the unit tests of wsd and wsload, tests/*.rs and
 # loadtest/tests/*.rs), then runs all of them ROUNDS times, one binary after
-# another as `cargo test` does, each under `nice -n 19` while one busy loop
-# per core runs at normal priority. A test that passes only when its threads
-# are scheduled promptly (a reader that must keep up, a step that must
-# happen "soon") fails here; a test whose timeouts are only watchdogs does
-# not. NAME (a substring of a binary's source path, e.g. `hostile` or
+# another as `cargo test` does, while one busy loop per core runs at normal
+# priority. The tests run at STRESS_NICE (default 0): at equal priority a
+# test's threads get half the cores and wait whole time slices to run, as
+# beside a build; `STRESS_NICE=19` starves them to about 1.5% of a core,
+# a machine some 70 times slower, for rounds of an hour or more. A test
+# that passes only when its threads are scheduled promptly (a reader that
+# must keep up, a step that must happen "soon") fails here; a test whose
+# timeouts are only watchdogs does not. NAME (a substring of a binary's source path, e.g. `hostile` or
 # `loadtest/tests`) runs only the matching binaries.
 #
 # Every test that failed in at least one round is listed with how often and
@@ -22,9 +25,10 @@
 # status is 0 only if nothing failed (1), 2 for a usage or build error.
 # Logs of every run stay in STRESS_LOGS (default target/stress).
 #
-# Takes about 3 minutes a round on 2 busy cores: not part of CI by default.
+# Takes about 5 minutes a round on 2 busy cores: not part of CI.
 #
 # Environment: STRESS_BUSY (busy loops, default: the number of cores),
+# STRESS_NICE (the tests' niceness, default 0),
 # STRESS_BINARY_TIMEOUT (seconds one test binary may run, default 600; the
 # tests' own watchdogs abort a stuck test long before), STRESS_LOGS,
 # CARGO_TARGET_DIR. The script stops exactly the processes it started.
@@ -40,6 +44,7 @@ shift $(($# > 0 ? 1 : 0))
 FILTERS=("$@")
 BUSY=${STRESS_BUSY:-$(nproc)}
 BINARY_TIMEOUT=${STRESS_BINARY_TIMEOUT:-600}
+NICE=${STRESS_NICE:-0}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -170,7 +175,7 @@ done
 # ---------------------------------------------------------------------------
 # The rounds.
 
-echo "stress: $ROUNDS rounds of ${#EXES[@]} test binaries under nice -n 19, $BUSY busy loops"
+echo "stress: $ROUNDS rounds of ${#EXES[@]} test binaries under nice -n $NICE, $BUSY busy loops"
 START=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
     round_start=$(date +%s)
@@ -178,7 +183,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         label=${LABELS[$i]}
         out="$LOGS/round$round-${label//\//_}.out"
         err="$LOGS/round$round-${label//\//_}.err"
-        (cd "${DIRS[$i]}" && exec nice -n 19 timeout "$BINARY_TIMEOUT" "${EXES[$i]}") \
+        (cd "${DIRS[$i]}" && exec nice -n "$NICE" timeout "$BINARY_TIMEOUT" "${EXES[$i]}") \
             >"$out" 2>"$err" </dev/null &
         CHILD=$!
         rc=0
