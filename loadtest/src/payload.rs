@@ -554,4 +554,49 @@ mod tests {
             Err(Mismatch::Kind)
         );
     }
+
+    #[test]
+    fn fills_come_in_variants_picked_by_sequence_and_verify() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for fill in [Fill::Random, Fill::Text, Fill::Json] {
+            for enc in [Encoding::Binary, Encoding::Text] {
+                let codec = Codec::with_fill(enc, 1024, key, fill, 5);
+                assert_eq!(codec.variants, VARIANT_BYTES / 1024);
+                let mut seen = Vec::new();
+                for seq in [0, 1, 95, 96, 1000] {
+                    let stamp = Stamp { seq, ..STAMP };
+                    let mut out = Vec::new();
+                    codec.write(&mut out, &stamp);
+                    let (_, payload) = unmask(&out);
+                    assert_eq!(codec.verify(enc.kind(), &payload), Ok(stamp), "{fill:?}");
+                    if enc == Encoding::Text {
+                        assert!(std::str::from_utf8(&payload).is_ok());
+                    }
+                    seen.push(payload[enc.stamp_len()..].to_vec());
+                    // Another variant's padding under this stamp is wrong.
+                    let other = Stamp {
+                        seq: seq + 1,
+                        ..STAMP
+                    };
+                    let mut wrong = Vec::new();
+                    codec.write(&mut wrong, &other);
+                    let (_, mut wrong) = unmask(&wrong);
+                    encode_stamp(&stamp, enc, &mut wrong[..enc.stamp_len()]);
+                    assert_eq!(
+                        codec.verify(enc.kind(), &wrong),
+                        Err(Mismatch::Padding),
+                        "{fill:?} {seq}"
+                    );
+                }
+                // seq 0 and 96 share a variant; 0, 1 and 95 do not.
+                assert_eq!(seen[0], seen[3]);
+                assert_ne!(seen[0], seen[1]);
+                assert_ne!(seen[0], seen[2]);
+                // The same seed makes the same payloads in another thread's
+                // codec, whatever its key.
+                let twin = Codec::with_fill(enc, 1024, [1, 2, 3, 4], fill, 5);
+                assert_eq!(twin.plain, codec.plain);
+            }
+        }
+    }
 }

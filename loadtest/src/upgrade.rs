@@ -335,4 +335,42 @@ mod tests {
             Err(ProtocolMismatch::NoneChosen)
         );
     }
+
+    #[test]
+    fn deflate_is_offered_and_every_extensions_line_is_checked() {
+        let on = Upgrade::new(None, &[], &[], true);
+        let mut req = Vec::new();
+        on.write_request(&mut req, "h:1", "/", KEY);
+        let text = String::from_utf8(req).expect("ascii");
+        assert!(
+            text.contains(
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ),
+            "{text}"
+        );
+        let head = |lines: &str| {
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{lines}\r\n")
+                .into_bytes()
+        };
+        assert_eq!(on.check_extensions(&head("X: y\r\n")), Ok(None));
+        let agreed = on.check_extensions(&head(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n",
+        ));
+        assert_eq!(
+            agreed.map(|a| a.map(|a| a.client_max_window_bits)),
+            Ok(Some(Some(10)))
+        );
+        // Two lines are one list: permessage-deflate twice is refused.
+        let twice = head(
+            "Sec-WebSocket-Extensions: permessage-deflate\r\nsec-websocket-extensions: permessage-deflate\r\n",
+        );
+        assert_eq!(on.check_extensions(&twice), Err(AnswerError::Twice));
+        // Without --deflate nothing was offered, so nothing may be agreed.
+        let off = Upgrade::default();
+        assert_eq!(off.check_extensions(&head("X: y\r\n")), Ok(None));
+        assert!(matches!(
+            off.check_extensions(&head("Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+            Err(AnswerError::NotOffered(_))
+        ));
+    }
 }
