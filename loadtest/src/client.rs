@@ -11,6 +11,10 @@
 //! caller's closure, which appends frames to the output buffer, and the
 //! caller flushes once per wakeup.
 //!
+//! Under `--deflate`, frames queued since the last flush are compressed
+//! just before it (`crate::deflate::seal`), and compressed messages are
+//! inflated as the session assembles them.
+//!
 //! A `wss://` connection runs rustls between the socket and the buffers:
 //! the TLS handshake starts with the TCP connection (the upgrade request
 //! waits inside rustls until it is done, so the handshake time includes
@@ -27,9 +31,10 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 use socket2::{Domain, Protocol, Socket, Type};
 use wsd::proto::handshake::{client_key, parse_response, ResponseError};
-use wsd::proto::{Events, Limits, MessageKind, Parsing, Role, Session, State};
+use wsd::proto::{Events, Inflate, Limits, MessageKind, Parsing, Role, Session, State};
 
-use crate::stats::ErrorKind;
+use crate::deflate::{seal, Deflate};
+use crate::stats::{ErrorKind, Wire};
 use crate::tls::{read_tls, write_tls, TlsConfig};
 use crate::upgrade::{ProtocolMismatch, Upgrade};
 
@@ -81,6 +86,13 @@ pub struct Conn {
     rlen: usize,
     out: Vec<u8>,
     wpos: usize,
+    /// permessage-deflate, if agreed; boxed, so a plain connection pays a
+    /// pointer for it.
+    deflate: Option<Box<Deflate>>,
+    /// Where the frames not yet sealed start in `out` (see [`seal`]).
+    sealed_to: usize,
+    /// Bytes written and read since [`Conn::take_wire`].
+    wire: Wire,
     /// When the connect began.
     pub started: Instant,
     /// When [`Conn::close`] sent our Close, if it did.
@@ -91,10 +103,13 @@ pub struct Conn {
 struct Sink<'a, F> {
     out: &'a mut Vec<u8>,
     on_message: &'a mut F,
+    /// Message bytes received.
+    msg_in: &'a mut u64,
 }
 
 impl<F: FnMut(MessageKind, &[u8], &mut Vec<u8>)> Events for Sink<'_, F> {
     fn message(&mut self, kind: MessageKind, payload: &[u8]) {
+        *self.msg_in += payload.len() as u64;
         (self.on_message)(kind, payload, self.out);
     }
 
@@ -166,6 +181,9 @@ impl Conn {
             rlen: 0,
             out: Vec::new(),
             wpos: 0,
+            deflate: None,
+            sealed_to: 0,
+            wire: Wire::default(),
             started: Instant::now(),
             closed_at: None,
         })
@@ -198,6 +216,16 @@ impl Conn {
             .as_ref()
             .map_or(0, |t| usize::from(t.wants_write()));
         self.out.len() - self.wpos + tls
+    }
+
+    /// Whether permessage-deflate was agreed.
+    pub fn deflating(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// The bytes written and read since the last call.
+    pub fn take_wire(&mut self) -> Wire {
+        std::mem::take(&mut self.wire)
     }
 
     /// The session's close code, once the closing handshake began.
@@ -250,8 +278,14 @@ impl Conn {
                     if let Err(m) = up.check_response(&head[..offset]) {
                         return Err(subprotocol_failure(m, up));
                     }
+                    match up.check_extensions(&head[..offset]) {
+                        Ok(agreed) => self.deflate = agreed.map(|a| Box::new(Deflate::new(a))),
+                        Err(e) => return Err((ErrorKind::Extension, e.to_string())),
+                    }
                     self.rbuf.copy_within(offset..self.rlen, 0);
                     self.rlen -= offset;
+                    self.wire.frames_in += self.rlen as u64;
+                    self.sealed_to = self.out.len();
                     self.phase = Phase::Open;
                     return Ok(true);
                 }
@@ -296,10 +330,16 @@ impl Conn {
                 let mut sink = Sink {
                     out: &mut self.out,
                     on_message,
+                    msg_in: &mut self.wire.msg_in,
                 };
-                self.rlen = self
-                    .session
-                    .feed(&mut self.rbuf[..self.rlen], limits, &mut sink);
+                let inflate = self.deflate.as_deref_mut().map(|d| Inflate {
+                    reset: d.agreement.server_no_context_takeover,
+                    inflater: &mut d.inflater,
+                    out: &mut d.inflated,
+                });
+                self.rlen =
+                    self.session
+                        .feed_with(&mut self.rbuf[..self.rlen], limits, inflate, &mut sink);
                 if self.session.state() == State::Closed {
                     return Ok(ReadEnd::SessionClosed);
                 }
@@ -309,7 +349,10 @@ impl Conn {
             }
             match self.read_some(max) {
                 Ok(Some((0, _))) => return Ok(ReadEnd::Eof),
-                Ok(Some((_, filled))) => short_read = !filled,
+                Ok(Some((n, filled))) => {
+                    self.wire.frames_in += n as u64;
+                    short_read = !filled;
+                }
                 Ok(None) => return Ok(ReadEnd::Blocked),
                 Err(e) => return Err(io_failure(&e)),
             }
@@ -354,6 +397,15 @@ impl Conn {
     /// TLS: TLS records first, then the output encrypted into rustls (which
     /// holds it until the handshake is done) and on to the socket.
     pub fn flush(&mut self) -> Result<(), Failure> {
+        let framing = matches!(self.phase, Phase::Open | Phase::Closing | Phase::Lingering);
+        if framing && self.sealed_to < self.out.len() {
+            self.sealed_to = seal(
+                &mut self.out,
+                self.sealed_to,
+                self.deflate.as_deref_mut(),
+                &mut self.wire,
+            );
+        }
         loop {
             let res = match self.tls.as_deref_mut() {
                 Some(tls) => match write_tls(tls, &mut self.stream) {
@@ -372,12 +424,18 @@ impl Conn {
             };
             match res {
                 Ok(0) => return Err((ErrorKind::Io, "write returned 0".into())),
-                Ok(n) => self.wpos += n,
+                Ok(n) => {
+                    self.wpos += n;
+                    if framing {
+                        self.wire.frames_out += n as u64;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Keep the buffer from creeping: drop what is written
                     // once it is most of it.
                     if self.wpos >= self.out.len() / 2 {
                         self.out.drain(..self.wpos);
+                        self.sealed_to = self.sealed_to.saturating_sub(self.wpos);
                         self.wpos = 0;
                     }
                     return Ok(());
@@ -388,6 +446,7 @@ impl Conn {
         }
         self.out.clear();
         self.wpos = 0;
+        self.sealed_to = 0;
         Ok(())
     }
 
@@ -395,9 +454,11 @@ impl Conn {
     pub fn close(&mut self) {
         if self.phase == Phase::Open {
             let mut ignore = |_: MessageKind, _: &[u8], _: &mut Vec<u8>| {};
+            let mut msg_in = 0;
             let mut sink = Sink {
                 out: &mut self.out,
                 on_message: &mut ignore,
+                msg_in: &mut msg_in,
             };
             self.session.close(1000, "", &mut sink);
             self.phase = Phase::Closing;
@@ -458,8 +519,10 @@ impl Conn {
         self.tls = None;
         self.rbuf = Vec::new();
         self.out = Vec::new();
+        self.deflate = None;
         self.rlen = 0;
         self.wpos = 0;
+        self.sealed_to = 0;
     }
 }
 

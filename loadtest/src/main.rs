@@ -25,6 +25,8 @@ mod cli;
 mod client;
 mod compare;
 mod cpus;
+mod deflate;
+mod fill;
 mod machine;
 mod modes;
 mod output;
@@ -41,6 +43,7 @@ mod timer;
 mod tls;
 mod upgrade;
 mod window;
+mod wire;
 mod worker;
 
 use std::process::ExitCode;

@@ -18,10 +18,25 @@
 //!
 //! Frames are pre-encoded: [`Codec`] keeps masked frames whose padding is
 //! already masked, so sending a message is one copy plus masking the stamp.
+//!
+//! `--payload` swaps the letter padding for another fill (see
+//! [`crate::fill`]). Those fills come in several variants, picked by the
+//! sequence number, adding up to at least 96 KiB: a compressor that keeps
+//! its context finds no earlier copy of a message's padding in its 32 KiB
+//! window, so random stays incompressible. Payloads too small for a stamp
+//! keep the letters.
 
 use wsd::proto::frame::{encode_header, OpCode};
 use wsd::proto::mask::apply_mask;
 use wsd::proto::MessageKind;
+
+use crate::fill::{generate, Fill};
+
+/// The least a fill's variants add up to (see the module doc).
+const VARIANT_BYTES: usize = 96 << 10;
+
+/// The most variants a fill has (small payloads).
+const MAX_VARIANTS: usize = 1024;
 
 /// Stamp length in a binary payload.
 pub const BINARY_STAMP: usize = 32;
@@ -203,6 +218,8 @@ pub struct Codec {
     size: usize,
     /// Whether payloads are large enough to carry a stamp.
     stamped: bool,
+    /// How many payloads `frames` holds (chosen by sequence number).
+    variants: usize,
     /// Whole masked frames, back to back, copied for each message: one with
     /// a zeroed stamp, or without a stamp one per content of the cycle.
     frames: Vec<u8>,
@@ -215,23 +232,33 @@ pub struct Codec {
 }
 
 impl Codec {
-    /// Frames with `size`-byte payloads.
+    /// Frames with `size`-byte payloads padded with letters.
+    #[cfg(test)]
     pub fn new(enc: Encoding, size: usize, key: [u8; 4]) -> Codec {
+        Codec::with_fill(enc, size, key, Fill::Letters, 0)
+    }
+
+    /// Frames with `size`-byte payloads padded with `fill` from `seed`.
+    pub fn with_fill(enc: Encoding, size: usize, key: [u8; 4], fill: Fill, seed: u64) -> Codec {
         let stamped = size >= enc.stamp_len();
-        let variants = if stamped { 1 } else { CYCLE as usize };
+        let variants = match fill {
+            _ if !stamped => CYCLE as usize,
+            Fill::Letters => 1,
+            _ => VARIANT_BYTES.div_ceil(size).clamp(1, MAX_VARIANTS),
+        };
         let header = encode_header(true, 0, enc.opcode(), size as u64, Some(key));
         let header = header.as_slice();
         let mut plain = Vec::with_capacity(variants * size);
         let mut frames = Vec::with_capacity(variants * (header.len() + size));
         for k in 0..variants {
             let from = plain.len();
-            plain.extend((0..size).map(|i| {
-                if stamped && i < enc.stamp_len() {
-                    0
-                } else {
-                    padding_byte(i + k)
-                }
-            }));
+            if stamped {
+                let n = enc.stamp_len();
+                plain.resize(from + n, 0);
+                generate(fill, enc, seed, k as u64, n, size - n, &mut plain);
+            } else {
+                plain.extend((0..size).map(|i| padding_byte(i + k)));
+            }
             frames.extend_from_slice(header);
             let at = frames.len();
             frames.extend_from_slice(&plain[from..]);
@@ -242,6 +269,7 @@ impl Codec {
             key,
             size,
             stamped,
+            variants,
             frames,
             frame_len: header.len() + size,
             header_len: header.len(),
@@ -269,8 +297,9 @@ impl Codec {
             out.extend_from_slice(&self.frames[at..at + self.frame_len]);
             return;
         }
+        let at = (s.seq % self.variants as u64) as usize * self.frame_len;
         let start = out.len() + self.header_len;
-        out.extend_from_slice(&self.frames);
+        out.extend_from_slice(&self.frames[at..at + self.frame_len]);
         let n = self.enc.stamp_len();
         let stamp = &mut out[start..start + n];
         encode_stamp(s, self.enc, stamp);
@@ -293,7 +322,8 @@ impl Codec {
         self.check_shape(kind, payload)?;
         let n = self.enc.stamp_len();
         let stamp = decode_stamp(payload, self.enc).ok_or(Mismatch::Stamp)?;
-        if payload.get(n..) != self.plain.get(n..) {
+        let at = (stamp.seq % self.variants as u64) as usize * self.size;
+        if payload.get(n..) != self.plain.get(at + n..at + self.size) {
             return Err(Mismatch::Padding);
         }
         Ok(stamp)
@@ -523,5 +553,50 @@ mod tests {
             empty.verify_content(MessageKind::Binary, b"", Some(9)),
             Err(Mismatch::Kind)
         );
+    }
+
+    #[test]
+    fn fills_come_in_variants_picked_by_sequence_and_verify() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for fill in [Fill::Random, Fill::Text, Fill::Json] {
+            for enc in [Encoding::Binary, Encoding::Text] {
+                let codec = Codec::with_fill(enc, 1024, key, fill, 5);
+                assert_eq!(codec.variants, VARIANT_BYTES / 1024);
+                let mut seen = Vec::new();
+                for seq in [0, 1, 95, 96, 1000] {
+                    let stamp = Stamp { seq, ..STAMP };
+                    let mut out = Vec::new();
+                    codec.write(&mut out, &stamp);
+                    let (_, payload) = unmask(&out);
+                    assert_eq!(codec.verify(enc.kind(), &payload), Ok(stamp), "{fill:?}");
+                    if enc == Encoding::Text {
+                        assert!(std::str::from_utf8(&payload).is_ok());
+                    }
+                    seen.push(payload[enc.stamp_len()..].to_vec());
+                    // Another variant's padding under this stamp is wrong.
+                    let other = Stamp {
+                        seq: seq + 1,
+                        ..STAMP
+                    };
+                    let mut wrong = Vec::new();
+                    codec.write(&mut wrong, &other);
+                    let (_, mut wrong) = unmask(&wrong);
+                    encode_stamp(&stamp, enc, &mut wrong[..enc.stamp_len()]);
+                    assert_eq!(
+                        codec.verify(enc.kind(), &wrong),
+                        Err(Mismatch::Padding),
+                        "{fill:?} {seq}"
+                    );
+                }
+                // seq 0 and 96 share a variant; 0, 1 and 95 do not.
+                assert_eq!(seen[0], seen[3]);
+                assert_ne!(seen[0], seen[1]);
+                assert_ne!(seen[0], seen[2]);
+                // The same seed makes the same payloads in another thread's
+                // codec, whatever its key.
+                let twin = Codec::with_fill(enc, 1024, [1, 2, 3, 4], fill, 5);
+                assert_eq!(twin.plain, codec.plain);
+            }
+        }
     }
 }

@@ -325,6 +325,7 @@ pub fn text(s: &Summary) -> String {
             unexpected_closes(st)
         );
     }
+    o.push_str(&crate::wire::text(s));
     let rows: Vec<_> = latency_rows(s)
         .into_iter()
         .filter(|(_, h)| !h.is_empty())
@@ -481,6 +482,7 @@ pub fn json(s: &Summary) -> Value {
             "nofile_limit": s.nofile,
         },
         "failed": f.failed(s),
+        "wire": crate::wire::json(s),
     });
     if matches!(s.mode, "rate" | "broadcast") {
         v["uncorrected_latency"] = latency_json(&st.uncorrected);

@@ -242,7 +242,9 @@ fn run_thread(
         max_frame: size.max(64 << 10),
         ..Limits::default()
     };
-    let codec = s.payload().map(|p| Codec::new(p.encoding(), p.size, key));
+    let codec = s
+        .payload()
+        .map(|p| Codec::with_fill(p.encoding(), p.size, key, p.fill, p.seed));
     let n = globals.len() as f64;
     let barrier = shared.clone();
     let result = match (s, codec) {
@@ -282,7 +284,7 @@ fn run_thread(
         }
         (Scenario::Churn(a), Some(codec)) => {
             // One PRNG stream per thread, all from the one seed.
-            let seed = a.seed ^ (t as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            let seed = a.payload.seed ^ (t as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
             let work = Churn::new(codec, a.messages, a.depth, a.abrupt, seed, globals);
             Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
@@ -377,6 +379,8 @@ fn params(s: &Scenario, threads: usize) -> Value {
         let enc = pl.encoding();
         p["size"] = json!(pl.size);
         p["encoding"] = json!(enc.name());
+        p["payload"] = json!(pl.fill.name());
+        p["seed"] = json!(pl.seed);
         // What a reply is checked against: a stamp, or only its content.
         p["checks"] = json!(if pl.size >= enc.stamp_len() {
             "stamp"
@@ -385,6 +389,8 @@ fn params(s: &Scenario, threads: usize) -> Value {
         });
     }
     let c = s.client();
+    p["deflate"] = json!(c.deflate);
+    p["deflate"] = json!(c.deflate);
     if let Some(o) = &c.origin {
         p["origin"] = json!(o);
     }
@@ -408,7 +414,6 @@ fn params(s: &Scenario, threads: usize) -> Value {
             p["messages"] = json!(a.messages);
             p["depth"] = json!(a.depth);
             p["abrupt_pct"] = json!(a.abrupt);
-            p["seed"] = json!(a.seed);
         }
     }
     p

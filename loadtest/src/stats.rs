@@ -53,6 +53,12 @@ pub enum ErrorKind {
     /// TLS failed: the handshake (an untrusted certificate, say) or a
     /// record.
     Tls,
+    /// `--deflate`: the server's extension answer broke RFC 7692 or agreed
+    /// to something not offered; the connection failed.
+    Extension,
+    /// `--deflate`: the server declined permessage-deflate; the connection
+    /// went on uncompressed.
+    DeflateDeclined,
 }
 
 impl fmt::Display for ErrorKind {
@@ -73,6 +79,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::CloseTimeout => f.write_str("closing handshake timeout"),
             ErrorKind::Io => f.write_str("socket error"),
             ErrorKind::Tls => f.write_str("TLS failure"),
+            ErrorKind::Extension => f.write_str("extension answer rejected"),
+            ErrorKind::DeflateDeclined => f.write_str("deflate not negotiated"),
         }
     }
 }
@@ -115,6 +123,31 @@ impl Errors {
     }
 }
 
+/// Bytes on the wire against the messages' own bytes, after the
+/// handshake: how much `--deflate` saves, and the same figures without it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// WebSocket frame bytes written (headers included; payloads as sent,
+    /// so compressed under `--deflate`), before any TLS.
+    pub frames_out: u64,
+    /// WebSocket frame bytes read.
+    pub frames_in: u64,
+    /// Payload bytes of the messages queued for sending, uncompressed.
+    pub msg_out: u64,
+    /// Payload bytes of the messages received, inflated.
+    pub msg_in: u64,
+}
+
+impl Wire {
+    /// Adds `o`.
+    pub fn add(&mut self, o: &Wire) {
+        self.frames_out += o.frames_out;
+        self.frames_in += o.frames_in;
+        self.msg_out += o.msg_out;
+        self.msg_in += o.msg_in;
+    }
+}
+
 /// One second of the run.
 #[derive(Clone, Debug)]
 pub struct Second {
@@ -124,6 +157,8 @@ pub struct Second {
     pub received: u64,
     /// Errors counted.
     pub errors: u64,
+    /// Frame bytes written and read in this second.
+    pub wire: Wire,
     /// Latencies of messages received in this second.
     pub latency: Histogram<u32>,
 }
@@ -148,6 +183,7 @@ impl Timeline {
                 sent: 0,
                 received: 0,
                 errors: 0,
+                wire: Wire::default(),
                 latency: second_histogram(),
             });
         }
@@ -160,6 +196,7 @@ impl Timeline {
                 mine.sent += s.sent;
                 mine.received += s.received;
                 mine.errors += s.errors;
+                mine.wire.add(&s.wire);
                 // Same bounds on both sides, so adding cannot fail.
                 let _ = mine.latency.add(&s.latency);
             }
@@ -254,6 +291,8 @@ pub struct Stats {
     pub node_latency: Vec<Histogram<u64>>,
     /// Churn: how connections ended.
     pub churn: ChurnTally,
+    /// Frame and message bytes, whole run.
+    pub wire: Wire,
     /// Rows the timeline may hold.
     timeline_limit: usize,
 }
@@ -279,6 +318,7 @@ impl Stats {
             subscribers: Vec::new(),
             node_latency: Vec::new(),
             churn: ChurnTally::default(),
+            wire: Wire::default(),
             timeline_limit: rows,
         }
     }
@@ -313,6 +353,14 @@ impl Stats {
             if let Some(ns) = lat {
                 s.latency.saturating_record(ns.max(1));
             }
+        }
+    }
+
+    /// Counts bytes a connection wrote and read; `sec` is the row.
+    pub fn on_wire(&mut self, sec: Option<usize>, w: &Wire) {
+        self.wire.add(w);
+        if let Some(s) = sec.and_then(|s| self.timeline.at(s, self.timeline_limit)) {
+            s.wire.add(w);
         }
     }
 
@@ -360,6 +408,7 @@ impl Stats {
             }
         }
         self.churn.merge(&o.churn);
+        self.wire.add(&o.wire);
     }
 }
 
@@ -376,7 +425,18 @@ mod tests {
         b.on_sent(Some(3), false);
         b.on_received(Some(3), true, 64, Some(3000));
         b.on_error(Some(3), ErrorKind::Mismatch, 2, || "first".into());
+        let w = Wire {
+            frames_out: 10,
+            frames_in: 20,
+            msg_out: 30,
+            msg_in: 40,
+        };
+        a.on_wire(Some(0), &w);
+        b.on_wire(Some(3), &w);
         a.merge(&b);
+        assert_eq!(a.wire.frames_in, 40);
+        assert_eq!(a.wire.msg_out, 60);
+        assert_eq!(a.timeline.seconds[3].wire, w);
         assert_eq!((a.sent, a.received, a.window_sent), (2, 2, 1));
         assert_eq!(a.window_bytes, 128);
         assert_eq!(a.latency.len(), 2);

@@ -56,10 +56,14 @@ pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Writes the per-second series: where each row starts (seconds from the
-/// measured window's start), its phase, sent, received, errors, p99 (µs).
+/// measured window's start), its phase, sent, received, errors, p99 (µs),
+/// and the WebSocket frame bytes written and read.
 pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
     let layout = Window::new(0, &s.timing);
-    writeln!(w, "second,phase,sent,received,errors,p99_us")?;
+    writeln!(
+        w,
+        "second,phase,sent,received,errors,p99_us,wire_sent_bytes,wire_received_bytes"
+    )?;
     for (i, row) in s.stats.timeline.seconds.iter().enumerate() {
         let (phase, start) = layout.row_start(i);
         let p99 = if row.latency.is_empty() {
@@ -69,11 +73,13 @@ pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             w,
-            "{start},{},{},{},{},{p99}",
+            "{start},{},{},{},{},{p99},{},{}",
             phase.name(),
             row.sent,
             row.received,
-            row.errors
+            row.errors,
+            row.wire.frames_out,
+            row.wire.frames_in
         )?;
     }
     Ok(())

@@ -1,8 +1,11 @@
-//! The upgrade request wsload sends, with what `--origin`, `--protocol` and
-//! `-H` add to it, and the check of the subprotocol the server chose.
+//! The upgrade request wsload sends, with what `--origin`, `--protocol`,
+//! `--deflate` and `-H` add to it, and the checks of the subprotocol and
+//! extensions the server chose.
 //!
 //! The extra header lines are validated and encoded once per run; each
 //! connection copies them into its request.
+
+use crate::deflate::{parse_answer, Agreement, AnswerError};
 
 /// Header lines wsload writes itself: `-H` may not repeat or replace them.
 const OWN_HEADERS: [&str; 5] = [
@@ -63,7 +66,9 @@ pub fn parse_header(s: &str) -> Result<Header, String> {
         "origin" => return Err("give the Origin with --origin".into()),
         "sec-websocket-protocol" => return Err("give subprotocols with --protocol".into()),
         "sec-websocket-extensions" => {
-            return Err("wsload speaks no extension, so it cannot offer one".into())
+            return Err(
+                "offer permessage-deflate with --deflate; wsload speaks no other extension".into(),
+            )
         }
         _ => {}
     }
@@ -103,6 +108,8 @@ pub struct Upgrade {
     lines: Vec<u8>,
     /// The subprotocols offered, in order of preference.
     protocols: Vec<String>,
+    /// permessage-deflate offered (`--deflate`).
+    deflate: bool,
 }
 
 /// Why a 101 response is not acceptable for the request that was sent.
@@ -118,7 +125,13 @@ pub enum ProtocolMismatch {
 impl Upgrade {
     /// The extras for `origin`, `protocols` and `headers`, already checked
     /// by the parsers above.
-    pub fn new(origin: Option<&str>, protocols: &[String], headers: &[Header]) -> Upgrade {
+    /// With `deflate`, permessage-deflate is offered too.
+    pub fn new(
+        origin: Option<&str>,
+        protocols: &[String],
+        headers: &[Header],
+        deflate: bool,
+    ) -> Upgrade {
         let mut lines = Vec::new();
         let mut line = |name: &str, value: &str| {
             lines.extend_from_slice(name.as_bytes());
@@ -132,12 +145,16 @@ impl Upgrade {
         if !protocols.is_empty() {
             line("Sec-WebSocket-Protocol", &protocols.join(", "));
         }
+        if deflate {
+            line("Sec-WebSocket-Extensions", crate::deflate::OFFER);
+        }
         for h in headers {
             line(&h.name, &h.value);
         }
         Upgrade {
             lines,
             protocols: protocols.to_vec(),
+            deflate,
         }
     }
 
@@ -171,12 +188,37 @@ impl Upgrade {
     pub fn protocols(&self) -> &[String] {
         &self.protocols
     }
+
+    /// Whether permessage-deflate is offered.
+    pub fn deflate(&self) -> bool {
+        self.deflate
+    }
+
+    /// Checks the extensions a 101 response head agreed to (every
+    /// `Sec-WebSocket-Extensions` line): `Ok(None)` if none. Without
+    /// `--deflate` any extension is one never offered.
+    pub fn check_extensions(&self, head: &[u8]) -> Result<Option<Agreement>, AnswerError> {
+        let mut all = String::new();
+        for v in header_values(head, "sec-websocket-extensions") {
+            all.push_str(&String::from_utf8_lossy(v));
+            all.push(',');
+        }
+        match parse_answer(&all)? {
+            Some(_) if !self.deflate => Err(AnswerError::NotOffered("permessage-deflate".into())),
+            agreed => Ok(agreed),
+        }
+    }
 }
 
 /// The trimmed value of the first header line named `name` (lowercase) in
 /// a response head.
-fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+fn header_value<'a>(head: &'a [u8], name: &'a str) -> Option<&'a [u8]> {
+    header_values(head, name).next()
+}
+
+/// The trimmed values of every header line named `name` (lowercase).
+fn header_values<'a>(head: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    head.split(|&b| b == b'\n').skip(1).filter_map(move |line| {
         let colon = line.iter().position(|&b| b == b':')?;
         let (n, v) = line.split_at(colon);
         n.eq_ignore_ascii_case(name.as_bytes())
@@ -198,7 +240,7 @@ mod tests {
             .iter()
             .map(|h| parse_header(h).expect("valid header"))
             .collect();
-        Upgrade::new(origin, &protocols, &headers)
+        Upgrade::new(origin, &protocols, &headers, false)
     }
 
     #[test]
@@ -292,5 +334,43 @@ mod tests {
             chat.check_response(&head("X: y")),
             Err(ProtocolMismatch::NoneChosen)
         );
+    }
+
+    #[test]
+    fn deflate_is_offered_and_every_extensions_line_is_checked() {
+        let on = Upgrade::new(None, &[], &[], true);
+        let mut req = Vec::new();
+        on.write_request(&mut req, "h:1", "/", KEY);
+        let text = String::from_utf8(req).expect("ascii");
+        assert!(
+            text.contains(
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ),
+            "{text}"
+        );
+        let head = |lines: &str| {
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{lines}\r\n")
+                .into_bytes()
+        };
+        assert_eq!(on.check_extensions(&head("X: y\r\n")), Ok(None));
+        let agreed = on.check_extensions(&head(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n",
+        ));
+        assert_eq!(
+            agreed.map(|a| a.map(|a| a.client_max_window_bits)),
+            Ok(Some(Some(10)))
+        );
+        // Two lines are one list: permessage-deflate twice is refused.
+        let twice = head(
+            "Sec-WebSocket-Extensions: permessage-deflate\r\nsec-websocket-extensions: permessage-deflate\r\n",
+        );
+        assert_eq!(on.check_extensions(&twice), Err(AnswerError::Twice));
+        // Without --deflate nothing was offered, so nothing may be agreed.
+        let off = Upgrade::default();
+        assert_eq!(off.check_extensions(&head("X: y\r\n")), Ok(None));
+        assert!(matches!(
+            off.check_extensions(&head("Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+            Err(AnswerError::NotOffered(_))
+        ));
     }
 }

@@ -347,7 +347,7 @@ impl<W: Workload> Worker<W> {
                         );
                         self.work.on_start(&mut self.conns, &mut cx);
                         next_tick = Some(win.start);
-                        self.flush_dirty();
+                        self.flush_dirty(&win);
                         self.handle_requests(&win);
                         continue;
                     }
@@ -399,7 +399,7 @@ impl<W: Workload> Worker<W> {
                     &mut self.requests,
                 );
                 next_tick = self.work.on_tick(&mut self.conns, &mut cx);
-                self.flush_dirty();
+                self.flush_dirty(&win);
                 self.handle_requests(&win);
             }
             self.publish_progress();
@@ -645,6 +645,13 @@ impl<W: Workload> Worker<W> {
         self.pending -= 1;
         self.live += 1;
         self.shared.open.fetch_add(1, Ordering::Relaxed);
+        if self.upgrade.deflate() && !conn.deflating() {
+            self.stats
+                .on_error(win.row(now), ErrorKind::DeflateDeclined, 1, || {
+                    "the 101 agreed to no permessage-deflate: this connection is uncompressed"
+                        .into()
+                });
+        }
         if self.load {
             let mut cx = cx(
                 win,
@@ -677,7 +684,9 @@ impl<W: Workload> Worker<W> {
             work.on_message(idx, kind, payload, out, &mut cx);
         };
         let closing = conn.phase() == Phase::Closing;
-        match conn.read_frames(limits, &mut on_message) {
+        let end = conn.read_frames(limits, &mut on_message);
+        stats.on_wire(win.row(now), &conn.take_wire());
+        match end {
             Ok(ReadEnd::Blocked) => {}
             Ok(ReadEnd::SessionClosed) if closing && conn.protocol_error().is_none() => {
                 // The closing handshake is done: the server ends the stream next.
@@ -738,18 +747,23 @@ impl<W: Workload> Worker<W> {
         if conn.phase() == Phase::Done || conn.pending() == 0 {
             return;
         }
-        if let Err(f) = conn.flush() {
+        let res = conn.flush();
+        let now = self.shared.ns(Instant::now());
+        self.stats.on_wire(win.row(now), &conn.take_wire());
+        if let Err(f) = res {
             self.fail(idx, f, win);
         }
     }
 
-    fn flush_dirty(&mut self) {
+    fn flush_dirty(&mut self, win: &Window) {
         let dirty = std::mem::take(&mut self.dirty);
+        let row = win.row(self.shared.ns(Instant::now()));
         for &idx in &dirty {
             if let Some(conn) = self.conns[idx].as_mut() {
                 if conn.phase() != Phase::Done && conn.pending() > 0 {
                     // A write error shows again as an error on the next read.
                     let _ = conn.flush();
+                    self.stats.on_wire(row, &conn.take_wire());
                 }
             }
         }

@@ -112,7 +112,7 @@ fn hgrm_and_csv_files_are_written() {
     let mut lines = c.lines();
     assert_eq!(
         lines.next(),
-        Some("second,phase,sent,received,errors,p99_us")
+        Some("second,phase,sent,received,errors,p99_us,wire_sent_bytes,wire_received_bytes")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert!(!rows.is_empty());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use wsd::units::{parse_duration, parse_size};
 
+use crate::fill::Fill;
 use crate::payload::Encoding;
 use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
 
@@ -62,6 +63,13 @@ pub struct ClientArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     pub ca_file: Option<PathBuf>,
 
+    /// Offer permessage-deflate (RFC 7692): compress what is sent, inflate
+    /// what comes back compressed, and report wire bytes against message
+    /// bytes. A server that declines is counted, as "deflate not
+    /// negotiated", and its connections go on uncompressed.
+    #[arg(long)]
+    pub deflate: bool,
+
     /// wss://: accept any server certificate (a self-signed one, say). The
     /// handshake costs the same; only the check is skipped.
     #[arg(long)]
@@ -71,7 +79,12 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// What the upgrade requests carry besides wsload's own lines.
     pub fn upgrade(&self) -> Upgrade {
-        Upgrade::new(self.origin.as_deref(), &self.protocols, &self.headers)
+        Upgrade::new(
+            self.origin.as_deref(),
+            &self.protocols,
+            &self.headers,
+            self.deflate,
+        )
     }
 }
 
@@ -97,6 +110,19 @@ pub struct PayloadArgs {
     /// Send binary frames (the default).
     #[arg(long)]
     pub binary: bool,
+
+    /// What fills a payload after its stamp: letters (a to z, over and
+    /// over: compresses to almost nothing), random (incompressible bytes;
+    /// printable ASCII with --text), text (English-like words) or json
+    /// (JSON-like objects with repeated keys). All but letters come from
+    /// --seed, in enough variants per run that a compressor's 32 KiB
+    /// window cannot match one message against the last.
+    #[arg(long = "payload", value_enum, default_value_t = Fill::Letters, value_name = "KIND")]
+    pub fill: Fill,
+
+    /// Seed for the payloads (and, in churn, for how each connection ends).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
 }
 
 /// Payload flags of `broadcast`: the same flags, and what a small payload
@@ -122,6 +148,19 @@ pub struct FanoutPayloadArgs {
     /// Send binary frames (the default).
     #[arg(long)]
     pub binary: bool,
+
+    /// What fills a payload after its stamp: letters (a to z, over and
+    /// over: compresses to almost nothing), random (incompressible bytes;
+    /// printable ASCII with --text), text (English-like words) or json
+    /// (JSON-like objects with repeated keys). All but letters come from
+    /// --seed, in enough variants per run that a compressor's 32 KiB
+    /// window cannot match one message against the last.
+    #[arg(long = "payload", value_enum, default_value_t = Fill::Letters, value_name = "KIND")]
+    pub fill: Fill,
+
+    /// Seed for the payloads (and, in churn, for how each connection ends).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
 }
 
 impl From<&FanoutPayloadArgs> for PayloadArgs {
@@ -130,6 +169,8 @@ impl From<&FanoutPayloadArgs> for PayloadArgs {
             size: p.size,
             text: p.text,
             binary: p.binary,
+            fill: p.fill,
+            seed: p.seed,
         }
     }
 }
@@ -254,9 +295,6 @@ pub struct ChurnArgs {
     #[arg(long, default_value_t = 30, value_name = "PCT",
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub abrupt: u32,
-    /// Seed for choosing how each connection ends.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub seed: u64,
     /// How to connect.
     #[command(flatten)]
     pub client: ClientArgs,

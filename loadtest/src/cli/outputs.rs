@@ -34,7 +34,8 @@ pub struct SingleOut {
     /// Write the latency distribution in HdrHistogram's .hgrm text format (ms).
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
-    /// Write a per-second time series: second,phase,sent,received,errors,p99_us.
+    /// Write a per-second time series: second,phase,sent,received,errors,p99_us,
+    /// wire_sent_bytes,wire_received_bytes.
     ///
     /// Rows are whole seconds counted from the measured window's start, so
     /// none straddles two phases: `second` is where a row starts (negative
@@ -63,7 +64,8 @@ pub struct NodesOut {
     /// Write the fan-out latency distribution in HdrHistogram's .hgrm text format (ms).
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
-    /// Write a per-second time series: second,phase,sent,received,errors,p99_us.
+    /// Write a per-second time series: second,phase,sent,received,errors,p99_us,
+    /// wire_sent_bytes,wire_received_bytes.
     ///
     /// Rows are whole seconds counted from the measured window's start, so
     /// none straddles two phases: `second` is where a row starts (negative

@@ -117,7 +117,10 @@ fn churn_flags_and_defaults() {
         panic!("{plan:?}")
     };
     assert_eq!(a.connections, 200);
-    assert_eq!((a.messages, a.depth, a.abrupt, a.seed), (10, 1, 30, 1));
+    assert_eq!(
+        (a.messages, a.depth, a.abrupt, a.payload.seed),
+        (10, 1, 30, 1)
+    );
     assert!(parse(&["churn", "--abrupt", "101", "ws://127.0.0.1:9001"]).is_err());
     assert!(parse(&["churn", "--messages", "0", "ws://127.0.0.1:9001"]).is_err());
 }
@@ -350,6 +353,8 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "size",
         "text",
         "binary",
+        "payload",
+        "seed",
     ];
     let client = [
         "threads",
@@ -360,6 +365,7 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "header",
         "ca-file",
         "insecure",
+        "deflate",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {
@@ -385,7 +391,7 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
     );
     assert_eq!(
         sorted(longs(&["churn"])),
-        want(&["messages", "depth", "abrupt", "seed"], &single)
+        want(&["messages", "depth", "abrupt"], &single)
     );
     let mut conns: Vec<String> = ["connections", "duration"]
         .iter()
