@@ -228,9 +228,12 @@ pub fn wsload(args: &[&str]) -> Run {
                 } else {
                     "is still running (busy: it used CPU all along)".into()
                 };
+                let stderr = err_thread.join().unwrap_or_default();
+                let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
                 panic!(
-                    "wsload {args:?} {why}, {:?} after it started",
-                    began.elapsed()
+                    "wsload {args:?} {why}, {:?} after it started; its stderr ends:\n{}",
+                    began.elapsed(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
         }

@@ -143,8 +143,13 @@ impl Deflater {
 /// Appends a whole unmasked frame carrying `msg` compressed by `z`, RSV1 set
 /// (RFC 7692 §6.1): how a server sends a compressed message. With `reset`
 /// the message does not refer to earlier ones. If the backend fails the
-/// message goes uncompressed instead, RSV1 clear. Returns the compressed
-/// payload's length, or `None` if it went uncompressed.
+/// message goes uncompressed instead, RSV1 clear; so it does, with
+/// `reset`, when compressing did not make it shorter (random bytes grow
+/// by about 5%): RSV1 is per message, and with the compressor reset for
+/// every message nothing later depends on this one. Without `reset` the
+/// peer's window must see it, so it goes compressed whatever its size.
+/// Returns the compressed payload's length, or `None` if it went
+/// uncompressed.
 pub fn write_compressed_message(
     out: &mut Vec<u8>,
     kind: MessageKind,
@@ -167,6 +172,11 @@ pub fn write_compressed_message(
         return None;
     }
     let len = out.len() - body;
+    if reset && len >= msg.len() {
+        out.truncate(start);
+        super::frame::write_frame(out, op, msg);
+        return None;
+    }
     let header = encode_header(true, RSV1, op, len as u64, None);
     let header = header.as_slice();
     out.copy_within(body.., start + header.len());

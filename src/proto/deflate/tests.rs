@@ -304,10 +304,10 @@ fn the_backend_agrees_with_the_naive_decoder() {
 #[test]
 fn a_compressed_frame_has_rsv1_and_the_real_length() {
     let mut z = Deflater::new(15);
-    for len in [0usize, 10, 5000, 300_000] {
+    for (len, reset) in [(0usize, false), (10, false), (5000, true), (300_000, true)] {
         let msg = sample(len, 1);
         let mut out = b"before".to_vec();
-        let n = write_compressed_message(&mut out, MessageKind::Text, &msg, &mut z, true).unwrap();
+        let n = write_compressed_message(&mut out, MessageKind::Text, &msg, &mut z, reset).unwrap();
         let frame = &out[6..];
         let (h, offset) = match crate::proto::frame::decode_header(frame) {
             Ok(crate::proto::Parsing::Done { value, offset }) => (value, offset),
@@ -320,6 +320,36 @@ fn a_compressed_frame_has_rsv1_and_the_real_length() {
         assert_eq!((h.len as usize, frame.len() - offset), (n, n), "len {len}");
         let back = inflate_one(&mut Inflater::new(15), &frame[offset..], 1 << 20, true).unwrap();
         assert!(back == msg);
+    }
+}
+
+#[test]
+fn a_message_compression_does_not_shorten_goes_plain_unless_context_is_kept() {
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut z = Deflater::new(15);
+    for msg in [noise.as_slice(), b"", b"tiny"] {
+        let mut out = Vec::new();
+        let n = write_compressed_message(&mut out, MessageKind::Binary, msg, &mut z, true);
+        assert_eq!(n, None, "{} B went compressed", msg.len());
+        let mut plain = Vec::new();
+        crate::proto::frame::write_frame(&mut plain, OpCode::Binary, msg);
+        assert!(out == plain, "{} B: not the plain frame", msg.len());
+    }
+    // With context kept, the peer's window needs every message.
+    let mut out = Vec::new();
+    let n = write_compressed_message(&mut out, MessageKind::Binary, &noise, &mut z, false);
+    assert!(n.is_some_and(|n| n >= noise.len()), "{n:?}");
+    match crate::proto::frame::decode_header(&out) {
+        Ok(crate::proto::Parsing::Done { value, .. }) => assert_eq!(value.rsv, RSV1),
+        other => panic!("{other:?}"),
     }
 }
 
