@@ -14,8 +14,9 @@
 # a machine some 70 times slower, for rounds of an hour or more. A test
 # that passes only when its threads are scheduled promptly (a reader that
 # must keep up, a step that must happen "soon") fails here; a test whose
-# timeouts are only watchdogs does not. NAME (a substring of a binary's source path, e.g. `hostile` or
-# `loadtest/tests`) runs only the matching binaries.
+# timeouts are only watchdogs does not. NAME (a substring of a binary's
+# source path, e.g. `hostile` or `loadtest/tests`) runs only the matching
+# binaries.
 #
 # Every test that failed in at least one round is listed with how often and
 # its first failure message. A binary that ends without a test summary (a
