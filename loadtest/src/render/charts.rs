@@ -207,12 +207,26 @@ fn summary(d: &Document) -> R<Option<Chart>> {
     if groups.is_empty() || names.len() < 2 {
         return Ok(None);
     }
-    let all = groups.iter().flat_map(|(_, p)| p.iter().map(|(_, s)| s));
-    let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), s| {
-        (lo.min(s.min), hi.max(s.max))
-    });
+    // A log axis has no place for 0 (a server that used no measurable
+    // CPU in a short window on a busy machine): the axis spans the
+    // positive values, and lower ones are drawn at its floor.
+    let all = groups
+        .iter()
+        .flat_map(|(_, p)| p.iter().flat_map(|(_, s)| [s.min, s.max]))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     // Room above for the labels and the legend.
     let (lo, hi) = (lo / 1.6, hi * 2.5);
+    for (_, points) in &mut groups {
+        for (_, s) in points.iter_mut() {
+            let floor = |v: f64| if v.is_finite() { v.clamp(lo, hi) } else { hi };
+            *s = Spread {
+                median: floor(s.median),
+                min: floor(s.min),
+                max: floor(s.max),
+            };
+        }
+    }
     let labels: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
     let n = groups.len();
     let m = names.len();
@@ -363,7 +377,14 @@ fn short(v: f64) -> String {
 }
 
 /// Round values between `lo` and `hi` for a log axis: about five to ten.
+/// An axis that is not a positive range gets the one key 1: `lo` of 0
+/// would make the decades start at `i32::MIN`, a loop of billions.
 fn log_keys(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && hi > lo) {
+        return vec![1.0];
+    }
+    // At most twelve decades below the top.
+    let lo = lo.max(hi * 1e-12);
     let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
     let within = |steps: &[f64]| -> Vec<f64> {
         decades
@@ -552,6 +573,24 @@ mod tests {
             log_keys(0.5, 30.0),
             &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
         ));
+    }
+
+    #[test]
+    fn log_keys_of_an_axis_from_zero_or_worse_end_at_once() {
+        for (lo, hi) in [
+            (0.0, 2.5),
+            (-1.0, 2.5),
+            (f64::NAN, 2.5),
+            (1.0, f64::INFINITY),
+            (2.0, 1.0),
+        ] {
+            assert_eq!(log_keys(lo, hi), [1.0], "{lo}..{hi}");
+        }
+        let tiny = log_keys(1e-300, 10.0);
+        assert!(
+            tiny.len() <= 10 && tiny.iter().all(|k| *k >= 1e-11),
+            "{tiny:?}"
+        );
     }
 
     #[test]
