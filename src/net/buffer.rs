@@ -80,7 +80,7 @@ impl ReadBuf {
     /// [`ReadBuf::settle`], so that a read that fails loses nothing.
     pub fn carry(&mut self, shared: &mut [u8], want: usize) -> usize {
         let n = self.filled;
-        if n == 0 || n > CARRY_MAX || n + want > SHARED_READ {
+        if n > CARRY_MAX || n + want > SHARED_READ {
             return 0;
         }
         match (shared.get_mut(..n), self.data.get(..n)) {
@@ -128,6 +128,7 @@ impl ReadBuf {
     /// shared read buffer's, `shared`, and the kept bytes are copied here,
     /// with room for the rest of the frame). Gives the storage back if
     /// nothing is kept.
+    #[inline]
     pub fn settle(
         &mut self,
         fed_own: bool,
@@ -141,18 +142,21 @@ impl ReadBuf {
             if self.filled == 0 {
                 self.release(pool);
             }
-        } else if keep == 0 {
-            if !self.data.is_empty() {
-                self.release(pool);
-            }
-        } else {
-            let bytes = shared.get(..keep).unwrap_or_default();
-            self.filled = 0;
-            self.reserve(storage_for(bytes.len(), want), pool);
-            if let Some(dst) = self.data.get_mut(..bytes.len()) {
-                dst.copy_from_slice(bytes);
-                self.filled = bytes.len();
-            }
+        } else if keep > 0 {
+            self.store(shared.get(..keep).unwrap_or_default(), want, pool);
+        } else if self.filled > 0 {
+            // Carried into the shared buffer, and all consumed there.
+            self.release(pool);
+        }
+    }
+
+    /// Replaces the contents with `bytes`, with room for `want` more.
+    fn store(&mut self, bytes: &[u8], want: usize, pool: &mut BufPool) {
+        self.filled = 0;
+        self.reserve(storage_for(bytes.len(), want), pool);
+        if let Some(dst) = self.data.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.filled = bytes.len();
         }
     }
 

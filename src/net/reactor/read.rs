@@ -63,9 +63,15 @@ impl Server {
                 break;
             }
             reads += 1;
-            let want = conn.session.wants();
-            let carried = conn.rbuf.carry(&mut self.io.read, want);
-            let into_own = carried == 0 && !conn.rbuf.is_empty();
+            // Most reads go into the shared buffer: the protocol's wants
+            // matter only while bytes are kept.
+            let (carried, into_own, want) = if conn.rbuf.is_empty() {
+                (0, false, 0)
+            } else {
+                let want = conn.session.wants();
+                let carried = conn.rbuf.carry(&mut self.io.read, want);
+                (carried, carried == 0, want)
+            };
             let spare = if into_own {
                 conn.rbuf.spare(want, &mut self.io.pool)
             } else {
@@ -197,15 +203,11 @@ impl Server {
                 }
             }
             Phase::Open => {
-                // Large echo replies go out from the read buffer, on plain
-                // TCP and uncompressed only: TLS copies into its records
-                // anyway, and deflate writes a new payload.
-                if cfg.mode == Mode::Echo && conn.tls.is_none() && conn.deflate.is_none() {
-                    sink.direct = Some(Direct {
-                        stream: &mut conn.stream,
-                        queue: &mut conn.out,
-                    });
-                }
+                sink.direct = Some(Direct {
+                    stream: &mut conn.stream,
+                    queue: &mut conn.out,
+                    plain: conn.tls.is_none(),
+                });
                 let (keep, inflated) = compress::feed(
                     &mut conn.session,
                     conn.deflate,

@@ -36,8 +36,8 @@ pub(super) struct Sink<'a> {
     pub(super) tx: &'a mut Tx,
     /// The connection's own compressor (server context takeover).
     pub(super) own: &'a mut Option<Deflater>,
-    /// The connection's socket and queue, when echo replies may be written
-    /// from the read buffer (plain TCP, no compression).
+    /// The connection's socket and queue, for echo replies written from
+    /// the read buffer (once the connection is open).
     pub(super) direct: Option<Direct<'a>>,
 }
 
@@ -45,6 +45,8 @@ pub(super) struct Sink<'a> {
 pub(super) struct Direct<'a> {
     pub(super) stream: &'a mut TcpStream,
     pub(super) queue: &'a mut Option<Box<OutQueue>>,
+    /// No TLS: the socket takes the payload as it is.
+    pub(super) plain: bool,
 }
 
 /// Echo payloads from this size on are written at once from the read
@@ -59,17 +61,7 @@ impl Events for Sink<'_> {
         self.got_message = true;
         match self.mode {
             Mode::Echo if payload.len() >= DIRECT_FROM && self.writes_through() => {
-                let header = message_header(kind, payload.len());
-                if let Some(d) = self.direct.as_mut() {
-                    let parts = [self.out.as_slice(), header.as_slice(), payload];
-                    // A socket error stays with the socket: the flush that
-                    // ends this read meets it again and ends the connection.
-                    if let Ok(n) = write_through(d.stream, d.queue, &parts) {
-                        self.stats.bytes_out += n as u64;
-                    }
-                    self.out.clear();
-                }
-                self.stats.messages_out += 1;
+                self.echo_through(kind, payload);
             }
             Mode::Echo => {
                 // Compressed for a client that agreed on permessage-deflate.
@@ -105,11 +97,32 @@ impl Events for Sink<'_> {
 }
 
 impl Sink<'_> {
-    /// Whether a reply may go out from the read buffer now: on a plain,
-    /// uncompressed connection with nothing queued ahead of it.
+    /// Whether a reply may go out from the read buffer now: on plain TCP
+    /// (TLS copies into its records anyway), uncompressed (deflate writes a
+    /// new payload), with nothing queued ahead of it.
     fn writes_through(&self) -> bool {
-        self.direct
-            .as_ref()
-            .is_some_and(|d| d.queue.as_ref().is_none_or(|q| q.is_empty()))
+        self.deflate.is_none()
+            && self
+                .direct
+                .as_ref()
+                .is_some_and(|d| d.plain && d.queue.as_ref().is_none_or(|q| q.is_empty()))
+    }
+
+    /// Echoes `payload` with one `writev` of the output before it, its
+    /// header and the payload where it lies; only what the socket does not
+    /// take is copied, into the queue.
+    #[inline(never)]
+    fn echo_through(&mut self, kind: MessageKind, payload: &[u8]) {
+        let header = message_header(kind, payload.len());
+        if let Some(d) = self.direct.as_mut() {
+            let parts = [self.out.as_slice(), header.as_slice(), payload];
+            // A socket error stays with the socket: the flush that ends
+            // this read meets it again and ends the connection.
+            if let Ok(n) = write_through(d.stream, d.queue, &parts) {
+                self.stats.bytes_out += n as u64;
+            }
+            self.out.clear();
+        }
+        self.stats.messages_out += 1;
     }
 }
