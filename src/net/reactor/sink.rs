@@ -1,16 +1,17 @@
 //! What the server does with a message: echo it into the connection's
-//! output, or encode it once into its room's batch for the turn.
+//! output (a large one straight from the read buffer, see [`Direct`]), or
+//! encode it once into its room's batch for the turn.
+
+use mio::net::TcpStream;
 
 use super::compress::{Terms, Tx};
 use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
+use crate::net::buffer::{write_through, OutQueue};
 use crate::net::stats::Stats;
 use crate::net::timer::ConnId;
 use crate::proto::deflate::Deflater;
-use mio::net::TcpStream;
-
-use crate::net::buffer::{write_through, OutQueue};
 use crate::proto::session::{message_header, write_message};
 use crate::proto::{Events, MessageKind};
 
