@@ -7,7 +7,9 @@
 # what it starts (Ctrl-C included).
 #
 # Usage: benches/compare.sh [scenario...]   names from benches/compare.toml
-#                                           (default: all)
+#                                           (default: all); `sizes` stands
+#                                           for the size sweep, echo-1k
+#                                           to echo-16m
 # Environment: DURATION (each scenario's measured window; default the
 # file's), ROUNDS (default the file's), OUT (default target/compare): where
 # compare.json, compare.html and the charts (svg/) go.
@@ -28,7 +30,14 @@ args=(--scenarios benches/compare.toml
       --json "$OUT/compare.json" --html "$OUT/compare.html" --svg "$OUT/svg")
 [ -z "${ROUNDS:-}" ] || args+=(--rounds "$ROUNDS")
 [ -z "${DURATION:-}" ] || args+=(--duration "$DURATION")
-[ $# -eq 0 ] || args+=(--only "$(IFS=,; echo "$*")")
+names=()
+for name in "$@"; do
+    case $name in
+        sizes) names+=(echo-1k echo-16k echo-64k echo-1m echo-16m) ;;
+        *) names+=("$name") ;;
+    esac
+done
+[ ${#names[@]} -eq 0 ] || args+=(--only "$(IFS=,; echo "${names[*]}")")
 echo "== wsload compare ${args[*]}"
 echo "   (report: $OUT/compare.html; again later: wsload report $OUT/compare.json)"
 exec "$TARGET/release/wsload" compare "${args[@]}"

@@ -47,7 +47,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::buffer::{BufPool, READ_CHUNK};
+use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::{Cluster, Published, RoomShare};
 use super::conn::Connection;
 use super::listener;
@@ -294,7 +294,7 @@ impl Server {
             conns: Slab::with_capacity(cfg.max_connections.min(1 << 20) + REFUSAL_HEADROOM),
             hub: Hub::default(),
             io: Io {
-                read: vec![0u8; READ_CHUNK].into_boxed_slice(),
+                read: vec![0u8; SHARED_READ_LEN].into_boxed_slice(),
                 out: Vec::new(),
                 pool: BufPool::new(64),
             },

@@ -31,8 +31,8 @@ use super::close::{self, CloseFrame};
 use super::deflate::Inflater;
 use super::error::ProtocolError;
 use super::frame::{
-    self, decode_header, encode_header, Header, OpCode, Parsing, MAX_CONTROL_PAYLOAD,
-    MAX_HEADER_LEN, RSV1,
+    self, decode_header, encode_header, EncodedHeader, Header, OpCode, Parsing,
+    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1,
 };
 use super::mask::apply_mask;
 use super::message::{Assembly, Limits, MessageKind};
@@ -146,6 +146,17 @@ impl Session {
     /// Whether a message is partly received (its bytes are kept in the buffer).
     pub fn in_message(&self) -> bool {
         self.msg.is_some()
+    }
+
+    /// Payload bytes of the data frame being received that have not arrived
+    /// yet (0 between frames). Bounded by the limits, which the frame's
+    /// header was checked against before it was accepted: a caller may size
+    /// a buffer by it, so that the rest of the frame lands in one read.
+    pub fn wants(&self) -> usize {
+        self.msg
+            .as_ref()
+            .and_then(|m| m.frame)
+            .map_or(0, |f| f.remaining)
     }
 
     /// Processes `buf`, the bytes kept from the last call followed by new
@@ -498,11 +509,21 @@ struct Cursor {
 /// Appends an unmasked data frame carrying a whole message: what a server
 /// sends. Re-exported for the reactor's echo path.
 pub fn write_message(out: &mut Vec<u8>, kind: MessageKind, payload: &[u8]) {
-    let op = match kind {
+    frame::write_frame(out, message_opcode(kind), payload);
+}
+
+/// The header of an unmasked data frame carrying a whole message of `len`
+/// bytes: for a caller that sends the payload from where it lies, without
+/// copying it behind the header.
+pub fn message_header(kind: MessageKind, len: usize) -> EncodedHeader {
+    encode_header(true, 0, message_opcode(kind), len as u64, None)
+}
+
+fn message_opcode(kind: MessageKind) -> OpCode {
+    match kind {
         MessageKind::Text => OpCode::Text,
         MessageKind::Binary => OpCode::Binary,
-    };
-    frame::write_frame(out, op, payload);
+    }
 }
 
 #[cfg(test)]

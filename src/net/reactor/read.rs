@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use log::info;
 
 use super::compress::{self, Incoming};
-use super::sink::Sink;
+use super::sink::{Direct, Sink};
 use super::upgrade::{handshake, Handshake, HttpContext};
 use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
 use crate::config::Mode;
@@ -63,22 +63,27 @@ impl Server {
                 break;
             }
             reads += 1;
-            let into_own = !conn.rbuf.is_empty();
-            let (res, offered) = if into_own {
-                let spare = conn.rbuf.spare(&mut self.io.pool);
-                let offered = spare.len();
-                (
-                    Wire::new(&mut conn.stream, &mut conn.tls).read(spare),
-                    offered,
-                )
+            // Most reads go into the shared buffer: the protocol's wants
+            // matter only while bytes are kept.
+            let (carried, into_own, want) = if conn.rbuf.is_empty() {
+                (0, false, 0)
             } else {
-                (conn.wire().read(&mut self.io.read), self.io.read.len())
+                let want = conn.session.wants();
+                let carried = conn.rbuf.carry(&mut self.io.read, want);
+                (carried, carried == 0, want)
             };
+            let spare = if into_own {
+                conn.rbuf.spare(want, &mut self.io.pool)
+            } else {
+                self.io.read.get_mut(carried..).unwrap_or_default()
+            };
+            let offered = spare.len();
+            let res = Wire::new(&mut conn.stream, &mut conn.tls).read(spare);
             match res {
                 Ok(0) => return self.peer_closed(key),
                 Ok(n) => {
                     self.stats.bytes_in += n as u64;
-                    self.process(key, n, into_own);
+                    self.process(key, carried + n, into_own);
                     if n < offered && !until_blocked {
                         break;
                     }
@@ -101,7 +106,9 @@ impl Server {
         self.flush(key);
     }
 
-    /// Hands `n` freshly read bytes to the handshake or the session.
+    /// Hands `n` bytes to the handshake or the session: the kept ones and
+    /// those just read, in the connection's buffer if `into_own`, else at
+    /// the front of the shared one.
     pub(super) fn process(&mut self, key: usize, n: usize, into_own: bool) {
         let held = self.conns.len();
         let now_ms = if self.keepalive_on {
@@ -159,6 +166,7 @@ impl Server {
             deflate: conn.deflate,
             tx: &mut zlib.tx,
             own: &mut own_out,
+            direct: None,
         };
         let mut incoming = Incoming {
             neg: &mut zlib.neg,
@@ -195,6 +203,11 @@ impl Server {
                 }
             }
             Phase::Open => {
+                sink.direct = Some(Direct {
+                    stream: &mut conn.stream,
+                    queue: &mut conn.out,
+                    plain: conn.tls.is_none(),
+                });
                 let (keep, inflated) = compress::feed(
                     &mut conn.session,
                     conn.deflate,
@@ -215,11 +228,7 @@ impl Server {
                 conn.sent_turn = *turn;
             }
         }
-        if into_own {
-            rbuf.keep(keep, pool);
-        } else if keep > 0 {
-            rbuf.store(read.get(..keep).unwrap_or_default(), pool);
-        }
+        rbuf.settle(into_own, read, keep, conn.session.wants(), pool);
         conn.rbuf = rbuf;
         compress::give_back(&mut conn.zcontext, (own_in, own_out));
         let failed = conn.phase == Phase::Open && conn.session.state() == State::Closed;

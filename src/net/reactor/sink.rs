@@ -1,14 +1,18 @@
 //! What the server does with a message: echo it into the connection's
-//! output, or encode it once into its room's batch for the turn.
+//! output (a large one straight from the read buffer, see [`Direct`]), or
+//! encode it once into its room's batch for the turn.
+
+use mio::net::TcpStream;
 
 use super::compress::{Terms, Tx};
 use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
+use crate::net::buffer::{write_through, OutQueue};
 use crate::net::stats::Stats;
 use crate::net::timer::ConnId;
 use crate::proto::deflate::Deflater;
-use crate::proto::session::write_message;
+use crate::proto::session::{message_header, write_message};
 use crate::proto::{Events, MessageKind};
 
 /// What the session reports, turned into output.
@@ -33,13 +37,33 @@ pub(super) struct Sink<'a> {
     pub(super) tx: &'a mut Tx,
     /// The connection's own compressor (server context takeover).
     pub(super) own: &'a mut Option<Deflater>,
+    /// The connection's socket and queue, for echo replies written from
+    /// the read buffer (once the connection is open).
+    pub(super) direct: Option<Direct<'a>>,
 }
+
+/// Where an echo reply is written without copying its payload.
+pub(super) struct Direct<'a> {
+    pub(super) stream: &'a mut TcpStream,
+    pub(super) queue: &'a mut Option<Box<OutQueue>>,
+    /// No TLS: the socket takes the payload as it is.
+    pub(super) plain: bool,
+}
+
+/// Echo payloads from this size on are written at once from the read
+/// buffer, with the output before them, by one `writev`; smaller ones are
+/// copied into the scratch output, so that one `send` carries every reply of
+/// a read (a copy of a few KiB costs less than a system call).
+const DIRECT_FROM: usize = 16 << 10;
 
 impl Events for Sink<'_> {
     fn message(&mut self, kind: MessageKind, payload: &[u8]) {
         self.stats.messages_in += 1;
         self.got_message = true;
         match self.mode {
+            Mode::Echo if payload.len() >= DIRECT_FROM && self.writes_through() => {
+                self.echo_through(kind, payload);
+            }
             Mode::Echo => {
                 // Compressed for a client that agreed on permessage-deflate.
                 let own = self.own.as_mut();
@@ -70,5 +94,36 @@ impl Events for Sink<'_> {
 
     fn send(&mut self, frame: &[u8]) {
         self.out.extend_from_slice(frame);
+    }
+}
+
+impl Sink<'_> {
+    /// Whether a reply may go out from the read buffer now: on plain TCP
+    /// (TLS copies into its records anyway), uncompressed (deflate writes a
+    /// new payload), with nothing queued ahead of it.
+    fn writes_through(&self) -> bool {
+        self.deflate.is_none()
+            && self
+                .direct
+                .as_ref()
+                .is_some_and(|d| d.plain && d.queue.as_ref().is_none_or(|q| q.is_empty()))
+    }
+
+    /// Echoes `payload` with one `writev` of the output before it, its
+    /// header and the payload where it lies; only what the socket does not
+    /// take is copied, into the queue.
+    #[inline(never)]
+    fn echo_through(&mut self, kind: MessageKind, payload: &[u8]) {
+        let header = message_header(kind, payload.len());
+        if let Some(d) = self.direct.as_mut() {
+            let parts = [self.out.as_slice(), header.as_slice(), payload];
+            // A socket error stays with the socket: the flush that ends
+            // this read meets it again and ends the connection.
+            if let Ok(n) = write_through(d.stream, d.queue, &parts) {
+                self.stats.bytes_out += n as u64;
+            }
+            self.out.clear();
+        }
+        self.stats.messages_out += 1;
     }
 }
