@@ -575,7 +575,9 @@ fn reload(handle: &ShutdownHandle) {
 /// freed, and at most 4 MiB of freed heap is kept for reuse. glibc's
 /// default raises its mmap threshold to the size of the last such buffer
 /// freed, so that after one 16 MiB message the next ones came from the
-/// heap and stayed resident after use.
+/// heap and stayed resident after use. The read path relies on it too:
+/// room it reserves past 1 MiB for a frame's rest is 4 MiB or more, so
+/// pages no byte has landed on yet cost nothing (`net/buffer.rs`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn give_large_buffers_back() {
     const LARGE: libc::c_int = 4 << 20;

@@ -123,9 +123,14 @@ fn memory_is_given_back_after_16_mib_messages() {
         // One more round trip: the server has freed the large buffers
         // (right after its last write of the reply) by the time it answers.
         client.assert_echo("after");
+        // No 16 MiB buffer stays (without wsd's mallopt each round kept
+        // one: +23 MiB). What glibc keeps of freed heap is bounded by the
+        // trim threshold wsd sets, 4 MiB: on a quiet machine the rounds
+        // end within a few KiB of the start, under CPU contention (reads
+        // in smaller pieces) up to 3.9 MiB was seen.
         let after = rss_kib(wsd.pid());
         assert!(
-            after <= before + 1024,
+            after <= before + 5 * 1024,
             "round {round}: VmRSS {after} KiB, was {before} KiB before"
         );
     }

@@ -170,10 +170,30 @@ impl ReadBuf {
 /// The least room a read into a kept buffer is given.
 const MIN_READ: usize = 4 << 10;
 
+/// The most a kept buffer is sized ahead of the bytes that arrived in
+/// memory that is touched at once. A frame's header is 2 to 14 bytes; the
+/// rest of the frame is read in place into a buffer sized for it, and
+/// heap memory is zeroed when it is handed out, so every such header
+/// could make the server write up to `--max-message` of zeros.
+const AHEAD_MAX: usize = 1 << 20;
+
+/// Buffers from this size on get pages of their own from the kernel (the
+/// `wsd` binary fixes glibc's mmap threshold here, see `main.rs`): they
+/// come zeroed without being written, and pages no byte has landed on
+/// cost no memory. Freed, they go back to the kernel.
+const OWN_PAGES: usize = 4 << 20;
+
 /// The storage for `kept` bytes and the next read, which `want` more
-/// complete the frame being received.
+/// complete the frame being received: room for all of it, so the rest of
+/// the frame lands in place, but from [`OWN_PAGES`] up once that is more
+/// than [`AHEAD_MAX`] ahead, so a header alone makes nothing resident.
 fn storage_for(kept: usize, want: usize) -> usize {
-    (kept + want.max(MIN_READ)).max(READ_CHUNK)
+    let need = (kept + want.max(MIN_READ)).max(READ_CHUNK);
+    if want > AHEAD_MAX {
+        need.max(OWN_PAGES)
+    } else {
+        need
+    }
 }
 
 /// Read buffers of [`READ_CHUNK`] bytes, kept for reuse so that a connection

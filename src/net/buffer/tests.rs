@@ -152,7 +152,7 @@ fn read_buffer_grows_keeps_and_releases() {
 fn a_kept_frame_gets_room_for_all_it_still_wants() {
     let mut pool = BufPool::new(4);
     let mut rb = ReadBuf::default();
-    let want = 3 << 20;
+    let want = 900 << 10;
     rb.settle(false, &[7u8; 100], 100, want, &mut pool);
     let spare = rb.spare(want, &mut pool).len();
     assert!(spare >= want && spare < want + READ_CHUNK, "{spare}");
@@ -165,6 +165,16 @@ fn a_kept_frame_gets_room_for_all_it_still_wants() {
     rb.settle(true, &[], 0, 0, &mut pool);
     assert_eq!(rb.data.len(), 0);
     assert!(pool.free.is_empty());
+}
+
+#[test]
+fn a_header_claiming_more_than_a_mib_gets_pages_of_its_own() {
+    // Up to AHEAD_MAX the room is heap memory, zeroed at once; past it,
+    // at least OWN_PAGES, which the binary takes from the kernel untouched.
+    assert_eq!(storage_for(14, AHEAD_MAX), 14 + AHEAD_MAX);
+    assert_eq!(storage_for(14, AHEAD_MAX + 1), OWN_PAGES);
+    assert_eq!(storage_for(14, 16 << 20), 14 + (16 << 20));
+    assert_eq!(storage_for(0, 10), READ_CHUNK);
 }
 
 #[test]
