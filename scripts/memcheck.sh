@@ -30,7 +30,7 @@ else
     # Every integration test binary that runs a server in-process (so under
     # valgrind); not binary.rs, whose server is a child process valgrind
     # does not follow. The whole set takes about 3 minutes here.
-    TESTS="echo close limits broadcast handshake hostile hostile_readers http keepalive negotiation rooms shutdown tls"
+    TESTS="echo close limits broadcast handshake hostile hostile_readers http keepalive large negotiation rooms shutdown tls"
 fi
 
 # Tests left out under valgrind, by name (substring, as `--skip` takes it),
@@ -43,6 +43,8 @@ skips_for() {
     case "$1" in
         # Its RSS bound would measure valgrind's shadow memory too.
         tls) echo idle_tls_connections_stay_small ;;
+        # Its server is a child process, which valgrind does not follow.
+        large) echo memory_is_given_back ;;
         *) ;;
     esac
 }
