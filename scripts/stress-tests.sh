@@ -26,7 +26,8 @@
 # status is 0 only if nothing failed (1), 2 for a usage or build error.
 # Logs of every run stay in STRESS_LOGS (default target/stress).
 #
-# Takes about 5 minutes a round on 2 busy cores: not part of CI.
+# Takes about a minute a round on 2 busy cores (10 rounds: 11 minutes):
+# not part of CI.
 #
 # Environment: STRESS_BUSY (busy loops, default: the number of cores),
 # STRESS_NICE (the tests' niceness, default 0),
