@@ -464,6 +464,7 @@ fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
         context_bytes,
         messages_inflated,
         messages_compressed,
+        messages_plain,
         bytes_before,
         bytes_after,
     } = d;
@@ -474,7 +475,7 @@ fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
         "Bytes of compression context connections keep between messages (context takeover).",
     )?;
     writeln!(w, "wsd_deflate_context_bytes {context_bytes}")?;
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "wsd_deflate_negotiated_total",
             "Connections that agreed on permessage-deflate.",
@@ -494,6 +495,11 @@ fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
             "wsd_deflate_messages_compressed_total",
             "Messages compressed (a broadcast counts once).",
             *messages_compressed,
+        ),
+        (
+            "wsd_deflate_messages_plain_total",
+            "Messages for deflate clients sent plain: compressing did not shorten them.",
+            *messages_plain,
         ),
         (
             "wsd_deflate_bytes_before_total",

@@ -149,6 +149,64 @@ fn echo_compresses_replies_of_at_least_the_minimum_size() {
     );
 }
 
+/// `n` bytes no compressor can shorten (xorshift).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_reply_compression_cannot_shorten_goes_plain_unless_context_is_kept() {
+    let _w = watchdog();
+    let msg = noise(1000, 7);
+    // Echo, each message on its own: the plain frame, counted.
+    let server = deflate_server();
+    let (mut c, _) = Client::connect_offering(server.addr(), "permessage-deflate");
+    let (_, mut rx) = deflate_pair();
+    c.send_binary(&msg);
+    let (op, back, compressed) = c.recv_maybe_compressed(&mut rx);
+    assert_eq!((op, compressed), (OP_BINARY, false));
+    assert!(back == msg);
+    c.close();
+    let stats = server.stop();
+    assert_eq!(
+        (
+            stats.deflate.messages_plain,
+            stats.deflate.messages_compressed
+        ),
+        (1, 0),
+        "{:?}",
+        stats.deflate
+    );
+    // Broadcast: the room's compressed twin carries it plain as well.
+    let server = TestServer::start(deflate_config(Mode::Broadcast, DeflateConfig::default()));
+    let (mut zipped, _) = Client::connect_offering(server.addr(), "permessage-deflate");
+    let mut sender = Client::connect_path(server.addr(), "/");
+    wait_connections_open(server.addr(), 3);
+    sender.send_binary(&msg);
+    let (_, back, compressed) = zipped.recv_maybe_compressed(&mut rx);
+    assert!(!compressed && back == msg);
+    assert!(sender.recv_binary() == msg);
+    zipped.close();
+    sender.close();
+    assert_eq!(server.stop().deflate.messages_plain, 1);
+    // With context takeover the client's window must see every message.
+    let server = TestServer::start(deflate_config(Mode::Echo, takeover()));
+    let (mut c, _) = Client::connect_offering(server.addr(), "permessage-deflate");
+    c.send_binary(&msg);
+    let (_, back, compressed) = c.recv_maybe_compressed(&mut rx);
+    assert!(compressed && back == msg);
+    c.close();
+    assert_eq!(server.stop().deflate.messages_plain, 0);
+}
+
 #[test]
 fn a_compressed_message_split_across_fragments_is_echoed_whole() {
     let _w = watchdog();

@@ -71,6 +71,9 @@ pub struct DeflateStats {
     pub messages_inflated: u64,
     /// Messages compressed (a broadcast counts once, however many get it).
     pub messages_compressed: u64,
+    /// Messages for deflate clients sent plain because compressing them
+    /// did not make them shorter (a broadcast counts once).
+    pub messages_plain: u64,
     /// Payload bytes of the messages compressed, before compression.
     pub bytes_before: u64,
     /// Their payload bytes after compression.
@@ -137,6 +140,7 @@ impl Stats {
                 &mut self.deflate.messages_compressed,
                 &deflate.messages_compressed,
             ),
+            (&mut self.deflate.messages_plain, &deflate.messages_plain),
             (&mut self.deflate.bytes_before, &deflate.bytes_before),
             (&mut self.deflate.bytes_after, &deflate.bytes_after),
         ] {

@@ -279,8 +279,9 @@ impl Tx {
         let Some(z) = z else {
             return write_message(out, kind, payload);
         };
-        if let Some(n) = deflate::write_compressed_message(out, kind, payload, z, reset) {
-            count(stats, payload.len(), n);
+        match deflate::write_compressed_message(out, kind, payload, z, reset) {
+            Some(n) => count(stats, payload.len(), n),
+            None => stats.messages_plain += 1,
         }
     }
 
@@ -319,6 +320,9 @@ impl Tx {
                     Some(())
                 });
             if compressed.is_none() {
+                if out.len() > start {
+                    stats.messages_plain += 1;
+                }
                 out.truncate(start);
                 out.extend_from_slice(frame);
             }
