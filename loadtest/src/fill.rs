@@ -6,6 +6,7 @@
 use clap::ValueEnum;
 
 use crate::payload::{padding_byte, Encoding};
+use crate::rng::SplitMix;
 
 /// What fills a payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -31,23 +32,6 @@ impl Fill {
             Fill::Text => "text",
             Fill::Json => "json",
         }
-    }
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
@@ -102,7 +86,7 @@ pub fn generate(
         out.extend((at..at + n).map(padding_byte));
         return;
     }
-    let mut rng = Rng(seed ^ variant.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = SplitMix(seed ^ variant.wrapping_mul(0xD1B5_4A32_D192_ED03));
     while out.len() < end {
         match fill {
             Fill::Letters => break,

@@ -35,6 +35,7 @@ mod proc;
 mod render;
 mod report;
 mod results;
+mod rng;
 mod run;
 mod stats;
 mod tables;

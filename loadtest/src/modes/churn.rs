@@ -13,6 +13,7 @@ use wsd::proto::MessageKind;
 use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Stamp};
+use crate::rng::SplitMix;
 use crate::worker::{Cx, Ended, Request, Workload};
 
 /// Consecutive failed connects after which a slot gives up.
@@ -110,7 +111,7 @@ impl Churn {
 
     /// A new connection in slot `idx`: draws how it ends and starts sending.
     fn begin(&mut self, idx: usize, out: &mut Vec<u8>, cx: &mut Cx) {
-        let plan = if self.rng.below(100) < u64::from(self.abrupt_pct) {
+        let plan = if (self.rng.below(100) as u64) < u64::from(self.abrupt_pct) {
             let bits = self.rng.next();
             Plan::Abort {
                 after: (bits % (u64::from(self.messages) + 1)) as u32,
@@ -249,37 +250,5 @@ impl Workload for Churn {
             _ => 0,
         };
         slot.failures < MAX_CONNECT_FAILURES && cx.win.sending(cx.now)
-    }
-}
-
-/// SplitMix64: small, fast, and good enough to pick how connections end.
-#[derive(Clone, Copy, Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-enough in `0..n` for small `n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_prng_is_seeded_and_spreads() {
-        let (mut a, mut b) = (SplitMix(7), SplitMix(7));
-        assert_eq!(a.next(), b.next());
-        let hits = (0..10_000).filter(|_| a.below(100) < 30).count();
-        assert!((2_700..3_300).contains(&hits), "{hits}");
     }
 }
