@@ -72,7 +72,9 @@ class Browser:
             while b"\0" in self.buf:
                 raw, self.buf = self.buf.split(b"\0", 1)
                 reply = json.loads(raw)
-                if reply.get("id") == self.next_id:
+                if "method" in reply and "id" not in reply:
+                    self.on_event(reply)
+                elif reply.get("id") == self.next_id:
                     if "error" in reply:
                         raise RuntimeError(f"{method}: {reply['error']}")
                     return reply.get("result", {})
@@ -85,6 +87,9 @@ class Browser:
                 if not chunk:
                     raise RuntimeError(f"{method}: browser exited ({self.proc.poll()})")
                 self.buf += chunk
+
+    def on_event(self, event):
+        """An event the browser sent while a call waited: dropped here."""
 
     def open(self, url):
         """Opens `url` in a new page; returns the page's session."""

@@ -13,7 +13,6 @@ keeps the events the page sends, to see console errors and exceptions.
 import base64
 import json
 import os
-import select
 import signal
 import sys
 import time
@@ -29,33 +28,8 @@ class Recording(Browser):
         super().__init__(chromium, log)
         self.events = []
 
-    def call(self, method, params=None, session=None, timeout=10.0):
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        self.proc.stdin.write(json.dumps(msg).encode() + b"\0")
-        self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\0" in self.buf:
-                raw, self.buf = self.buf.split(b"\0", 1)
-                reply = json.loads(raw)
-                if "method" in reply and "id" not in reply:
-                    self.events.append(reply)
-                elif reply.get("id") == self.next_id:
-                    if "error" in reply:
-                        raise RuntimeError(f"{method}: {reply['error']}")
-                    return reply.get("result", {})
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{method}: no answer in {timeout}s")
-            ready, _, _ = select.select([self.proc.stdout], [], [], left)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-                if not chunk:
-                    raise RuntimeError(f"{method}: browser exited ({self.proc.poll()})")
-                self.buf += chunk
+    def on_event(self, event):
+        self.events.append(event)
 
     def errors(self):
         """Console errors, uncaught exceptions and failed loads seen so far."""

@@ -14,23 +14,15 @@
 # `report: N passed, M failed`; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/browser/lib.sh
+. tests/browser/lib.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 out=target/browser
 mkdir -p "$out"
 
-chromium=$(command -v chromium || true)
-if [[ -z $chromium ]]; then
-    echo "report: installing chromium (apt)"
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "report: chromium is missing and installing it needs root" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    chromium=$(command -v chromium)
-fi
+find_chromium report
 
 cargo build --release --quiet -p wsd -p wsload
 bin=target/release
@@ -81,19 +73,4 @@ status=0
 CHROMIUM_LOG=$tmp/chromium.log timeout -k 5 60 \
     python3 tests/browser/report.py "$chromium" "$out/report.html" 2 "$charts" "$out/report.png" \
     >"$tmp/results" || status=$?
-cat "$tmp/results"
-passed=$(grep -c '^PASS ' "$tmp/results" || true)
-failed=$(grep -c '^FAIL ' "$tmp/results" || true)
-if (( passed + failed < 4 )); then
-    echo "FAIL driver: exited with status $status after $((passed + failed)) of 4 checks"
-    failed=$((failed + 1))
-elif [[ $status -ne 0 && $failed -eq 0 ]]; then
-    echo "FAIL driver: exited with status $status"
-    failed=1
-fi
-if [[ $failed -ne 0 ]]; then
-    echo "--- chromium log (last lines)"
-    grep -v dbus "$tmp/chromium.log" | tail -n 20 || true
-fi
-echo "report: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+tally report 4 "$status" "$tmp/results" "$tmp/chromium.log"

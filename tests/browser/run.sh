@@ -17,6 +17,8 @@
 # `browser: N passed, M failed`; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/browser/lib.sh
+. tests/browser/lib.sh
 
 pids=()
 tmp=$(mktemp -d)
@@ -31,17 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-chromium=$(command -v chromium || true)
-if [[ -z $chromium ]]; then
-    echo "browser: installing chromium (apt)"
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "browser: chromium is missing and installing it needs root" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    chromium=$(command -v chromium)
-fi
+find_chromium browser
 
 cargo build --release --quiet --bin wsd
 
@@ -106,19 +98,4 @@ if [[ ${negotiated:-0} -ge 1 && ${inflated:-0} -ge 1 ]]; then
 else
     echo "FAIL deflate metrics: negotiated ${negotiated:-?}, inflated ${inflated:-?}" >>"$tmp/results"
 fi
-cat "$tmp/results"
-passed=$(grep -c '^PASS ' "$tmp/results" || true)
-failed=$(grep -c '^FAIL ' "$tmp/results" || true)
-if (( passed + failed < 5 )); then
-    echo "FAIL driver: exited with status $status after $((passed + failed)) of 5 checks"
-    failed=$((failed + 1))
-elif [[ $status -ne 0 && $failed -eq 0 ]]; then
-    echo "FAIL driver: exited with status $status"
-    failed=1
-fi
-if [[ $failed -ne 0 ]]; then
-    echo "--- chromium log (last lines)"
-    grep -v dbus "$tmp/chromium.log" | tail -n 20 || true
-fi
-echo "browser: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+tally browser 5 "$status" "$tmp/results" "$tmp/chromium.log"
