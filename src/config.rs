@@ -162,6 +162,152 @@ impl Default for Config {
     }
 }
 
+/// The most listening sockets one server takes, WebSocket and metrics
+/// listeners together.
+pub const MAX_LISTENERS: usize = 64;
+
+impl Config {
+    /// Checks the settings against each other and against what the server
+    /// can do: one error line naming the flag, or `Ok`. The server takes a
+    /// `Config` as it is, so a caller that builds one by hand calls this
+    /// first; `wsd`'s command line does.
+    pub fn validate(&self) -> Result<(), String> {
+        let listeners = self.listen.len() + self.metrics_listen.len();
+        if self.listen.is_empty() || listeners > MAX_LISTENERS {
+            return Err(format!(
+                "between 1 and {MAX_LISTENERS} --listen and --metrics-listen addresses \
+                 ({listeners} given, after resolving names)"
+            ));
+        }
+        if self.output_low_water > self.output_high_water {
+            return Err("--output-low-water must not exceed --output-high-water".into());
+        }
+        let limits = [
+            ("--max-message", self.limits.max_message),
+            ("--max-frame", self.limits.max_frame),
+            ("--max-fragments", self.limits.max_fragments as usize),
+            ("--max-connections", self.max_connections),
+            ("--max-header", self.max_header_bytes),
+        ];
+        if let Some((flag, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{flag} must be above zero"));
+        }
+        // One rule for every duration: zero is refused. The optional ones
+        // are off when left out (or `off`), never by a zero.
+        let durations = [
+            ("--handshake-timeout", Some(self.handshake_timeout)),
+            ("--close-timeout", Some(self.close_timeout)),
+            ("--drain-timeout", Some(self.drain_timeout)),
+            ("--idle-timeout", self.idle_timeout),
+            ("--ping-interval", self.ping_interval),
+            ("--tcp-keepalive", self.tcp_keepalive),
+            ("--stats-interval", self.stats_interval),
+        ];
+        if let Some((flag, _)) = durations
+            .iter()
+            .find(|(_, d)| d.is_some_and(|d| d.is_zero()))
+        {
+            return Err(format!("{flag} must be above zero"));
+        }
+        if let Some(bad) = self
+            .protocols
+            .iter()
+            .find(|p| !crate::proto::handshake::is_token(p))
+        {
+            return Err(format!(
+                "--protocol {bad:?}: a subprotocol name is a token (letters, digits, !#$%&'*+-.^_`|~)"
+            ));
+        }
+        if self.require_protocol && self.protocols.is_empty() {
+            return Err("--require-protocol needs at least one --protocol".into());
+        }
+        if let Some(bad) = self
+            .allowed_origins
+            .iter()
+            .find(|o| normalize_origin(o).as_deref() != Ok(o.as_str()))
+        {
+            return Err(format!(
+                "--allow-origin {bad:?}: not an origin as a browser sends it (scheme://host[:port])"
+            ));
+        }
+        if self.mode == Mode::Echo {
+            if !self.broadcast_to_sender {
+                return Err("--exclude-sender needs --mode broadcast".into());
+            }
+            if self.redis.is_some() {
+                return Err("--redis needs --mode broadcast".into());
+            }
+        }
+        if let Some(d) = &self.deflate {
+            if !(8..=15).contains(&d.window_bits) {
+                return Err("--deflate-window-bits must be from 8 to 15".into());
+            }
+        }
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// An `Origin` as browsers send it (RFC 6454 §6.1): `scheme://host` or
+/// `scheme://host:port`, lower case, without the scheme's default port and
+/// without a path. A trailing `/` is dropped (`https://a.example/` is
+/// `https://a.example`), since an origin never has one and a browser's
+/// never would match it; anything else after the host is an error, as is a
+/// value without a scheme.
+pub fn normalize_origin(value: &str) -> Result<String, String> {
+    let v = value.trim();
+    let (scheme, rest) = v
+        .split_once("://")
+        .ok_or("expected scheme://host[:port], e.g. https://example.com")?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(format!("{scheme:?} is not a URL scheme"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) || authority.chars().any(char::is_whitespace) {
+        return Err(
+            "an origin has no path, query, fragment or user name: scheme://host[:port]".into(),
+        );
+    }
+    // The port follows the last colon, unless that colon is inside an IPv6
+    // address's brackets.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')));
+    if !host_ok {
+        return Err(format!("{host:?} is not a host name or address"));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => Some(n),
+            _ => return Err(format!("{p:?} is not a port")),
+        },
+    };
+    let default = match scheme.as_str() {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    };
+    Ok(match port.filter(|p| Some(*p) != default) {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    })
+}
+
 /// The addresses to listen on, from `--listen` values: `HOST:PORT` where
 /// HOST is an IPv4 address, an IPv6 address in brackets, or a name.
 ///
@@ -207,6 +353,70 @@ fn resolve_listen_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_normalised_as_browsers_send_them() {
+        for (given, want) in [
+            ("https://good.example/", "https://good.example"),
+            ("HTTPS://Good.Example", "https://good.example"),
+            ("https://good.example:443", "https://good.example"),
+            ("http://good.example:80/", "http://good.example"),
+            ("http://localhost:8080", "http://localhost:8080"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+            ("https://[::1]", "https://[::1]"),
+            ("chrome-extension://abcdef", "chrome-extension://abcdef"),
+        ] {
+            assert_eq!(normalize_origin(given).as_deref(), Ok(want), "{given}");
+        }
+        for bad in [
+            "foo",
+            "good.example",
+            "https://",
+            "https://good.example/path",
+            "https://good.example/?q",
+            "https://user@good.example",
+            "https://good.example:0",
+            "https://good.example:99999",
+            "https://good.example:x",
+            "https://good example",
+            "1http://good.example",
+            "://good.example",
+        ] {
+            assert!(normalize_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_refuses_each_inconsistent_setting_with_its_flag() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        type Spoil = fn(&mut Config);
+        let cases: [(&str, Spoil); 10] = [
+            ("--handshake-timeout", |c| {
+                c.handshake_timeout = Duration::ZERO
+            }),
+            ("--close-timeout", |c| c.close_timeout = Duration::ZERO),
+            ("--drain-timeout", |c| c.drain_timeout = Duration::ZERO),
+            ("--idle-timeout", |c| c.idle_timeout = Some(Duration::ZERO)),
+            ("--stats-interval", |c| {
+                c.stats_interval = Some(Duration::ZERO)
+            }),
+            ("--max-message", |c| c.limits.max_message = 0),
+            ("--output-low-water", |c| {
+                c.output_low_water = c.output_high_water + 1
+            }),
+            ("--exclude-sender", |c| c.broadcast_to_sender = false),
+            ("--allow-origin", |c| {
+                c.allowed_origins = vec!["https://a.example/".into()]
+            }),
+            ("--require-protocol", |c| c.require_protocol = true),
+        ];
+        for (flag, spoil) in cases {
+            let mut cfg = Config::default();
+            spoil(&mut cfg);
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
 
     fn strings(values: &[&str]) -> Vec<String> {
         values.iter().map(|v| v.to_string()).collect()

@@ -93,6 +93,57 @@ fn a_listen_value_that_gives_no_address_is_one_error_line_and_exit_2() {
     }
 }
 
+#[test]
+fn a_port_in_use_names_that_address_and_hints_at_reuse_port() {
+    let _w = watchdog();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let run = run_wsd_to_exit(
+        &["--listen", "127.0.0.1:0", "--listen", &busy],
+        &[],
+        IO_TIMEOUT,
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {lines:?}");
+    let line = lines[0];
+    assert!(
+        line.starts_with(&format!("wsd: cannot listen on {busy}: ")),
+        "{line}"
+    );
+    assert!(line.contains("--reuse-port"), "{line}");
+    assert!(
+        !line.contains("127.0.0.1:0"),
+        "names only the address that failed: {line}"
+    );
+}
+
+#[test]
+fn flags_that_cannot_apply_or_zero_durations_are_one_line_and_exit_2() {
+    let _w = watchdog();
+    for (args, says) in [
+        (&["--handshake-timeout", "0s"][..], "above zero"),
+        (&["--close-timeout", "0ms"][..], "above zero"),
+        (&["--drain-timeout", "0"][..], "above zero"),
+        (
+            &["--exclude-sender"][..],
+            "--exclude-sender needs --mode broadcast",
+        ),
+        (
+            &["--deflate-window-bits", "9"][..],
+            "--deflate-window-bits needs --deflate",
+        ),
+        (&["--allow-origin", "foo"][..], "--allow-origin"),
+    ] {
+        let mut argv = vec!["--listen", "127.0.0.1:0"];
+        argv.extend_from_slice(args);
+        let run = run_wsd_to_exit(&argv, &[], IO_TIMEOUT);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{args:?}: no banner");
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Log lines
 

@@ -28,6 +28,36 @@ fn refusal_status(server: &TestServer, request: &str) -> u16 {
 }
 
 #[test]
+fn the_tests_own_accept_key_gives_the_rfc_vector() {
+    assert_eq!(independent_accept_key(RFC_KEY), RFC_ACCEPT);
+}
+
+#[test]
+fn an_allowed_origin_given_with_a_trailing_slash_and_capitals_matches_a_browsers() {
+    let _w = watchdog();
+    let wsd = WsdProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-origin",
+        "HTTPS://Good.Example:443/",
+    ]);
+    let addr = wsd.addrs[0];
+    for (origin, status) in [
+        ("https://good.example", 101),
+        ("https://good.example:8443", 403),
+        ("https://evil.example", 403),
+    ] {
+        let mut c = Client::connect_raw(addr);
+        let req = upgrade_request(RFC_KEY).replace(
+            "Host: localhost\r\n",
+            &format!("Host: localhost\r\nOrigin: {origin}\r\n"),
+        );
+        c.send_raw(req.as_bytes());
+        assert_eq!(c.read_http_response().status, status, "{origin}");
+    }
+}
+
+#[test]
 fn valid_request_gets_101_with_the_rfc_accept_key() {
     let _w = watchdog();
     let server = TestServer::echo();

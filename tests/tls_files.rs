@@ -42,7 +42,11 @@ fn bad_certificate_files_at_start_are_one_line_and_exit_2() {
         (p(&garbage), p(&key), "no CERTIFICATE"),
         (p(&cert), p(&garbage), "private key"),
         (p(&cert), p(&cert), "private key"),
-        (p(&cert), p(&other_key), "--tls-key"),
+        (
+            p(&cert),
+            p(&other_key),
+            "is not the private key of the first certificate",
+        ),
     ] {
         let args = [
             "--listen",

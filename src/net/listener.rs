@@ -10,7 +10,8 @@ use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 /// Unanswered TCP keepalive probes after which the kernel drops a peer.
 const KEEPALIVE_PROBES: u32 = 4;
 
-/// Binds a non-blocking listener on `addr`.
+/// Binds a non-blocking listener on `addr`. An error names the address
+/// (`127.0.0.1:9001: Address in use`) and keeps its kind.
 ///
 /// SO_REUSEADDR lets a restarted server bind while old connections linger in
 /// TIME_WAIT; SO_REUSEPORT (optional) lets several processes or reactors
@@ -22,6 +23,16 @@ const KEEPALIVE_PROBES: u32 = 4;
 /// reactor sees as an error. Set on the listener, Linux copies it to every
 /// accepted socket, so it costs no system call per connection.
 pub fn bind(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+    keepalive: Option<Duration>,
+) -> io::Result<mio::net::TcpListener> {
+    bind_socket(addr, backlog, reuse_port, keepalive)
+        .map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))
+}
+
+fn bind_socket(
     addr: SocketAddr,
     backlog: i32,
     reuse_port: bool,
@@ -56,6 +67,15 @@ pub fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_in_use_is_named_in_the_error() {
+        let taken = bind("127.0.0.1:0".parse().unwrap(), 16, false, None).unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = bind(addr, 16, false, None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(e.to_string().starts_with(&format!("{addr}: ")), "{e}");
+    }
 
     #[test]
     fn accepted_sockets_inherit_the_listeners_keepalive() {

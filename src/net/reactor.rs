@@ -94,8 +94,7 @@ fn listener_token(i: usize) -> Token {
     Token(usize::MAX - 1 - i)
 }
 
-/// The most listening sockets one server takes.
-pub const MAX_LISTENERS: usize = 64;
+pub use crate::config::MAX_LISTENERS;
 
 /// Reads one connection may do per turn before others get a go.
 const READ_BUDGET: usize = 16;

@@ -63,12 +63,19 @@ pub fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
         .with_no_client_auth()
         // Parses the key and checks it belongs to the first certificate.
         .with_single_cert(chain, key_der)
-        .map_err(|e| {
-            format!(
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "--tls-key {} is not the private key of the first certificate in --tls-cert {} \
+                 (give the key the certificate was made with, and the server's own \
+                 certificate first in the chain)",
+                key.display(),
+                cert.display()
+            ),
+            e => format!(
                 "--tls-cert {} with --tls-key {}: {e}",
                 cert.display(),
                 key.display()
-            )
+            ),
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Loaded {
