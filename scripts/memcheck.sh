@@ -4,7 +4,7 @@
 # invalid read or write, or a use of uninitialised memory fails the binary
 # (--error-exitcode), and so does a failing test.
 #
-#   scripts/memcheck.sh              # the default set of test binaries
+#   scripts/memcheck.sh              # every in-process test binary
 #   scripts/memcheck.sh echo close   # only these
 #
 # Installs valgrind with apt-get if it is missing (as root). Uses the
@@ -27,10 +27,17 @@ fi
 if [ "$#" -gt 0 ]; then
     TESTS="$*"
 else
-    # Every integration test binary that runs a server in-process (so under
-    # valgrind); not binary.rs, whose server is a child process valgrind
-    # does not follow. The whole set takes about 3 minutes here.
-    TESTS="echo close limits broadcast handshake hostile hostile_readers http keepalive large negotiation rooms shutdown tls"
+    # Every integration test binary that runs wsd's code in its own process
+    # (a TestServer, a Server or Process, a RedisBus), found by what it
+    # calls, so a new test file is checked without anyone listing it. Not
+    # those that only start the wsd binary as a child (binary.rs,
+    # daemon.rs): valgrind does not follow children.
+    TESTS=$(grep -lE '(TestServer|Server::bind|RedisBus|start_all)|(^|[^A-Za-z])Process::start' tests/*.rs |
+        sed 's|^tests/||; s|\.rs$||' | tr '\n' ' ')
+    if [ -z "$TESTS" ]; then
+        echo "memcheck: found no in-process test binary under tests/" >&2
+        exit 2
+    fi
 fi
 
 # Tests left out under valgrind, by name (substring, as `--skip` takes it),
