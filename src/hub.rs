@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::net::cluster::RoomShare;
-use crate::net::timer::ConnId;
+use crate::id::ConnId;
+use crate::id::RoomShare;
 
 /// A turn's broadcast messages for one room, encoded once and back to
 /// back, fanned out at the end of the turn as one shared buffer.

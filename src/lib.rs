@@ -51,8 +51,10 @@ pub mod bus;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod id;
 pub mod net;
 pub mod proto;
+pub mod stats;
 pub mod units;
 
 pub use config::{Config, DeflateConfig, Mode, SlowConsumerPolicy};

@@ -36,8 +36,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard};
 
-use super::stats::Stats;
 use crate::bus::BusStats;
+#[cfg(loom)]
+use crate::id::bit;
+pub use crate::id::RoomShare;
+use crate::stats::Stats;
 
 /// The most reactors one process runs: a room's reactors are one `u64`.
 pub const MAX_REACTORS: usize = 64;
@@ -70,30 +73,6 @@ pub enum RoomChange {
     Opened(Arc<RoomShare>),
     /// The process's last member of this room left.
     Closed(Arc<str>),
-}
-
-/// Which reactors have members of one room. Each reactor with members holds
-/// a reference; the directory drops the room when the last bit clears.
-#[derive(Debug)]
-pub struct RoomShare {
-    name: Arc<str>,
-    reactors: AtomicU64,
-}
-
-impl RoomShare {
-    /// The room's name, shared with the handoffs that carry it.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
-    /// The reactors other than `me` that have members, as a bit set.
-    pub fn others(&self, me: usize) -> u64 {
-        self.reactors.load(Ordering::Acquire) & !bit(me)
-    }
-}
-
-fn bit(reactor: usize) -> u64 {
-    1u64.checked_shl(reactor as u32).unwrap_or(0)
 }
 
 /// One reactor's inbox.
@@ -203,10 +182,7 @@ impl Cluster {
             Some(share) => share.clone(),
             None => {
                 let name: Arc<str> = name.into();
-                let share = Arc::new(RoomShare {
-                    name: name.clone(),
-                    reactors: AtomicU64::new(0),
-                });
+                let share = Arc::new(RoomShare::new(name.clone()));
                 rooms.insert(name, share.clone());
                 if bus {
                     // Under the directory's lock, so changes are noted in
@@ -216,7 +192,7 @@ impl Cluster {
                 share
             }
         };
-        share.reactors.fetch_or(bit(me), Ordering::AcqRel);
+        share.enter(me);
         share
     }
 
@@ -224,11 +200,10 @@ impl Cluster {
     /// the process no longer has is noted for the bus.
     pub fn leave_room(&self, share: &RoomShare, me: usize, bus: bool) {
         let mut rooms = lock(&self.rooms);
-        let left = share.reactors.fetch_and(!bit(me), Ordering::AcqRel) & !bit(me);
-        if left == 0 {
-            rooms.remove(&share.name);
+        if share.exit(me) == 0 {
+            rooms.remove(share.name());
             if bus {
-                self.note(RoomChange::Closed(share.name.clone()));
+                self.note(RoomChange::Closed(share.name().clone()));
             }
         }
     }
@@ -425,7 +400,7 @@ mod loom_tests {
                     let c = c.clone();
                     loom::thread::spawn(move || {
                         let share = c.join_room("/r", me, true);
-                        assert_ne!(share.reactors.load(Ordering::Acquire) & bit(me), 0);
+                        assert_ne!(share.others(1 - me) & bit(me), 0);
                         c.leave_room(&share, me, true);
                     })
                 })

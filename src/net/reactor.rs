@@ -51,13 +51,14 @@ use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::{Cluster, Published, RoomShare};
 use super::conn::Connection;
 use super::listener;
-pub use super::stats::Stats;
-use super::stats::Throttle;
-use super::timer::{ConnId, Deadlines, TimerQueue};
+use super::throttle::Throttle;
+use super::timer::{Deadlines, TimerQueue};
 use super::tls::{Loaded, TlsSlot};
 use crate::bus::{Bus, BusStats, RedisBus};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::id::ConnId;
+pub use crate::stats::Stats;
 use accept::REFUSAL_HEADROOM;
 
 /// Logs a refusal or a misbehaving client at info, through the server's

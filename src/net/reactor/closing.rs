@@ -7,10 +7,11 @@ use std::io::{self, Read};
 use log::{debug, info};
 
 use super::{Server, READ_BUDGET};
+use crate::id::ConnId;
 use crate::net::conn::{Phase, QueueSink};
-use crate::net::timer::ConnId;
-use crate::net::transport::{tls_failure, HandshakeFailure};
+use crate::net::transport::tls_failure;
 use crate::proto::{close, State};
+use crate::stats::HandshakeFailure;
 
 impl Server {
     /// Drops connections whose closing sequence ran past `--close-timeout`.

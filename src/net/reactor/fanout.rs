@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
+use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
 use crate::net::cluster::Handoff;
 use crate::net::conn::{Phase, QueueSink};
-use crate::net::timer::ConnId;
 use crate::net::transport::Wire;
 use crate::proto::{close, State};
 

@@ -6,8 +6,8 @@
 //! carries it out.
 
 use super::{millis, Server};
+use crate::id::ConnId;
 use crate::net::conn::{Connection, Phase, QueueSink};
-use crate::net::timer::ConnId;
 use crate::proto::{close, State};
 
 /// What one keepalive check of an open connection does.

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use super::Server;
+use crate::id::ConnId;
 use crate::net::cluster::{Handoff, RoomChange, RoomShare};
-use crate::net::timer::ConnId;
 use crate::proto::frame::{decode_header, OpCode};
 use crate::proto::session::write_message;
 use crate::proto::{MessageKind, Parsing};

@@ -8,12 +8,12 @@ use super::compress::{Terms, Tx};
 use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
+use crate::id::ConnId;
 use crate::net::buffer::{write_through, OutQueue};
-use crate::net::stats::Stats;
-use crate::net::timer::ConnId;
 use crate::proto::deflate::Deflater;
 use crate::proto::session::{message_header, write_message};
 use crate::proto::{Events, MessageKind};
+use crate::stats::Stats;
 
 /// What the session reports, turned into output.
 pub(super) struct Sink<'a> {

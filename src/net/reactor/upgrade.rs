@@ -10,13 +10,13 @@ use super::sink::Sink;
 use super::Server;
 use crate::config::{Config, Mode};
 use crate::http;
+use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
-use crate::net::timer::ConnId;
 use crate::net::tls::ReloadResult;
-use crate::net::transport::HandshakeFailure;
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
+use crate::stats::HandshakeFailure;
 
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
@@ -144,7 +144,10 @@ pub(super) fn handshake(
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
                 rooms,
-                mode: cfg.mode,
+                mode: match cfg.mode {
+                    Mode::Echo => "echo",
+                    Mode::Broadcast => "broadcast",
+                },
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
                 instance: &cfg.instance,
