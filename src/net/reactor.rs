@@ -42,7 +42,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::info;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -183,8 +183,12 @@ pub struct Server {
     me: usize,
     /// Reactors handed a batch this turn, to wake once each.
     handed: u64,
-    /// When this reactor next publishes its counters (with several).
+    /// The earliest this reactor publishes its counters again (with
+    /// several), and when it will: only once something changed.
     next_publish: Instant,
+    publish_due: Option<Instant>,
+    /// What it published last.
+    published: Published,
     /// The bus to other nodes (`--redis`), on the first reactor only.
     bus: Option<Box<dyn Bus>>,
     /// The bus's counters at the last summary line.
@@ -285,6 +289,8 @@ impl Server {
             me,
             handed: 0,
             next_publish: now,
+            publish_due: None,
+            published: Published::default(),
             bus,
             bus_summarized: BusStats::default(),
             bus_rooms: HashMap::new(),
@@ -375,18 +381,8 @@ impl Server {
                 _ => {}
             }
             if let Some(until) = self.drain_until {
-                if self.conns.is_empty() {
-                    info!("drained: every connection closed");
-                    self.publish_now();
-                    return Ok(());
-                }
-                if self.now >= until {
-                    warn!(
-                        "drain timed out after {:?}: {} connections left, dropped",
-                        self.cfg.drain_timeout,
-                        self.conns.len()
-                    );
-                    self.publish_now();
+                if self.conns.is_empty() || self.now >= until {
+                    self.end_drain();
                     return Ok(());
                 }
             }
@@ -453,6 +449,7 @@ impl Server {
             keepalive,
             self.drain_until,
             self.next_summary,
+            self.publish_due,
             self.bus.as_deref().and_then(|b| b.next_deadline()),
         ]
         .into_iter()
@@ -528,25 +525,42 @@ impl Server {
         (stats, held)
     }
 
-    /// Publishes this reactor's counters for the others, now and then.
+    /// Publishes this reactor's counters for the others: at most every
+    /// [`PUBLISH_EVERY`], and only after a change, whose publish is then a
+    /// deadline of the poll (so an idle reactor's last burst is not held
+    /// back until something else wakes it, and an idle reactor sleeps).
     fn publish_stats(&mut self) {
-        if self.cluster.reactors() > 1 && self.now >= self.next_publish {
+        if self.cluster.reactors() == 1 {
+            return;
+        }
+        if self.publish_due.is_none() && self.changed_since_publish() {
+            self.publish_due = Some(self.next_publish.max(self.now));
+        }
+        if self.publish_due.is_some_and(|t| t <= self.now) {
             self.publish_now();
-            self.next_publish = self.now + PUBLISH_EVERY;
         }
     }
 
-    fn publish_now(&self) {
-        let mut stats = self.stats.clone();
-        compress::report(&self.zlib.neg, &mut stats);
-        self.cluster.publish(
-            self.me,
-            Published {
-                stats,
-                connections: self.conns.len(),
-                bus: self.bus.as_deref().map(|b| b.stats().clone()),
-            },
-        );
+    /// Whether the counters, the connections held or the bus's counters
+    /// differ from what was published last.
+    fn changed_since_publish(&mut self) -> bool {
+        compress::report(&self.zlib.neg, &mut self.stats);
+        let p = &self.published;
+        p.connections != self.conns.len()
+            || p.stats != self.stats
+            || p.bus.as_ref() != self.bus.as_deref().map(|b| b.stats())
+    }
+
+    fn publish_now(&mut self) {
+        compress::report(&self.zlib.neg, &mut self.stats);
+        self.published = Published {
+            stats: self.stats.clone(),
+            connections: self.conns.len(),
+            bus: self.bus.as_deref().map(|b| b.stats().clone()),
+        };
+        self.cluster.publish(self.me, self.published.clone());
+        self.next_publish = self.now + PUBLISH_EVERY;
+        self.publish_due = None;
     }
 
     /// Whether `id` still names a connection in the slab (slab keys are

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::{Server, READ_BUDGET};
 use crate::id::ConnId;
@@ -33,11 +33,14 @@ impl Server {
     /// answered, so health checks see `/healthz` turn 503 instead of a
     /// refused port.
     pub(super) fn begin_drain(&mut self) {
-        info!(
-            "draining {} connections (at most {:?})",
-            self.conns.len(),
-            self.cfg.drain_timeout
-        );
+        if self.cluster.begin_drain() {
+            // The first reactor to begin speaks for the process.
+            info!(
+                "draining {} connections (at most {:?})",
+                self.cluster.active(),
+                self.cfg.drain_timeout
+            );
+        }
         self.drain_until = Some(self.now + self.cfg.drain_timeout);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -56,6 +59,21 @@ impl Server {
                 }
                 Phase::Handshake | Phase::Closing | Phase::Draining => {}
             }
+        }
+    }
+
+    /// This reactor's drain is over: every connection closed, or the
+    /// drain timeout passed and the rest are dropped. The last reactor
+    /// to end says how it went, once for the process.
+    pub(super) fn end_drain(&mut self) {
+        self.publish_now();
+        match self.cluster.end_drain(self.conns.len()) {
+            Some(0) => info!("drained: every connection closed"),
+            Some(left) => warn!(
+                "drain timed out after {:?}: {left} connections left, dropped",
+                self.cfg.drain_timeout
+            ),
+            None => {}
         }
     }
 
