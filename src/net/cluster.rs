@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use mio::Waker;
@@ -40,6 +41,7 @@ use crate::bus::BusStats;
 #[cfg(loom)]
 use crate::id::bit;
 pub use crate::id::RoomShare;
+use crate::proto::MessageKind;
 use crate::stats::Stats;
 
 /// The most reactors one process runs: a room's reactors are one `u64`.
@@ -60,9 +62,10 @@ pub struct Handoff {
     pub bytes: Arc<Vec<u8>>,
     /// How many messages `bytes` holds.
     pub messages: u32,
-    /// The frames are clients' messages that the receiver (the first
-    /// reactor, which owns the bus) also publishes to other nodes.
-    pub publish: bool,
+    /// Messages among the frames that the receiver (the first reactor,
+    /// which owns the bus) publishes to other nodes: each one's kind and
+    /// where its payload is in `bytes`.
+    pub publish: Vec<(MessageKind, Range<usize>)>,
 }
 
 /// A change of the rooms the process has members of, for the bus (which

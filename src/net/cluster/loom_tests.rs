@@ -8,7 +8,7 @@ fn handoff(room: &str, n: u32) -> Handoff {
         room: room.into(),
         bytes: Arc::new(Vec::new()),
         messages: n,
-        publish: false,
+        publish: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@ fn handoff(room: &str, n: u32) -> Handoff {
         room: room.into(),
         bytes: Arc::new(vec![0; 4]),
         messages: n,
-        publish: false,
+        publish: Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{compress, Server, BATCH_LIMIT};
+use super::{compress, relay, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
 use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
@@ -31,13 +31,19 @@ impl Server {
     /// shared buffer that every member's queue references, and that every
     /// other reactor with members of the room gets a reference to.
     pub(super) fn fan_out_room(&mut self, room: u32) {
-        let batch = self.hub.take_batch(room, BATCH_LIMIT);
+        let mut batch = self.hub.take_batch(room, BATCH_LIMIT);
         if batch.frames.is_empty() {
             return;
         }
-        // With several reactors and a bus, every other reactor's messages
-        // also go to the first, which publishes them: one bus per process.
-        let to_bus = self.me != 0 && self.cfg.redis.is_some();
+        // The bus is on the first reactor: it publishes its clients'
+        // messages from the batch, and the others hand it theirs.
+        if self.me == 0 && !batch.publish.is_empty() {
+            if let (Some(bus), Some(name)) = (self.bus.as_deref_mut(), self.hub.name(room)) {
+                relay::publish_all(bus, name, &batch.bytes, &batch.publish);
+            }
+            batch.publish.clear();
+        }
+        let to_bus = !batch.publish.is_empty();
         let others = self
             .hub
             .share(room)
@@ -49,11 +55,16 @@ impl Server {
             if let Some(share) = self.hub.share(room) {
                 let messages = u32::try_from(batch.frames.len()).unwrap_or(u32::MAX);
                 for to in (0..self.cluster.reactors()).filter(|r| others & (1 << r) != 0) {
+                    let publish = if to == 0 {
+                        std::mem::take(&mut batch.publish)
+                    } else {
+                        Vec::new()
+                    };
                     let handoff = Handoff {
                         room: share.name().clone(),
                         bytes: bytes.clone(),
                         messages,
-                        publish: to_bus && to == 0,
+                        publish,
                     };
                     self.cluster.hand_off(to, handoff);
                     self.handed |= 1 << to;
@@ -103,9 +114,7 @@ impl Server {
             return;
         }
         while let Some(h) = self.cluster.next_handoff(self.me) {
-            if h.publish {
-                self.publish_frames(&h.room, &h.bytes);
-            }
+            self.publish_batch(&h.room, &h.bytes, &h.publish);
             // Members may all have left since: then nobody missed it.
             if let Some(room) = self.hub.find(&h.room) {
                 let messages = h.messages as usize;

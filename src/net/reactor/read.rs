@@ -133,6 +133,7 @@ impl Server {
             bus,
             ..
         } = self;
+        let bus_stats = bus.as_deref().map(|b| b.stats());
         let Io { read, out, pool } = io;
         let Some(conn) = conns.get_mut(key) else {
             return;
@@ -159,10 +160,7 @@ impl Server {
             room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
             got_message: false,
-            bus: match bus {
-                Some(b) => Some(&mut **b),
-                None => None,
-            },
+            to_bus: cfg.redis.is_some(),
             deflate: conn.deflate,
             tx: &mut zlib.tx,
             own: &mut own_out,
@@ -182,10 +180,12 @@ impl Server {
                     draining: drain_until.is_some(),
                     cluster,
                     me: *me,
+                    bus: bus_stats,
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
                     Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
+                    Ok(Handshake::Opened(keep)) => (keep, Outcome::Opened),
                     Ok(Handshake::Answered) => (0, Outcome::Answered),
                     Err(e) => {
                         if let Some(held_back) = throttle.pass(*now) {
@@ -250,6 +250,14 @@ impl Server {
             // session (a protocol error, or the client's Close).
             Outcome::Upgraded if failed => self.enter_closing(id),
             Outcome::Upgraded => self.arm_keepalive(id),
+            Outcome::Opened if failed => {
+                self.room_opened(room);
+                self.enter_closing(id);
+            }
+            Outcome::Opened => {
+                self.room_opened(room);
+                self.arm_keepalive(id);
+            }
             Outcome::Waiting if failed => self.enter_closing(id),
             Outcome::Waiting => {}
         }
@@ -265,5 +273,7 @@ impl Server {
 enum Outcome {
     Waiting,
     Upgraded,
+    /// Upgraded, the first member of its room on this reactor.
+    Opened,
     Answered,
 }

@@ -3,19 +3,21 @@
 //! together at its end. The bus itself lives in [`crate::bus`].
 //!
 //! A process keeps one bus, on its first reactor. With several reactors
-//! (`--threads`), the others hand that reactor their clients' messages to
-//! publish, the room directory tells it which rooms the process has members
+//! (`--threads`), the others hand that reactor their rooms' batches with
+//! the payloads to publish marked (the first reactor publishes its own
+//! from its batches the same way), the room directory tells it which rooms the process has members
 //! of (to subscribe), and it hands what the bus brings to the reactors with
 //! members, as it does its own clients' messages.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::Server;
+use crate::bus::Bus;
 use crate::id::ConnId;
 use crate::net::cluster::{Handoff, RoomChange, RoomShare};
-use crate::proto::frame::{decode_header, OpCode};
 use crate::proto::session::write_message;
-use crate::proto::{MessageKind, Parsing};
+use crate::proto::MessageKind;
 
 /// The sender of frames that came from another node: no connection here,
 /// so `--exclude-sender` skips nobody for them.
@@ -23,6 +25,21 @@ pub(super) const REMOTE: ConnId = ConnId {
     key: usize::MAX,
     gen: u32::MAX,
 };
+
+/// Publishes each of `publish` (a message's kind and payload range in
+/// `bytes`) to `room` on the bus.
+pub(super) fn publish_all(
+    bus: &mut dyn Bus,
+    room: &str,
+    bytes: &[u8],
+    publish: &[(MessageKind, Range<usize>)],
+) {
+    for (kind, range) in publish {
+        if let Some(payload) = bytes.get(range.clone()) {
+            bus.publish(room, *kind, payload);
+        }
+    }
+}
 
 /// This turn's bus messages for a room this reactor has no members of,
 /// encoded once for the reactors that have.
@@ -107,7 +124,7 @@ impl Server {
                         room: r.share.name().clone(),
                         bytes: bytes.clone(),
                         messages: r.messages,
-                        publish: false,
+                        publish: Vec::new(),
                     },
                 );
                 self.handed |= 1 << to;
@@ -115,24 +132,38 @@ impl Server {
         }
     }
 
-    /// Publishes the frames another reactor's clients sent to `room`.
-    /// They are this server's own encoding: whole, unmasked text or binary
-    /// frames, back to back.
-    pub(super) fn publish_frames(&mut self, room: &str, mut frames: &[u8]) {
-        let Some(bus) = self.bus.as_deref_mut() else {
+    /// Publishes a room's messages to the bus, each payload where it lies
+    /// in its batch (`publish`: each message's kind and payload range): the
+    /// one path for every reactor's clients, since the batch is handed to
+    /// the first reactor, which has the bus, as it is.
+    pub(super) fn publish_batch(
+        &mut self,
+        room: &str,
+        bytes: &[u8],
+        publish: &[(MessageKind, Range<usize>)],
+    ) {
+        if let Some(bus) = self.bus.as_deref_mut() {
+            publish_all(bus, room, bytes, publish);
+        }
+    }
+
+    /// Room `room` got its first member on this reactor: with several
+    /// reactors, the directory learns it (and tells the first reactor,
+    /// which owns the bus, when the process as a whole gains the room);
+    /// alone, the bus subscribes.
+    pub(super) fn room_opened(&mut self, room: Option<u32>) {
+        let Some(name) = room.and_then(|r| self.hub.name(r)) else {
             return;
         };
-        while let Ok(Parsing::Done { value, offset }) = decode_header(frames) {
-            let len = usize::try_from(value.len).unwrap_or(usize::MAX);
-            let Some(payload) = frames.get(offset..offset.saturating_add(len)) else {
-                return;
-            };
-            let kind = match value.opcode {
-                OpCode::Text => MessageKind::Text,
-                _ => MessageKind::Binary,
-            };
-            bus.publish(room, kind, payload);
-            frames = frames.get(offset + len..).unwrap_or_default();
+        if self.cluster.reactors() > 1 {
+            let share = self
+                .cluster
+                .join_room(name, self.me, self.cfg.redis.is_some());
+            if let Some(r) = room {
+                self.hub.set_share(r, share);
+            }
+        } else if let Some(bus) = self.bus.as_deref_mut() {
+            bus.subscribe(name);
         }
     }
 

@@ -8,6 +8,7 @@ use slab::Slab;
 use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::Server;
+use crate::bus::BusStats;
 use crate::config::{Config, Mode};
 use crate::http;
 use crate::id::ConnId;
@@ -61,6 +62,9 @@ pub(super) enum Handshake {
     Keep(usize),
     /// Upgraded; keep this many bytes of frames that followed the request.
     Upgraded(usize),
+    /// Upgraded as the first member of its room on this reactor, which
+    /// the caller tells the process's directory or the bus.
+    Opened(usize),
     /// A plain HTTP request was answered: close once it is sent.
     Answered,
 }
@@ -74,6 +78,8 @@ pub(super) struct HttpContext<'a> {
     /// The process's reactors, and which one this is.
     pub(super) cluster: &'a Cluster,
     pub(super) me: usize,
+    /// The bus's counters, on the reactor that has it.
+    pub(super) bus: Option<&'a BusStats>,
 }
 
 /// Handles input while waiting for the request. An upgrade is checked
@@ -131,10 +137,7 @@ pub(super) fn handshake(
             let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
             // The bus is on the first reactor; the others answer from its
             // last published counters.
-            let bus = match sink.bus.as_deref() {
-                Some(bus) => Some(bus.stats().clone()),
-                None => ctx.cluster.bus_stats(),
-            };
+            let bus = ctx.bus.cloned().or_else(|| ctx.cluster.bus_stats());
             let mut bus_metrics = String::new();
             if let Some(bus) = &bus {
                 // Writing to a String cannot fail.
@@ -196,23 +199,14 @@ pub(super) fn handshake(
     }
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
+    let mut new_room = false;
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string does not.
         let room = req.path.split('?').next().unwrap_or(req.path);
         let joined = sink.hub.join(room, key);
-        let seat = joined.seat;
-        if joined.new_room && ctx.cluster.reactors() > 1 {
-            // The directory tells the first reactor, which owns the bus,
-            // when the process as a whole gains the room.
-            let share = ctx.cluster.join_room(room, ctx.me, cfg.redis.is_some());
-            sink.hub.set_share(seat.room, share);
-        } else if joined.new_room {
-            if let Some(bus) = sink.bus.as_deref_mut() {
-                bus.subscribe(room);
-            }
-        }
-        conn.seat = Some(seat);
-        sink.room = Some(seat.room);
+        new_room = joined.new_room;
+        conn.seat = Some(joined.seat);
+        sink.room = Some(joined.seat.room);
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
     let (keep, inflated) = compress::feed(
@@ -226,7 +220,11 @@ pub(super) fn handshake(
     );
     sink.stats.deflate.messages_inflated += inflated;
     data.copy_within(offset..offset + keep, 0);
-    Ok(Handshake::Upgraded(keep))
+    Ok(if new_room {
+        Handshake::Opened(keep)
+    } else {
+        Handshake::Upgraded(keep)
+    })
 }
 
 /// Whether a handshake deadline for `id` still matters: the connection is
