@@ -318,10 +318,12 @@ impl Server {
             .iter()
             .filter_map(|&key| conns.get(key)?.deflate.map(|t| t.server_bits))
             .min()?;
-        let (bytes, senders) =
-            self.zlib
-                .tx
-                .pack(frames.bytes(), senders, bits, &mut self.stats.deflate);
+        let (bytes, senders) = self.zlib.tx.pack(
+            frames.bytes(),
+            senders,
+            bits,
+            &mut self.report.stats.deflate,
+        );
         Some((Frames::Local(Rc::new(bytes)), senders))
     }
 }

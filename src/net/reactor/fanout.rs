@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{compress, relay, Server, BATCH_LIMIT};
+use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
 use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
@@ -37,9 +37,9 @@ impl Server {
         }
         // The bus is on the first reactor: it publishes its clients'
         // messages from the batch, and the others hand it theirs.
-        if self.me == 0 && !batch.publish.is_empty() {
-            if let (Some(bus), Some(name)) = (self.bus.as_deref_mut(), self.hub.name(room)) {
-                relay::publish_all(bus, name, &batch.bytes, &batch.publish);
+        if self.peers.me == 0 && !batch.publish.is_empty() {
+            if let Some(name) = self.hub.name(room) {
+                self.link.publish(name, &batch.bytes, &batch.publish);
             }
             batch.publish.clear();
         }
@@ -47,14 +47,14 @@ impl Server {
         let others = self
             .hub
             .share(room)
-            .map_or(0, |s| s.others(self.me) | u64::from(to_bus));
+            .map_or(0, |s| s.others(self.peers.me) | u64::from(to_bus));
         let frames = if others == 0 {
             Frames::Local(Rc::new(batch.bytes))
         } else {
             let bytes = Arc::new(batch.bytes);
             if let Some(share) = self.hub.share(room) {
                 let messages = u32::try_from(batch.frames.len()).unwrap_or(u32::MAX);
-                for to in (0..self.cluster.reactors()).filter(|r| others & (1 << r) != 0) {
+                for to in self.peers.each(others) {
                     let publish = if to == 0 {
                         std::mem::take(&mut batch.publish)
                     } else {
@@ -66,8 +66,7 @@ impl Server {
                         messages,
                         publish,
                     };
-                    self.cluster.hand_off(to, handoff);
-                    self.handed |= 1 << to;
+                    self.peers.hand_off(to, handoff);
                 }
             }
             Frames::Crossing(bytes)
@@ -99,29 +98,21 @@ impl Server {
         }
     }
 
-    /// Wakes every reactor handed a batch this turn, once each.
-    pub(super) fn wake_handed(&mut self) {
-        let handed = std::mem::take(&mut self.handed);
-        for to in (0..self.cluster.reactors()).filter(|r| handed & (1 << r) != 0) {
-            self.cluster.wake(to);
-        }
-    }
-
     /// Delivers the batches other reactors handed this one, in the order
     /// handed; then deals with rooms whose batches did not fit the mailbox.
     pub(super) fn take_handoffs(&mut self) {
-        if self.cluster.reactors() == 1 {
+        if !self.peers.several() {
             return;
         }
-        while let Some(h) = self.cluster.next_handoff(self.me) {
-            self.publish_batch(&h.room, &h.bytes, &h.publish);
+        while let Some(h) = self.peers.cluster.next_handoff(self.peers.me) {
+            self.link.publish(&h.room, &h.bytes, &h.publish);
             // Members may all have left since: then nobody missed it.
             if let Some(room) = self.hub.find(&h.room) {
                 let messages = h.messages as usize;
                 self.deliver_all(room, &Frames::Crossing(h.bytes), &[], messages);
             }
         }
-        for name in self.cluster.take_lost(self.me) {
+        for name in self.peers.cluster.take_lost(self.peers.me) {
             let Some(room) = self.hub.find(&name) else {
                 continue;
             };
@@ -184,7 +175,7 @@ impl Server {
         } else {
             q.push_shared(SharedBytes::new(frames.clone(), 0..len));
         }
-        self.stats.messages_out += theirs as u64;
+        self.report.stats.messages_out += theirs as u64;
         self.write_out(key, false);
     }
 
@@ -199,7 +190,7 @@ impl Server {
         }
         match self.cfg.slow_consumer {
             SlowConsumerPolicy::Drop => {
-                self.stats.slow_consumer_drops += messages as u64;
+                self.report.stats.slow_consumer_drops += messages as u64;
             }
             SlowConsumerPolicy::Close => {
                 let id = conn.id(key);
@@ -209,10 +200,10 @@ impl Server {
                     self,
                     "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
                 );
-                self.stats.slow_consumer_cutoffs += 1;
+                self.report.stats.slow_consumer_cutoffs += 1;
                 conn.session
                     .close(close::POLICY, "slow consumer", &mut QueueSink(q));
-                self.close_timers.arm(self.now, id);
+                self.timers.close.arm(self.clock.now, id);
                 self.write_out(key, false);
             }
         }

@@ -82,7 +82,7 @@ impl Server {
             match res {
                 Ok(0) => return self.peer_closed(key),
                 Ok(n) => {
-                    self.stats.bytes_in += n as u64;
+                    self.report.stats.bytes_in += n as u64;
                     self.process(key, carried + n, into_own);
                     if n < offered && !until_blocked {
                         break;
@@ -111,8 +111,8 @@ impl Server {
     /// the front of the shared one.
     pub(super) fn process(&mut self, key: usize, n: usize, into_own: bool) {
         let held = self.conns.len();
-        let now_ms = if self.keepalive_on {
-            self.now_ms32()
+        let now_ms = if self.timers.keepalive_on {
+            self.clock.now_ms32()
         } else {
             0
         };
@@ -121,20 +121,17 @@ impl Server {
             io,
             cfg,
             hub,
-            stats,
-            throttle,
-            now,
-            started,
-            drain_until,
+            report,
+            clock,
+            timers,
             turn,
             zlib,
-            cluster,
-            me,
-            bus,
+            peers,
+            link,
             ..
         } = self;
-        let bus_stats = bus.as_deref().map(|b| b.stats());
         let Io { read, out, pool } = io;
+        let (stats, throttle) = (&mut report.stats, &mut report.throttle);
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
@@ -148,7 +145,7 @@ impl Server {
         } else {
             read.get_mut(..n).unwrap_or_default()
         };
-        if self.keepalive_on {
+        if timers.keepalive_on {
             conn.seen_at = now_ms;
             conn.awaiting_pong = false;
         }
@@ -175,12 +172,12 @@ impl Server {
             Phase::Handshake => {
                 let ctx = HttpContext {
                     held,
-                    started: *started,
-                    now: *now,
-                    draining: drain_until.is_some(),
-                    cluster,
-                    me: *me,
-                    bus: bus_stats,
+                    started: clock.started,
+                    now: clock.now,
+                    draining: timers.drain_until.is_some(),
+                    cluster: &peers.cluster,
+                    me: peers.me,
+                    bus: link.stats(),
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
@@ -188,7 +185,7 @@ impl Server {
                     Ok(Handshake::Opened(keep)) => (keep, Outcome::Opened),
                     Ok(Handshake::Answered) => (0, Outcome::Answered),
                     Err(e) => {
-                        if let Some(held_back) = throttle.pass(*now) {
+                        if let Some(held_back) = throttle.pass(clock.now) {
                             info!(
                                 "conn {key}: handshake refused: {} {}{}",
                                 e.status(),
@@ -239,7 +236,7 @@ impl Server {
                     "conn {key}: protocol error: {e} (close {})",
                     e.close_code()
                 );
-                self.stats.protocol_errors += 1;
+                self.report.stats.protocol_errors += 1;
             }
         }
         let id = conn.id(key);
@@ -265,6 +262,15 @@ impl Server {
             if self.hub.batched(room) >= BATCH_LIMIT {
                 self.fan_out_room(room);
             }
+        }
+    }
+
+    /// A connection just made `room` new on this reactor.
+    fn room_opened(&mut self, room: Option<u32>) {
+        if let Some(id) = room {
+            let bus_on = self.cfg.redis.is_some();
+            self.link
+                .room_opened(&mut self.hub, id, &self.peers, bus_on);
         }
     }
 }

@@ -22,13 +22,13 @@ use crate::stats::HandshakeFailure;
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
     pub(super) fn expire_handshakes(&mut self) {
-        while let Some(id) = self.handshake_timers.expired(self.now) {
+        while let Some(id) = self.timers.handshake.expired(self.clock.now) {
             if handshaking(&self.conns, id) {
                 self.handshake_timeout(id.key);
             }
         }
         let conns = &self.conns;
-        self.handshake_timers.compact(|id| handshaking(conns, id));
+        self.timers.handshake.compact(|id| handshaking(conns, id));
     }
 
     fn handshake_timeout(&mut self, key: usize) {
@@ -39,10 +39,12 @@ impl Server {
         if conn.tls.as_ref().is_some_and(|t| t.handshaking()) {
             // No 408: nothing can be said before the TLS handshake is over.
             notice!(self, "conn {key}: TLS handshake timeout");
-            self.stats.count_tls_failure(HandshakeFailure::Timeout);
+            self.report
+                .stats
+                .count_tls_failure(HandshakeFailure::Timeout);
         } else {
             notice!(self, "conn {key}: handshake timeout (408)");
-            *self.stats.handshake_failures.entry(408).or_default() += 1;
+            *self.report.stats.handshake_failures.entry(408).or_default() += 1;
             handshake::write_response(
                 &mut self.io.out,
                 408,
