@@ -482,6 +482,9 @@ impl Server {
 
     /// Publishes this reactor's counters for the others, if due (or `now`).
     fn publish_stats(&mut self, now: bool) {
+        if !self.peers.several() {
+            return;
+        }
         compress::report(&self.zlib.neg, &mut self.report.stats);
         let current = Current {
             stats: &self.report.stats,

@@ -61,6 +61,7 @@ pub type Parts = (Option<Inflater>, Option<Deflater>);
 
 /// Takes a connection's compressor and inflater out of its context for the
 /// time its input is processed; [`give_back`] returns them.
+#[inline]
 pub fn lend(ctx: &mut Option<Box<Context>>) -> Parts {
     match ctx.as_deref_mut() {
         Some(c) => (c.inflater.take(), c.deflater.take()),
@@ -69,6 +70,7 @@ pub fn lend(ctx: &mut Option<Box<Context>>) -> Parts {
 }
 
 /// Puts what [`lend`] took (or a fresh agreement made) back.
+#[inline]
 pub fn give_back(ctx: &mut Option<Box<Context>>, (inflater, deflater): Parts) {
     if let Some(c) = ctx.as_deref_mut() {
         c.inflater = inflater;
