@@ -278,7 +278,7 @@ fn handoff(c: &mut Criterion) {
                     room: room.clone(),
                     bytes: bytes.clone(),
                     messages: 1,
-                    publish: false,
+                    publish: Vec::new(),
                 },
             );
             black_box(cluster.next_handoff(1))

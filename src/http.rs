@@ -20,13 +20,11 @@
 //! until the client closes or the close timeout passes. The client sees
 //! the whole first answer, then a clean end of stream.
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::net::stats::DeflateStats;
-use crate::net::transport::HandshakeFailure;
-use crate::{Mode, Stats};
+use crate::stats::prometheus::{escape_label, family, labelled, single};
+use crate::stats::{HandshakeFailure, Kind, Stats, COUNTERS};
 
 /// The page served at `/`: self-contained, no external resources.
 const PAGE: &str = include_str!("page.html");
@@ -51,8 +49,8 @@ pub struct Snapshot<'a> {
     pub open_connections: usize,
     /// Broadcast rooms with members (0 in echo mode).
     pub rooms: usize,
-    /// Echo or broadcast.
-    pub mode: Mode,
+    /// The mode's name: `echo` or `broadcast`.
+    pub mode: &'a str,
     /// Time since the server started.
     pub uptime: Duration,
     /// A graceful shutdown is in progress.
@@ -180,42 +178,13 @@ fn reason(status: u16) -> &'static str {
 /// Renders every counter of [`Stats`] and the server's gauges in the
 /// Prometheus text exposition format (0.0.4): each family has a `# HELP`
 /// and a `# TYPE` line, names start with `wsd_`, counters end in `_total`.
+/// The scalar counters come from [`COUNTERS`], the one list of them.
 fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
-    // Destructured without `..`, so a counter added to `Stats` does not
-    // compile until it is exported here too.
-    let Stats {
-        accepted,
-        refused_max_connections,
-        accept_errors,
-        handshakes,
-        handshake_failures,
-        http_responses,
-        messages_in,
-        messages_out,
-        bytes_in,
-        bytes_out,
-        protocol_errors,
-        closes,
-        abnormal_closes,
-        close_timeouts,
-        idle_timeouts,
-        ping_timeouts,
-        pings_sent,
-        slow_consumer_cutoffs,
-        slow_consumer_drops,
-        io_errors,
-        deflate,
-        tls_handshake_failures,
-    } = snap.stats;
-
-    let mode = match snap.mode {
-        Mode::Echo => "echo",
-        Mode::Broadcast => "broadcast",
-    };
+    let stats = snap.stats;
     family(
         w,
         "wsd_build_info",
-        "gauge",
+        Kind::Gauge,
         "The wsd version and this process's instance name; always 1.",
     )?;
     w.write_str("wsd_build_info{version=\"")?;
@@ -226,10 +195,12 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
     family(
         w,
         "wsd_mode",
-        "gauge",
+        Kind::Gauge,
         "The mode the server runs in; always 1.",
     )?;
-    writeln!(w, "wsd_mode{{mode=\"{mode}\"}} 1")?;
+    w.write_str("wsd_mode{mode=\"")?;
+    escape_label(w, snap.mode)?;
+    w.write_str("\"} 1\n")?;
 
     let gauges: [(&str, &str, f64); 4] = [
         (
@@ -254,123 +225,34 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         ),
     ];
     for (name, help, value) in gauges {
-        family(w, name, "gauge", help)?;
-        writeln!(w, "{name} {value}")?;
+        single(w, name, Kind::Gauge, help, value)?;
     }
     family(
         w,
         "wsd_reactor_connections",
-        "gauge",
+        Kind::Gauge,
         "Connections held by each reactor (--threads), as last published.",
     )?;
     for (i, n) in snap.reactors.iter().enumerate() {
         writeln!(w, "wsd_reactor_connections{{reactor=\"{i}\"}} {n}")?;
     }
-    family(
+    single(
         w,
         "wsd_handoff_drops_total",
-        "counter",
+        Kind::Counter,
         "Broadcast batches for another reactor dropped because its mailbox was full.",
+        snap.handoff_drops,
     )?;
-    writeln!(w, "wsd_handoff_drops_total {}", snap.handoff_drops)?;
-
-    let counters: [(&str, &str, u64); 17] = [
-        (
-            "wsd_connections_accepted_total",
-            "Connections accepted (refusals not counted).",
-            *accepted,
-        ),
-        (
-            "wsd_connections_refused_total",
-            "Connections answered 503 because the connection limit was reached.",
-            *refused_max_connections,
-        ),
-        (
-            "wsd_accept_errors_total",
-            "Errors from accept (EMFILE and the like); accepting backs off.",
-            *accept_errors,
-        ),
-        (
-            "wsd_handshakes_total",
-            "Upgrade requests answered 101.",
-            *handshakes,
-        ),
-        (
-            "wsd_messages_received_total",
-            "WebSocket messages received.",
-            *messages_in,
-        ),
-        (
-            "wsd_messages_sent_total",
-            "WebSocket messages sent (broadcast: one per receiver).",
-            *messages_out,
-        ),
-        (
-            "wsd_bytes_received_total",
-            "Bytes read from sockets.",
-            *bytes_in,
-        ),
-        (
-            "wsd_bytes_sent_total",
-            "Bytes written to sockets.",
-            *bytes_out,
-        ),
-        (
-            "wsd_protocol_errors_total",
-            "Connections failed for a protocol error.",
-            *protocol_errors,
-        ),
-        (
-            "wsd_abnormal_closes_total",
-            "Connections that ended without a closing handshake.",
-            *abnormal_closes,
-        ),
-        (
-            "wsd_close_timeouts_total",
-            "Closing connections dropped because the close timeout passed.",
-            *close_timeouts,
-        ),
-        (
-            "wsd_idle_timeouts_total",
-            "Connections closed (1001) for sending no message within the idle timeout.",
-            *idle_timeouts,
-        ),
-        (
-            "wsd_ping_timeouts_total",
-            "Connections closed (1001) for not answering a keepalive ping.",
-            *ping_timeouts,
-        ),
-        ("wsd_pings_sent_total", "Keepalive pings sent.", *pings_sent),
-        (
-            "wsd_slow_consumer_cutoffs_total",
-            "Slow broadcast consumers cut off with close 1008.",
-            *slow_consumer_cutoffs,
-        ),
-        (
-            "wsd_slow_consumer_drops_total",
-            "Broadcast messages skipped for slow consumers.",
-            *slow_consumer_drops,
-        ),
-        (
-            "wsd_io_errors_total",
-            "Connections ended by a socket error.",
-            *io_errors,
-        ),
-    ];
-    for (name, help, value) in counters {
-        family(w, name, "counter", help)?;
-        writeln!(w, "{name} {value}")?;
+    for c in &COUNTERS {
+        single(w, c.metric, c.kind, c.help, (c.get)(stats))?;
     }
-
-    write_deflate_metrics(w, deflate)?;
-
     labelled(
         w,
         "wsd_handshake_failures_total",
         "Requests refused before they were upgraded or routed \
          (refused upgrades, malformed or non-HTTP input, timeouts), by HTTP status.",
         "status",
-        handshake_failures,
+        &stats.handshake_failures,
         &COMMON_REFUSALS,
     )?;
     labelled(
@@ -378,7 +260,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         "wsd_http_responses_total",
         "Plain HTTP requests answered, by status.",
         "status",
-        http_responses,
+        &stats.http_responses,
         &COMMON_HTTP_STATUSES,
     )?;
     labelled(
@@ -386,19 +268,22 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
         "wsd_closes_total",
         "Closing handshakes, by close code (sent or received).",
         "code",
-        closes,
+        &stats.closes,
         &COMMON_CLOSE_CODES,
     )?;
     family(
         w,
         "wsd_tls_handshake_failures_total",
-        "counter",
+        Kind::Counter,
         "TLS handshakes that failed, by reason: plain_http (an HTTP request \
          on the TLS port), not_tls, protocol (a malformed handshake), \
          incompatible (no common version, cipher or ALPN), alert (sent by \
          the peer), eof (closed mid-handshake), timeout.",
     )?;
-    for (reason, n) in HandshakeFailure::ALL.iter().zip(tls_handshake_failures) {
+    for (reason, n) in HandshakeFailure::ALL
+        .iter()
+        .zip(stats.tls_handshake_failures)
+    {
         writeln!(
             w,
             "wsd_tls_handshake_failures_total{{reason=\"{}\"}} {n}",
@@ -408,145 +293,13 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
     family(
         w,
         "wsd_tls_reloads_total",
-        "counter",
+        Kind::Counter,
         "Certificate reloads (SIGHUP): ok, or error (bad files; the old pair stays).",
     )?;
     let [ok, error] = snap.tls_reloads;
     writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
     writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
     w.write_str(snap.extra)
-}
-
-/// A counter family with one label: a sample for every key of `counts`
-/// and of `common` (sorted, at 0 where nothing was counted), in key order.
-/// The common keys are there from the start so that alerts and rates see
-/// a zero rather than no data; other keys appear once they occur.
-fn labelled(
-    w: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    counts: &BTreeMap<u16, u64>,
-    common: &[u16],
-) -> fmt::Result {
-    family(w, name, "counter", help)?;
-    let mut common = common.iter().copied().peekable();
-    let mut counted = counts.iter().map(|(&k, &v)| (k, v)).peekable();
-    loop {
-        // Both are sorted: merge them, taking the count where there is one.
-        let (key, value) = match (common.peek().copied(), counted.peek().copied()) {
-            (Some(c), Some((k, v))) if k <= c => {
-                if k == c {
-                    common.next();
-                }
-                counted.next();
-                (k, v)
-            }
-            (Some(c), _) => {
-                common.next();
-                (c, 0)
-            }
-            (None, Some(kv)) => {
-                counted.next();
-                kv
-            }
-            (None, None) => return Ok(()),
-        };
-        writeln!(w, "{name}{{{label}=\"{key}\"}} {value}")?;
-    }
-}
-
-/// The permessage-deflate families.
-fn write_deflate_metrics(w: &mut String, d: &DeflateStats) -> fmt::Result {
-    let DeflateStats {
-        negotiated,
-        takeover_refused,
-        context_bytes,
-        messages_inflated,
-        messages_compressed,
-        messages_plain,
-        bytes_before,
-        bytes_after,
-    } = d;
-    family(
-        w,
-        "wsd_deflate_context_bytes",
-        "gauge",
-        "Bytes of compression context connections keep between messages (context takeover).",
-    )?;
-    writeln!(w, "wsd_deflate_context_bytes {context_bytes}")?;
-    let counters: [(&str, &str, u64); 7] = [
-        (
-            "wsd_deflate_negotiated_total",
-            "Connections that agreed on permessage-deflate.",
-            *negotiated,
-        ),
-        (
-            "wsd_deflate_takeover_refused_total",
-            "Connections given no-context-takeover terms because kept context reached its limit.",
-            *takeover_refused,
-        ),
-        (
-            "wsd_deflate_messages_inflated_total",
-            "Compressed messages received.",
-            *messages_inflated,
-        ),
-        (
-            "wsd_deflate_messages_compressed_total",
-            "Messages compressed (a broadcast counts once).",
-            *messages_compressed,
-        ),
-        (
-            "wsd_deflate_messages_plain_total",
-            "Messages for deflate clients sent plain: compressing did not shorten them.",
-            *messages_plain,
-        ),
-        (
-            "wsd_deflate_bytes_before_total",
-            "Payload bytes of compressed messages, before compression.",
-            *bytes_before,
-        ),
-        (
-            "wsd_deflate_bytes_after_total",
-            "Payload bytes of compressed messages, after compression.",
-            *bytes_after,
-        ),
-    ];
-    for (name, help, value) in counters {
-        family(w, name, "counter", help)?;
-        writeln!(w, "{name} {value}")?;
-    }
-    Ok(())
-}
-
-/// The `# HELP` and `# TYPE` lines of a family.
-fn family(w: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
-    w.write_str("# HELP ")?;
-    w.write_str(name)?;
-    w.write_char(' ')?;
-    // HELP text escapes only backslash and newline.
-    for c in help.chars() {
-        match c {
-            '\\' => w.write_str("\\\\")?,
-            '\n' => w.write_str("\\n")?,
-            c => w.write_char(c)?,
-        }
-    }
-    writeln!(w, "\n# TYPE {name} {kind}")
-}
-
-/// Writes `value` as the inside of a quoted label value: backslash, double
-/// quote and newline escaped, as the format requires.
-fn escape_label(w: &mut String, value: &str) -> fmt::Result {
-    for c in value.chars() {
-        match c {
-            '\\' => w.write_str("\\\\")?,
-            '"' => w.write_str("\\\"")?,
-            '\n' => w.write_str("\\n")?,
-            c => w.write_char(c)?,
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::net::cluster::RoomShare;
-use crate::net::timer::ConnId;
+use crate::id::{ConnId, RoomShare};
+use crate::proto::MessageKind;
 
 /// A turn's broadcast messages for one room, encoded once and back to
 /// back, fanned out at the end of the turn as one shared buffer.
@@ -24,6 +24,10 @@ pub struct Batch {
     pub bytes: Vec<u8>,
     /// Each frame's sender and where the frame is in `bytes`.
     pub frames: Vec<(ConnId, Range<usize>)>,
+    /// The messages to publish to other nodes (`--redis`): each one's kind
+    /// and where its payload is in `bytes`. Messages that came from the
+    /// bus are not among them.
+    pub publish: Vec<(MessageKind, Range<usize>)>,
 }
 
 #[derive(Debug)]
@@ -193,6 +197,7 @@ impl Hub {
                 let next = Batch {
                     bytes: Vec::with_capacity(room.batch.bytes.len().min(cap)),
                     frames: Vec::with_capacity(room.batch.frames.len()),
+                    publish: Vec::with_capacity(room.batch.publish.len()),
                 };
                 std::mem::replace(&mut room.batch, next)
             }

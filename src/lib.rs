@@ -1,34 +1,48 @@
-//! wsd: a WebSocket (RFC 6455) echo and broadcast server on one
-//! single-threaded mio reactor.
+//! wsd: a WebSocket (RFC 6455) echo and broadcast server. Each reactor is
+//! one thread with its own mio `Poll` and slab of connections; a process
+//! runs one or several (`--threads`), whose broadcast rooms span them, and
+//! rooms span processes and machines through a bus (Redis pub/sub).
 //!
 //! # Layout
 //!
+//! From the bottom up; each layer imports only those below it.
+//!
 //! - [`proto`]: the sans-IO protocol core. The handshake parser, the frame
 //!   codec, in-place unmasking, incremental UTF-8 validation, message
-//!   assembly and the closing handshake. It sees byte slices and returns
-//!   decisions; it never does I/O. `wsload` uses it for the client side.
-//! - [`net`]: the reactor. Sockets, the mio `Poll`, a slab of connections
-//!   each with its own lazily allocated buffers, timers, and the write path.
-//!   It never parses bytes itself: it hands them to [`proto`]. TLS
-//!   (`net::transport`, with rustls) sits between the socket and the read
-//!   and write paths, which see plaintext either way; `net::tls` loads and
-//!   reloads the certificate.
-//! - [`hub`]: broadcast rooms. A turn's messages for a room are encoded
-//!   once into shared bytes that every member's output queue references.
+//!   assembly, permessage-deflate and the closing handshake. It sees byte
+//!   slices and returns decisions; it never does I/O. `wsload` uses it for
+//!   the client side.
+//! - [`id`]: identities shared by the layers above: a connection's id that
+//!   survives slab key reuse, and a room's share of the reactors.
+//! - [`stats`]: what the server counts ([`Stats`], each counter's metric
+//!   name listed once) and the Prometheus text format.
+//! - [`units`]: sizes and durations as the flags write them.
+//! - [`hub`]: broadcast rooms on one reactor. A turn's messages for a room
+//!   are encoded once into shared bytes that every member's output queue
+//!   references.
+//! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
+//!   `/metrics`, the page at `/`), sans-IO like [`proto`]: it renders a
+//!   snapshot it is handed.
 //! - [`bus`]: rooms across processes and machines. The [`bus::Bus`]
-//!   interface the reactor drives, and Redis pub/sub behind it: two
+//!   interface a reactor drives, and Redis pub/sub behind it: two
 //!   non-blocking connections in the reactor's `Poll`, a sans-IO RESP codec,
 //!   and a compact envelope (node id, kind, payload) per message.
-//! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
-//!   `/metrics`, the page at `/`), sans-IO like [`proto`].
 //! - [`config`]: the server's settings and their defaults.
+//! - [`net`]: the reactors. Sockets, the `Poll`, the connection slab, the
+//!   read and write paths, timers; TLS (`net::transport`, with rustls)
+//!   between the socket and the paths, which see plaintext either way.
+//!   `net::reactor` is one reactor, its state in parts by job (listeners,
+//!   timers, the other reactors, the bus link, the counters);
+//!   `net::cluster` is what the reactors of a process share (room
+//!   directory, mailboxes, the connection count), and `net::process` starts
+//!   them. It never parses bytes itself: it hands them to [`proto`].
 //!
 //! # Panics
 //!
-//! The server is one thread serving every client, so a panic is an outage
-//! for all of them. The crate is panic-free by construction: outside tests
-//! it may not `unwrap`, `expect`, `panic!`, or index or slice unchecked
-//! (the lints below deny it), so a slice is taken with `get` and a missing
+//! A reactor is one thread serving thousands of clients, so a panic is an
+//! outage for all of them. The crate is panic-free by construction:
+//! outside tests it may not `unwrap`, `expect`, `panic!`, or index or
+//! slice unchecked (the lints below deny it), so a slice is taken with `get` and a missing
 //! one means "not yet" or "nothing", never a crash. Peer-controlled lengths
 //! are checked against limits, with checked arithmetic, before they are
 //! used for allocation or indexing. Tests may panic: that is how they fail.
@@ -51,8 +65,10 @@ pub mod bus;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod id;
 pub mod net;
 pub mod proto;
+pub mod stats;
 pub mod units;
 
 pub use config::{Config, DeflateConfig, Mode, SlowConsumerPolicy};

@@ -361,6 +361,84 @@ fn the_binary_runs_n_reactors_and_sigterm_drains_them_all() {
     }
 }
 
+/// With several reactors the drain is logged once for the process, not
+/// once per reactor: one "draining N connections" line with the process's
+/// count (0 with no clients, where each reactor used to say "draining 0"),
+/// and one "drained" line when the last reactor is done.
+#[test]
+fn with_threads_the_drain_is_logged_once_for_the_process() {
+    let _w = watchdog();
+    for n in [0usize, 12] {
+        let mut wsd = WsdProcess::start(&["--listen", "127.0.0.1:0", "--threads", "3"]);
+        let mut clients: Vec<Client> = (0..n).map(|_| Client::connect(wsd.addrs[0])).collect();
+        for c in &mut clients {
+            c.assert_echo("before the drain");
+        }
+        wsd.signal("TERM");
+        for mut c in clients {
+            match c.recv() {
+                Message::Close(code, _) => assert_eq!(code, Some(1001)),
+                other => panic!("expected Close 1001, got {}", describe(&other)),
+            }
+            c.send_close(1001, b"");
+            c.expect_eof();
+        }
+        assert_eq!(wsd.wait_exit(IO_TIMEOUT).code(), Some(0));
+        let lines = wsd.stderr_to_end(IO_TIMEOUT);
+        let draining: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains(" connections (at most "))
+            .collect();
+        assert_eq!(draining.len(), 1, "{lines:#?}");
+        assert!(
+            draining[0].contains(&format!("draining {n} connections")),
+            "{lines:#?}"
+        );
+        let drained = lines.iter().filter(|l| l.contains("drained")).count();
+        assert_eq!(drained, 1, "{lines:#?}");
+    }
+}
+
+/// A reactor's counters reach `/metrics` within a publish interval of its
+/// last change even when nothing wakes it afterwards: the publish is one
+/// of its deadlines. Scrapes go to the metrics address, which only the
+/// first reactor serves, so they never wake the second; before, an idle
+/// reactor's last burst waited for its next wake-up (the ping interval,
+/// here none at all).
+#[test]
+fn metrics_catch_up_with_an_idle_reactors_last_burst() {
+    let _w = watchdog();
+    let cfg = Config {
+        metrics_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..config(Mode::Echo)
+    };
+    let process = Process::start(cfg, 2).expect("start reactors");
+    let (addr, metrics) = (process.local_addrs()[0], process.metrics_addrs()[0]);
+    let handle = process.shutdown_handle();
+    let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(addr)).collect();
+    for c in &mut clients {
+        c.assert_echo("once");
+    }
+    let want = [20.0; 3];
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = [
+            "wsd_handshakes_total",
+            "wsd_messages_received_total",
+            "wsd_messages_sent_total",
+        ]
+        .map(|name| metric(metrics, name));
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < until, "metrics stuck at {got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(clients);
+    handle.shutdown();
+    process.wait().expect("reactors");
+}
+
 #[test]
 fn the_binary_refuses_a_thread_count_out_of_range() {
     let _w = watchdog();

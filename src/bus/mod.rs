@@ -39,6 +39,7 @@ use mio::event::Event;
 use mio::{Registry, Token};
 
 use crate::proto::MessageKind;
+use crate::stats::{prometheus, Kind};
 
 pub mod envelope;
 mod link;
@@ -226,53 +227,52 @@ impl BusStats {
     /// `wsd_bus_dropped_total{reason}` (every reason, from 0),
     /// `wsd_bus_reconnects_total`.
     pub fn write_metrics(&self, w: &mut String) -> fmt::Result {
-        let gauges = [
+        let samples = [
             (
                 "wsd_bus_up",
+                Kind::Gauge,
                 "1 if both bus connections are up.",
                 u64::from(self.up),
             ),
             (
                 "wsd_bus_subscriptions",
+                Kind::Gauge,
                 "Bus channels subscribed (one per room with local members).",
                 self.subscriptions,
             ),
             (
                 "wsd_bus_queued_bytes",
+                Kind::Gauge,
                 "Publish bytes waiting for the bus connection.",
                 self.queued_bytes,
             ),
-        ];
-        for (name, help, value) in gauges {
-            family(w, name, "gauge", help)?;
-            writeln!(w, "{name} {value}")?;
-        }
-        let counters = [
             (
                 "wsd_bus_published_total",
+                Kind::Counter,
                 "Messages published to the bus and acknowledged.",
                 self.published,
             ),
             (
                 "wsd_bus_received_total",
+                Kind::Counter,
                 "Messages received from other nodes.",
                 self.received,
             ),
             (
                 "wsd_bus_reconnects_total",
+                Kind::Counter,
                 "Bus connections re-established after a loss.",
                 self.reconnects,
             ),
         ];
-        for (name, help, value) in counters {
-            family(w, name, "counter", help)?;
-            writeln!(w, "{name} {value}")?;
+        for (name, kind, help, value) in samples {
+            prometheus::single(w, name, kind, help, value)?;
         }
         let name = "wsd_bus_dropped_total";
-        family(
+        prometheus::family(
             w,
             name,
-            "counter",
+            Kind::Counter,
             "Messages that did not cross the bus, by reason.",
         )?;
         for r in DropReason::ALL {
@@ -280,12 +280,6 @@ impl BusStats {
         }
         Ok(())
     }
-}
-
-/// The `# HELP` and `# TYPE` lines of a family (help texts here need no
-/// escaping).
-fn family(w: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
-    writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}")
 }
 
 /// 64 random bits, from the process's randomly keyed hasher (seeded by the

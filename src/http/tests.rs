@@ -1,14 +1,14 @@
 //! The HTTP answers' unit tests, and a strict reader of the metrics format.
 
 use super::*;
-use crate::net::stats::DeflateStats;
+use crate::stats::DeflateStats;
 
 fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
     Snapshot {
         stats,
         open_connections: 3,
         rooms: 2,
-        mode: Mode::Broadcast,
+        mode: "broadcast",
         uptime: Duration::from_millis(12_500),
         draining,
         instance: "node \"7\"",
@@ -526,6 +526,6 @@ fn label_values_are_escaped() {
 #[test]
 fn help_text_is_escaped() {
     let mut w = String::new();
-    family(&mut w, "wsd_x", "gauge", "one\\two\nthree").unwrap();
+    family(&mut w, "wsd_x", Kind::Gauge, "one\\two\nthree").unwrap();
     assert_eq!(w, "# HELP wsd_x one\\\\two\\nthree\n# TYPE wsd_x gauge\n");
 }

@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use mio::Waker;
@@ -36,8 +37,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard};
 
-use super::stats::Stats;
 use crate::bus::BusStats;
+#[cfg(loom)]
+use crate::id::bit;
+pub use crate::id::RoomShare;
+use crate::proto::MessageKind;
+use crate::stats::Stats;
 
 /// The most reactors one process runs: a room's reactors are one `u64`.
 pub const MAX_REACTORS: usize = 64;
@@ -57,9 +62,10 @@ pub struct Handoff {
     pub bytes: Arc<Vec<u8>>,
     /// How many messages `bytes` holds.
     pub messages: u32,
-    /// The frames are clients' messages that the receiver (the first
-    /// reactor, which owns the bus) also publishes to other nodes.
-    pub publish: bool,
+    /// Messages among the frames that the receiver (the first reactor,
+    /// which owns the bus) publishes to other nodes: each one's kind and
+    /// where its payload is in `bytes`.
+    pub publish: Vec<(MessageKind, Range<usize>)>,
 }
 
 /// A change of the rooms the process has members of, for the bus (which
@@ -70,30 +76,6 @@ pub enum RoomChange {
     Opened(Arc<RoomShare>),
     /// The process's last member of this room left.
     Closed(Arc<str>),
-}
-
-/// Which reactors have members of one room. Each reactor with members holds
-/// a reference; the directory drops the room when the last bit clears.
-#[derive(Debug)]
-pub struct RoomShare {
-    name: Arc<str>,
-    reactors: AtomicU64,
-}
-
-impl RoomShare {
-    /// The room's name, shared with the handoffs that carry it.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
-    /// The reactors other than `me` that have members, as a bit set.
-    pub fn others(&self, me: usize) -> u64 {
-        self.reactors.load(Ordering::Acquire) & !bit(me)
-    }
-}
-
-fn bit(reactor: usize) -> u64 {
-    1u64.checked_shl(reactor as u32).unwrap_or(0)
 }
 
 /// One reactor's inbox.
@@ -135,6 +117,11 @@ pub struct Cluster {
     /// kept when there is a bus.
     room_changes: Mutex<Vec<RoomChange>>,
     has_room_changes: AtomicBool,
+    /// The graceful drain, process-wide: whether a reactor has begun it,
+    /// how many reactors have ended it, and the connections they left.
+    drain_begun: AtomicBool,
+    drain_ended: AtomicUsize,
+    drain_left: AtomicUsize,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -165,6 +152,9 @@ impl Cluster {
             handoff_drops: AtomicU64::new(0),
             room_changes: Mutex::new(Vec::new()),
             has_room_changes: AtomicBool::new(false),
+            drain_begun: AtomicBool::new(false),
+            drain_ended: AtomicUsize::new(0),
+            drain_left: AtomicUsize::new(0),
         })
     }
 
@@ -176,6 +166,21 @@ impl Cluster {
     /// The run/drain/stop word every reactor reads.
     pub fn control(&self) -> &AtomicU8 {
         &self.control
+    }
+
+    /// A reactor begins the graceful drain: true for the first of them,
+    /// which speaks for the process (one log line, not one per reactor).
+    pub fn begin_drain(&self) -> bool {
+        !self.drain_begun.swap(true, Ordering::AcqRel)
+    }
+
+    /// A reactor ended its drain, leaving `left` connections (0 if every
+    /// one closed). For the last reactor to end it: the connections every
+    /// reactor left, to say once for the process.
+    pub fn end_drain(&self, left: usize) -> Option<usize> {
+        let total = self.drain_left.fetch_add(left, Ordering::AcqRel) + left;
+        let ended = self.drain_ended.fetch_add(1, Ordering::AcqRel) + 1;
+        (ended == self.reactors()).then_some(total)
     }
 
     /// Records reactor `me`'s waker, for handoffs and shutdown.
@@ -203,10 +208,7 @@ impl Cluster {
             Some(share) => share.clone(),
             None => {
                 let name: Arc<str> = name.into();
-                let share = Arc::new(RoomShare {
-                    name: name.clone(),
-                    reactors: AtomicU64::new(0),
-                });
+                let share = Arc::new(RoomShare::new(name.clone()));
                 rooms.insert(name, share.clone());
                 if bus {
                     // Under the directory's lock, so changes are noted in
@@ -216,7 +218,7 @@ impl Cluster {
                 share
             }
         };
-        share.reactors.fetch_or(bit(me), Ordering::AcqRel);
+        share.enter(me);
         share
     }
 
@@ -224,11 +226,10 @@ impl Cluster {
     /// the process no longer has is noted for the bus.
     pub fn leave_room(&self, share: &RoomShare, me: usize, bus: bool) {
         let mut rooms = lock(&self.rooms);
-        let left = share.reactors.fetch_and(!bit(me), Ordering::AcqRel) & !bit(me);
-        if left == 0 {
-            rooms.remove(&share.name);
+        if share.exit(me) == 0 {
+            rooms.remove(share.name());
             if bus {
-                self.note(RoomChange::Closed(share.name.clone()));
+                self.note(RoomChange::Closed(share.name().clone()));
             }
         }
     }
@@ -399,262 +400,7 @@ impl<T> ArrayQueue<T> {
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-
-    fn handoff(room: &str, n: u32) -> Handoff {
-        Handoff {
-            room: room.into(),
-            bytes: Arc::new(Vec::new()),
-            messages: n,
-            publish: false,
-        }
-    }
-
-    /// Two reactors join and leave one room at the same time, as their
-    /// first and last members come and go: however the steps interleave,
-    /// the bus is told of the room's opening and closing alternately,
-    /// starting with an opening and ending with a closing, and the
-    /// directory ends empty.
-    #[test]
-    fn concurrent_joins_and_leaves_keep_the_directory_and_the_bus_in_step() {
-        loom::model(|| {
-            let c = Cluster::new(2);
-            let threads: Vec<_> = (0..2)
-                .map(|me| {
-                    let c = c.clone();
-                    loom::thread::spawn(move || {
-                        let share = c.join_room("/r", me, true);
-                        assert_ne!(share.reactors.load(Ordering::Acquire) & bit(me), 0);
-                        c.leave_room(&share, me, true);
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(c.rooms(), 0);
-            let changes = c.take_room_changes();
-            assert!(!changes.is_empty());
-            for (i, ch) in changes.iter().enumerate() {
-                match ch {
-                    RoomChange::Opened(_) => assert_eq!(i % 2, 0),
-                    RoomChange::Closed(_) => assert_eq!(i % 2, 1),
-                }
-            }
-            assert!(matches!(changes.last(), Some(RoomChange::Closed(_))));
-        });
-    }
-
-    /// A publisher that sees a reactor in the room's set hands it batches
-    /// in order while that reactor drains its mailbox: every batch arrives,
-    /// in order, and none is dropped below the mailbox's bound.
-    #[test]
-    fn handoffs_from_one_reactor_arrive_in_order_while_the_receiver_drains() {
-        loom::model(|| {
-            let c = Cluster::new(2);
-            let share = c.join_room("/r", 1, false);
-            let producer = {
-                let c = c.clone();
-                loom::thread::spawn(move || {
-                    let joined = c.join_room("/r", 0, false);
-                    for i in 0..3 {
-                        if joined.others(0) & bit(1) != 0 {
-                            assert!(c.hand_off(1, handoff("/r", i)));
-                        }
-                    }
-                })
-            };
-            let mut next = 0;
-            for _ in 0..2 {
-                if let Some(h) = c.next_handoff(1) {
-                    assert_eq!(h.messages, next);
-                    next += 1;
-                }
-                loom::thread::yield_now();
-            }
-            producer.join().unwrap();
-            while let Some(h) = c.next_handoff(1) {
-                assert_eq!(h.messages, next);
-                next += 1;
-            }
-            assert_eq!(next, 3);
-            assert_eq!(c.handoff_drops(), 0);
-            c.leave_room(&share, 1, false);
-        });
-    }
-
-    /// Accepts on two reactors never take the process past its limit.
-    #[test]
-    fn concurrent_accepts_never_overshoot_the_connection_limit() {
-        loom::model(|| {
-            let c = Cluster::new(2);
-            c.activate();
-            let limit = 2;
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let c = c.clone();
-                    loom::thread::spawn(move || {
-                        let full = c.activate() >= limit;
-                        if full {
-                            c.deactivate();
-                        }
-                        !full
-                    })
-                })
-                .collect();
-            let admitted = threads
-                .into_iter()
-                .map(|t| t.join().unwrap())
-                .filter(|&ok| ok)
-                .count();
-            assert_eq!(admitted, 1);
-            assert_eq!(c.active(), 2);
-        });
-    }
-}
+mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    fn handoff(room: &str, n: u32) -> Handoff {
-        Handoff {
-            room: room.into(),
-            bytes: Arc::new(vec![0; 4]),
-            messages: n,
-            publish: false,
-        }
-    }
-
-    #[test]
-    fn a_room_knows_its_reactors_and_goes_away_with_the_last() {
-        let c = Cluster::new(4);
-        let a0 = c.join_room("/r", 0, false);
-        let a2 = c.join_room("/r", 2, false);
-        assert!(Arc::ptr_eq(&a0, &a2));
-        assert_eq!(a0.others(0), 0b100);
-        assert_eq!(a0.others(2), 0b001);
-        assert_eq!(c.rooms(), 1);
-        c.leave_room(&a0, 0, false);
-        assert_eq!(a2.others(1), 0b100);
-        assert_eq!(c.rooms(), 1);
-        c.leave_room(&a2, 2, false);
-        assert_eq!(c.rooms(), 0);
-        // Joined again: a fresh share.
-        let again = c.join_room("/r", 1, false);
-        assert!(!Arc::ptr_eq(&again, &a0));
-        assert_eq!(again.others(0), 0b010);
-    }
-
-    #[test]
-    fn with_a_bus_the_process_wide_opening_and_closing_of_rooms_is_noted_in_order() {
-        let c = Cluster::new(2);
-        let a = c.join_room("/a", 1, true);
-        let again = c.join_room("/a", 0, true);
-        c.leave_room(&a, 1, true);
-        c.leave_room(&again, 0, true);
-        let b = c.join_room("/b", 0, true);
-        let names: Vec<String> = c
-            .take_room_changes()
-            .into_iter()
-            .map(|ch| match ch {
-                RoomChange::Opened(s) => format!("+{}", s.name()),
-                RoomChange::Closed(n) => format!("-{n}"),
-            })
-            .collect();
-        assert_eq!(names, ["+/a", "-/a", "+/b"]);
-        assert!(c.take_room_changes().is_empty());
-        c.leave_room(&b, 0, false);
-        assert!(c.take_room_changes().is_empty());
-    }
-
-    #[test]
-    fn handoffs_arrive_in_order_and_a_full_mailbox_drops_and_notes_the_room() {
-        let c = Cluster::new(2);
-        for i in 0..MAILBOX_BATCHES as u32 {
-            assert!(c.hand_off(1, handoff("/a", i)));
-        }
-        assert!(!c.hand_off(1, handoff("/b", 0)));
-        assert!(!c.hand_off(1, handoff("/b", 1)));
-        assert_eq!(c.handoff_drops(), 2);
-        assert_eq!(c.take_lost(1), vec![Arc::<str>::from("/b")]);
-        assert!(c.take_lost(1).is_empty());
-        for i in 0..MAILBOX_BATCHES as u32 {
-            assert_eq!(c.next_handoff(1).map(|h| h.messages), Some(i));
-        }
-        assert!(c.next_handoff(1).is_none());
-        assert!(c.next_handoff(0).is_none());
-    }
-
-    #[test]
-    fn active_connections_are_counted_process_wide_and_never_go_negative() {
-        let c = Cluster::new(2);
-        assert_eq!(c.activate(), 0);
-        assert_eq!(c.activate(), 1);
-        c.deactivate();
-        c.deactivate();
-        c.deactivate();
-        assert_eq!(c.active(), 0);
-    }
-
-    #[test]
-    fn counters_of_the_other_reactors_add_up() {
-        let c = Cluster::new(3);
-        for (i, n) in [(0, 1), (1, 10), (2, 100)] {
-            let mut stats = Stats {
-                messages_in: n,
-                ..Stats::default()
-            };
-            *stats.closes.entry(1000).or_default() += n;
-            c.publish(
-                i,
-                Published {
-                    stats,
-                    connections: n as usize,
-                    bus: None,
-                },
-            );
-        }
-        let mut sum = Stats::default();
-        assert_eq!(c.add_others(0, &mut sum), 110);
-        assert_eq!(sum.messages_in, 110);
-        assert_eq!(sum.closes.get(&1000), Some(&110));
-    }
-
-    #[test]
-    fn handoffs_cross_threads_in_order_per_producer() {
-        let c = Cluster::new(3);
-        let producers: Vec<_> = [0usize, 2]
-            .into_iter()
-            .map(|from| {
-                let c = c.clone();
-                std::thread::spawn(move || {
-                    for i in 0..1000u32 {
-                        let room = if from == 0 { "/zero" } else { "/two" };
-                        while !c.hand_off(1, handoff(room, i)) {
-                            c.take_lost(1);
-                            std::thread::yield_now();
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut next = HashMap::new();
-        let mut got = 0;
-        while got < 2000 {
-            match c.next_handoff(1) {
-                Some(h) => {
-                    let want = next.entry(h.room.clone()).or_insert(0u32);
-                    assert_eq!(h.messages, *want, "{}", h.room);
-                    *want += 1;
-                    got += 1;
-                }
-                None => std::thread::yield_now(),
-            }
-        }
-        for p in producers {
-            p.join().unwrap();
-        }
-    }
-}
+mod tests;

@@ -7,10 +7,10 @@ use std::io::{self, Write};
 use mio::net::TcpStream;
 
 use super::buffer::{OutQueue, ReadBuf};
-use super::reactor::compress::{Context, Terms};
-use super::timer::ConnId;
 use super::transport::{Tls, Wire};
+use super::zcontext::{Context, Terms};
 use crate::hub::Seat;
+use crate::id::ConnId;
 use crate::proto::{Events, MessageKind, Role, Session};
 
 /// Where a connection stands at the TCP level.

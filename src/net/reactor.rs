@@ -1,4 +1,5 @@
 //! The event loop: one thread, one mio `Poll`, one slab of connections.
+//! A process runs one of these per `--threads` (see [`crate::net::process`]).
 //!
 //! Each turn: wait for readiness (or the nearest deadline), accept until the
 //! listener would block, and for each ready connection read until it would
@@ -21,50 +22,61 @@
 //!
 //! # Layout
 //!
-//! This file holds the loop: poll, dispatch by token, and the end-of-turn
-//! steps in [`Server::end_turn`]'s order. Each job has a file of its own,
-//! all of them `impl Server` blocks over the same state:
+//! This file holds the loop (poll, `dispatch` by token, the end-of-turn
+//! steps in `end_turn`'s order) and the [`Server`]
+//! struct, whose state is in named parts, one per job, each with its own
+//! methods; a job that needs another part gets it passed:
 //!
-//! - `accept`: listeners, the connection limit, accept back-off;
-//! - `upgrade`: the handshake phase, plain HTTP, the handshake timeout;
-//! - `read`: reads, budgets, handing bytes to the protocol;
-//! - `sink`: what a message does (echo, or a room's batch);
-//! - `write`: writes, write interest, backpressure;
-//! - `fanout`: room batches to members, the slow-consumer policy;
-//! - `keepalive`: pings, ping and idle timeouts;
-//! - `closing`: the closing sequence, the graceful drain, removal;
-//! - `relay`: messages to and from the bus to other nodes (`--redis`).
+//! - `accept` (`Doors`): listeners, the connection
+//!   limit, accept back-off;
+//! - `timers` (`Timers`): handshake, close and keepalive
+//!   deadlines and the drain's end, and the nearest of them;
+//! - `peers` (`Peers`): the other reactors of the process
+//!   (`--threads`): hand-offs, wake-ups, counters published on a deadline;
+//! - `relay` (`BusLink`): the bus to other nodes
+//!   (`--redis`), on the first reactor;
+//! - `report` (`Report`): the counters, the log
+//!   throttle, the summary line;
+//! - `compress` (`Zlib`): permessage-deflate's shared state;
+//! - the connections' slab, the ready list and the shared buffers (`Io`)
+//!   stay here; the hub is [`crate::hub`].
+//!
+//! The jobs that work across parts are `impl Server` blocks, one file each:
+//! `upgrade` (the handshake phase, plain HTTP, the handshake timeout),
+//! `read` (reads, budgets, handing bytes to the protocol), `sink` (what a
+//! message does: echo, or a room's batch), `write` (writes, write
+//! interest, backpressure), `fanout` (room batches to members, the
+//! slow-consumer policy), `keepalive` (pings, ping and idle timeouts) and
+//! `closing` (the closing sequence, the graceful drain, removal).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
-use mio::net::TcpListener;
-use mio::{Interest, Poll, Token, Waker};
+use mio::{Poll, Token, Waker};
 use slab::Slab;
 
 use super::buffer::{BufPool, SHARED_READ_LEN};
-use super::cluster::{Cluster, Published, RoomShare};
+use super::cluster::Cluster;
 use super::conn::Connection;
-use super::listener;
-pub use super::stats::Stats;
-use super::stats::Throttle;
-use super::timer::{ConnId, Deadlines, TimerQueue};
 use super::tls::{Loaded, TlsSlot};
-use crate::bus::{Bus, BusStats, RedisBus};
 use crate::config::Config;
 use crate::hub::Hub;
-use accept::REFUSAL_HEADROOM;
+use crate::id::ConnId;
+pub use crate::stats::Stats;
+use accept::{Doors, REFUSAL_HEADROOM};
+use peers::{Current, Peers};
+use relay::BusLink;
+use report::Report;
+use timers::Timers;
 
 /// Logs a refusal or a misbehaving client at info, through the server's
 /// throttle: at most 10 such lines a second, never one per frame.
 macro_rules! notice {
     ($server:expr, $($arg:tt)*) => {
-        if let Some(held) = $server.throttle.pass($server.now) {
+        if let Some(held) = $server.report.throttle.pass($server.clock.now) {
             log::info!("{}{}", format_args!($($arg)*), $crate::net::reactor::suppressed(held));
         }
     };
@@ -76,9 +88,12 @@ mod closing;
 pub(crate) mod compress;
 mod fanout;
 mod keepalive;
+mod peers;
 mod read;
 mod relay;
+mod report;
 mod sink;
+mod timers;
 mod upgrade;
 mod write;
 
@@ -154,10 +169,6 @@ impl ShutdownHandle {
     }
 }
 
-/// How often a reactor of several publishes its counters for the others'
-/// `/metrics` and summary lines.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
 /// Reactor-wide buffers, reused by every connection.
 struct Io {
     /// Where reads land when a connection keeps no input.
@@ -167,62 +178,89 @@ struct Io {
     pool: BufPool,
 }
 
-/// A WebSocket server: a listener, a slab of connections, one thread.
-pub struct Server {
-    poll: Poll,
-    listeners: Vec<TcpListener>,
-    /// The WebSocket listeners' addresses, then the metrics listeners'.
-    local_addrs: Vec<SocketAddr>,
-    /// The first of `local_addrs` (there is always one).
-    primary_addr: SocketAddr,
-    cfg: Config,
-    /// What the process's reactors share; this one is number `me`.
-    cluster: Arc<Cluster>,
-    me: usize,
-    /// Reactors handed a batch this turn, to wake once each.
-    handed: u64,
-    /// When this reactor next publishes its counters (with several).
-    next_publish: Instant,
-    /// The bus to other nodes (`--redis`), on the first reactor only.
-    bus: Option<Box<dyn Bus>>,
-    /// The bus's counters at the last summary line.
-    bus_summarized: BusStats,
-    /// With several reactors: every room the process has members of, for
-    /// the bus's messages (the first reactor only).
-    bus_rooms: HashMap<Arc<str>, Arc<RoomShare>>,
-    /// This turn's bus messages for rooms with members on other reactors only.
-    remote: Vec<relay::Remote>,
-    conns: Slab<Connection>,
-    hub: Hub,
-    io: Io,
-    handshake_timers: TimerQueue,
-    close_timers: TimerQueue,
-    /// Keepalive and idle checks (only with those features on).
-    keepalive: Deadlines,
-    /// Expired keepalive entries, reused.
-    due: Vec<ConnId>,
-    /// Connections to read again this turn without a new readiness edge.
-    ready: Vec<ConnId>,
-    /// The other half of `ready`'s double-buffering.
-    spare: Vec<ConnId>,
-    /// Counts reactor turns; marks which connections published this turn.
-    turn: u32,
-    next_gen: u32,
-    accept_paused_until: Option<Instant>,
-    /// When draining, the time to give up waiting for clients.
-    drain_until: Option<Instant>,
+/// The reactor's clock: read once per poll and once at the end of a turn.
+struct Clock {
     started: Instant,
     now: Instant,
-    /// Whether keepalive or idle checks are on: only then do reads note the time.
-    keepalive_on: bool,
-    stats: Stats,
-    /// The next summary line, and the counters at the last one.
-    next_summary: Option<Instant>,
-    summarized: (Instant, Stats),
-    /// Log lines about refused and misbehaving clients.
-    throttle: Throttle,
-    /// permessage-deflate's shared state.
+}
+
+impl Clock {
+    fn tick(&mut self) {
+        self.now = Instant::now();
+    }
+
+    /// `now` in milliseconds since the reactor started: the keepalive
+    /// clock. Computed on demand; the echo path never needs it.
+    fn now_ms(&self) -> u64 {
+        millis(self.now.duration_since(self.started))
+    }
+
+    /// The reactor clock as connections store it: milliseconds, wrapping
+    /// every 49 days (intervals compared are far shorter).
+    fn now_ms32(&self) -> u32 {
+        self.now_ms() as u32
+    }
+}
+
+/// Connections to read again without a new readiness edge: those that
+/// used their read budget with input left, and paused ones that drained.
+/// Double-buffered, so a visit may put a connection back for next turn.
+#[derive(Default)]
+struct Ready {
+    next: Vec<ConnId>,
+    spare: Vec<ConnId>,
+}
+
+impl Ready {
+    fn push(&mut self, id: ConnId) {
+        self.next.push(id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// The connections to visit now; hand the emptied list back with
+    /// [`Ready::done`].
+    fn take(&mut self) -> Vec<ConnId> {
+        std::mem::replace(&mut self.next, std::mem::take(&mut self.spare))
+    }
+
+    fn done(&mut self, mut visited: Vec<ConnId>) {
+        visited.clear();
+        self.spare = visited;
+    }
+}
+
+/// A WebSocket server: listeners, a slab of connections, one thread.
+///
+/// Its state is in parts, one per job: each part's fields are for its own
+/// methods, and a job that needs another part gets it passed.
+pub struct Server {
+    poll: Poll,
+    cfg: Config,
+    clock: Clock,
+    /// The listening sockets and the accept pause (`accept`).
+    doors: Doors,
+    /// The connections; a connection's state is its own (`net::conn`).
+    conns: Slab<Connection>,
+    ready: Ready,
+    /// Counts reactor turns; marks which connections published this turn.
+    turn: u32,
+    /// Handshake, close, keepalive and drain deadlines.
+    timers: Timers,
+    /// Buffers shared by every connection (`read`, `write`).
+    io: Io,
+    /// Broadcast rooms and their batches of the turn (`sink`, `fanout`).
+    hub: Hub,
+    /// permessage-deflate's shared state (`compress`).
     zlib: compress::Zlib,
+    /// The other reactors of the process (`--threads`).
+    peers: Peers,
+    /// The bus to other nodes (`--redis`, `relay`).
+    link: BusLink,
+    /// The counters and the log.
+    report: Report,
 }
 
 impl Server {
@@ -233,88 +271,32 @@ impl Server {
 
     /// Binds the listeners and sets up reactor `me` of `cluster`.
     pub fn bind_reactor(cfg: Config, cluster: Arc<Cluster>, me: usize) -> io::Result<Server> {
-        let all = cfg.listen.len() + cfg.metrics_listen.len();
-        if cfg.listen.is_empty() || all > MAX_LISTENERS {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("between 1 and {MAX_LISTENERS} listen addresses"),
-            ));
-        }
         let poll = Poll::new()?;
-        let reactors = cluster.reactors();
-        let mut listeners = Vec::new();
-        let mut local_addrs = Vec::new();
-        for (i, addr) in cfg.listen.iter().chain(&cfg.metrics_listen).enumerate() {
-            let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port, cfg.tcp_keepalive)?;
-            poll.registry()
-                .register(&mut l, listener_token(i), Interest::READABLE)?;
-            local_addrs.push(l.local_addr()?);
-            listeners.push(l);
-        }
-        let primary_addr = *local_addrs
-            .first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
+        let doors = Doors::bind(&cfg, poll.registry())?;
         cluster.set_waker(me, Arc::new(Waker::new(poll.registry(), WAKER)?));
-        let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, me) {
-            (Some(redis), 0) => Some(Box::new(
-                RedisBus::new(redis.clone(), BUS_SUB, BUS_PUB)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            )),
-            _ => None,
-        };
-        if let Some(bus) = bus.as_deref_mut() {
-            bus.start(poll.registry(), Instant::now());
-        }
+        let link = BusLink::new(&cfg, me, poll.registry())?;
         let now = Instant::now();
-        // Keepalive deadlines are checked a tenth of the shortest interval
-        // late at most.
-        let shortest = [cfg.idle_timeout, cfg.ping_interval]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Duration::from_secs(1));
-        let granularity = (shortest.as_millis() / 10).clamp(10, 1000);
         Ok(Server {
             poll,
-            listeners,
-            local_addrs,
-            primary_addr,
-            cluster,
-            me,
-            handed: 0,
-            next_publish: now,
-            bus,
-            bus_summarized: BusStats::default(),
-            bus_rooms: HashMap::new(),
-            remote: Vec::new(),
+            doors,
+            clock: Clock { started: now, now },
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
             conns: Slab::with_capacity(cfg.max_connections.min(1 << 20) + REFUSAL_HEADROOM),
-            hub: Hub::default(),
+            ready: Ready::default(),
+            turn: 0,
+            timers: Timers::new(&cfg),
             io: Io {
                 read: vec![0u8; SHARED_READ_LEN].into_boxed_slice(),
                 out: Vec::new(),
                 pool: BufPool::new(64),
             },
-            handshake_timers: TimerQueue::new(cfg.handshake_timeout),
-            close_timers: TimerQueue::new(cfg.close_timeout),
-            keepalive: Deadlines::new(granularity as u64),
-            due: Vec::new(),
-            ready: Vec::new(),
-            turn: 0,
-            spare: Vec::new(),
-            next_gen: 0,
-            accept_paused_until: None,
-            drain_until: None,
-            started: now,
-            now,
-            keepalive_on: cfg.idle_timeout.is_some() || cfg.ping_interval.is_some(),
-            stats: Stats::default(),
-            next_summary: cfg.stats_interval.map(|d| now + d),
-            summarized: (now, Stats::default()),
-            throttle: Throttle::new(10),
-            zlib: compress::Zlib::new(&cfg, reactors),
+            hub: Hub::default(),
+            zlib: compress::Zlib::new(&cfg, cluster.reactors()),
+            peers: Peers::new(cluster, me, now),
+            link,
+            report: Report::new(&cfg, now),
             cfg,
         })
     }
@@ -322,12 +304,13 @@ impl Server {
     /// The address the first listener is bound to (the real port if 0 was
     /// asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.primary_addr
+        self.doors.primary
     }
 
     /// The addresses of every WebSocket listener, in the order configured.
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        self.local_addrs
+        self.doors
+            .addrs
             .get(..self.cfg.listen.len())
             .unwrap_or_default()
     }
@@ -335,7 +318,8 @@ impl Server {
     /// The addresses of the `--metrics-listen` listeners, in the order
     /// configured.
     pub fn metrics_addrs(&self) -> &[SocketAddr] {
-        self.local_addrs
+        self.doors
+            .addrs
             .get(self.cfg.listen.len()..)
             .unwrap_or_default()
     }
@@ -343,14 +327,14 @@ impl Server {
     /// A handle that stops or drains [`Server::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            cluster: self.cluster.clone(),
+            cluster: self.peers.cluster.clone(),
             tls: self.cfg.tls.clone(),
         }
     }
 
     /// The counters so far.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.report.stats
     }
 
     /// Connections held, in any phase (closing ones included).
@@ -364,27 +348,17 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = mio::Events::with_capacity(1024);
         loop {
-            match self.cluster.control().load(Ordering::Acquire) {
+            match self.peers.cluster.control().load(Ordering::Acquire) {
                 STOP => {
-                    self.publish_now();
+                    self.publish_stats(true);
                     return Ok(());
                 }
-                DRAIN if self.drain_until.is_none() => self.begin_drain(),
+                DRAIN if self.timers.drain_until.is_none() => self.begin_drain(),
                 _ => {}
             }
-            if let Some(until) = self.drain_until {
-                if self.conns.is_empty() {
-                    info!("drained: every connection closed");
-                    self.publish_now();
-                    return Ok(());
-                }
-                if self.now >= until {
-                    warn!(
-                        "drain timed out after {:?}: {} connections left, dropped",
-                        self.cfg.drain_timeout,
-                        self.conns.len()
-                    );
-                    self.publish_now();
+            if let Some(until) = self.timers.drain_until {
+                if self.conns.is_empty() || self.clock.now >= until {
+                    self.end_drain();
                     return Ok(());
                 }
             }
@@ -394,64 +368,45 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.tick();
+            self.clock.tick();
             for ev in events.iter() {
-                match ev.token() {
-                    WAKER => {}
-                    token if self.bus.as_deref().is_some_and(|b| b.owns(token)) => {
-                        if let Some(bus) = self.bus.as_deref_mut() {
-                            bus.on_event(self.poll.registry(), ev, self.now);
-                        }
-                    }
-                    Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
-                    Token(key) => {
-                        let hup = ev.is_read_closed() || ev.is_error();
-                        if ev.is_readable() || hup {
-                            self.on_readable(key, Wakeup::Event { hup });
-                        } else if ev.is_writable() {
-                            self.flush(key);
-                        }
-                    }
-                }
+                self.dispatch(ev);
             }
             self.end_turn();
         }
     }
 
-    fn tick(&mut self) {
-        self.now = Instant::now();
-    }
-
-    /// `now` in milliseconds since the reactor started: the keepalive clock.
-    /// Computed on demand; the echo path never needs it.
-    fn now_ms(&self) -> u64 {
-        millis(self.now.duration_since(self.started))
-    }
-
-    /// The reactor clock as connections store it: milliseconds, wrapping
-    /// every 49 days (intervals compared are far shorter).
-    fn now_ms32(&self) -> u32 {
-        self.now_ms() as u32
+    /// Routes one readiness event: to the bus, a listener or a connection.
+    fn dispatch(&mut self, ev: &mio::event::Event) {
+        if self.link.on_event(self.poll.registry(), ev, self.clock.now) {
+            return;
+        }
+        match ev.token() {
+            WAKER => {}
+            Token(t) if t >= usize::MAX - MAX_LISTENERS => self.accept(usize::MAX - 1 - t),
+            Token(key) => {
+                let hup = ev.is_read_closed() || ev.is_error();
+                if ev.is_readable() || hup {
+                    self.on_readable(key, Wakeup::Event { hup });
+                } else if ev.is_writable() {
+                    self.flush(key);
+                }
+            }
+        }
     }
 
     /// How long the poll may sleep: not at all if connections wait on the
-    /// ready list, else until the nearest deadline.
+    /// ready list, else until the nearest deadline of any part.
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        let keepalive = self
-            .keepalive
-            .next()
-            .map(|ms| self.started + Duration::from_millis(ms));
         let next = [
-            self.handshake_timers.next(),
-            self.close_timers.next(),
-            self.accept_paused_until,
-            keepalive,
-            self.drain_until,
-            self.next_summary,
-            self.bus.as_deref().and_then(|b| b.next_deadline()),
+            self.timers.next(self.clock.started),
+            self.doors.paused_until,
+            self.report.next_deadline(),
+            self.peers.next_deadline(),
+            self.link.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -469,7 +424,7 @@ impl Server {
     /// The steps that close a turn, in order.
     fn end_turn(&mut self) {
         self.revisit_ready();
-        self.tick();
+        self.clock.tick();
         self.expire_handshakes();
         self.expire_closes();
         self.expire_keepalive();
@@ -477,9 +432,9 @@ impl Server {
         self.take_handoffs();
         self.bus_inbound();
         self.fan_out();
-        self.bus_flush();
-        self.wake_handed();
-        self.publish_stats();
+        self.link.flush(self.poll.registry(), self.clock.now);
+        self.peers.wake_handed();
+        self.publish_stats(false);
         self.log_summary();
         self.turn = self.turn.wrapping_add(1);
     }
@@ -487,64 +442,59 @@ impl Server {
     /// Reads again from connections that still had input when their budget
     /// ran out, or that were paused and have drained.
     fn revisit_ready(&mut self) {
-        let mut ready = std::mem::replace(&mut self.ready, std::mem::take(&mut self.spare));
+        let mut ready = self.ready.take();
         for id in ready.drain(..) {
             if self.live(id) {
                 self.on_readable(id.key, Wakeup::Revisit);
             }
         }
-        self.spare = ready;
+        self.ready.done(ready);
+    }
+
+    /// The bus's messages of the turn, into the rooms' batches here or
+    /// handed to the reactors with members.
+    fn bus_inbound(&mut self) {
+        let registry = self.poll.registry();
+        let (hub, peers) = (&mut self.hub, &mut self.peers);
+        self.link.inbound(registry, self.clock.now, hub, peers);
     }
 
     /// The `--stats-interval` line, when it is due.
     /// With several reactors, the first logs the process's totals and the
     /// others none.
     fn log_summary(&mut self) {
-        if self.me != 0 {
+        if self.peers.me != 0 || !self.report.summary_due(self.clock.now) {
             return;
         }
-        if let Some(at) = self.next_summary.filter(|t| *t <= self.now) {
-            let (stats, held) = self.process_stats();
-            let (since, prev) = &self.summarized;
-            let mut line = stats.summary_since(prev, self.now.duration_since(*since), held);
-            if let Some(bus) = self.bus.as_deref() {
-                line.push_str("; ");
-                line.push_str(&bus.stats().summary_since(&self.bus_summarized));
-                self.bus_summarized = bus.stats().clone();
-            }
-            info!("{line}");
-            self.summarized = (self.now, stats);
-            self.next_summary = self.cfg.stats_interval.map(|d| (at + d).max(self.now));
-        }
+        let (stats, held) = self.process_stats();
+        let more = self.link.summary();
+        self.report
+            .log_summary(&self.cfg, self.clock.now, stats, held, more);
     }
 
     /// The process's counters and connections held: this reactor's now,
-    /// plus the others' as last published (at most [`PUBLISH_EVERY`] old).
+    /// plus the others' as last published.
     fn process_stats(&self) -> (Stats, usize) {
-        let mut stats = self.stats.clone();
-        let held = self.conns.len() + self.cluster.add_others(self.me, &mut stats);
-        (stats, held)
+        self.peers
+            .process_stats(&self.report.stats, self.conns.len())
     }
 
-    /// Publishes this reactor's counters for the others, now and then.
-    fn publish_stats(&mut self) {
-        if self.cluster.reactors() > 1 && self.now >= self.next_publish {
-            self.publish_now();
-            self.next_publish = self.now + PUBLISH_EVERY;
+    /// Publishes this reactor's counters for the others, if due (or `now`).
+    fn publish_stats(&mut self, now: bool) {
+        if !self.peers.several() {
+            return;
         }
-    }
-
-    fn publish_now(&self) {
-        let mut stats = self.stats.clone();
-        compress::report(&self.zlib.neg, &mut stats);
-        self.cluster.publish(
-            self.me,
-            Published {
-                stats,
-                connections: self.conns.len(),
-                bus: self.bus.as_deref().map(|b| b.stats().clone()),
-            },
-        );
+        compress::report(&self.zlib.neg, &mut self.report.stats);
+        let current = Current {
+            stats: &self.report.stats,
+            connections: self.conns.len(),
+            bus: self.link.stats(),
+        };
+        if now {
+            self.peers.publish(self.clock.now, current);
+        } else {
+            self.peers.publish_if_due(self.clock.now, current);
+        }
     }
 
     /// Whether `id` still names a connection in the slab (slab keys are

@@ -20,21 +20,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::id::ConnId;
+
 /// Entries a queue may gain beyond twice its last compacted size before it
 /// is compacted again.
 pub const COMPACT_SLACK: usize = 1024;
 
 /// Bucket vectors above this capacity are freed rather than kept as spares.
 const SPARE_MAX_CAPACITY: usize = 1024;
-
-/// A connection identity that survives slab key reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnId {
-    /// The slab key.
-    pub key: usize,
-    /// The generation given at accept time.
-    pub gen: u32,
-}
 
 /// Deadlines of one fixed duration, in expiry order.
 #[derive(Debug)]

@@ -42,74 +42,22 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
-/// Why a TLS handshake failed: the `reason` label of
-/// `wsd_tls_handshake_failures_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandshakeFailure {
-    /// A plain HTTP request came to the TLS port. It is answered with a
-    /// `400` in the clear that says to use https:// or wss://.
-    PlainHttp,
-    /// The first bytes were not a TLS handshake record at all.
-    NotTls,
-    /// A malformed or out-of-place handshake message.
-    Protocol,
-    /// Nothing in common: TLS version (1.2 and 1.3 are spoken), cipher
-    /// suites, key exchange groups, or ALPN protocol (`http/1.1`).
-    Incompatible,
-    /// The peer sent an alert, such as a client that does not trust the
-    /// certificate.
-    Alert,
-    /// The peer closed the connection during the handshake.
-    Eof,
-    /// The handshake did not finish within `--handshake-timeout`.
-    Timeout,
-}
+use crate::stats::HandshakeFailure;
 
-impl HandshakeFailure {
-    /// Every reason, in the order of [`HandshakeFailure::index`].
-    pub const ALL: [HandshakeFailure; 7] = [
-        HandshakeFailure::PlainHttp,
-        HandshakeFailure::NotTls,
-        HandshakeFailure::Protocol,
-        HandshakeFailure::Incompatible,
-        HandshakeFailure::Alert,
-        HandshakeFailure::Eof,
-        HandshakeFailure::Timeout,
-    ];
-
-    /// The metric label.
-    pub fn name(self) -> &'static str {
-        match self {
-            HandshakeFailure::PlainHttp => "plain_http",
-            HandshakeFailure::NotTls => "not_tls",
-            HandshakeFailure::Protocol => "protocol",
-            HandshakeFailure::Incompatible => "incompatible",
-            HandshakeFailure::Alert => "alert",
-            HandshakeFailure::Eof => "eof",
-            HandshakeFailure::Timeout => "timeout",
-        }
+/// The reason for a rustls error, given the first byte the peer sent.
+fn classify(e: &rustls::Error, first: Option<u8>) -> HandshakeFailure {
+    // 0x16: a handshake record, the only way a TLS client can begin.
+    match first {
+        Some(b) if b.is_ascii_uppercase() => return HandshakeFailure::PlainHttp,
+        Some(b) if b != 0x16 => return HandshakeFailure::NotTls,
+        _ => {}
     }
-
-    /// Its position in [`HandshakeFailure::ALL`] (and in the counters).
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The reason for a rustls error, given the first byte the peer sent.
-    fn classify(e: &rustls::Error, first: Option<u8>) -> HandshakeFailure {
-        // 0x16: a handshake record, the only way a TLS client can begin.
-        match first {
-            Some(b) if b.is_ascii_uppercase() => return HandshakeFailure::PlainHttp,
-            Some(b) if b != 0x16 => return HandshakeFailure::NotTls,
-            _ => {}
+    match e {
+        rustls::Error::AlertReceived(_) => HandshakeFailure::Alert,
+        rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
+            HandshakeFailure::Incompatible
         }
-        match e {
-            rustls::Error::AlertReceived(_) => HandshakeFailure::Alert,
-            rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
-                HandshakeFailure::Incompatible
-            }
-            _ => HandshakeFailure::Protocol,
-        }
+        _ => HandshakeFailure::Protocol,
     }
 }
 
@@ -208,7 +156,7 @@ impl Tls {
         let handshake = self
             .conn
             .is_handshaking()
-            .then(|| HandshakeFailure::classify(&error, self.first));
+            .then(|| classify(&error, self.first));
         self.failed = true;
         io::Error::new(io::ErrorKind::InvalidData, TlsFailure { handshake, error })
     }
@@ -446,11 +394,7 @@ mod tests {
             ),
             (None, &alert, HandshakeFailure::Alert),
         ] {
-            assert_eq!(
-                HandshakeFailure::classify(error, first),
-                want,
-                "{first:?} {error}"
-            );
+            assert_eq!(classify(error, first), want, "{first:?} {error}");
         }
     }
 

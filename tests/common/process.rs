@@ -191,6 +191,21 @@ impl WsdProcess {
         WsdProcess::launch(cmd)
     }
 
+    /// Every stderr line still to come, up to the end of the stream (the
+    /// process exited), waiting at most `limit`; panics if it does not end.
+    pub fn stderr_to_end(&mut self, limit: Duration) -> Vec<String> {
+        let until = std::time::Instant::now() + limit;
+        let mut lines = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(e) => panic!("stderr did not end ({e}); saw {lines:?}"),
+            }
+        }
+    }
+
     /// Every stderr line received so far (without waiting).
     pub fn stderr_so_far(&mut self) -> Vec<String> {
         self.stderr.try_iter().collect()

@@ -3,13 +3,17 @@
 //! such as EMFILE, which a freed descriptor ends early.
 
 use std::io;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use log::warn;
-use mio::{Interest, Token};
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token};
 
-use super::Server;
+use super::{listener_token, Server, MAX_LISTENERS};
+use crate::config::Config;
 use crate::net::conn::Connection;
+use crate::net::listener;
 use crate::net::transport::Tls;
 use crate::proto::handshake;
 
@@ -21,23 +25,68 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// refused with a 503 (answer, shutdown, drain); beyond that they are dropped.
 pub(super) const REFUSAL_HEADROOM: usize = 256;
 
+/// The reactor's listening sockets and what accepting keeps.
+pub(super) struct Doors {
+    pub(super) listeners: Vec<TcpListener>,
+    /// The WebSocket listeners' addresses, then the metrics listeners'.
+    pub(super) addrs: Vec<SocketAddr>,
+    /// The first of `addrs` (there is always one).
+    pub(super) primary: SocketAddr,
+    /// Accepting is paused until then, after an error such as EMFILE.
+    pub(super) paused_until: Option<Instant>,
+    /// The generation the next connection gets.
+    pub(super) next_gen: u32,
+}
+
+impl Doors {
+    /// Binds `cfg`'s WebSocket and metrics addresses, each registered in
+    /// `registry` under its listener token.
+    pub(super) fn bind(cfg: &Config, registry: &Registry) -> io::Result<Doors> {
+        let all = cfg.listen.len() + cfg.metrics_listen.len();
+        if cfg.listen.is_empty() || all > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("between 1 and {MAX_LISTENERS} listen addresses"),
+            ));
+        }
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for (i, addr) in cfg.listen.iter().chain(&cfg.metrics_listen).enumerate() {
+            let mut l = listener::bind(*addr, cfg.backlog, cfg.reuse_port, cfg.tcp_keepalive)?;
+            registry.register(&mut l, listener_token(i), Interest::READABLE)?;
+            addrs.push(l.local_addr()?);
+            listeners.push(l);
+        }
+        let primary = *addrs
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
+        Ok(Doors {
+            listeners,
+            addrs,
+            primary,
+            paused_until: None,
+            next_gen: 0,
+        })
+    }
+}
+
 impl Server {
     /// Accepts again once an accept pause (EMFILE and the like) is over.
     pub(super) fn resume_accepts(&mut self) {
-        if self.accept_paused_until.is_some_and(|t| t <= self.now) {
-            self.accept_paused_until = None;
-            for i in 0..self.listeners.len() {
+        if self.doors.paused_until.is_some_and(|t| t <= self.clock.now) {
+            self.doors.paused_until = None;
+            for i in 0..self.doors.listeners.len() {
                 self.accept(i);
             }
         }
     }
 
     pub(super) fn accept(&mut self, listener: usize) {
-        if self.accept_paused_until.is_some() {
+        if self.doors.paused_until.is_some() {
             return;
         }
         loop {
-            let Some(l) = self.listeners.get(listener) else {
+            let Some(l) = self.doors.listeners.get(listener) else {
                 return;
             };
             let (mut stream, peer) = match l.accept() {
@@ -50,11 +99,13 @@ impl Server {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying now would
                     // spin. Back off; queued connections wait in the backlog
                     // and a closing connection ends the pause early.
-                    if self.stats.accept_errors == 0 || self.stats.accept_errors.is_power_of_two() {
-                        warn!("accept failed ({e}); pausing accepts for {ACCEPT_BACKOFF:?} [{} so far]", self.stats.accept_errors + 1);
+                    if self.report.stats.accept_errors == 0
+                        || self.report.stats.accept_errors.is_power_of_two()
+                    {
+                        warn!("accept failed ({e}); pausing accepts for {ACCEPT_BACKOFF:?} [{} so far]", self.report.stats.accept_errors + 1);
                     }
-                    self.stats.accept_errors += 1;
-                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    self.report.stats.accept_errors += 1;
+                    self.doors.paused_until = Some(self.clock.now + ACCEPT_BACKOFF);
                     return;
                 }
             };
@@ -62,11 +113,11 @@ impl Server {
             // cannot overshoot the process-wide limit; a refused connection
             // stops counting as it starts closing, and connections on their
             // way out do not hold a slot.
-            let full = self.cluster.activate() >= self.cfg.max_connections;
+            let full = self.peers.cluster.activate() >= self.cfg.max_connections;
             let metrics_only = listener >= self.cfg.listen.len();
             let tls_slot = self.cfg.tls.as_ref().filter(|_| !metrics_only);
             if full {
-                self.stats.refused_max_connections += 1;
+                self.report.stats.refused_max_connections += 1;
                 notice!(
                     self,
                     "{peer}: refused 503, {} connections held",
@@ -82,7 +133,7 @@ impl Server {
                         answer.clear();
                         self.io.out = answer;
                     }
-                    self.cluster.deactivate();
+                    self.peers.cluster.deactivate();
                     continue;
                 }
             }
@@ -91,7 +142,7 @@ impl Server {
                 Ok(tls) => tls,
                 Err(e) => {
                     warn!("{peer}: cannot start TLS: {e}");
-                    self.cluster.deactivate();
+                    self.peers.cluster.deactivate();
                     continue;
                 }
             };
@@ -105,11 +156,11 @@ impl Server {
                     .register(&mut stream, Token(key), Interest::READABLE)
             {
                 warn!("{peer}: register failed: {e}");
-                self.cluster.deactivate();
+                self.peers.cluster.deactivate();
                 continue;
             }
-            self.next_gen = self.next_gen.wrapping_add(1);
-            let mut conn = Connection::new(stream, self.next_gen);
+            self.doors.next_gen = self.doors.next_gen.wrapping_add(1);
+            let mut conn = Connection::new(stream, self.doors.next_gen);
             conn.metrics_only = metrics_only;
             conn.tls = tls;
             let conn = entry.insert(conn);
@@ -123,8 +174,8 @@ impl Server {
                 self.enter_closing(id);
                 self.flush(key);
             } else {
-                self.stats.accepted += 1;
-                self.handshake_timers.arm(self.now, id);
+                self.report.stats.accepted += 1;
+                self.timers.handshake.arm(self.clock.now, id);
             }
         }
     }

@@ -4,26 +4,28 @@
 
 use std::io::{self, Read};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::{Server, READ_BUDGET};
+use crate::id::ConnId;
 use crate::net::conn::{Phase, QueueSink};
-use crate::net::timer::ConnId;
-use crate::net::transport::{tls_failure, HandshakeFailure};
+use crate::net::transport::tls_failure;
 use crate::proto::{close, State};
+use crate::stats::HandshakeFailure;
 
 impl Server {
     /// Drops connections whose closing sequence ran past `--close-timeout`.
     pub(super) fn expire_closes(&mut self) {
-        while let Some(id) = self.close_timers.expired(self.now) {
+        while let Some(id) = self.timers.close.expired(self.clock.now) {
             if self.live(id) {
                 notice!(self, "conn {}: close timeout, dropped", id.key);
-                self.stats.close_timeouts += 1;
+                self.report.stats.close_timeouts += 1;
                 self.drop_conn(id.key);
             }
         }
         let conns = &self.conns;
-        self.close_timers
+        self.timers
+            .close
             .compact(|id| conns.get(id.key).is_some_and(|c| c.gen == id.gen));
     }
 
@@ -32,12 +34,15 @@ impl Server {
     /// answered, so health checks see `/healthz` turn 503 instead of a
     /// refused port.
     pub(super) fn begin_drain(&mut self) {
-        info!(
-            "draining {} connections (at most {:?})",
-            self.conns.len(),
-            self.cfg.drain_timeout
-        );
-        self.drain_until = Some(self.now + self.cfg.drain_timeout);
+        if self.peers.cluster.begin_drain() {
+            // The first reactor to begin speaks for the process.
+            info!(
+                "draining {} connections (at most {:?})",
+                self.peers.cluster.active(),
+                self.cfg.drain_timeout
+            );
+        }
+        self.timers.drain_until = Some(self.clock.now + self.cfg.drain_timeout);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -58,6 +63,21 @@ impl Server {
         }
     }
 
+    /// This reactor's drain is over: every connection closed, or the
+    /// drain timeout passed and the rest are dropped. The last reactor
+    /// to end says how it went, once for the process.
+    pub(super) fn end_drain(&mut self) {
+        self.publish_stats(true);
+        match self.peers.cluster.end_drain(self.conns.len()) {
+            Some(0) => info!("drained: every connection closed"),
+            Some(left) => warn!(
+                "drain timed out after {:?}: {left} connections left, dropped",
+                self.cfg.drain_timeout
+            ),
+            None => {}
+        }
+    }
+
     /// Starts the closing handshake from our side; the close timeout bounds
     /// the wait for the answer.
     pub(super) fn close_with(&mut self, id: ConnId, code: u16, reason: &str) {
@@ -67,7 +87,7 @@ impl Server {
         notice!(self, "conn {}: closing {code} ({reason})", id.key);
         let q = conn.out.get_or_insert_with(Default::default);
         conn.session.close(code, reason, &mut QueueSink(q));
-        self.close_timers.arm(self.now, id);
+        self.timers.close.arm(self.clock.now, id);
         self.write_out(id.key, false);
     }
 
@@ -76,8 +96,8 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(id.key) {
             if matches!(conn.phase, Phase::Handshake | Phase::Open) {
                 conn.phase = Phase::Closing;
-                self.cluster.deactivate();
-                self.close_timers.arm(self.now, id);
+                self.peers.cluster.deactivate();
+                self.timers.close.arm(self.clock.now, id);
             }
         }
     }
@@ -109,10 +129,10 @@ impl Server {
             return;
         };
         if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-            self.stats.abnormal_closes += 1;
+            self.report.stats.abnormal_closes += 1;
         }
         if conn.tls.as_ref().is_some_and(|t| t.handshaking()) {
-            self.stats.count_tls_failure(HandshakeFailure::Eof);
+            self.report.stats.count_tls_failure(HandshakeFailure::Eof);
         }
         let id = conn.id(key);
         self.enter_closing(id);
@@ -128,11 +148,11 @@ impl Server {
         };
         notice!(self, "conn {key}: {e}");
         match tls_failure(e).and_then(|f| f.handshake) {
-            Some(reason) => self.stats.count_tls_failure(reason),
+            Some(reason) => self.report.stats.count_tls_failure(reason),
             None => {
-                self.stats.io_errors += 1;
+                self.report.stats.io_errors += 1;
                 if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-                    self.stats.abnormal_closes += 1;
+                    self.report.stats.abnormal_closes += 1;
                 }
             }
         }
@@ -143,10 +163,10 @@ impl Server {
 
     pub(super) fn io_error(&mut self, key: usize, e: &io::Error) {
         debug!("conn {key}: {e}");
-        self.stats.io_errors += 1;
+        self.report.stats.io_errors += 1;
         if let Some(conn) = self.conns.get(key) {
             if conn.phase == Phase::Open && conn.session.state() != State::Closed {
-                self.stats.abnormal_closes += 1;
+                self.report.stats.abnormal_closes += 1;
             }
         }
         self.drop_conn(key);
@@ -158,28 +178,24 @@ impl Server {
             return;
         };
         if matches!(conn.phase, Phase::Handshake | Phase::Open) {
-            self.cluster.deactivate();
+            self.peers.cluster.deactivate();
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Some(code) = conn.session.close_code() {
-            *self.stats.closes.entry(code).or_default() += 1;
+            *self.report.stats.closes.entry(code).or_default() += 1;
         }
         if let Some(seat) = conn.seat {
             let left = self.hub.leave(seat);
             if let Some(m) = left.moved.and_then(|moved| self.conns.get_mut(moved)) {
                 m.seat = Some(seat);
             }
-            if let Some(share) = left.share {
-                self.cluster
-                    .leave_room(&share, self.me, self.cfg.redis.is_some());
-            } else if let (Some(name), Some(bus)) = (left.emptied, self.bus.as_deref_mut()) {
-                bus.unsubscribe(&name);
-            }
+            let bus_on = self.cfg.redis.is_some();
+            self.link.room_closed(left, &self.peers, bus_on);
         }
         conn.rbuf.release(&mut self.io.pool);
         // A file descriptor just came free: end an accept pause early.
-        if self.accept_paused_until.is_some() {
-            self.accept_paused_until = Some(self.now);
+        if self.doors.paused_until.is_some() {
+            self.doors.paused_until = Some(self.clock.now);
         }
     }
 }

@@ -31,53 +31,19 @@ use std::rc::Rc;
 
 use super::Server;
 use crate::config::{Config, Mode};
+use crate::id::ConnId;
 use crate::net::buffer::Frames;
 use crate::net::conn::Connection;
-use crate::net::stats::{DeflateStats, Stats};
-use crate::net::timer::ConnId;
+pub(crate) use crate::net::zcontext::{give_back, lend, Context, Parts, Terms};
 use crate::proto::deflate::{self, Agreement, Deflater, Inflater, Policy};
 use crate::proto::frame::{decode_header, OpCode};
 use crate::proto::handshake::Request;
 use crate::proto::session::write_message;
 use crate::proto::{Events, Inflate, Limits, MessageKind, Parsing, Session};
+use crate::stats::{DeflateStats, Stats};
 
 /// Inflate output kept between messages at most; a larger buffer is freed.
 const KEEP_INFLATED: usize = 1 << 20;
-
-/// What a connection agreed to: three bytes, no allocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Terms {
-    /// The window the server compresses with.
-    server_bits: u8,
-    /// The server starts each message from an empty window.
-    server_reset: bool,
-    /// The client starts each message from an empty window.
-    client_reset: bool,
-}
-
-/// The compression context one connection keeps between messages (context
-/// takeover only). Its memory is counted in the reactor's total while it
-/// lives.
-pub(crate) struct Context {
-    inflater: Option<Inflater>,
-    deflater: Option<Deflater>,
-    bytes: usize,
-    held: Rc<Cell<usize>>,
-}
-
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("bytes", &self.bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Context {
-    fn drop(&mut self) {
-        self.held.set(self.held.get().saturating_sub(self.bytes));
-    }
-}
 
 /// The reactor's compression state.
 pub(super) struct Zlib {
@@ -120,10 +86,6 @@ pub(super) struct Incoming<'a> {
     pub(super) rx: &'a mut Rx,
     pub(super) inflater: &'a mut Option<Inflater>,
 }
-
-/// A connection's compressor and inflater, out of its [`Context`] while
-/// its input is processed (see [`lend`]).
-pub(super) type Parts = (Option<Inflater>, Option<Deflater>);
 
 impl Zlib {
     /// The state of one of `reactors` reactors: each keeps to its share of
@@ -200,33 +162,11 @@ impl Negotiator {
                 (!terms.client_reset).then(|| Inflater::new(agreed.client_window_bits())),
                 (!terms.server_reset).then(|| Deflater::new(terms.server_bits)),
             );
-            Box::new(Context {
-                inflater: None,
-                deflater: None,
-                bytes: cost,
-                held: self.held.clone(),
-            })
+            Box::new(Context::new(cost, self.held.clone()))
         });
         let mut answer = String::with_capacity(96);
         agreed.write(&mut answer);
         Some((terms, context, parts, answer))
-    }
-}
-
-/// Takes a connection's compressor and inflater out of its context for the
-/// time its input is processed; [`give_back`] returns them.
-pub(super) fn lend(ctx: &mut Option<Box<Context>>) -> Parts {
-    match ctx.as_deref_mut() {
-        Some(c) => (c.inflater.take(), c.deflater.take()),
-        None => (None, None),
-    }
-}
-
-/// Puts what [`lend`] took (or a fresh agreement made) back.
-pub(super) fn give_back(ctx: &mut Option<Box<Context>>, (inflater, deflater): Parts) {
-    if let Some(c) = ctx.as_deref_mut() {
-        c.inflater = inflater;
-        c.deflater = deflater;
     }
 }
 
@@ -378,10 +318,12 @@ impl Server {
             .iter()
             .filter_map(|&key| conns.get(key)?.deflate.map(|t| t.server_bits))
             .min()?;
-        let (bytes, senders) =
-            self.zlib
-                .tx
-                .pack(frames.bytes(), senders, bits, &mut self.stats.deflate);
+        let (bytes, senders) = self.zlib.tx.pack(
+            frames.bytes(),
+            senders,
+            bits,
+            &mut self.report.stats.deflate,
+        );
         Some((Frames::Local(Rc::new(bytes)), senders))
     }
 }

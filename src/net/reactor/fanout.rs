@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
+use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
 use crate::net::cluster::Handoff;
 use crate::net::conn::{Phase, QueueSink};
-use crate::net::timer::ConnId;
 use crate::net::transport::Wire;
 use crate::proto::{close, State};
 
@@ -31,32 +31,42 @@ impl Server {
     /// shared buffer that every member's queue references, and that every
     /// other reactor with members of the room gets a reference to.
     pub(super) fn fan_out_room(&mut self, room: u32) {
-        let batch = self.hub.take_batch(room, BATCH_LIMIT);
+        let mut batch = self.hub.take_batch(room, BATCH_LIMIT);
         if batch.frames.is_empty() {
             return;
         }
-        // With several reactors and a bus, every other reactor's messages
-        // also go to the first, which publishes them: one bus per process.
-        let to_bus = self.me != 0 && self.cfg.redis.is_some();
+        // The bus is on the first reactor: it publishes its clients'
+        // messages from the batch, and the others hand it theirs.
+        if self.peers.me == 0 && !batch.publish.is_empty() {
+            if let Some(name) = self.hub.name(room) {
+                self.link.publish(name, &batch.bytes, &batch.publish);
+            }
+            batch.publish.clear();
+        }
+        let to_bus = !batch.publish.is_empty();
         let others = self
             .hub
             .share(room)
-            .map_or(0, |s| s.others(self.me) | u64::from(to_bus));
+            .map_or(0, |s| s.others(self.peers.me) | u64::from(to_bus));
         let frames = if others == 0 {
             Frames::Local(Rc::new(batch.bytes))
         } else {
             let bytes = Arc::new(batch.bytes);
             if let Some(share) = self.hub.share(room) {
                 let messages = u32::try_from(batch.frames.len()).unwrap_or(u32::MAX);
-                for to in (0..self.cluster.reactors()).filter(|r| others & (1 << r) != 0) {
+                for to in self.peers.each(others) {
+                    let publish = if to == 0 {
+                        std::mem::take(&mut batch.publish)
+                    } else {
+                        Vec::new()
+                    };
                     let handoff = Handoff {
                         room: share.name().clone(),
                         bytes: bytes.clone(),
                         messages,
-                        publish: to_bus && to == 0,
+                        publish,
                     };
-                    self.cluster.hand_off(to, handoff);
-                    self.handed |= 1 << to;
+                    self.peers.hand_off(to, handoff);
                 }
             }
             Frames::Crossing(bytes)
@@ -88,31 +98,21 @@ impl Server {
         }
     }
 
-    /// Wakes every reactor handed a batch this turn, once each.
-    pub(super) fn wake_handed(&mut self) {
-        let handed = std::mem::take(&mut self.handed);
-        for to in (0..self.cluster.reactors()).filter(|r| handed & (1 << r) != 0) {
-            self.cluster.wake(to);
-        }
-    }
-
     /// Delivers the batches other reactors handed this one, in the order
     /// handed; then deals with rooms whose batches did not fit the mailbox.
     pub(super) fn take_handoffs(&mut self) {
-        if self.cluster.reactors() == 1 {
+        if !self.peers.several() {
             return;
         }
-        while let Some(h) = self.cluster.next_handoff(self.me) {
-            if h.publish {
-                self.publish_frames(&h.room, &h.bytes);
-            }
+        while let Some(h) = self.peers.cluster.next_handoff(self.peers.me) {
+            self.link.publish(&h.room, &h.bytes, &h.publish);
             // Members may all have left since: then nobody missed it.
             if let Some(room) = self.hub.find(&h.room) {
                 let messages = h.messages as usize;
                 self.deliver_all(room, &Frames::Crossing(h.bytes), &[], messages);
             }
         }
-        for name in self.cluster.take_lost(self.me) {
+        for name in self.peers.cluster.take_lost(self.peers.me) {
             let Some(room) = self.hub.find(&name) else {
                 continue;
             };
@@ -175,7 +175,7 @@ impl Server {
         } else {
             q.push_shared(SharedBytes::new(frames.clone(), 0..len));
         }
-        self.stats.messages_out += theirs as u64;
+        self.report.stats.messages_out += theirs as u64;
         self.write_out(key, false);
     }
 
@@ -190,7 +190,7 @@ impl Server {
         }
         match self.cfg.slow_consumer {
             SlowConsumerPolicy::Drop => {
-                self.stats.slow_consumer_drops += messages as u64;
+                self.report.stats.slow_consumer_drops += messages as u64;
             }
             SlowConsumerPolicy::Close => {
                 let id = conn.id(key);
@@ -200,10 +200,10 @@ impl Server {
                     self,
                     "conn {key}: slow consumer, {dropped} unsent bytes dropped; closing 1008"
                 );
-                self.stats.slow_consumer_cutoffs += 1;
+                self.report.stats.slow_consumer_cutoffs += 1;
                 conn.session
                     .close(close::POLICY, "slow consumer", &mut QueueSink(q));
-                self.close_timers.arm(self.now, id);
+                self.timers.close.arm(self.clock.now, id);
                 self.write_out(key, false);
             }
         }

@@ -6,8 +6,8 @@
 //! carries it out.
 
 use super::{millis, Server};
+use crate::id::ConnId;
 use crate::net::conn::{Connection, Phase, QueueSink};
-use crate::net::timer::ConnId;
 use crate::proto::{close, State};
 
 /// What one keepalive check of an open connection does.
@@ -71,17 +71,17 @@ fn decide(
 impl Server {
     /// Runs the keepalive checks that are due.
     pub(super) fn expire_keepalive(&mut self) {
-        if !self.keepalive_on {
+        if !self.timers.keepalive_on {
             return;
         }
-        let mut due = std::mem::take(&mut self.due);
-        self.keepalive.expire(self.now_ms(), &mut due);
+        let mut due = std::mem::take(&mut self.timers.due);
+        self.timers.keepalive.expire(self.clock.now_ms(), &mut due);
         for id in due.drain(..) {
             self.check_keepalive(id);
         }
-        self.due = due;
+        self.timers.due = due;
         let conns = &self.conns;
-        self.keepalive.compact(|id| {
+        self.timers.keepalive.compact(|id| {
             conns
                 .get(id.key)
                 .is_some_and(|c| c.gen == id.gen && checked(c))
@@ -95,11 +95,11 @@ impl Server {
             .flatten()
             .min();
         let Some(first) = first else { return };
-        let now_ms = self.now_ms();
+        let now_ms = self.clock.now_ms();
         if let Some(conn) = self.conns.get_mut(id.key) {
             conn.seen_at = now_ms as u32;
             conn.message_at = now_ms as u32;
-            self.keepalive.arm(now_ms + millis(first), id);
+            self.timers.keepalive.arm(now_ms + millis(first), id);
         }
     }
 
@@ -109,7 +109,7 @@ impl Server {
         if !self.live(id) {
             return;
         }
-        let now_ms = self.now_ms();
+        let now_ms = self.clock.now_ms();
         let Some(conn) = self.conns.get_mut(id.key) else {
             return;
         };
@@ -125,25 +125,25 @@ impl Server {
             self.cfg.ping_interval.map(millis),
         ) {
             Check::IdleTimeout => {
-                self.stats.idle_timeouts += 1;
+                self.report.stats.idle_timeouts += 1;
                 return self.close_with(id, close::GOING_AWAY, "idle timeout");
             }
             Check::PingTimeout => {
-                self.stats.ping_timeouts += 1;
+                self.report.stats.ping_timeouts += 1;
                 return self.close_with(id, close::GOING_AWAY, "ping timeout");
             }
             Check::Ping { next } => {
                 let q = conn.out.get_or_insert_with(Default::default);
                 conn.session.ping(b"", &mut QueueSink(q));
                 conn.awaiting_pong = true;
-                self.stats.pings_sent += 1;
+                self.report.stats.pings_sent += 1;
                 self.write_out(id.key, false);
                 Some(next)
             }
             Check::Wait { next } => next,
         };
         if let Some(next) = next.filter(|_| self.live(id)) {
-            self.keepalive.arm(next, id);
+            self.timers.keepalive.arm(next, id);
         }
     }
 }

@@ -82,7 +82,7 @@ impl Server {
             match res {
                 Ok(0) => return self.peer_closed(key),
                 Ok(n) => {
-                    self.stats.bytes_in += n as u64;
+                    self.report.stats.bytes_in += n as u64;
                     self.process(key, carried + n, into_own);
                     if n < offered && !until_blocked {
                         break;
@@ -111,8 +111,8 @@ impl Server {
     /// the front of the shared one.
     pub(super) fn process(&mut self, key: usize, n: usize, into_own: bool) {
         let held = self.conns.len();
-        let now_ms = if self.keepalive_on {
-            self.now_ms32()
+        let now_ms = if self.timers.keepalive_on {
+            self.clock.now_ms32()
         } else {
             0
         };
@@ -121,19 +121,17 @@ impl Server {
             io,
             cfg,
             hub,
-            stats,
-            throttle,
-            now,
-            started,
-            drain_until,
+            report,
+            clock,
+            timers,
             turn,
             zlib,
-            cluster,
-            me,
-            bus,
+            peers,
+            link,
             ..
         } = self;
         let Io { read, out, pool } = io;
+        let (stats, throttle) = (&mut report.stats, &mut report.throttle);
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
@@ -147,7 +145,7 @@ impl Server {
         } else {
             read.get_mut(..n).unwrap_or_default()
         };
-        if self.keepalive_on {
+        if timers.keepalive_on {
             conn.seen_at = now_ms;
             conn.awaiting_pong = false;
         }
@@ -159,10 +157,7 @@ impl Server {
             room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
             got_message: false,
-            bus: match bus {
-                Some(b) => Some(&mut **b),
-                None => None,
-            },
+            to_bus: cfg.redis.is_some(),
             deflate: conn.deflate,
             tx: &mut zlib.tx,
             own: &mut own_out,
@@ -177,18 +172,20 @@ impl Server {
             Phase::Handshake => {
                 let ctx = HttpContext {
                     held,
-                    started: *started,
-                    now: *now,
-                    draining: drain_until.is_some(),
-                    cluster,
-                    me: *me,
+                    started: clock.started,
+                    now: clock.now,
+                    draining: timers.drain_until.is_some(),
+                    cluster: &peers.cluster,
+                    me: peers.me,
+                    bus: link.stats(),
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
                     Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
+                    Ok(Handshake::Opened(keep)) => (keep, Outcome::Opened),
                     Ok(Handshake::Answered) => (0, Outcome::Answered),
                     Err(e) => {
-                        if let Some(held_back) = throttle.pass(*now) {
+                        if let Some(held_back) = throttle.pass(clock.now) {
                             info!(
                                 "conn {key}: handshake refused: {} {}{}",
                                 e.status(),
@@ -239,7 +236,7 @@ impl Server {
                     "conn {key}: protocol error: {e} (close {})",
                     e.close_code()
                 );
-                self.stats.protocol_errors += 1;
+                self.report.stats.protocol_errors += 1;
             }
         }
         let id = conn.id(key);
@@ -250,6 +247,14 @@ impl Server {
             // session (a protocol error, or the client's Close).
             Outcome::Upgraded if failed => self.enter_closing(id),
             Outcome::Upgraded => self.arm_keepalive(id),
+            Outcome::Opened if failed => {
+                self.room_opened(room);
+                self.enter_closing(id);
+            }
+            Outcome::Opened => {
+                self.room_opened(room);
+                self.arm_keepalive(id);
+            }
             Outcome::Waiting if failed => self.enter_closing(id),
             Outcome::Waiting => {}
         }
@@ -259,11 +264,22 @@ impl Server {
             }
         }
     }
+
+    /// A connection just made `room` new on this reactor.
+    fn room_opened(&mut self, room: Option<u32>) {
+        if let Some(id) = room {
+            let bus_on = self.cfg.redis.is_some();
+            self.link
+                .room_opened(&mut self.hub, id, &self.peers, bus_on);
+        }
+    }
 }
 
 /// What `process` has to do after the protocol ran.
 enum Outcome {
     Waiting,
     Upgraded,
+    /// Upgraded, the first member of its room on this reactor.
+    Opened,
     Answered,
 }

@@ -5,15 +5,14 @@
 use mio::net::TcpStream;
 
 use super::compress::{Terms, Tx};
-use crate::bus::Bus;
 use crate::config::Mode;
 use crate::hub::Hub;
+use crate::id::ConnId;
 use crate::net::buffer::{write_through, OutQueue};
-use crate::net::stats::Stats;
-use crate::net::timer::ConnId;
 use crate::proto::deflate::Deflater;
 use crate::proto::session::{message_header, write_message};
 use crate::proto::{Events, MessageKind};
+use crate::stats::Stats;
 
 /// What the session reports, turned into output.
 pub(super) struct Sink<'a> {
@@ -28,9 +27,9 @@ pub(super) struct Sink<'a> {
     /// A message arrived (for the idle timeout; in broadcast mode, the
     /// connection published this turn).
     pub(super) got_message: bool,
-    /// The bus to other nodes, if any: each broadcast message is also
-    /// published there, once.
-    pub(super) bus: Option<&'a mut dyn Bus>,
+    /// There is a bus to other nodes: each broadcast message is also
+    /// published there, once, from its room's batch.
+    pub(super) to_bus: bool,
     /// The connection's permessage-deflate terms, if it agreed on it.
     pub(super) deflate: Option<Terms>,
     /// The shared compressors, for echo replies.
@@ -81,12 +80,9 @@ impl Events for Sink<'_> {
                     write_message(&mut batch.bytes, kind, payload);
                     let end = batch.bytes.len();
                     batch.frames.push((self.sender, start..end));
-                }
-                if let (Some(bus), Some(name)) = (
-                    self.bus.as_deref_mut(),
-                    self.room.and_then(|r| self.hub.name(r)),
-                ) {
-                    bus.publish(name, kind, payload);
+                    if self.to_bus {
+                        batch.publish.push((kind, end - payload.len()..end));
+                    }
                 }
             }
         }

@@ -8,26 +8,27 @@ use slab::Slab;
 use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::Server;
+use crate::bus::BusStats;
 use crate::config::{Config, Mode};
 use crate::http;
+use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
-use crate::net::timer::ConnId;
 use crate::net::tls::ReloadResult;
-use crate::net::transport::HandshakeFailure;
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
+use crate::stats::HandshakeFailure;
 
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
     pub(super) fn expire_handshakes(&mut self) {
-        while let Some(id) = self.handshake_timers.expired(self.now) {
+        while let Some(id) = self.timers.handshake.expired(self.clock.now) {
             if handshaking(&self.conns, id) {
                 self.handshake_timeout(id.key);
             }
         }
         let conns = &self.conns;
-        self.handshake_timers.compact(|id| handshaking(conns, id));
+        self.timers.handshake.compact(|id| handshaking(conns, id));
     }
 
     fn handshake_timeout(&mut self, key: usize) {
@@ -38,10 +39,12 @@ impl Server {
         if conn.tls.as_ref().is_some_and(|t| t.handshaking()) {
             // No 408: nothing can be said before the TLS handshake is over.
             notice!(self, "conn {key}: TLS handshake timeout");
-            self.stats.count_tls_failure(HandshakeFailure::Timeout);
+            self.report
+                .stats
+                .count_tls_failure(HandshakeFailure::Timeout);
         } else {
             notice!(self, "conn {key}: handshake timeout (408)");
-            *self.stats.handshake_failures.entry(408).or_default() += 1;
+            *self.report.stats.handshake_failures.entry(408).or_default() += 1;
             handshake::write_response(
                 &mut self.io.out,
                 408,
@@ -61,6 +64,9 @@ pub(super) enum Handshake {
     Keep(usize),
     /// Upgraded; keep this many bytes of frames that followed the request.
     Upgraded(usize),
+    /// Upgraded as the first member of its room on this reactor, which
+    /// the caller tells the process's directory or the bus.
+    Opened(usize),
     /// A plain HTTP request was answered: close once it is sent.
     Answered,
 }
@@ -74,6 +80,8 @@ pub(super) struct HttpContext<'a> {
     /// The process's reactors, and which one this is.
     pub(super) cluster: &'a Cluster,
     pub(super) me: usize,
+    /// The bus's counters, on the reactor that has it.
+    pub(super) bus: Option<&'a BusStats>,
 }
 
 /// Handles input while waiting for the request. An upgrade is checked
@@ -131,10 +139,7 @@ pub(super) fn handshake(
             let reactors = ctx.cluster.connections_by_reactor(ctx.me, ctx.held);
             // The bus is on the first reactor; the others answer from its
             // last published counters.
-            let bus = match sink.bus.as_deref() {
-                Some(bus) => Some(bus.stats().clone()),
-                None => ctx.cluster.bus_stats(),
-            };
+            let bus = ctx.bus.cloned().or_else(|| ctx.cluster.bus_stats());
             let mut bus_metrics = String::new();
             if let Some(bus) = &bus {
                 // Writing to a String cannot fail.
@@ -144,7 +149,10 @@ pub(super) fn handshake(
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
                 rooms,
-                mode: cfg.mode,
+                mode: match cfg.mode {
+                    Mode::Echo => "echo",
+                    Mode::Broadcast => "broadcast",
+                },
                 uptime: ctx.now.duration_since(ctx.started),
                 draining: ctx.draining,
                 instance: &cfg.instance,
@@ -193,23 +201,14 @@ pub(super) fn handshake(
     }
     sink.stats.handshakes += 1;
     conn.phase = Phase::Open;
+    let mut new_room = false;
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string does not.
         let room = req.path.split('?').next().unwrap_or(req.path);
         let joined = sink.hub.join(room, key);
-        let seat = joined.seat;
-        if joined.new_room && ctx.cluster.reactors() > 1 {
-            // The directory tells the first reactor, which owns the bus,
-            // when the process as a whole gains the room.
-            let share = ctx.cluster.join_room(room, ctx.me, cfg.redis.is_some());
-            sink.hub.set_share(seat.room, share);
-        } else if joined.new_room {
-            if let Some(bus) = sink.bus.as_deref_mut() {
-                bus.subscribe(room);
-            }
-        }
-        conn.seat = Some(seat);
-        sink.room = Some(seat.room);
+        new_room = joined.new_room;
+        conn.seat = Some(joined.seat);
+        sink.room = Some(joined.seat.room);
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
     let (keep, inflated) = compress::feed(
@@ -223,7 +222,11 @@ pub(super) fn handshake(
     );
     sink.stats.deflate.messages_inflated += inflated;
     data.copy_within(offset..offset + keep, 0);
-    Ok(Handshake::Upgraded(keep))
+    Ok(if new_room {
+        Handshake::Opened(keep)
+    } else {
+        Handshake::Upgraded(keep)
+    })
 }
 
 /// Whether a handshake deadline for `id` still matters: the connection is

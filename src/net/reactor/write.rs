@@ -37,7 +37,7 @@ impl Server {
             conn.send(&[])
         };
         match res {
-            Ok(n) => self.stats.bytes_out += n as u64,
+            Ok(n) => self.report.stats.bytes_out += n as u64,
             Err(e) => return self.io_error(key, &e),
         }
         let id = conn.id(key);
