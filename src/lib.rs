@@ -19,6 +19,8 @@
 //!   interface the reactor drives, and Redis pub/sub behind it: two
 //!   non-blocking connections in the reactor's `Poll`, a sans-IO RESP codec,
 //!   and a compact envelope (node id, kind, payload) per message.
+//! - [`api`]: the publish API, HTTP/1.1 for backends (keep-alive,
+//!   pipelining, bounded bodies) and what a request may publish, sans-IO.
 //! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
 //!   `/metrics`, the page at `/`), sans-IO like [`proto`].
 //! - [`config`]: the server's settings and their defaults.
@@ -47,6 +49,7 @@
     )
 )]
 
+pub mod api;
 pub mod bus;
 pub mod config;
 pub mod http;
