@@ -39,8 +39,9 @@
 //! and chunks are decoded once. A head is parsed when it is complete, and
 //! once more when a body that came later completes it (the fields are
 //! borrowed, not stored). The caller's buffer never needs more than
-//! `max_head + max_body` bytes for a request, nor the connection's own more
-//! than that.
+//! `max_head + max_body` bytes for a request (or a chunk line's bound,
+//! [`super::MAX_CHUNK_LINE`], in a chunked body), nor the connection's own
+//! more than `max_head + max_body`.
 
 use super::chunked::{self, Dechunk, Progress};
 use super::head::{self, Framing, Head};
@@ -239,19 +240,28 @@ impl ApiConn {
                 self.own = Vec::new();
             }
         }
-        if !head_end(buf, scanned) {
-            if buf.len() >= max_head {
+        // Every verdict on a head is taken on the bytes a head may fill, so
+        // that it does not depend on how the input was cut into reads.
+        let window = buf.get(..max_head).unwrap_or(buf);
+        // Refuses at once what can never become a request line.
+        if handshake::check_request_line(window).is_err() {
+            return Err(ParseError::BadRequest("not an HTTP request"));
+        }
+        if !head_end(window, scanned) {
+            if window.len() >= max_head {
+                // Malformed, or too large.
+                head::parse(window, max_head)?;
                 return Err(ParseError::HeadTooLarge);
             }
-            // Refuses at once what can never become a request line.
-            if handshake::check_request_line(buf).is_err() {
-                return Err(ParseError::BadRequest("not an HTTP request"));
-            }
-            self.state = State::Head { scanned: buf.len() };
+            self.state = State::Head {
+                scanned: window.len(),
+            };
             return Ok(none);
         }
-        let Some(head) = head::parse(buf, max_head)? else {
-            self.state = State::Head { scanned: buf.len() };
+        let Some(head) = head::parse(window, max_head)? else {
+            self.state = State::Head {
+                scanned: window.len(),
+            };
             return Ok(none);
         };
         let mut taken = 0;
@@ -383,9 +393,15 @@ fn request<'a>(head: &Head<'a>, body: &'a [u8]) -> Request<'a> {
 }
 
 /// Whether `buf` holds the blank line that ends a head, searching from
-/// `scanned` (less the bytes a line end may straddle): `\n\n` or `\n\r\n`.
+/// `scanned` (less the bytes a line end may straddle): `\n\n` or `\n\r\n`
+/// after the request line has begun. Empty lines before a request (RFC 9112
+/// §2.2) do not count: the head is parsed only once its end is there, so
+/// that a malformed one is refused the same however the input was cut.
 fn head_end(buf: &[u8], scanned: usize) -> bool {
-    let from = scanned.saturating_sub(2);
+    let Some(start) = buf.iter().position(|&b| b != b'\r' && b != b'\n') else {
+        return false;
+    };
+    let from = scanned.saturating_sub(2).max(start);
     let rest = buf.get(from..).unwrap_or_default();
     rest.windows(2).enumerate().any(|(i, w)| match w {
         [b'\n', b'\n'] => true,
