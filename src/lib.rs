@@ -26,7 +26,10 @@
 //! - [`bus`]: rooms across processes and machines. The [`bus::Bus`]
 //!   interface a reactor drives, and Redis pub/sub behind it: two
 //!   non-blocking connections in the reactor's `Poll`, a sans-IO RESP codec,
-//!   and a compact envelope (node id, kind, payload) per message.
+//!   and a compact envelope (node id, instance, kind, payload) per message;
+//!   a backend's raw publishes are taken on a channel beside it.
+//! - [`api`]: the publish API, HTTP/1.1 for backends (keep-alive,
+//!   pipelining, bounded bodies) and what a request may publish, sans-IO.
 //! - [`config`]: the server's settings and their defaults.
 //! - [`net`]: the reactors. Sockets, the `Poll`, the connection slab, the
 //!   read and write paths, timers; TLS (`net::transport`, with rustls)
@@ -61,6 +64,7 @@
     )
 )]
 
+pub mod api;
 pub mod bus;
 pub mod config;
 pub mod http;

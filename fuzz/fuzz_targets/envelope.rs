@@ -3,14 +3,18 @@
 //! Properties, for every input:
 //! - `decode` never panics; what it accepts has a node id of 1 to 64
 //!   bytes, a text payload that is UTF-8, and encodes back (`write_header`
-//!   and the payload) to exactly the input;
-//! - read as a message to send (byte 0: node id length, byte 1: kind, the
-//!   rest split into node id and payload), encoding then decoding gives back
-//!   the same node id, kind and payload.
+//!   with its instance token, and the payload) to exactly the input;
+//! - read as a message to send (byte 0: node id length, byte 1: kind,
+//!   bytes 2..10: the instance token, the rest split into node id and
+//!   payload), encoding then decoding gives back the same node id, token,
+//!   kind and payload;
+//! - `raw_kind` calls text exactly what is UTF-8.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsd::bus::envelope::{decode, header_len, write_header, Envelope, MAX_NODE_ID};
+use wsd::bus::envelope::{
+    decode, header_len, raw_kind, write_header, Envelope, Instance, MAX_NODE_ID,
+};
 use wsd::proto::MessageKind;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,14 +24,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(std::str::from_utf8(env.payload).is_ok());
         }
         let mut again = Vec::new();
-        write_header(&mut again, env.node, env.kind);
+        write_header(&mut again, env.node, &env.instance, env.kind);
         again.extend_from_slice(env.payload);
         assert_eq!(again, data);
     }
+    let utf8 = std::str::from_utf8(data).is_ok();
+    assert_eq!(raw_kind(data) == MessageKind::Text, utf8);
 
-    let [len, kind, rest @ ..] = data else {
+    let Some(([len, kind, i0, i1, i2, i3, i4, i5, i6, i7], rest)) = data.split_first_chunk() else {
         return;
     };
+    let instance: Instance = [*i0, *i1, *i2, *i3, *i4, *i5, *i6, *i7];
     let len = (usize::from(*len) % MAX_NODE_ID + 1).min(rest.len());
     let (node, payload) = rest.split_at(len);
     if node.is_empty() {
@@ -39,12 +46,20 @@ fuzz_target!(|data: &[u8]| {
         MessageKind::Text
     };
     let mut bytes = Vec::new();
-    write_header(&mut bytes, node, kind);
+    write_header(&mut bytes, node, &instance, kind);
     assert_eq!(bytes.len(), header_len(node.len()));
     bytes.extend_from_slice(payload);
     let text_ok = kind == MessageKind::Binary || std::str::from_utf8(payload).is_ok();
     match decode(&bytes) {
-        Ok(env) => assert_eq!(env, Envelope { node, kind, payload }),
+        Ok(env) => assert_eq!(
+            env,
+            Envelope {
+                node,
+                instance,
+                kind,
+                payload
+            }
+        ),
         Err(e) => assert!(!text_ok, "{e:?} for a valid envelope"),
     }
 });

@@ -1,40 +1,76 @@
 //! What one message looks like on the bus.
 //!
-//! A message published to a room's channel is one bulk string:
+//! A message published to a room's channel (`--redis-prefix` and the
+//! room, `wsd:/chat`) is one bulk string:
 //!
 //! ```text
-//! byte 0        format version, 1
-//! byte 1        kind: 1 text, 2 binary (the WebSocket opcodes)
-//! byte 2        n, the length of the node id, 1..=64
-//! bytes 3..3+n  the publishing node's id (ASCII: letters, digits, . _ : -)
-//! the rest      the message payload, as the client sent it
+//! byte 0          format version, 2
+//! byte 1          kind: 1 text, 2 binary (the WebSocket opcodes)
+//! bytes 2..10     the publishing process's instance token: 8 random bytes
+//!                 chosen at start
+//! byte 10         n, the length of the node id, 1..=64
+//! bytes 11..11+n  the publishing node's id (ASCII: letters, digits, . _ : -)
+//! the rest        the message payload, as the client sent it
 //! ```
 //!
-//! Three bytes and the node id (16 by default) on top of the payload; the
+//! Eleven bytes and the node id (16 by default) on top of the payload; the
 //! room is the channel's name, not repeated here. A receiver drops what it
 //! cannot decode (another version, an unknown kind, a truncated header,
 //! text that is not UTF-8, which a browser would fail the connection on)
 //! and counts it; it never trusts a publisher on the channel to be a wsd.
+//! Nodes of different format versions do not exchange messages: each
+//! drops the other's as `bad_envelope`.
+//!
+//! A node skips its own messages when Redis sends them back: same node id
+//! *and* same instance token. The token tells two processes apart that
+//! were given one `--node-id` by mistake: a message with our id and
+//! another token is a clash, delivered (it is another node's) and counted,
+//! where version 1, which had no token, silently dropped it as an echo.
+//!
+//! # Raw messages
+//!
+//! A backend that is not a wsd publishes plain bytes to the room's raw
+//! channel, `--redis-prefix` + `raw:` + the room (`PUBLISH wsd:raw:/chat
+//! hello`): no envelope, the whole message is the payload, sent as text
+//! when it is valid UTF-8 and as binary otherwise ([`raw_kind`]). Every
+//! node with members in the room delivers it; wsd never publishes there.
 
 use crate::proto::MessageKind;
 
 /// The format version this build writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The longest node id.
 pub const MAX_NODE_ID: usize = 64;
 
+/// The length of the instance token.
+pub const INSTANCE_LEN: usize = 8;
+
+/// The header's length before the node id: version, kind, instance token,
+/// node id length.
+const FIXED: usize = 3 + INSTANCE_LEN;
+
 /// The longest envelope header: what the envelope adds to a payload.
-pub const MAX_HEADER: usize = 3 + MAX_NODE_ID;
+pub const MAX_HEADER: usize = FIXED + MAX_NODE_ID;
+
+/// What comes between `--redis-prefix` and the room in a raw channel's
+/// name (see the module doc).
+pub const RAW: &[u8] = b"raw:";
 
 const TEXT: u8 = 1;
 const BINARY: u8 = 2;
+
+/// The token that tells this process's envelopes from those of another
+/// process with the same node id: random, chosen once at start.
+pub type Instance = [u8; INSTANCE_LEN];
 
 /// A decoded envelope, borrowed from the bytes it came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
     /// The id of the node that published it.
     pub node: &'a [u8],
+    /// The publishing process's instance token.
+    pub instance: Instance,
     /// Text or binary.
     pub kind: MessageKind,
     /// The message.
@@ -77,12 +113,12 @@ pub fn check_node_id(id: &str) -> Result<(), String> {
 
 /// The header's length for a node id of `node_len` bytes.
 pub fn header_len(node_len: usize) -> usize {
-    3 + node_len
+    FIXED + node_len
 }
 
-/// Writes the header of an envelope from `node`; the payload follows it.
-/// `node` must have passed [`check_node_id`].
-pub fn write_header(out: &mut Vec<u8>, node: &[u8], kind: MessageKind) {
+/// Writes the header of an envelope from `node`, process `instance`; the
+/// payload follows it. `node` must have passed [`check_node_id`].
+pub fn write_header(out: &mut Vec<u8>, node: &[u8], instance: &Instance, kind: MessageKind) {
     let kind = match kind {
         MessageKind::Text => TEXT,
         MessageKind::Binary => BINARY,
@@ -90,14 +126,16 @@ pub fn write_header(out: &mut Vec<u8>, node: &[u8], kind: MessageKind) {
     // A checked id is at most 64 bytes; the clamp only keeps the length
     // byte honest for one that is not.
     let len = node.len().min(MAX_NODE_ID);
-    out.extend_from_slice(&[VERSION, kind, len as u8]);
+    out.extend_from_slice(&[VERSION, kind]);
+    out.extend_from_slice(instance);
+    out.push(len as u8);
     out.extend_from_slice(node.get(..len).unwrap_or_default());
 }
 
 /// Decodes an envelope without copying: the node id and payload are
 /// slices of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
-    let [version, kind, len, rest @ ..] = bytes else {
+    let [version, kind, rest @ ..] = bytes else {
         return Err(EnvelopeError::Truncated);
     };
     if *version != VERSION {
@@ -108,6 +146,10 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
         BINARY => MessageKind::Binary,
         other => return Err(EnvelopeError::Kind(other)),
     };
+    let Some(([i0, i1, i2, i3, i4, i5, i6, i7, len], rest)) = rest.split_first_chunk() else {
+        return Err(EnvelopeError::Truncated);
+    };
+    let instance = [*i0, *i1, *i2, *i3, *i4, *i5, *i6, *i7];
     let len = usize::from(*len);
     if len == 0 || len > MAX_NODE_ID {
         return Err(EnvelopeError::NodeId);
@@ -120,9 +162,20 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     }
     Ok(Envelope {
         node,
+        instance,
         kind,
         payload,
     })
+}
+
+/// How a raw message (see the module doc) is delivered: text if `payload`
+/// is valid UTF-8, else binary.
+pub fn raw_kind(payload: &[u8]) -> MessageKind {
+    if std::str::from_utf8(payload).is_ok() {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
 }
 
 #[cfg(test)]
@@ -131,43 +184,69 @@ mod tests {
 
     use super::*;
 
-    fn encode(node: &[u8], kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+    const ME: Instance = *b"instance";
+
+    fn encode(node: &[u8], instance: &Instance, kind: MessageKind, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        write_header(&mut out, node, kind);
+        write_header(&mut out, node, instance, kind);
         assert_eq!(out.len(), header_len(node.len()));
         out.extend_from_slice(payload);
         out
     }
 
     #[test]
-    fn the_format_is_three_bytes_and_the_node_id() {
+    fn the_format_is_eleven_bytes_and_the_node_id() {
         assert_eq!(
-            encode(b"n1", MessageKind::Text, b"hi"),
-            [1, 1, 2, b'n', b'1', b'h', b'i']
+            encode(b"n1", &[1, 2, 3, 4, 5, 6, 7, 8], MessageKind::Text, b"hi"),
+            [2, 1, 1, 2, 3, 4, 5, 6, 7, 8, 2, b'n', b'1', b'h', b'i']
         );
-        assert_eq!(encode(b"x", MessageKind::Binary, b""), [1, 2, 1, b'x']);
+        assert_eq!(
+            encode(b"x", &[0; 8], MessageKind::Binary, b""),
+            [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'x']
+        );
     }
 
     #[test]
     fn garbage_is_rejected() {
-        let cases: [(&[u8], EnvelopeError); 8] = [
-            (b"", EnvelopeError::Truncated),
-            (&[1, 1], EnvelopeError::Truncated),
-            (&[2, 1, 1, b'a'], EnvelopeError::Version(2)),
-            (&[1, 0, 1, b'a'], EnvelopeError::Kind(0)),
-            (&[1, 9, 1, b'a'], EnvelopeError::Kind(9)),
-            (&[1, 1, 0], EnvelopeError::NodeId),
-            (&[1, 1, 65], EnvelopeError::NodeId),
-            (&[1, 2, 3, b'a', b'b'], EnvelopeError::Truncated),
+        let head = |kind: u8, len: u8| {
+            let mut v = vec![2, kind];
+            v.extend_from_slice(&ME);
+            v.push(len);
+            v
+        };
+        let cases: [(Vec<u8>, EnvelopeError); 10] = [
+            (vec![], EnvelopeError::Truncated),
+            (vec![2, 1], EnvelopeError::Truncated),
+            (head(1, 1)[..10].to_vec(), EnvelopeError::Truncated),
+            // Version 1 had no instance token: a node of the old format.
+            (vec![1, 1, 1, b'a'], EnvelopeError::Version(1)),
+            (vec![3, 1, 1, b'a'], EnvelopeError::Version(3)),
+            (vec![2, 0, 1, b'a'], EnvelopeError::Kind(0)),
+            (vec![2, 9, 1, b'a'], EnvelopeError::Kind(9)),
+            (head(1, 0), EnvelopeError::NodeId),
+            (head(1, 65), EnvelopeError::NodeId),
+            (
+                [head(2, 3), b"ab".to_vec()].concat(),
+                EnvelopeError::Truncated,
+            ),
         ];
         for (bytes, err) in cases {
-            assert_eq!(decode(bytes), Err(err), "{bytes:?}");
+            assert_eq!(decode(&bytes), Err(err), "{bytes:?}");
         }
-        assert_eq!(decode(&[1, 1, 1, b'a', 0xff]), Err(EnvelopeError::Utf8));
-        assert!(
-            decode(&[1, 2, 1, b'a', 0xff]).is_ok(),
-            "binary is any bytes"
-        );
+        let bad_text = [head(1, 1), b"a\xff".to_vec()].concat();
+        assert_eq!(decode(&bad_text), Err(EnvelopeError::Utf8));
+        let binary = [head(2, 1), b"a\xff".to_vec()].concat();
+        assert!(decode(&binary).is_ok(), "binary is any bytes");
+    }
+
+    #[test]
+    fn raw_payloads_are_text_when_utf8() {
+        assert_eq!(raw_kind(b"hello"), MessageKind::Text);
+        assert_eq!(raw_kind(b""), MessageKind::Text);
+        assert_eq!(raw_kind("γειά".as_bytes()), MessageKind::Text);
+        assert_eq!(raw_kind(b"\xff\x00"), MessageKind::Binary);
+        // A code point cut in half is not text.
+        assert_eq!(raw_kind(&"γ".as_bytes()[..1]), MessageKind::Binary);
     }
 
     #[test]
@@ -183,21 +262,21 @@ mod tests {
 
     proptest! {
         #[test]
-        fn envelopes_round_trip(node in "[a-z0-9]{1,64}", binary: bool, payload in prop::collection::vec(any::<u8>(), 0..300), text in ".{0,50}") {
+        fn envelopes_round_trip(node in "[a-z0-9]{1,64}", instance: Instance, binary: bool, payload in prop::collection::vec(any::<u8>(), 0..300), text in ".{0,50}") {
             let (kind, payload) = if binary {
                 (MessageKind::Binary, payload)
             } else {
                 (MessageKind::Text, text.into_bytes())
             };
-            let bytes = encode(node.as_bytes(), kind, &payload);
+            let bytes = encode(node.as_bytes(), &instance, kind, &payload);
             let env = decode(&bytes).unwrap();
-            prop_assert_eq!(env, Envelope { node: node.as_bytes(), kind, payload: &payload });
+            prop_assert_eq!(env, Envelope { node: node.as_bytes(), instance, kind, payload: &payload });
         }
 
         #[test]
-        fn arbitrary_bytes_decode_to_a_consistent_envelope_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+        fn arbitrary_bytes_decode_to_a_consistent_envelope_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..90)) {
             if let Ok(env) = decode(&bytes) {
-                prop_assert_eq!(encode(env.node, env.kind, env.payload), bytes);
+                prop_assert_eq!(encode(env.node, &env.instance, env.kind, env.payload), bytes);
             }
         }
     }

@@ -155,12 +155,19 @@ impl DropReason {
 pub struct BusStats {
     /// Both connections are up.
     pub up: bool,
-    /// Channels subscribed, as Redis last counted them.
+    /// Rooms subscribed (each is two channels: the envelope one and the
+    /// raw one), as Redis last counted them.
     pub subscriptions: u64,
     /// Messages published and acknowledged by Redis.
     pub published: u64,
-    /// Messages from other nodes handed to the reactor.
+    /// Messages from other nodes handed to the reactor (raw ones included).
     pub received: u64,
+    /// Of `received`, raw messages: published by a backend to a room's raw
+    /// channel, not by a wsd (see [`envelope`]).
+    pub raw: u64,
+    /// Of `received`, messages that carried this node's id but came from
+    /// another process: two nodes share a `--node-id`.
+    pub clash: u64,
     /// Messages dropped, by reason, in the order of [`DropReason::ALL`].
     pub dropped: [u64; 6],
     /// Connections re-established after a loss (each of the two counts).
@@ -224,6 +231,7 @@ impl BusStats {
     /// Appends the bus's families to a Prometheus text exposition (0.0.4):
     /// `wsd_bus_up`, `wsd_bus_subscriptions`, `wsd_bus_queued_bytes`,
     /// `wsd_bus_published_total`, `wsd_bus_received_total`,
+    /// `wsd_bus_raw_total`, `wsd_bus_clash_total`,
     /// `wsd_bus_dropped_total{reason}` (every reason, from 0),
     /// `wsd_bus_reconnects_total`.
     pub fn write_metrics(&self, w: &mut String) -> fmt::Result {
@@ -257,6 +265,16 @@ impl BusStats {
                 Kind::Counter,
                 "Messages received from other nodes.",
                 self.received,
+            ),
+            (
+                "wsd_bus_raw_total",
+                "Raw messages received: published by a backend to a room's raw channel.",
+                self.raw,
+            ),
+            (
+                "wsd_bus_clash_total",
+                "Messages received with this node's id from another process (a shared --node-id).",
+                self.clash,
             ),
             (
                 "wsd_bus_reconnects_total",
@@ -317,6 +335,8 @@ mod tests {
             "wsd_bus_subscriptions",
             "wsd_bus_published_total",
             "wsd_bus_received_total",
+            "wsd_bus_raw_total",
+            "wsd_bus_clash_total",
             "wsd_bus_reconnects_total",
         ] {
             assert!(w.contains(&format!("\n{name} 0\n")), "{name}: {w}");

@@ -10,23 +10,35 @@
 //! step, an error reply, or a protocol violation is logged and resets that
 //! connection; it comes back after a capped, jittered backoff, and the
 //! subscribe connection then resubscribes every room with local members.
+//!
+//! Each room is two channels, subscribed and unsubscribed together: the
+//! envelope channel wsd nodes publish to (`wsd:/chat`), and the raw one a
+//! backend publishes plain bytes to (`wsd:raw:/chat`); see [`envelope`].
+//!
+//! Every envelope carries this process's instance token beside the node
+//! id. A message with our id and another token means a second process runs
+//! with our `--node-id`: it is delivered, counted (`clash`), and warned
+//! about at most once a minute.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::event::Event;
 use mio::{Registry, Token};
 
-use super::envelope::{self, MAX_HEADER};
+use super::envelope::{self, Instance, MAX_HEADER, RAW};
 use super::link::{Expect, Link, ReadEnd, State};
-use super::replies::{on_pub_reply, on_sub_reply, Inbound};
+use super::replies::{on_pub_reply, on_sub_reply, Inbound, CHANNELS_PER_ROOM};
 use super::resp::{self, BULK_OVERHEAD};
 use super::{Bus, BusStats, DropReason, RedisConfig};
 use crate::proto::{MessageKind, Parsing};
 
-/// Channels named in one SUBSCRIBE or UNSUBSCRIBE.
-const CHANNELS_PER_COMMAND: usize = 256;
+/// Rooms named in one SUBSCRIBE or UNSUBSCRIBE: two channels each.
+const ROOMS_PER_COMMAND: usize = 128;
+
+/// The least time between two warnings about a node-id clash.
+const CLASH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// The longest channel name (prefix and room) published to. Request paths
 /// are far shorter (the request head is limited).
@@ -54,6 +66,9 @@ enum Which {
 #[derive(Debug)]
 pub struct RedisBus {
     cfg: RedisConfig,
+    /// This process's token in every envelope: tells our own messages
+    /// from those of another process given the same node id.
+    instance: Instance,
     sub_limits: resp::Limits,
     pub_limits: resp::Limits,
     sub: Link,
@@ -71,6 +86,8 @@ pub struct RedisBus {
     /// failures are logged at debug, not once per attempt.
     outage_logged: bool,
     ever_up: bool,
+    /// When a clash was last warned about, and the count then.
+    clash_warned: Option<(Instant, u64)>,
 }
 
 impl RedisBus {
@@ -84,7 +101,9 @@ impl RedisBus {
             .saturating_add(MAX_HEADER + MAX_CHANNEL + 4 * BULK_OVERHEAD);
         let backoff = (cfg.backoff_min, cfg.backoff_max);
         let seed = super::random_u64();
+        let instance = super::random_u64().to_le_bytes();
         Ok(RedisBus {
+            instance,
             sub_limits: resp::Limits { max_frame },
             pub_limits: resp::Limits {
                 max_frame: MAX_PUBLISH_REPLY,
@@ -110,6 +129,7 @@ impl RedisBus {
             now: Instant::now(),
             outage_logged: false,
             ever_up: false,
+            clash_warned: None,
             cfg,
         })
     }
@@ -302,12 +322,14 @@ impl RedisBus {
             rooms,
             cfg,
             sub_limits,
+            instance,
             ..
         } = self;
         let ctx = Inbound {
             rooms,
             prefix: cfg.prefix.as_bytes(),
             node: cfg.node_id.as_bytes(),
+            instance,
         };
         loop {
             let fault = match resp::decode(sub.inbuf.filled(), sub_limits) {
@@ -335,6 +357,19 @@ impl RedisBus {
         }
     }
 
+    /// Handles what the subscribe connection has buffered, and reads more
+    /// while the socket has more, up to [`READ_ROUNDS`].
+    fn read_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+        for _ in 0..READ_ROUNDS {
+            self.handle_sub_replies(deliver);
+            if !self.sub.read_pending || self.sub.broken.is_some() {
+                return;
+            }
+            self.read_sub();
+        }
+        self.handle_sub_replies(deliver);
+    }
+
     /// Sends the subscription changes since the last flush.
     fn send_subscriptions(&mut self) {
         let mut subs = Vec::new();
@@ -353,18 +388,44 @@ impl RedisBus {
             (&b"SUBSCRIBE"[..], subs, Expect::Subscribe),
             (b"UNSUBSCRIBE", unsubs, Expect::Unsubscribe),
         ] {
-            for chunk in rooms.chunks(CHANNELS_PER_COMMAND) {
+            for chunk in rooms.chunks(ROOMS_PER_COMMAND) {
                 let out = self.sub.out();
-                resp::write_array_header(out, 1 + chunk.len());
+                resp::write_array_header(out, 1 + 2 * chunk.len());
                 resp::write_bulk(out, command);
                 for room in chunk {
-                    resp::write_bulk_header(out, prefix.len() + room.len());
-                    out.extend_from_slice(prefix);
-                    out.extend_from_slice(room.as_bytes());
-                    resp::write_crlf(out);
+                    for raw in [&b""[..], RAW] {
+                        resp::write_bulk_header(out, prefix.len() + raw.len() + room.len());
+                        out.extend_from_slice(prefix);
+                        out.extend_from_slice(raw);
+                        out.extend_from_slice(room.as_bytes());
+                        resp::write_crlf(out);
+                    }
                 }
-                self.sub.expect.push(expect, chunk.len() as u64);
+                self.sub
+                    .expect
+                    .push(expect, CHANNELS_PER_ROOM * chunk.len() as u64);
             }
+        }
+    }
+
+    /// Warns about a node-id clash, at most once a minute: another process
+    /// publishes with our id, so each of us would have taken the other's
+    /// messages for its own echo, had the envelopes no instance token.
+    fn warn_clash(&mut self) {
+        let count = self.stats.clash;
+        let due = match self.clash_warned {
+            None => count > 0,
+            Some((at, then)) => {
+                count > then && self.now.saturating_duration_since(at) >= CLASH_WARNING_EVERY
+            }
+        };
+        if due {
+            let new = count - self.clash_warned.map_or(0, |(_, then)| then);
+            warn!(
+                "redis bus: another wsd process publishes with this node's id '{}' ({new} messages since the last warning): node ids must be unique; give each process its own --node-id. Its messages are delivered meanwhile.",
+                self.cfg.node_id
+            );
+            self.clash_warned = Some((self.now, count));
         }
     }
 }
@@ -457,7 +518,7 @@ impl Bus for RedisBus {
         out.extend_from_slice(room.as_bytes());
         resp::write_crlf(out);
         resp::write_bulk_header(out, envelope_len);
-        envelope::write_header(out, node, kind);
+        envelope::write_header(out, node, &self.instance, kind);
         out.extend_from_slice(payload);
         resp::write_crlf(out);
         self.publ.expect.push(Expect::Integer, 1);
@@ -522,14 +583,8 @@ impl Bus for RedisBus {
     }
 
     fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
-        for _ in 0..READ_ROUNDS {
-            self.handle_sub_replies(deliver);
-            if !self.sub.read_pending || self.sub.broken.is_some() {
-                return;
-            }
-            self.read_sub();
-        }
-        self.handle_sub_replies(deliver);
+        self.read_inbound(deliver);
+        self.warn_clash();
     }
 
     fn is_up(&self) -> bool {

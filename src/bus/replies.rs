@@ -1,14 +1,21 @@
 //! What each reply means: the sans-IO half of [`super::RedisBus`]. A
 //! reply is matched against the one awaited (in command order) or is a
 //! `message` push; anything else is out of step and resets the connection.
+//!
+//! A push on a room's channel carries an envelope; one on its raw channel
+//! (the prefix, `raw:`, the room) is a backend's message as it is. See
+//! [`envelope`] for both.
 
 use std::collections::HashSet;
 
-use super::envelope;
+use super::envelope::{self, Instance};
 use super::link::{Expect, Expected};
 use super::resp::{Frame, Value};
 use super::{BusStats, DropReason};
 use crate::proto::MessageKind;
+
+/// Channels per room: the envelope one and the raw one.
+pub(super) const CHANNELS_PER_ROOM: u64 = 2;
 
 /// Handles one reply on the publish connection: `+OK` to a login
 /// command, `:n` to a PUBLISH.
@@ -36,6 +43,8 @@ pub(super) struct Inbound<'a> {
     pub(super) prefix: &'a [u8],
     /// This node's id.
     pub(super) node: &'a [u8],
+    /// This process's instance token.
+    pub(super) instance: &'a Instance,
 }
 
 /// Handles one reply on the subscribe connection.
@@ -54,41 +63,69 @@ pub(super) fn on_sub_reply(
     };
     match items.as_slice() {
         [Value::Bulk(b"message"), Value::Bulk(channel), Value::Bulk(data)] => {
-            let room = channel
-                .strip_prefix(ctx.prefix)
-                .and_then(|r| std::str::from_utf8(r).ok());
-            let Some(room) = room else {
-                stats.count_drop(DropReason::BadEnvelope);
-                return Ok(());
-            };
-            if !ctx.rooms.contains(room) {
-                stats.count_drop(DropReason::Unsubscribed);
-                return Ok(());
-            }
-            match envelope::decode(data) {
-                Err(_) => stats.count_drop(DropReason::BadEnvelope),
-                // Our own, back from Redis: already delivered locally.
-                Ok(env) if env.node == ctx.node => {}
-                Ok(env) => {
-                    stats.received += 1;
-                    deliver(room, env.kind, env.payload);
-                }
-            }
+            on_message(channel, data, ctx, stats, deliver);
             Ok(())
         }
         [Value::Bulk(b"subscribe"), Value::Bulk(_), Value::Integer(n)]
             if expect.pop(Expect::Subscribe) =>
         {
-            stats.subscriptions = (*n).max(0) as u64;
+            stats.subscriptions = (*n).max(0) as u64 / CHANNELS_PER_ROOM;
             Ok(())
         }
         [Value::Bulk(b"unsubscribe"), Value::Bulk(_) | Value::Nil, Value::Integer(n)]
             if expect.pop(Expect::Unsubscribe) =>
         {
-            stats.subscriptions = (*n).max(0) as u64;
+            stats.subscriptions = (*n).max(0) as u64 / CHANNELS_PER_ROOM;
             Ok(())
         }
         _ => Err(unexpected(&frame, expected)),
+    }
+}
+
+/// Handles a `message` push: delivers it, skips our own, or counts why
+/// not.
+fn on_message(
+    channel: &[u8],
+    data: &[u8],
+    ctx: &Inbound<'_>,
+    stats: &mut BusStats,
+    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
+) {
+    let Some(name) = channel.strip_prefix(ctx.prefix) else {
+        return stats.count_drop(DropReason::BadEnvelope);
+    };
+    // Rooms start with '/', so a raw channel's `raw:` never names a room.
+    let (raw, name) = match name.strip_prefix(envelope::RAW) {
+        Some(room) => (true, room),
+        None => (false, name),
+    };
+    let Ok(room) = std::str::from_utf8(name) else {
+        return stats.count_drop(DropReason::BadEnvelope);
+    };
+    if !ctx.rooms.contains(room) {
+        return stats.count_drop(DropReason::Unsubscribed);
+    }
+    if raw {
+        stats.received += 1;
+        stats.raw += 1;
+        return deliver(room, envelope::raw_kind(data), data);
+    }
+    match envelope::decode(data) {
+        Err(_) => stats.count_drop(DropReason::BadEnvelope),
+        Ok(env) if env.node == ctx.node => {
+            // Our own, back from Redis: already delivered locally. The same
+            // id from another process is a clash: delivered, and counted
+            // for the bus to warn about.
+            if env.instance != *ctx.instance {
+                stats.clash += 1;
+                stats.received += 1;
+                deliver(room, env.kind, env.payload);
+            }
+        }
+        Ok(env) => {
+            stats.received += 1;
+            deliver(room, env.kind, env.payload);
+        }
     }
 }
 
@@ -136,9 +173,20 @@ mod tests {
         out
     }
 
+    const ME: Instance = *b"me-token";
+
     fn envelope(node: &[u8], kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+        envelope_from(node, b"other-tk", kind, payload)
+    }
+
+    fn envelope_from(
+        node: &[u8],
+        instance: &Instance,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut out = Vec::new();
-        envelope::write_header(&mut out, node, kind);
+        envelope::write_header(&mut out, node, instance, kind);
         out.extend_from_slice(payload);
         out
     }
@@ -155,6 +203,7 @@ mod tests {
             rooms: &rooms,
             prefix: b"p:",
             node: b"me",
+            instance: &ME,
         };
         let mut got = Vec::new();
         for r in replies {
@@ -172,7 +221,10 @@ mod tests {
         let got = sub(
             &[
                 push("p:/a", &envelope(b"other", MessageKind::Text, b"hi")),
-                push("p:/a", &envelope(b"me", MessageKind::Text, b"mine")),
+                push(
+                    "p:/a",
+                    &envelope_from(b"me", &ME, MessageKind::Text, b"mine"),
+                ),
                 push("p:/b", &envelope(b"other", MessageKind::Text, b"gone")),
                 push("q:/a", &envelope(b"other", MessageKind::Text, b"not ours")),
                 push("p:/a", b"\x09garbage"),
@@ -195,6 +247,76 @@ mod tests {
     }
 
     #[test]
+    fn raw_messages_are_delivered_as_text_or_binary() {
+        let mut expect = Expected::default();
+        let mut stats = BusStats::default();
+        let got = sub(
+            &[
+                push("p:raw:/a", b"hello"),
+                push("p:raw:/a", b"\xff\xfe"),
+                push("p:raw:/a", b""),
+                push("p:raw:/b", b"no one here"),
+                // An envelope on the raw channel is just bytes (UTF-8 here).
+                push("p:raw:/a", &envelope(b"other", MessageKind::Text, b"x")),
+                // Raw bytes on the envelope channel are not an envelope.
+                push("p:/a", b"hello"),
+            ],
+            &mut expect,
+            &mut stats,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("/a".into(), MessageKind::Text, b"hello".to_vec()),
+                ("/a".into(), MessageKind::Binary, b"\xff\xfe".to_vec()),
+                ("/a".into(), MessageKind::Text, Vec::new()),
+                (
+                    "/a".into(),
+                    MessageKind::Text,
+                    envelope(b"other", MessageKind::Text, b"x")
+                ),
+            ]
+        );
+        assert_eq!((stats.received, stats.raw), (4, 4));
+        assert_eq!(stats.dropped(DropReason::Unsubscribed), 1);
+        assert_eq!(stats.dropped(DropReason::BadEnvelope), 1);
+    }
+
+    #[test]
+    fn our_id_from_another_process_is_a_clash_delivered_and_counted() {
+        let mut expect = Expected::default();
+        let mut stats = BusStats::default();
+        let got = sub(
+            &[
+                push(
+                    "p:/a",
+                    &envelope_from(b"me", &ME, MessageKind::Text, b"echo"),
+                ),
+                push(
+                    "p:/a",
+                    &envelope_from(b"me", b"twin-tkn", MessageKind::Text, b"twin"),
+                ),
+                push(
+                    "p:/a",
+                    &envelope_from(b"other", &ME, MessageKind::Text, b"odd"),
+                ),
+            ],
+            &mut expect,
+            &mut stats,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("/a".into(), MessageKind::Text, b"twin".to_vec()),
+                ("/a".into(), MessageKind::Text, b"odd".to_vec())
+            ]
+        );
+        assert_eq!((stats.received, stats.clash, stats.raw), (2, 1, 0));
+    }
+
+    #[test]
     fn confirmations_must_be_awaited_and_come_in_order() {
         let mut expect = Expected::default();
         expect.push(Expect::Ok, 1);
@@ -203,9 +325,10 @@ mod tests {
         let mut stats = BusStats::default();
         let replies = [
             b"+OK\r\n".to_vec(),
-            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/a\r\n:1\r\n".to_vec(),
-            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/b\r\n:2\r\n".to_vec(),
-            b"*3\r\n$11\r\nunsubscribe\r\n$4\r\np:/b\r\n:1\r\n".to_vec(),
+            // Redis counts channels: two a room.
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/a\r\n:2\r\n".to_vec(),
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\np:/b\r\n:4\r\n".to_vec(),
+            b"*3\r\n$11\r\nunsubscribe\r\n$4\r\np:/b\r\n:2\r\n".to_vec(),
         ];
         sub(&replies, &mut expect, &mut stats).unwrap();
         assert_eq!((stats.subscriptions, expect.front()), (1, None));

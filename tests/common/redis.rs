@@ -74,6 +74,33 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Sends `PUBLISH channel payload` as a backend would (a raw RESP
+    /// client, no redis-cli) and returns Redis's answer: how many
+    /// subscriptions got it.
+    pub fn publish(&self, channel: &[u8], payload: &[u8]) -> i64 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut s = TcpStream::connect_timeout(&addr, START_TIMEOUT).expect("connect to redis");
+        s.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+        let mut cmd = b"*3\r\n$7\r\nPUBLISH\r\n".to_vec();
+        for arg in [channel, payload] {
+            cmd.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            cmd.extend_from_slice(arg);
+            cmd.extend_from_slice(b"\r\n");
+        }
+        s.write_all(&cmd).unwrap();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 64];
+        while !reply.ends_with(b"\r\n") {
+            let n = s.read(&mut buf).expect("PUBLISH reply");
+            assert!(n > 0, "redis closed before replying to PUBLISH");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply);
+        text.strip_prefix(':')
+            .and_then(|n| n.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("PUBLISH replied {text:?}"))
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -145,6 +172,38 @@ impl RedisServer {
             "redis-server on port {} did not answer in {START_TIMEOUT:?}",
             self.port
         );
+    }
+}
+
+/// A broadcast wsd node on the bus at `url`, with keepalive pings off (a
+/// test on a busy machine can run past the interval, and a Ping would then
+/// arrive where it expects data).
+pub fn wsd_node(url: &str, extra: &[&str]) -> crate::common::WsdProcess {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--mode",
+        "broadcast",
+        "--ping-interval",
+        "off",
+        "--redis",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    crate::common::WsdProcess::start(&args)
+}
+
+/// Polls the unlabelled metric `name` until `ok` holds; fails after
+/// [`START_TIMEOUT`] three times over with the last value.
+pub fn wait_metric(addr: SocketAddr, name: &str, ok: impl Fn(f64) -> bool) {
+    let until = Instant::now() + 3 * START_TIMEOUT;
+    loop {
+        let v = crate::common::metric(addr, name);
+        if ok(v) {
+            return;
+        }
+        assert!(Instant::now() < until, "{name} stayed at {v}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
