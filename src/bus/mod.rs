@@ -268,11 +268,13 @@ impl BusStats {
             ),
             (
                 "wsd_bus_raw_total",
+                Kind::Counter,
                 "Raw messages received: published by a backend to a room's raw channel.",
                 self.raw,
             ),
             (
                 "wsd_bus_clash_total",
+                Kind::Counter,
                 "Messages received with this node's id from another process (a shared --node-id).",
                 self.clash,
             ),
