@@ -22,6 +22,10 @@
 //! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
 //!   `/metrics`, the page at `/`), sans-IO like [`proto`].
 //! - [`config`]: the server's settings and their defaults.
+//! - [`auth`]: access control, sans-IO. `--auth-key` files, the token of an
+//!   upgrade request verified to per-room rights or a refusal (401/403),
+//!   and the rate limits: a token bucket per connection, a count per client
+//!   address.
 //!
 //! # Panics
 //!
@@ -47,6 +51,7 @@
     )
 )]
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod http;

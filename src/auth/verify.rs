@@ -1,0 +1,255 @@
+//! A token, verified: signature, then claims, to [`Rights`].
+//!
+//! The claims wsd reads (RFC 7519 §4.1), each a JSON number of Unix
+//! seconds where it is a time:
+//!
+//! - `exp`, required: refused from `exp + leeway` on. The connection's
+//!   rights expire at that same second.
+//! - `nbf`, optional: refused while `now + leeway < nbf`.
+//! - `iat`, optional: refused while `now + leeway < iat` (issued in the
+//!   future: a clock far off, or a forgery).
+//! - `iss`: with an issuer configured, it must be that string.
+//! - `aud`: with an audience configured, it must be that string or an
+//!   array containing it. Without one, `aud` is not looked at.
+//! - `wsd`: `{"read": [patterns], "write": [patterns]}` (see
+//!   [`super::rights`]), both optional; any other member is malformed, so a
+//!   misspelt `"wirte"` fails loudly instead of silently granting nothing.
+//!   A token without `wsd` grants no room.
+//!
+//! Other claims (`sub`, `jti`, ...) are ignored. A duplicate member is
+//! malformed, so two parsers can never disagree on what a token says.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use serde::Deserialize;
+use serde_json::Number;
+
+use super::keys::{Alg, KeySet};
+use super::rights::{Patterns, Rights};
+use super::source::MAX_TOKEN_LEN;
+use super::Refusal;
+
+/// The default clock skew allowed on `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// How tokens are judged, besides the keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (whole seconds count).
+    pub leeway: Duration,
+    /// The `aud` a token must name, if any (`--auth-audience`).
+    pub audience: Option<String>,
+    /// The `iss` a token must have, if any (`--auth-issuer`).
+    pub issuer: Option<String>,
+    /// `--auth-anonymous read`: no token means read every room, write none.
+    /// A token that is present is still verified, and refused if bad.
+    pub anonymous_read: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            leeway: DEFAULT_LEEWAY,
+            audience: None,
+            issuer: None,
+            anonymous_read: false,
+        }
+    }
+}
+
+/// The rights of a request with `token` (or without one): anonymous rights
+/// if there is none and the policy allows it, [`Refusal::Missing`] if it
+/// does not, else [`verify`].
+pub fn admit(
+    token: Option<&str>,
+    keys: &KeySet,
+    policy: &Policy,
+    now: u64,
+) -> Result<Rights, Refusal> {
+    match token {
+        Some(token) => verify(token, keys, policy, now),
+        None if policy.anonymous_read => Ok(Rights::anonymous()),
+        None => Err(Refusal::Missing),
+    }
+}
+
+/// Verifies a compact JWS token against `keys` at `now` (Unix seconds) and
+/// returns its rights. Never panics; the length is bounded by
+/// [`MAX_TOKEN_LEN`] before anything is decoded, and what is allocated is
+/// in proportion to it.
+///
+/// The token's `alg` picks which keys are tried (every key of that
+/// algorithm, in order, until one verifies); no key of it is
+/// [`Refusal::AlgorithmNotAllowed`], none verifying is
+/// [`Refusal::BadSignature`]. Claims are read only after the signature
+/// verifies (see the module doc for each).
+pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Rights, Refusal> {
+    if token.len() > MAX_TOKEN_LEN || !compact_shape(token) {
+        return Err(Refusal::Malformed);
+    }
+    let alg = header_alg(token)?;
+    let mut tried = false;
+    for key in keys.for_alg(alg) {
+        tried = true;
+        // jsonwebtoken checks the header's `alg` against the key's one
+        // algorithm, then the signature, and only then decodes the claims.
+        match jsonwebtoken::decode::<Claims>(token, key.decoding_key(), key.validation()) {
+            Ok(data) => return check(data.claims, policy, now),
+            Err(e) => match e.kind() {
+                // This key did not verify it: try the next.
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidEcdsaKey
+                | ErrorKind::InvalidRsaKey(_)
+                | ErrorKind::InvalidKeyFormat
+                | ErrorKind::Crypto(_) => continue,
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                    return Err(Refusal::AlgorithmNotAllowed)
+                }
+                // Bad base64 or JSON: in the signature, or (once it
+                // verified) in the claims.
+                _ => return Err(Refusal::Malformed),
+            },
+        }
+    }
+    if tried {
+        Err(Refusal::BadSignature)
+    } else {
+        Err(Refusal::AlgorithmNotAllowed)
+    }
+}
+
+/// Three base64url segments (RFC 7515 §7.1), nothing else: no padding, no
+/// whitespace, no JWE's five parts. The header and payload are never
+/// empty; the signature may be (an `alg: none` token), so that such a token
+/// is refused for its algorithm.
+fn compact_shape(token: &str) -> bool {
+    let mut parts = 0;
+    for part in token.split('.') {
+        parts += 1;
+        let base64url = part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !base64url || (part.is_empty() && parts < 3) {
+            return false;
+        }
+    }
+    parts == 3
+}
+
+/// What wsd reads of the JOSE header before choosing keys.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    /// Extensions that must be understood (RFC 7515 §4.1.11): wsd
+    /// understands none, so any is refused.
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The token's algorithm, if wsd verifies it.
+fn header_alg(token: &str) -> Result<Alg, Refusal> {
+    let encoded = token.split('.').next().unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| Refusal::Malformed)?;
+    let header: Header<'_> = serde_json::from_slice(&json).map_err(|_| Refusal::Malformed)?;
+    if header.crit.is_some() {
+        return Err(Refusal::Malformed);
+    }
+    Alg::from_header(&header.alg).ok_or(Refusal::AlgorithmNotAllowed)
+}
+
+/// The claims wsd reads; see the module doc.
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    exp: Option<Number>,
+    #[serde(default)]
+    nbf: Option<Number>,
+    #[serde(default)]
+    iat: Option<Number>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    wsd: Option<WsdClaim>,
+}
+
+/// `aud`: one string or an array of them (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self, want: &str) -> bool {
+        match self {
+            Audience::One(aud) => aud == want,
+            Audience::Many(auds) => auds.iter().any(|a| a == want),
+        }
+    }
+}
+
+/// The `wsd` claim.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WsdClaim {
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+}
+
+/// A NumericDate (RFC 7519 §2) as whole Unix seconds: fractions are cut,
+/// times before 1970 are 0, and times past `u64::MAX` are `u64::MAX`.
+fn seconds(n: &Number) -> u64 {
+    if let Some(s) = n.as_u64() {
+        return s;
+    }
+    if n.as_i64().is_some() {
+        // A negative integer: before 1970.
+        return 0;
+    }
+    // A float; `as` saturates (negative to 0, huge to u64::MAX).
+    n.as_f64().map_or(0, |f| f.floor() as u64)
+}
+
+/// The claims of a verified token, judged at `now`.
+fn check(claims: Claims, policy: &Policy, now: u64) -> Result<Rights, Refusal> {
+    let wsd = claims.wsd.unwrap_or_default();
+    let read = Patterns::parse(&wsd.read).ok_or(Refusal::Malformed)?;
+    let write = Patterns::parse(&wsd.write).ok_or(Refusal::Malformed)?;
+    let exp = claims.exp.as_ref().map(seconds).ok_or(Refusal::NoExpiry)?;
+    let leeway = policy.leeway.as_secs();
+    let expires_at = exp.saturating_add(leeway);
+    if now >= expires_at {
+        return Err(Refusal::Expired);
+    }
+    let skewed = now.saturating_add(leeway);
+    let future = |t: &Option<Number>| t.as_ref().is_some_and(|t| skewed < seconds(t));
+    if future(&claims.nbf) || future(&claims.iat) {
+        return Err(Refusal::NotYetValid);
+    }
+    if let Some(want) = &policy.issuer {
+        if claims.iss.as_deref() != Some(want.as_str()) {
+            return Err(Refusal::WrongIssuer);
+        }
+    }
+    if let Some(want) = &policy.audience {
+        if !claims.aud.as_ref().is_some_and(|aud| aud.names(want)) {
+            return Err(Refusal::WrongAudience);
+        }
+    }
+    Ok(Rights::new(read, write, Some(expires_at)))
+}
+
+#[cfg(test)]
+mod tests;
