@@ -15,7 +15,10 @@
 //!   from any token it signed. `openssl rand -hex 32 > secret` makes a
 //!   good one.
 //!
-//! Each key allows exactly one algorithm. A token is tried against every
+//! Each key allows exactly one algorithm, fixed here from the key's type;
+//! a signature is checked with that algorithm
+//! (`jsonwebtoken::crypto::verify`), never with the one the token names,
+//! which only picks the keys to try. A token is tried against every
 //! key of its algorithm in the order given, stopping at the first that
 //! verifies, so a new key can be added beside the old one and the old one
 //! removed later (rotation); `kid` is not consulted. With an RSA public key
@@ -28,7 +31,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// The largest key file read, in bytes: an 8192-bit RSA public key in PEM
 /// is under 2 KiB.
@@ -77,7 +80,7 @@ impl Alg {
         }
     }
 
-    fn jwt(self) -> Algorithm {
+    pub(super) fn jwt(self) -> Algorithm {
         match self {
             Alg::Hs256 => Algorithm::HS256,
             Alg::Rs256 => Algorithm::RS256,
@@ -163,7 +166,6 @@ pub struct Key {
     name: Box<str>,
     alg: Alg,
     key: DecodingKey,
-    validation: Validation,
 }
 
 impl Key {
@@ -182,20 +184,10 @@ impl Key {
             }
             (Alg::Hs256, DecodingKey::from_secret(secret))
         };
-        // The algorithm is fixed here, with the key: jsonwebtoken refuses a
-        // token whose `alg` is not in `algorithms`. The claims wsd checks
-        // itself, with the caller's clock (jsonwebtoken would read the
-        // system's), so its own claim checks are off.
-        let mut validation = Validation::new(alg.jwt());
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
         Ok(Key {
             name: name.into(),
             alg,
             key,
-            validation,
         })
     }
 
@@ -211,10 +203,6 @@ impl Key {
 
     pub(super) fn decoding_key(&self) -> &DecodingKey {
         &self.key
-    }
-
-    pub(super) fn validation(&self) -> &Validation {
-        &self.validation
     }
 }
 

@@ -20,12 +20,16 @@
 //! malformed, so two parsers can never disagree on what a token says.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 
 use super::keys::{Alg, KeySet};
@@ -92,34 +96,44 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<R
         return Err(Refusal::Malformed);
     }
     let alg = header_alg(token)?;
+    let (input, signature) = token.rsplit_once('.').ok_or(Refusal::Malformed)?;
     let mut tried = false;
+    let mut verified = false;
     for key in keys.for_alg(alg) {
         tried = true;
-        // jsonwebtoken checks the header's `alg` against the key's one
-        // algorithm, then the signature, and only then decodes the claims.
-        match jsonwebtoken::decode::<Claims>(token, key.decoding_key(), key.validation()) {
-            Ok(data) => return check(data.claims, policy, now),
+        // The algorithm is the key's own, never the token's: the token's
+        // `alg` only picked which keys to try.
+        match jsonwebtoken::crypto::verify(
+            signature,
+            input.as_bytes(),
+            key.decoding_key(),
+            key.alg().jwt(),
+        ) {
+            Ok(true) => {
+                verified = true;
+                break;
+            }
+            // This key did not verify it: try the next.
+            Ok(false) => continue,
             Err(e) => match e.kind() {
-                // This key did not verify it: try the next.
-                ErrorKind::InvalidSignature
-                | ErrorKind::InvalidEcdsaKey
-                | ErrorKind::InvalidRsaKey(_)
-                | ErrorKind::InvalidKeyFormat
-                | ErrorKind::Crypto(_) => continue,
-                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-                    return Err(Refusal::AlgorithmNotAllowed)
-                }
-                // Bad base64 or JSON: in the signature, or (once it
-                // verified) in the claims.
-                _ => return Err(Refusal::Malformed),
+                ErrorKind::Base64(_) => return Err(Refusal::Malformed),
+                _ => continue,
             },
         }
     }
-    if tried {
-        Err(Refusal::BadSignature)
-    } else {
-        Err(Refusal::AlgorithmNotAllowed)
+    if !tried {
+        return Err(Refusal::AlgorithmNotAllowed);
     }
+    if !verified {
+        return Err(Refusal::BadSignature);
+    }
+    // Only now, signed, are the claims read.
+    let payload = input.split('.').nth(1).unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Refusal::Malformed)?;
+    let Object(claims) = serde_json::from_slice(&json).map_err(|_| Refusal::Malformed)?;
+    check(claims, policy, now)
 }
 
 /// Three base64url segments (RFC 7515 §7.1), nothing else: no padding, no
@@ -140,6 +154,28 @@ fn compact_shape(token: &str) -> bool {
     parts == 3
 }
 
+/// A struct read from a JSON object only. Serde's derive also accepts an
+/// array of the fields in order (`["HS256"]` for a header, `[["*"],["*"]]`
+/// for `wsd`), which a JOSE header or a claims set never is (RFC 7519
+/// §7.2): such a token must be malformed, not read.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(OnlyMaps(PhantomData)).map(Object)
+    }
+}
+
 /// What wsd reads of the JOSE header before choosing keys.
 #[derive(Deserialize)]
 struct Header<'a> {
@@ -157,7 +193,8 @@ fn header_alg(token: &str) -> Result<Alg, Refusal> {
     let json = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| Refusal::Malformed)?;
-    let header: Header<'_> = serde_json::from_slice(&json).map_err(|_| Refusal::Malformed)?;
+    let Object(header): Object<Header<'_>> =
+        serde_json::from_slice(&json).map_err(|_| Refusal::Malformed)?;
     if header.crit.is_some() {
         return Err(Refusal::Malformed);
     }
@@ -178,7 +215,7 @@ struct Claims {
     #[serde(default)]
     aud: Option<Audience>,
     #[serde(default)]
-    wsd: Option<WsdClaim>,
+    wsd: Option<Object<WsdClaim>>,
 }
 
 /// `aud`: one string or an array of them (RFC 7519 §4.1.3).
@@ -224,7 +261,7 @@ fn seconds(n: &Number) -> u64 {
 
 /// The claims of a verified token, judged at `now`.
 fn check(claims: Claims, policy: &Policy, now: u64) -> Result<Rights, Refusal> {
-    let wsd = claims.wsd.unwrap_or_default();
+    let wsd = claims.wsd.map(|Object(wsd)| wsd).unwrap_or_default();
     let read = Patterns::parse(&wsd.read).ok_or(Refusal::Malformed)?;
     let write = Patterns::parse(&wsd.write).ok_or(Refusal::Malformed)?;
     let exp = claims.exp.as_ref().map(seconds).ok_or(Refusal::NoExpiry)?;

@@ -330,6 +330,7 @@ fn tokens_of_the_wrong_shape_are_malformed() {
         format!("{}.{rest}", b64(br#"{"alg":5}"#)),
         format!("{}.{rest}", b64(br#"{"alg":"HS256","crit":["b64"]}"#)),
         format!("{}.{rest}", b64(br#"{"alg":"HS256","alg":"HS256"}"#)),
+        format!("{}.{rest}", b64(br#"["HS256"]"#)),
     ];
     for token in &cases {
         assert_eq!(refused(token, &keys), Refusal::Malformed, "{token}");
@@ -343,12 +344,16 @@ fn signed_claims_of_the_wrong_form_are_malformed() {
     for claims in [
         "not json".to_string(),
         "[]".into(),
+        // Serde would read an array as the struct's fields in order.
+        format!("[{exp}]"),
+        "\"x\"".into(),
         format!(r#"{{"exp":{exp},"exp":{exp}}}"#),
         format!(r#"{{"exp":{exp},"wsd":{{"read":["chat"]}}}}"#),
         format!(r#"{{"exp":{exp},"wsd":{{"read":["/a*"]}}}}"#),
         format!(r#"{{"exp":{exp},"wsd":{{"wirte":["/a"]}}}}"#),
         format!(r#"{{"exp":{exp},"wsd":{{"read":"/a"}}}}"#),
         format!(r#"{{"exp":{exp},"wsd":["/a"]}}"#),
+        format!(r#"{{"exp":{exp},"wsd":[["*"],["*"]]}}"#),
         format!(r#"{{"exp":{exp},"iss":5}}"#),
         format!(
             r#"{{"exp":{exp},"wsd":{{"read":[{}]}}}}"#,
