@@ -18,7 +18,7 @@
 //! - [`verify`](mod@verify): a token's signature and claims, with a
 //!   [`Policy`] (leeway, audience, issuer, anonymous read), to [`Rights`].
 //! - [`rights`]: the room patterns of the `wsd` claim, compiled, and
-//!   [`RoomRights`], the 16 bytes a connection carries: may it read, may it
+//!   [`RoomRights`], the 24 bytes a connection carries: may it read, may it
 //!   write, when does its token expire.
 //! - [`rate`]: a token bucket per connection for messages and bytes per
 //!   second, refilled lazily when a message arrives; and

@@ -318,6 +318,11 @@ mod tests {
     }
 
     #[test]
+    fn room_rights_stay_small() {
+        assert_eq!(std::mem::size_of::<RoomRights>(), 24);
+    }
+
+    #[test]
     fn anonymous_reads_everything_and_writes_nothing() {
         let a = Rights::anonymous();
         assert!(a.may_read("/anything/at/all"));
