@@ -31,6 +31,10 @@
 //! - [`api`]: the publish API, HTTP/1.1 for backends (keep-alive,
 //!   pipelining, bounded bodies) and what a request may publish, sans-IO.
 //! - [`config`]: the server's settings and their defaults.
+//! - [`auth`]: access control, sans-IO. `--auth-key` files, the token of an
+//!   upgrade request verified to per-room rights or a refusal (401/403),
+//!   and the rate limits: a token bucket per connection, a count per client
+//!   address.
 //! - [`net`]: the reactors. Sockets, the `Poll`, the connection slab, the
 //!   read and write paths, timers; TLS (`net::transport`, with rustls)
 //!   between the socket and the paths, which see plaintext either way.
@@ -65,6 +69,7 @@
 )]
 
 pub mod api;
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod http;
