@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use wsd::units::parse_duration;
 
-use super::flags::{BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs};
+use super::flags::{
+    parse_positive_duration, BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs,
+};
 use super::Scenario;
 use crate::cpus::{self, CpuList};
 use crate::target::{parse_target, Target};
@@ -60,7 +61,7 @@ pub struct CompareArgs {
     )]
     pub only: Vec<String>,
     /// With --scenarios: the measured window of every scenario.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "scenarios")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "scenarios")]
     pub duration: Option<Duration>,
     /// The scenario.
     #[command(subcommand)]

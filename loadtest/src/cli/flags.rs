@@ -16,7 +16,7 @@ const MAX_SIZE: usize = 64 << 20;
 #[derive(Args, Debug, Clone, Copy)]
 pub struct Phases {
     /// Length of the measured window.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub duration: Duration,
 
     /// Load before the measured window, not counted in rates or latencies.
@@ -37,7 +37,7 @@ pub struct ClientArgs {
     pub threads: u32,
 
     /// How long a connection may take to connect and complete its handshake.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     /// Spread connections over this many source addresses 127.0.0.1..127.0.0.N
@@ -310,6 +310,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("'{s}': the rate must be above 0 and at most 1e9"))
     }
+}
+
+/// A duration that must be above zero: a measured window of 0 measures
+/// nothing, and a timeout of 0 fails every connection.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}': must be above zero"));
+    }
+    Ok(d)
 }
 
 fn parse_payload_size(s: &str) -> Result<usize, String> {
