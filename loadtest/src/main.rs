@@ -6,7 +6,8 @@
 //!   [`tls`]: what a `wss://` client trusts; [`upgrade`]: what `--origin`,
 //!   `--protocol` and `-H` add to the upgrade request.
 //! - [`payload`]: what each message carries and how replies are verified;
-//!   pre-encoded masked frames.
+//!   pre-encoded masked frames; below it [`fill`], what pads a payload, and
+//!   [`stamp`], the stamp each payload starts with.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
 //!   through `wsd::proto::Session`).
 //! - [`worker`]: one thread's mio loop; [`window`]: the phases of a run in
@@ -37,6 +38,7 @@ mod report;
 mod results;
 mod rng;
 mod run;
+mod stamp;
 mod stats;
 mod tables;
 mod target;
@@ -51,7 +53,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::compare::MatrixError;
+use crate::cli::matrix::MatrixError;
 use crate::cli::{Cli, Job, Plan};
 use crate::report::Figures;
 use crate::stats::ErrorKind;

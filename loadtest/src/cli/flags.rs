@@ -7,7 +7,7 @@ use clap::Args;
 use wsd::units::{parse_duration, parse_size};
 
 use crate::fill::Fill;
-use crate::payload::Encoding;
+use crate::stamp::Encoding;
 use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
 
 /// The largest payload.

@@ -7,15 +7,17 @@
 //! takes one URL (broadcast: one per node), --hgrm and --csv; `compare`
 //! takes servers to start, URLs of running ones, --rounds, pinning and
 //! its reports. A single run's parsing ends in a [`Plan`]; `compare`'s in
-//! a [`compare::Matrix`], from the flags or a scenario file.
+//! a [`matrix::Matrix`], from the flags or a scenario file.
 //!
 //! [`flags`] holds the mode flag structs and the groups they share;
 //! [`outputs`] what each kind of run writes and runs against; [`compare`]
-//! the flags of `compare` and `report`; [`file`] the scenario file.
+//! the flags of `compare` and `report`; [`file`] the scenario file; below
+//! both, [`matrix`] what a comparison runs and its checks.
 
 pub mod compare;
 mod file;
 mod flags;
+pub mod matrix;
 mod outputs;
 
 use std::time::Duration;

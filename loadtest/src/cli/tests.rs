@@ -3,8 +3,8 @@
 use super::*;
 use clap::CommandFactory;
 
-use crate::cli::compare::{Matrix, MatrixError, ServerSpec};
-use crate::payload::Encoding;
+use crate::cli::matrix::{Matrix, MatrixError, ServerSpec};
+use crate::stamp::Encoding;
 use crate::upgrade::Upgrade;
 
 /// A single run's plan; compare and report are refused here.

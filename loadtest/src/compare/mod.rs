@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use self::server::StartFailure;
-use crate::cli::compare::{Entry, Matrix, ServerSpec};
+use crate::cli::matrix::{Entry, Matrix, ServerSpec};
 use crate::cpus::CpuList;
 use crate::machine::{self, Machine};
 use crate::output;
