@@ -88,7 +88,8 @@ impl ClientArgs {
     }
 }
 
-/// Payload flags of the echo modes.
+/// Payload flags of every mode that sends (broadcast says what a small
+/// payload means for fan-out: [`FANOUT_SIZE_HELP`]).
 #[derive(Args, Debug, Clone)]
 pub struct PayloadArgs {
     /// Payload size, from 0 bytes.
@@ -123,56 +124,6 @@ pub struct PayloadArgs {
     /// Seed for the payloads (and, in churn, for how each connection ends).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,
-}
-
-/// Payload flags of `broadcast`: the same flags, and what a small payload
-/// means for fan-out.
-#[derive(Args, Debug, Clone)]
-pub struct FanoutPayloadArgs {
-    /// Payload size, from 0 bytes.
-    ///
-    /// From 32 bytes (binary) or 64 (text) a payload carries a stamp: its
-    /// publisher, sequence number, send time and a checksum, so every
-    /// delivery is checked byte for byte, for loss, duplicates and order
-    /// per publisher, and timed by the stamp. A smaller payload names no
-    /// publisher: deliveries are checked for type, length and content and
-    /// counted (lost: fewer than published; duplicated: more), with no
-    /// order check and no fan-out latency.
-    #[arg(short = 's', long, default_value = "64", value_parser = parse_payload_size, value_name = "SIZE")]
-    pub size: usize,
-
-    /// Send text frames.
-    #[arg(long, conflicts_with = "binary")]
-    pub text: bool,
-
-    /// Send binary frames (the default).
-    #[arg(long)]
-    pub binary: bool,
-
-    /// What fills a payload after its stamp: letters (a to z, over and
-    /// over: compresses to almost nothing), random (incompressible bytes;
-    /// printable ASCII with --text), text (English-like words) or json
-    /// (JSON-like objects with repeated keys). All but letters come from
-    /// --seed, in enough variants per run that a compressor's 32 KiB
-    /// window cannot match one message against the last.
-    #[arg(long = "payload", value_enum, default_value_t = Fill::Letters, value_name = "KIND")]
-    pub fill: Fill,
-
-    /// Seed for the payloads (and, in churn, for how each connection ends).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub seed: u64,
-}
-
-impl From<&FanoutPayloadArgs> for PayloadArgs {
-    fn from(p: &FanoutPayloadArgs) -> PayloadArgs {
-        PayloadArgs {
-            size: p.size,
-            text: p.text,
-            binary: p.binary,
-            fill: p.fill,
-            seed: p.seed,
-        }
-    }
 }
 
 impl PayloadArgs {
@@ -229,8 +180,20 @@ pub struct RateArgs {
     pub client: ClientArgs,
 }
 
+/// What `-s` means for `broadcast`, where a small payload names no
+/// publisher.
+const FANOUT_SIZE_HELP: &str = "Payload size, from 0 bytes.
+
+From 32 bytes (binary) or 64 (text) a payload carries a stamp: its \
+publisher, sequence number, send time and a checksum, so every delivery \
+is checked byte for byte, for loss, duplicates and order per publisher, \
+and timed by the stamp. A smaller payload names no publisher: deliveries \
+are checked for type, length and content and counted (lost: fewer than \
+published; duplicated: more), with no order check and no fan-out latency.";
+
 /// `broadcast` flags.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("size", |a| a.long_help(FANOUT_SIZE_HELP)))]
 pub struct BroadcastArgs {
     /// Subscribers to open (the publishers come on top).
     #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
@@ -241,7 +204,7 @@ pub struct BroadcastArgs {
     pub phases: Phases,
     /// Payload flags.
     #[command(flatten)]
-    pub payload: FanoutPayloadArgs,
+    pub payload: PayloadArgs,
     /// Publishing connections, besides the -c subscribers.
     #[arg(long, default_value_t = 1, value_name = "P",
           value_parser = clap::value_parser!(u32).range(1..=65536))]

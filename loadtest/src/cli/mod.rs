@@ -187,7 +187,7 @@ impl Scenario {
         match self {
             Scenario::Echo(a) => Some(a.payload.clone()),
             Scenario::Rate(a) => Some(a.payload.clone()),
-            Scenario::Broadcast(a) => Some(PayloadArgs::from(&a.payload)),
+            Scenario::Broadcast(a) => Some(a.payload.clone()),
             Scenario::Conns(_) => None,
             Scenario::Churn(a) => Some(a.payload.clone()),
         }

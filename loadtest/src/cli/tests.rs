@@ -463,3 +463,31 @@ fn every_mode_takes_origin_protocols_and_headers() {
     assert!(parse(&["echo", "-H", "Host: x", "ws://127.0.0.1:1"]).is_err());
     assert!(parse(&["echo", "--protocol", "a,b", "ws://127.0.0.1:1"]).is_err());
 }
+
+/// The help of `flag` in the command at `path`: long if it has one.
+fn help_of(path: &[&str], flag: &str) -> String {
+    let cmd = command(path);
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(flag))
+        .unwrap_or_else(|| panic!("{path:?} has no --{flag}"));
+    arg.get_long_help()
+        .or(arg.get_help())
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+#[test]
+fn shared_flag_groups_keep_what_each_mode_says_of_them() {
+    // The payload and output groups are shared; broadcast and conns say
+    // what their figures are.
+    assert!(help_of(&["broadcast"], "size").contains("names no publisher"));
+    assert!(help_of(&["compare", "broadcast"], "size").contains("names no publisher"));
+    assert!(!help_of(&["echo"], "size").contains("publisher"));
+    assert!(help_of(&["echo"], "size").contains("sequence number"));
+    assert!(help_of(&["broadcast"], "hgrm").starts_with("Write the fan-out latency"));
+    assert!(help_of(&["conns"], "hgrm").starts_with("Write the handshake latency"));
+    assert!(help_of(&["rate"], "hgrm").starts_with("Write the latency"));
+    assert!(help_of(&["broadcast"], "csv").contains("`received` counts deliveries"));
+    assert!(!help_of(&["churn"], "csv").contains("deliveries"));
+}
