@@ -17,25 +17,8 @@ use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{die_with_this_thread, wsload, Progress, DEADLINE, RUN_LIMIT};
+use common::{die_with_this_thread, target_dir, wsload, Progress, DEADLINE, RUN_LIMIT};
 use serde_json::Value;
-
-/// The target directory and profile this test was built in: it runs as
-/// TARGET/PROFILE/deps/compare-HASH.
-fn target_dir() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("TARGET/PROFILE/deps");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile")
-        .to_string();
-    let target = profile_dir.parent().expect("TARGET").to_path_buf();
-    (target, profile)
-}
 
 /// Builds with cargo into this test's target directory and profile (a
 /// no-op when up to date, so never stale) and returns the binary's path.
