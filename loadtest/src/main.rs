@@ -22,6 +22,7 @@
 //!   machine's description; [`results`]: the document a comparison keeps;
 //!   [`render`]: its tables, HTML page and SVG charts, and `report`.
 
+mod auth;
 mod cli;
 mod client;
 mod compare;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
                 .validate()
                 .and_then(|()| check_pids(&plan))
                 .and_then(|()| use_tls(&mut plan))
+                .and_then(|()| plan.scenario.client_mut().resolve_credentials())
             {
                 usage_error(&plan.command_path(), &msg);
             }

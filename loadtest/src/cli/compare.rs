@@ -190,6 +190,12 @@ impl CompareArgs {
         m.html = self.html;
         m.svg = self.svg;
         m.check()?;
+        for e in &mut m.entries {
+            e.scenario
+                .client_mut()
+                .resolve_credentials()
+                .map_err(|msg| MatrixError::Usage(m.usage.clone(), msg))?;
+        }
         Ok(m)
     }
 }

@@ -3,9 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
 use wsd::units::{parse_duration, parse_size};
 
+use crate::auth::{
+    parse_claims, parse_jwt_alg, parse_jwt_key, parse_token, Credentials, JwtKey, Minter, Secret,
+    Source,
+};
 use crate::fill::Fill;
 use crate::stamp::Encoding;
 use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
@@ -30,6 +38,7 @@ pub struct Phases {
 
 /// How wsload connects: threads, timeouts, addresses, the upgrade request.
 #[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("credentials").args(["token", "jwt_key"])))]
 pub struct ClientArgs {
     /// Event-loop threads; connections are shared out among them.
     #[arg(short = 't', long, default_value_t = 1, value_name = "N",
@@ -74,6 +83,45 @@ pub struct ClientArgs {
     /// handshake costs the same; only the check is skipped.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Send this token with every upgrade request, as `Authorization:
+    /// Bearer TOKEN` (or in the query with --token-in-query). It is never
+    /// printed.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_token)]
+    pub token: Option<Secret>,
+
+    /// Mint a JWT for each connection, signed with the key in this file,
+    /// so each handshake costs the server the verification of a token it
+    /// has not seen.
+    ///
+    /// The file is an HMAC secret (its bytes, one trailing newline
+    /// removed: HS256) or a PEM private key in PKCS#8 (RSA: RS256; EC
+    /// P-256: ES256; Ed25519: EdDSA). The token goes where --token's
+    /// would.
+    #[arg(long, value_name = "FILE", value_parser = parse_jwt_key)]
+    pub jwt_key: Option<JwtKey>,
+
+    /// The claims of the minted tokens, a JSON object; `iat` is the
+    /// connection's time and `exp` an hour later unless the claims give
+    /// them.
+    #[arg(long, value_name = "JSON", value_parser = parse_claims, requires = "jwt_key")]
+    pub jwt_claims: Option<Map<String, Value>>,
+
+    /// Sign with this algorithm instead of the key's default: HS384 or
+    /// HS512 for a secret, RS384, RS512 or PS256..PS512 for RSA, ES384 for
+    /// an EC P-384 key.
+    #[arg(long, value_name = "ALG", value_parser = parse_jwt_alg, requires = "jwt_key")]
+    pub jwt_alg: Option<Algorithm>,
+
+    /// Send the token as `?token=TOKEN` in the URL, as a browser must (it
+    /// cannot set headers on a WebSocket), not in an Authorization header.
+    #[arg(long, requires = "credentials")]
+    pub token_in_query: bool,
+
+    /// The credentials --token or --jwt-key ask for, once
+    /// [`ClientArgs::resolve_credentials`] has checked them.
+    #[arg(skip)]
+    pub credentials: Option<Credentials>,
 }
 
 impl ClientArgs {
@@ -85,6 +133,37 @@ impl ClientArgs {
             &self.headers,
             self.deflate,
         )
+        .with_credentials(self.credentials.clone())
+    }
+
+    /// Builds the credentials --token or --jwt-key ask for (one token is
+    /// signed to check the key signs the algorithm), so that
+    /// [`ClientArgs::upgrade`] carries them. Returns a usage error's
+    /// message.
+    pub fn resolve_credentials(&mut self) -> Result<(), String> {
+        let source = match (&self.token, &self.jwt_key) {
+            (Some(t), _) => Source::Fixed(t.clone()),
+            (None, Some(key)) => {
+                let claims = self.jwt_claims.clone().unwrap_or_default();
+                Source::Mint(Arc::new(Minter::new(key, self.jwt_alg, claims)?))
+            }
+            (None, None) => return Ok(()),
+        };
+        if !self.token_in_query
+            && self
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(
+                "-H 'Authorization: ...' and --token or --jwt-key: give the token one way".into(),
+            );
+        }
+        self.credentials = Some(Credentials {
+            source,
+            in_query: self.token_in_query,
+        });
+        Ok(())
     }
 }
 

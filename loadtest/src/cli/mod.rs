@@ -182,6 +182,17 @@ impl Scenario {
         }
     }
 
+    /// How to connect, to change.
+    pub fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            Scenario::Echo(a) => &mut a.client,
+            Scenario::Rate(a) => &mut a.client,
+            Scenario::Broadcast(a) => &mut a.client,
+            Scenario::Conns(a) => &mut a.client,
+            Scenario::Churn(a) => &mut a.client,
+        }
+    }
+
     /// The payload flags, for modes that send.
     pub fn payload(&self) -> Option<PayloadArgs> {
         match self {

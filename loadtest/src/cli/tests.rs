@@ -366,6 +366,11 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "ca-file",
         "insecure",
         "deflate",
+        "token",
+        "jwt-key",
+        "jwt-claims",
+        "jwt-alg",
+        "token-in-query",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {
@@ -490,4 +495,47 @@ fn shared_flag_groups_keep_what_each_mode_says_of_them() {
     assert!(help_of(&["rate"], "hgrm").starts_with("Write the latency"));
     assert!(help_of(&["broadcast"], "csv").contains("`received` counts deliveries"));
     assert!(!help_of(&["churn"], "csv").contains("deliveries"));
+}
+
+#[test]
+fn token_flags_go_together_one_way() {
+    let url = "ws://127.0.0.1:9001/";
+    let key = std::env::temp_dir().join(format!("wsload-cli-key-{}", std::process::id()));
+    std::fs::write(&key, "s3cret\n").expect("write the key");
+    let key = key.to_str().expect("path");
+    assert!(parse(&["echo", "--token", "abc", url]).is_ok());
+    assert!(parse(&["echo", "--token", "abc", "--token-in-query", url]).is_ok());
+    assert!(parse(&[
+        "echo",
+        "--jwt-key",
+        key,
+        "--jwt-claims",
+        "{\"sub\":\"x\"}",
+        url
+    ])
+    .is_ok());
+    // One source of token; claims and algorithm only with a key; the query
+    // only with a token.
+    assert!(parse(&["echo", "--token", "abc", "--jwt-key", key, url]).is_err());
+    assert!(parse(&["echo", "--jwt-claims", "{}", url]).is_err());
+    assert!(parse(&["echo", "--jwt-alg", "HS512", url]).is_err());
+    assert!(parse(&["echo", "--token-in-query", url]).is_err());
+    assert!(parse(&["echo", "--jwt-key", "/nonexistent/key", url]).is_err());
+    assert!(parse(&["echo", "--jwt-key", key, "--jwt-claims", "[]", url]).is_err());
+    // What clap cannot see: the key's kind against the algorithm, and a
+    // second Authorization header.
+    let mut plan = parse(&["echo", "--jwt-key", key, "--jwt-alg", "ES256", url]).expect("parsed");
+    let e = plan
+        .scenario
+        .client_mut()
+        .resolve_credentials()
+        .expect_err("refused");
+    assert!(e.contains("does not sign ES256"), "{e}");
+    let mut plan =
+        parse(&["echo", "--token", "abc", "-H", "Authorization: x", url]).expect("parsed");
+    assert!(plan.scenario.client_mut().resolve_credentials().is_err());
+    // Never in a Debug form.
+    let plan = parse(&["echo", "--token", "abc.def.ghi", url]).expect("parsed");
+    assert!(!format!("{plan:?}").contains("abc.def"));
+    let _ = std::fs::remove_file(key);
 }
