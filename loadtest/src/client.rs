@@ -251,7 +251,8 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
             Err(e) => return Err(io_failure(&e)),
         }
-        up.write_request(&mut self.out, host, path, &self.key);
+        up.write_request(&mut self.out, host, path, &self.key)
+            .map_err(|e| (ErrorKind::Io, e))?;
         self.phase = Phase::Handshake;
         Ok(())
     }

@@ -5,8 +5,8 @@
 
 use clap::ValueEnum;
 
-use crate::payload::{padding_byte, Encoding};
 use crate::rng::SplitMix;
+use crate::stamp::{padding_byte, Encoding};
 
 /// What fills a payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

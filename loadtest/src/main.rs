@@ -6,7 +6,8 @@
 //!   [`tls`]: what a `wss://` client trusts; [`upgrade`]: what `--origin`,
 //!   `--protocol` and `-H` add to the upgrade request.
 //! - [`payload`]: what each message carries and how replies are verified;
-//!   pre-encoded masked frames.
+//!   pre-encoded masked frames; below it [`fill`], what pads a payload, and
+//!   [`stamp`], the stamp each payload starts with.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
 //!   through `wsd::proto::Session`).
 //! - [`worker`]: one thread's mio loop; [`window`]: the phases of a run in
@@ -21,6 +22,7 @@
 //!   machine's description; [`results`]: the document a comparison keeps;
 //!   [`render`]: its tables, HTML page and SVG charts, and `report`.
 
+mod auth;
 mod cli;
 mod client;
 mod compare;
@@ -37,6 +39,7 @@ mod report;
 mod results;
 mod rng;
 mod run;
+mod stamp;
 mod stats;
 mod tables;
 mod target;
@@ -51,7 +54,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 
-use crate::cli::compare::MatrixError;
+use crate::cli::matrix::MatrixError;
 use crate::cli::{Cli, Job, Plan};
 use crate::report::Figures;
 use crate::stats::ErrorKind;
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
                 .validate()
                 .and_then(|()| check_pids(&plan))
                 .and_then(|()| use_tls(&mut plan))
+                .and_then(|()| plan.scenario.client_mut().resolve_credentials())
             {
                 usage_error(&plan.command_path(), &msg);
             }

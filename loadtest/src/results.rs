@@ -92,6 +92,23 @@ pub struct ServerResult {
     pub notes: Vec<String>,
     /// Every round, in order.
     pub rounds: Vec<Round>,
+    /// Why a round could not run (the server did not start), which ended
+    /// the comparison; the row is marked failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ServerFailure>,
+}
+
+/// A server that could not be started for a round.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFailure {
+    /// The round, 1-based.
+    pub round: u32,
+    /// What happened, in one line.
+    pub what: String,
+    /// How the process ended (`exit status: 127`), if it ran at all.
+    pub status: Option<String>,
+    /// The last lines it printed (stdout and stderr).
+    pub output: Vec<String>,
 }
 
 /// One run of one scenario against one server.
@@ -107,6 +124,10 @@ pub struct Round {
     pub command: Option<String>,
     /// How a started server ended when it was stopped.
     pub ended: Option<String>,
+    /// The last lines a started server printed, kept when it exited
+    /// during the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
     /// The figures compared.
     pub figures: RoundFigures,
     /// The latency spectrum: (percentile, µs) pairs, HdrHistogram style.
@@ -301,6 +322,7 @@ impl ScenarioResult {
         let units = Units::of(&self.mode);
         for r in &mut self.servers {
             r.summary = outcome(&r.rounds);
+            r.summary.failed_rounds += u32::from(r.failure.is_some());
         }
         let base = self.servers.first().map(|r| r.summary.clone());
         for r in &mut self.servers {
@@ -314,7 +336,9 @@ impl ScenarioResult {
                     p99: ratio(r.summary.p99_us.median, b.p99_us.median),
                 };
             }
-            r.notes = notes(&r.summary, r.rounds.len(), &r.rounds, units);
+            // A round that could not start counts among the rounds.
+            let n = r.rounds.len() + usize::from(r.failure.is_some());
+            r.notes = notes(&r.summary, n, &r.rounds, units);
         }
     }
 }
@@ -370,7 +394,7 @@ fn notes(o: &Outcome, n: usize, rounds: &[Round], u: Units) -> Vec<String> {
             o.saturated_rounds, u.rate
         ));
     }
-    if o.cost.is_none() {
+    if o.cost.is_none() && !rounds.is_empty() {
         notes.push(
             "no server process was sampled: start it with --server, or name its PID as URL@PID"
                 .into(),
@@ -391,7 +415,12 @@ fn notes(o: &Outcome, n: usize, rounds: &[Round], u: Units) -> Vec<String> {
     }
     for r in rounds {
         if let Some(e) = r.ended.as_deref().filter(|e| e.contains("during the run")) {
-            notes.push(format!("round {}: the server {e}", r.round));
+            let last = r
+                .output
+                .last()
+                .map(|l| format!("; its output ends: {l}"))
+                .unwrap_or_default();
+            notes.push(format!("round {}: the server {e}{last}", r.round));
         }
     }
     notes
@@ -454,6 +483,7 @@ mod tests {
             pid: Some(1),
             command: None,
             ended: None,
+            output: Vec::new(),
             figures: RoundFigures {
                 rate,
                 cost: Some(cost),
@@ -472,6 +502,7 @@ mod tests {
             summary: Outcome::default(),
             notes: Vec::new(),
             rounds,
+            failure: None,
         }
     }
 

@@ -390,7 +390,10 @@ fn params(s: &Scenario, threads: usize) -> Value {
     }
     let c = s.client();
     p["deflate"] = json!(c.deflate);
-    p["deflate"] = json!(c.deflate);
+    if let Some(cr) = &c.credentials {
+        // How the token travels, never the token.
+        p["auth"] = json!(cr.describe());
+    }
     if let Some(o) = &c.origin {
         p["origin"] = json!(o);
     }

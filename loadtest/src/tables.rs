@@ -10,6 +10,11 @@ use crate::run::Summary;
 use crate::window::Window;
 
 /// Writes `h` (ns) as HdrHistogram's percentile distribution text, in ms.
+///
+/// Each row is a value, the fraction of samples at or below it, and
+/// `TotalCount`: how many samples are at or below it (cumulative, as
+/// HdrHistogram's own `outputPercentileDistribution` writes it and as the
+/// tools that plot .hgrm files read it).
 pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
     const SCALE: f64 = 1e6;
     writeln!(
@@ -18,7 +23,9 @@ pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
         "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
     )?;
     if !h.is_empty() {
+        let mut total = 0u64;
         for v in h.iter_quantiles(1) {
+            total += v.count_since_last_iteration();
             let q = v.quantile_iterated_to();
             let inv = if q < 1.0 {
                 format!("{:>14.2}", 1.0 / (1.0 - q))
@@ -30,7 +37,7 @@ pub fn hgrm(h: &Histogram<u64>, w: &mut dyn Write) -> io::Result<()> {
                 "{:>12.3} {:>14.12} {:>10} {}",
                 v.value_iterated_to() as f64 / SCALE,
                 q,
-                v.count_since_last_iteration(),
+                total,
                 inv
             )?;
         }
@@ -83,4 +90,55 @@ pub fn csv(s: &Summary, w: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of an .hgrm text: (value in ms, percentile, total count).
+    fn rows(text: &str) -> Vec<(f64, f64, u64)> {
+        text.lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with('#'))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (
+                    f[0].parse().expect("value"),
+                    f[1].parse().expect("percentile"),
+                    f[2].parse().expect("total count"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hgrm_rows_are_cumulative_as_the_histogram_reads_them() {
+        let mut h = Histogram::<u64>::new(3).expect("histogram");
+        // A skewed spread, as latencies are: many fast, a long tail.
+        for i in 1..=10_000u64 {
+            h.record(20_000 + i * 37 + (i % 97).pow(3) * 11)
+                .expect("in range");
+        }
+        let path = std::env::temp_dir().join(format!("wsload-hgrm-{}.hgrm", std::process::id()));
+        let mut file = std::fs::File::create(&path).expect("create");
+        hgrm(&h, &mut file).expect("written");
+        drop(file);
+        let text = std::fs::read_to_string(&path).expect("read back");
+        let _ = std::fs::remove_file(&path);
+        let rows = rows(&text);
+        assert!(rows.len() > 10, "{text}");
+        let mut last = 0;
+        for &(ms, q, total) in &rows {
+            // The value at that percentile, as the crate reads it.
+            let at = h.value_at_quantile(q);
+            assert_eq!(format!("{ms:.3}"), format!("{:.3}", at as f64 / 1e6), "{q}");
+            // Every sample at or below the value, as the crate counts them.
+            assert_eq!(total, h.count_between(0, at), "{q}");
+            assert!(total >= last, "not cumulative at {q}");
+            last = total;
+        }
+        assert_eq!(last, h.len(), "the last row holds every sample");
+        assert!(text.contains(&format!("Total count    = {:>12}", h.len())));
+    }
 }

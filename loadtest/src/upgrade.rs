@@ -3,8 +3,10 @@
 //! extensions the server chose.
 //!
 //! The extra header lines are validated and encoded once per run; each
-//! connection copies them into its request.
+//! connection copies them into its request, with its token if the run
+//! sends one ([`crate::auth`]).
 
+use crate::auth::{with_query_token, Credentials};
 use crate::deflate::{parse_answer, Agreement, AnswerError};
 
 /// Header lines wsload writes itself: `-H` may not repeat or replace them.
@@ -110,6 +112,8 @@ pub struct Upgrade {
     protocols: Vec<String>,
     /// permessage-deflate offered (`--deflate`).
     deflate: bool,
+    /// The token each request carries, if any.
+    credentials: Option<Credentials>,
 }
 
 /// Why a 101 response is not acceptable for the request that was sent.
@@ -155,11 +159,35 @@ impl Upgrade {
             lines,
             protocols: protocols.to_vec(),
             deflate,
+            credentials: None,
         }
     }
 
-    /// Appends the upgrade request for `path` on `host`, with `key`.
-    pub fn write_request(&self, out: &mut Vec<u8>, host: &str, path: &str, key: &[u8; 24]) {
+    /// The same, each request carrying a token from `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Upgrade {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Appends the upgrade request for `path` on `host`, with `key`, and
+    /// the token (minted now, if minted) in the header or the query. Fails
+    /// only if a token cannot be minted.
+    pub fn write_request(
+        &self,
+        out: &mut Vec<u8>,
+        host: &str,
+        path: &str,
+        key: &[u8; 24],
+    ) -> Result<(), String> {
+        let token = self
+            .credentials
+            .as_ref()
+            .map(Credentials::token)
+            .transpose()?;
+        let (path, bearer) = match (&self.credentials, token) {
+            (Some(c), Some(t)) if c.in_query => (with_query_token(path, &t), None),
+            (_, t) => (path.to_string(), t),
+        };
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(path.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
@@ -167,8 +195,14 @@ impl Upgrade {
         out.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
         out.extend_from_slice(key);
         out.extend_from_slice(b"\r\n");
+        if let Some(t) = bearer {
+            out.extend_from_slice(b"Authorization: Bearer ");
+            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         out.extend_from_slice(&self.lines);
         out.extend_from_slice(b"\r\n");
+        Ok(())
     }
 
     /// Checks the subprotocol a 101 response head agreed to.
@@ -251,7 +285,8 @@ mod tests {
             &["Authorization: Bearer x y", "X-Trace:1"],
         );
         let mut req = Vec::new();
-        u.write_request(&mut req, "127.0.0.1:9001", "/room?x=1", KEY);
+        u.write_request(&mut req, "127.0.0.1:9001", "/room?x=1", KEY)
+            .expect("no token to mint");
         let text = String::from_utf8(req.clone()).expect("ascii");
         assert!(text.contains("\r\nAuthorization: Bearer x y\r\n"), "{text}");
         assert!(text.contains("\r\nX-Trace: 1\r\n"), "{text}");
@@ -273,7 +308,9 @@ mod tests {
     #[test]
     fn without_extras_the_request_is_the_plain_upgrade() {
         let mut ours = Vec::new();
-        Upgrade::default().write_request(&mut ours, "h:1", "/", KEY);
+        Upgrade::default()
+            .write_request(&mut ours, "h:1", "/", KEY)
+            .expect("no token to mint");
         let mut theirs = Vec::new();
         wsd::proto::handshake::write_request(&mut theirs, "h:1", "/", KEY);
         assert_eq!(ours, theirs);
@@ -340,7 +377,8 @@ mod tests {
     fn deflate_is_offered_and_every_extensions_line_is_checked() {
         let on = Upgrade::new(None, &[], &[], true);
         let mut req = Vec::new();
-        on.write_request(&mut req, "h:1", "/", KEY);
+        on.write_request(&mut req, "h:1", "/", KEY)
+            .expect("no token to mint");
         let text = String::from_utf8(req).expect("ascii");
         assert!(
             text.contains(

@@ -37,6 +37,30 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn zero_windows_and_timeouts_are_usage_errors() {
+    // Port 9 has no server: a run that started would fail with 1, not 2.
+    for args in [
+        &["echo", "-d", "0s"][..],
+        &["rate", "-R", "100", "--duration", "0ms"],
+        &["broadcast", "-d", "0"],
+        &["churn", "-d", "0s"],
+        &["echo", "--connect-timeout", "0s"],
+    ] {
+        let mut argv = args.to_vec();
+        argv.push("ws://127.0.0.1:9/");
+        let run = wsload(&argv);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        let errors: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {}", run.stderr);
+        assert!(errors[0].contains("must be above zero"), "{}", run.stderr);
+    }
+}
+
+#[test]
 fn a_corrupted_echo_is_counted_and_fails_the_run() {
     let url = fake_server(corrupting_echo);
     let run = wsload(&[

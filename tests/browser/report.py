@@ -4,7 +4,9 @@
 Usage: report.py CHROMIUM REPORT.html SCENARIOS CHARTS SCREENSHOT.png
 Prints one `PASS name` or `FAIL name: why` line per check; report.sh
 counts them. SCENARIOS and CHARTS are how many sections and charts the
-report must hold. The full page is saved as a PNG at SCREENSHOT.png.
+report must hold. The page is laid out 1,200 px wide, where each results
+table's two ratio columns (the headline) must show without scrolling. The
+full page is saved as a PNG at SCREENSHOT.png.
 
 Chromium is driven as in drive.py (DevTools over a pipe); this driver also
 keeps the events the page sends, to see console errors and exceptions.
@@ -57,6 +59,22 @@ CHARTS_JS = """JSON.stringify(Array.from(document.querySelectorAll('figure'), f 
   };
 }))"""
 
+# Per results table at the page's width: where its ratio columns (headed
+# "... ÷ NAME") end, against the right edge its scrolling box shows.
+RATIOS_JS = """JSON.stringify(Array.from(document.querySelectorAll('section div.scroll'), box => {
+  const seen = box.getBoundingClientRect();
+  const ratios = Array.from(box.querySelectorAll('table.results th'))
+    .filter(th => th.textContent.includes('\u00f7'));
+  return {
+    ratios: ratios.length,
+    hidden: ratios.filter(th => {
+      const r = th.getBoundingClientRect();
+      return r.right > seen.left + box.clientWidth + 0.5 || r.left < seen.left - 0.5;
+    }).map(th => th.textContent),
+    overflow: box.scrollWidth - box.clientWidth,
+  };
+}))"""
+
 PAGE_JS = """JSON.stringify({
   ready: document.readyState,
   title: document.title,
@@ -99,6 +117,11 @@ def main():
                 time.sleep(0.1)
             check("report: renders a section and a table per scenario",
                   st["sections"] == scenarios and st["tables"] >= scenarios, f"page: {st}")
+            tables = json.loads(browser.eval(page, RATIOS_JS) or "[]")
+            check("report: the ratio columns show without scrolling at 1200 px",
+                  len(tables) == scenarios
+                  and all(t["ratios"] == 2 and not t["hidden"] for t in tables),
+                  f"tables: {tables}")
             drawn = json.loads(browser.eval(page, CHARTS_JS) or "[]")
             empty = [c for c in drawn
                      if c["drawn"] < 10 or c["texts"] < 3 or c["width"] < 200 or c["height"] < 100]

@@ -4,6 +4,7 @@
 # two scenarios, two rounds) is opened in headless Chromium, which checks:
 #
 #   render   a section and a results table per scenario
+#   ratios   at 1,200 px, each table's ratio columns show without scrolling
 #   charts   every chart is an SVG with drawn elements and text, laid out
 #   console  no console error, exception or failed load
 #   shot     a full-page screenshot, kept at target/browser/report.png
@@ -73,4 +74,4 @@ status=0
 CHROMIUM_LOG=$tmp/chromium.log timeout -k 5 60 \
     python3 tests/browser/report.py "$chromium" "$out/report.html" 2 "$charts" "$out/report.png" \
     >"$tmp/results" || status=$?
-tally report 4 "$status" "$tmp/results" "$tmp/chromium.log"
+tally report 5 "$status" "$tmp/results" "$tmp/chromium.log"

@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use wsd::units::parse_duration;
 
-use super::flags::{BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs};
+use super::flags::{
+    parse_positive_duration, BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs,
+};
+use super::matrix::{check_name, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS};
 use super::Scenario;
 use crate::cpus::{self, CpuList};
 use crate::target::{parse_target, Target};
@@ -60,7 +62,7 @@ pub struct CompareArgs {
     )]
     pub only: Vec<String>,
     /// With --scenarios: the measured window of every scenario.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "scenarios")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "scenarios")]
     pub duration: Option<Duration>,
     /// The scenario.
     #[command(subcommand)]
@@ -148,98 +150,6 @@ pub struct ReportArgs {
     pub svg: Option<PathBuf>,
 }
 
-/// A server to compare.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerSpec {
-    /// Started afresh for every run.
-    Start {
-        /// Its name.
-        name: String,
-        /// The command, with `{port}`.
-        command: String,
-        /// Another command for some modes (a scenario file's `commands`).
-        by_mode: BTreeMap<String, String>,
-    },
-    /// Already running.
-    Running {
-        /// Its name: the URL.
-        name: String,
-        /// Where it listens.
-        target: Target,
-        /// Its process, to sample.
-        pid: Option<u32>,
-    },
-}
-
-impl ServerSpec {
-    /// Its name in tables and charts.
-    pub fn name(&self) -> &str {
-        match self {
-            ServerSpec::Start { name, .. } | ServerSpec::Running { name, .. } => name,
-        }
-    }
-
-    /// The command a started server runs in `mode`.
-    pub fn command_for(&self, mode: &str) -> Option<&str> {
-        match self {
-            ServerSpec::Start {
-                command, by_mode, ..
-            } => Some(by_mode.get(mode).unwrap_or(command)),
-            ServerSpec::Running { .. } => None,
-        }
-    }
-}
-
-/// One scenario of a comparison.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    /// Its name.
-    pub name: String,
-    /// What it does, in words.
-    pub title: String,
-    /// The mode and its flags.
-    pub scenario: Scenario,
-    /// Its rounds.
-    pub rounds: u32,
-    /// Where wsload runs for it, if not where the comparison says.
-    pub load_cpus: Option<CpuList>,
-}
-
-/// What `compare` asks for: scenarios × servers × rounds, and the outputs.
-#[derive(Clone, Debug)]
-pub struct Matrix {
-    /// The scenarios, in order.
-    pub entries: Vec<Entry>,
-    /// The servers, in order.
-    pub servers: Vec<ServerSpec>,
-    /// The default rounds.
-    pub rounds: u32,
-    /// Where started servers run.
-    pub server_cpus: Option<CpuList>,
-    /// Where wsload runs.
-    pub load_cpus: Option<CpuList>,
-    /// The JSON document.
-    pub json: Option<PathBuf>,
-    /// The HTML report.
-    pub html: Option<PathBuf>,
-    /// The charts' directory.
-    pub svg: Option<PathBuf>,
-    /// The subcommand path whose usage a usage error shows.
-    pub usage: Vec<&'static str>,
-}
-
-/// Why a comparison cannot start.
-#[derive(Debug, PartialEq, Eq)]
-pub enum MatrixError {
-    /// The flags do not fit together: a usage error of this mode's command.
-    Usage(Vec<&'static str>, String),
-    /// The scenario file is wrong.
-    File(String),
-}
-
-/// Rounds when neither the flags nor the file say.
-pub const DEFAULT_ROUNDS: u32 = 3;
-
 impl CompareArgs {
     /// The matrix the flags ask for, reading the scenario file if one is named.
     pub fn into_matrix(self) -> Result<Matrix, MatrixError> {
@@ -280,6 +190,12 @@ impl CompareArgs {
         m.html = self.html;
         m.svg = self.svg;
         m.check()?;
+        for e in &mut m.entries {
+            e.scenario
+                .client_mut()
+                .resolve_credentials()
+                .map_err(|msg| MatrixError::Usage(m.usage.clone(), msg))?;
+        }
         Ok(m)
     }
 }
@@ -342,68 +258,6 @@ fn one_mode(
     })
 }
 
-impl Matrix {
-    /// What clap cannot check: unique names, `{port}` in every command,
-    /// CPUs this process may use.
-    fn check(&self) -> Result<(), MatrixError> {
-        let usage = |msg: String| MatrixError::Usage(self.usage.clone(), msg);
-        let mut names: Vec<&str> = self.servers.iter().map(ServerSpec::name).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w.first() == w.get(1)) {
-            return Err(usage(format!(
-                "two servers are named '{}'",
-                w.first().unwrap_or(&"")
-            )));
-        }
-        for s in &self.servers {
-            if let ServerSpec::Start {
-                name,
-                command,
-                by_mode,
-            } = s
-            {
-                for c in std::iter::once(command).chain(by_mode.values()) {
-                    if !c.contains("{port}") {
-                        return Err(usage(format!(
-                            "server '{name}': its command has no {{port}}, so it cannot be given a free port: {c}"
-                        )));
-                    }
-                }
-            }
-        }
-        for s in &self.servers {
-            if let ServerSpec::Running {
-                target,
-                pid: Some(pid),
-                ..
-            } = s
-            {
-                if let Err(e) = crate::proc::sample(*pid) {
-                    return Err(usage(format!(
-                        "PID {pid} of {target}: cannot read /proc/{pid}: {e}"
-                    )));
-                }
-            }
-        }
-        let allowed = CpuList::allowed().map_err(|e| usage(format!("sched_getaffinity: {e}")))?;
-        let lists = [
-            ("--server-cpus", &self.server_cpus),
-            ("--load-cpus", &self.load_cpus),
-        ];
-        let scenario_lists = self
-            .entries
-            .iter()
-            .map(|e| ("a scenario's load_cpus", &e.load_cpus));
-        for (flag, list) in lists.into_iter().chain(scenario_lists) {
-            if let Some(l) = list {
-                l.check_allowed(&allowed)
-                    .map_err(|e| usage(format!("{flag} {l}: {e}")))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Parses `NAME=COMMAND`.
 fn parse_server(s: &str) -> Result<(String, String), String> {
     let (name, command) = s
@@ -415,17 +269,6 @@ fn parse_server(s: &str) -> Result<(String, String), String> {
         return Err(format!("'{s}': the command is empty"));
     }
     Ok((name.to_string(), command.trim().to_string()))
-}
-
-/// A server or scenario name: letters, digits, `.`, `_`, `-`, `+`.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || "._-+".contains(c);
-    if name.is_empty() || !name.chars().all(ok) {
-        return Err(format!(
-            "'{name}' is not a name (letters, digits, '.', '_', '-', '+')"
-        ));
-    }
-    Ok(())
 }
 
 /// Parses `URL` or `URL@PID`.

@@ -30,7 +30,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use serde::Deserialize;
 
-use super::compare::{check_name, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS};
+use super::matrix::{check_name, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS};
 use super::ModeOnly;
 use crate::cpus;
 

@@ -3,11 +3,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
 use wsd::units::{parse_duration, parse_size};
 
+use crate::auth::{
+    parse_claims, parse_jwt_alg, parse_jwt_key, parse_token, Credentials, JwtKey, Minter, Secret,
+    Source,
+};
 use crate::fill::Fill;
-use crate::payload::Encoding;
+use crate::stamp::Encoding;
 use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
 
 /// The largest payload.
@@ -16,7 +24,7 @@ const MAX_SIZE: usize = 64 << 20;
 #[derive(Args, Debug, Clone, Copy)]
 pub struct Phases {
     /// Length of the measured window.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub duration: Duration,
 
     /// Load before the measured window, not counted in rates or latencies.
@@ -30,6 +38,7 @@ pub struct Phases {
 
 /// How wsload connects: threads, timeouts, addresses, the upgrade request.
 #[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("credentials").args(["token", "jwt_key"])))]
 pub struct ClientArgs {
     /// Event-loop threads; connections are shared out among them.
     #[arg(short = 't', long, default_value_t = 1, value_name = "N",
@@ -37,7 +46,7 @@ pub struct ClientArgs {
     pub threads: u32,
 
     /// How long a connection may take to connect and complete its handshake.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     /// Spread connections over this many source addresses 127.0.0.1..127.0.0.N
@@ -74,6 +83,45 @@ pub struct ClientArgs {
     /// handshake costs the same; only the check is skipped.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Send this token with every upgrade request, as `Authorization:
+    /// Bearer TOKEN` (or in the query with --token-in-query). It is never
+    /// printed.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_token)]
+    pub token: Option<Secret>,
+
+    /// Mint a JWT for each connection, signed with the key in this file,
+    /// so each handshake costs the server the verification of a token it
+    /// has not seen.
+    ///
+    /// The file is an HMAC secret (its bytes, one trailing newline
+    /// removed: HS256) or a PEM private key in PKCS#8 (RSA: RS256; EC
+    /// P-256: ES256; Ed25519: EdDSA). The token goes where --token's
+    /// would.
+    #[arg(long, value_name = "FILE", value_parser = parse_jwt_key)]
+    pub jwt_key: Option<JwtKey>,
+
+    /// The claims of the minted tokens, a JSON object; `iat` is the
+    /// connection's time and `exp` an hour later unless the claims give
+    /// them.
+    #[arg(long, value_name = "JSON", value_parser = parse_claims, requires = "jwt_key")]
+    pub jwt_claims: Option<Map<String, Value>>,
+
+    /// Sign with this algorithm instead of the key's default: HS384 or
+    /// HS512 for a secret, RS384, RS512 or PS256..PS512 for RSA, ES384 for
+    /// an EC P-384 key.
+    #[arg(long, value_name = "ALG", value_parser = parse_jwt_alg, requires = "jwt_key")]
+    pub jwt_alg: Option<Algorithm>,
+
+    /// Send the token as `?token=TOKEN` in the URL, as a browser must (it
+    /// cannot set headers on a WebSocket), not in an Authorization header.
+    #[arg(long, requires = "credentials")]
+    pub token_in_query: bool,
+
+    /// The credentials --token or --jwt-key ask for, once
+    /// [`ClientArgs::resolve_credentials`] has checked them.
+    #[arg(skip)]
+    pub credentials: Option<Credentials>,
 }
 
 impl ClientArgs {
@@ -85,10 +133,42 @@ impl ClientArgs {
             &self.headers,
             self.deflate,
         )
+        .with_credentials(self.credentials.clone())
+    }
+
+    /// Builds the credentials --token or --jwt-key ask for (one token is
+    /// signed to check the key signs the algorithm), so that
+    /// [`ClientArgs::upgrade`] carries them. Returns a usage error's
+    /// message.
+    pub fn resolve_credentials(&mut self) -> Result<(), String> {
+        let source = match (&self.token, &self.jwt_key) {
+            (Some(t), _) => Source::Fixed(t.clone()),
+            (None, Some(key)) => {
+                let claims = self.jwt_claims.clone().unwrap_or_default();
+                Source::Mint(Arc::new(Minter::new(key, self.jwt_alg, claims)?))
+            }
+            (None, None) => return Ok(()),
+        };
+        if !self.token_in_query
+            && self
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(
+                "-H 'Authorization: ...' and --token or --jwt-key: give the token one way".into(),
+            );
+        }
+        self.credentials = Some(Credentials {
+            source,
+            in_query: self.token_in_query,
+        });
+        Ok(())
     }
 }
 
-/// Payload flags of the echo modes.
+/// Payload flags of every mode that sends (broadcast says what a small
+/// payload means for fan-out: [`FANOUT_SIZE_HELP`]).
 #[derive(Args, Debug, Clone)]
 pub struct PayloadArgs {
     /// Payload size, from 0 bytes.
@@ -123,56 +203,6 @@ pub struct PayloadArgs {
     /// Seed for the payloads (and, in churn, for how each connection ends).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,
-}
-
-/// Payload flags of `broadcast`: the same flags, and what a small payload
-/// means for fan-out.
-#[derive(Args, Debug, Clone)]
-pub struct FanoutPayloadArgs {
-    /// Payload size, from 0 bytes.
-    ///
-    /// From 32 bytes (binary) or 64 (text) a payload carries a stamp: its
-    /// publisher, sequence number, send time and a checksum, so every
-    /// delivery is checked byte for byte, for loss, duplicates and order
-    /// per publisher, and timed by the stamp. A smaller payload names no
-    /// publisher: deliveries are checked for type, length and content and
-    /// counted (lost: fewer than published; duplicated: more), with no
-    /// order check and no fan-out latency.
-    #[arg(short = 's', long, default_value = "64", value_parser = parse_payload_size, value_name = "SIZE")]
-    pub size: usize,
-
-    /// Send text frames.
-    #[arg(long, conflicts_with = "binary")]
-    pub text: bool,
-
-    /// Send binary frames (the default).
-    #[arg(long)]
-    pub binary: bool,
-
-    /// What fills a payload after its stamp: letters (a to z, over and
-    /// over: compresses to almost nothing), random (incompressible bytes;
-    /// printable ASCII with --text), text (English-like words) or json
-    /// (JSON-like objects with repeated keys). All but letters come from
-    /// --seed, in enough variants per run that a compressor's 32 KiB
-    /// window cannot match one message against the last.
-    #[arg(long = "payload", value_enum, default_value_t = Fill::Letters, value_name = "KIND")]
-    pub fill: Fill,
-
-    /// Seed for the payloads (and, in churn, for how each connection ends).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub seed: u64,
-}
-
-impl From<&FanoutPayloadArgs> for PayloadArgs {
-    fn from(p: &FanoutPayloadArgs) -> PayloadArgs {
-        PayloadArgs {
-            size: p.size,
-            text: p.text,
-            binary: p.binary,
-            fill: p.fill,
-            seed: p.seed,
-        }
-    }
 }
 
 impl PayloadArgs {
@@ -229,8 +259,20 @@ pub struct RateArgs {
     pub client: ClientArgs,
 }
 
+/// What `-s` means for `broadcast`, where a small payload names no
+/// publisher.
+const FANOUT_SIZE_HELP: &str = "Payload size, from 0 bytes.
+
+From 32 bytes (binary) or 64 (text) a payload carries a stamp: its \
+publisher, sequence number, send time and a checksum, so every delivery \
+is checked byte for byte, for loss, duplicates and order per publisher, \
+and timed by the stamp. A smaller payload names no publisher: deliveries \
+are checked for type, length and content and counted (lost: fewer than \
+published; duplicated: more), with no order check and no fan-out latency.";
+
 /// `broadcast` flags.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("size", |a| a.long_help(FANOUT_SIZE_HELP)))]
 pub struct BroadcastArgs {
     /// Subscribers to open (the publishers come on top).
     #[arg(short = 'c', long = "connections", default_value_t = 10, value_name = "N",
@@ -241,7 +283,7 @@ pub struct BroadcastArgs {
     pub phases: Phases,
     /// Payload flags.
     #[command(flatten)]
-    pub payload: FanoutPayloadArgs,
+    pub payload: PayloadArgs,
     /// Publishing connections, besides the -c subscribers.
     #[arg(long, default_value_t = 1, value_name = "P",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -310,6 +352,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("'{s}': the rate must be above 0 and at most 1e9"))
     }
+}
+
+/// A duration that must be above zero: a measured window of 0 measures
+/// nothing, and a timeout of 0 fails every connection.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}': must be above zero"));
+    }
+    Ok(d)
 }
 
 fn parse_payload_size(s: &str) -> Result<usize, String> {

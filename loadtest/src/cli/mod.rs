@@ -7,15 +7,17 @@
 //! takes one URL (broadcast: one per node), --hgrm and --csv; `compare`
 //! takes servers to start, URLs of running ones, --rounds, pinning and
 //! its reports. A single run's parsing ends in a [`Plan`]; `compare`'s in
-//! a [`compare::Matrix`], from the flags or a scenario file.
+//! a [`matrix::Matrix`], from the flags or a scenario file.
 //!
 //! [`flags`] holds the mode flag structs and the groups they share;
 //! [`outputs`] what each kind of run writes and runs against; [`compare`]
-//! the flags of `compare` and `report`; [`file`] the scenario file.
+//! the flags of `compare` and `report`; [`file`] the scenario file; below
+//! both, [`matrix`] what a comparison runs and its checks.
 
 pub mod compare;
 mod file;
 mod flags;
+pub mod matrix;
 mod outputs;
 
 use std::time::Duration;
@@ -180,12 +182,23 @@ impl Scenario {
         }
     }
 
+    /// How to connect, to change.
+    pub fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            Scenario::Echo(a) => &mut a.client,
+            Scenario::Rate(a) => &mut a.client,
+            Scenario::Broadcast(a) => &mut a.client,
+            Scenario::Conns(a) => &mut a.client,
+            Scenario::Churn(a) => &mut a.client,
+        }
+    }
+
     /// The payload flags, for modes that send.
     pub fn payload(&self) -> Option<PayloadArgs> {
         match self {
             Scenario::Echo(a) => Some(a.payload.clone()),
             Scenario::Rate(a) => Some(a.payload.clone()),
-            Scenario::Broadcast(a) => Some(PayloadArgs::from(&a.payload)),
+            Scenario::Broadcast(a) => Some(a.payload.clone()),
             Scenario::Conns(_) => None,
             Scenario::Churn(a) => Some(a.payload.clone()),
         }

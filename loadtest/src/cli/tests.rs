@@ -3,8 +3,8 @@
 use super::*;
 use clap::CommandFactory;
 
-use crate::cli::compare::{Matrix, MatrixError, ServerSpec};
-use crate::payload::Encoding;
+use crate::cli::matrix::{Matrix, MatrixError, ServerSpec};
+use crate::stamp::Encoding;
 use crate::upgrade::Upgrade;
 
 /// A single run's plan; compare and report are refused here.
@@ -366,6 +366,11 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "ca-file",
         "insecure",
         "deflate",
+        "token",
+        "jwt-key",
+        "jwt-claims",
+        "jwt-alg",
+        "token-in-query",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {
@@ -462,4 +467,75 @@ fn every_mode_takes_origin_protocols_and_headers() {
     }
     assert!(parse(&["echo", "-H", "Host: x", "ws://127.0.0.1:1"]).is_err());
     assert!(parse(&["echo", "--protocol", "a,b", "ws://127.0.0.1:1"]).is_err());
+}
+
+/// The help of `flag` in the command at `path`: long if it has one.
+fn help_of(path: &[&str], flag: &str) -> String {
+    let cmd = command(path);
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(flag))
+        .unwrap_or_else(|| panic!("{path:?} has no --{flag}"));
+    arg.get_long_help()
+        .or(arg.get_help())
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+#[test]
+fn shared_flag_groups_keep_what_each_mode_says_of_them() {
+    // The payload and output groups are shared; broadcast and conns say
+    // what their figures are.
+    assert!(help_of(&["broadcast"], "size").contains("names no publisher"));
+    assert!(help_of(&["compare", "broadcast"], "size").contains("names no publisher"));
+    assert!(!help_of(&["echo"], "size").contains("publisher"));
+    assert!(help_of(&["echo"], "size").contains("sequence number"));
+    assert!(help_of(&["broadcast"], "hgrm").starts_with("Write the fan-out latency"));
+    assert!(help_of(&["conns"], "hgrm").starts_with("Write the handshake latency"));
+    assert!(help_of(&["rate"], "hgrm").starts_with("Write the latency"));
+    assert!(help_of(&["broadcast"], "csv").contains("`received` counts deliveries"));
+    assert!(!help_of(&["churn"], "csv").contains("deliveries"));
+}
+
+#[test]
+fn token_flags_go_together_one_way() {
+    let url = "ws://127.0.0.1:9001/";
+    let key = std::env::temp_dir().join(format!("wsload-cli-key-{}", std::process::id()));
+    std::fs::write(&key, "s3cret\n").expect("write the key");
+    let key = key.to_str().expect("path");
+    assert!(parse(&["echo", "--token", "abc", url]).is_ok());
+    assert!(parse(&["echo", "--token", "abc", "--token-in-query", url]).is_ok());
+    assert!(parse(&[
+        "echo",
+        "--jwt-key",
+        key,
+        "--jwt-claims",
+        "{\"sub\":\"x\"}",
+        url
+    ])
+    .is_ok());
+    // One source of token; claims and algorithm only with a key; the query
+    // only with a token.
+    assert!(parse(&["echo", "--token", "abc", "--jwt-key", key, url]).is_err());
+    assert!(parse(&["echo", "--jwt-claims", "{}", url]).is_err());
+    assert!(parse(&["echo", "--jwt-alg", "HS512", url]).is_err());
+    assert!(parse(&["echo", "--token-in-query", url]).is_err());
+    assert!(parse(&["echo", "--jwt-key", "/nonexistent/key", url]).is_err());
+    assert!(parse(&["echo", "--jwt-key", key, "--jwt-claims", "[]", url]).is_err());
+    // What clap cannot see: the key's kind against the algorithm, and a
+    // second Authorization header.
+    let mut plan = parse(&["echo", "--jwt-key", key, "--jwt-alg", "ES256", url]).expect("parsed");
+    let e = plan
+        .scenario
+        .client_mut()
+        .resolve_credentials()
+        .expect_err("refused");
+    assert!(e.contains("does not sign ES256"), "{e}");
+    let mut plan =
+        parse(&["echo", "--token", "abc", "-H", "Authorization: x", url]).expect("parsed");
+    assert!(plan.scenario.client_mut().resolve_credentials().is_err());
+    // Never in a Debug form.
+    let plan = parse(&["echo", "--token", "abc.def.ghi", url]).expect("parsed");
+    assert!(!format!("{plan:?}").contains("abc.def"));
+    let _ = std::fs::remove_file(key);
 }

@@ -14,13 +14,15 @@ pub mod server;
 use std::thread;
 use std::time::Duration;
 
-use crate::cli::compare::{Entry, Matrix, ServerSpec};
+use self::server::StartFailure;
+use crate::cli::matrix::{Entry, Matrix, ServerSpec};
 use crate::cpus::CpuList;
 use crate::machine::{self, Machine};
 use crate::output;
 use crate::render::{self, text, Files};
 use crate::results::{
-    num, Document, Round, ScenarioResult, ServerInfo, ServerResult, Setup, Units, FORMAT,
+    num, Document, Round, ScenarioResult, ServerFailure, ServerInfo, ServerResult, Setup, Units,
+    FORMAT,
 };
 use crate::run;
 use crate::target::parse_target;
@@ -141,6 +143,7 @@ fn scenario(
             summary: Default::default(),
             notes: Vec::new(),
             rounds: Vec::new(),
+            failure: None,
         })
         .collect();
     let mut params = serde_json::Value::Null;
@@ -154,8 +157,14 @@ fn scenario(
                     eprintln!("wsload compare: {label}: {}", brief(&r, e.scenario.name()));
                     result.rounds.push(r);
                 }
-                Err(msg) => {
-                    eprintln!("wsload compare: {label}: {msg}");
+                Err(f) => {
+                    eprintln!("wsload compare: {label}: {f}");
+                    result.failure = Some(ServerFailure {
+                        round,
+                        what: f.what,
+                        status: f.status,
+                        output: f.output,
+                    });
                     ok = false;
                     break 'rounds;
                 }
@@ -163,7 +172,10 @@ fn scenario(
             thread::sleep(PAUSE);
         }
     }
-    if results.iter().all(|r| r.rounds.is_empty()) {
+    if results
+        .iter()
+        .all(|r| r.rounds.is_empty() && r.failure.is_none())
+    {
         return (None, ok);
     }
     let r = ScenarioResult {
@@ -202,30 +214,40 @@ fn one_round(
     round: u32,
     server_set: Option<libc::cpu_set_t>,
     label: &str,
-) -> Result<Round, String> {
+) -> Result<Round, StartFailure> {
     let mode = e.scenario.name();
+    let failed = |what: String| StartFailure {
+        what,
+        status: None,
+        output: Vec::new(),
+    };
     match s {
         ServerSpec::Start { .. } => {
             let template = s.command_for(mode).unwrap_or_default();
             let mut l = server::start(template, server_set)?;
             let url = format!("ws://127.0.0.1:{}/", l.port);
-            let target = parse_target(&url)?;
+            let target = parse_target(&url).map_err(failed)?;
             eprintln!("wsload compare: {label}: started pid {} on {url}", l.pid);
             let summary = run::run(&e.scenario, std::slice::from_ref(&target), &[l.pid], true);
             let ended = l.stop();
-            Ok(record::round(
+            let mut r = record::round(
                 &summary,
                 round,
                 Some(l.command.clone()),
                 Some(ended.to_string()),
-            ))
+            );
+            if matches!(ended, server::Ended::Exited(_)) {
+                r.output = l.output_lines();
+            }
+            Ok(r)
         }
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
             let mut target = target.clone();
             if target.tls_name.is_some() {
                 let client = e.scenario.client();
-                let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+                let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)
+                    .map_err(failed)?;
                 target.use_tls(&config);
             }
             let summary = run::run(&e.scenario, std::slice::from_ref(&target), &pids, true);

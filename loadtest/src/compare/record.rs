@@ -50,6 +50,7 @@ pub fn round(s: &Summary, round: u32, command: Option<String>, ended: Option<Str
         pid: s.server.as_ref().and_then(|sv| sv.pids.first().copied()),
         command,
         ended,
+        output: Vec::new(),
         figures,
         spectrum: spectrum(h),
         timeline: timeline(s),

@@ -57,28 +57,58 @@ fn free_port() -> io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// How many lines of a failed server's output are kept for the report.
+pub const OUTPUT_LINES: usize = 10;
+
+/// Why a server could not be started: in words, how it ended, and the
+/// last lines of its output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartFailure {
+    /// What happened, in one line.
+    pub what: String,
+    /// How the process ended (`exit status: 127`), if it ran at all.
+    pub status: Option<String>,
+    /// The last [`OUTPUT_LINES`] lines it printed (stdout and stderr).
+    pub output: Vec<String>,
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)?;
+        if !self.output.is_empty() {
+            write!(f, "; its output ends:\n{}", self.output.join("\n"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Starts `template` on a free port, pinned to `cpus` if given, and waits until it
 /// accepts a connection. Returns why it could not, with the end of its output.
-pub fn start(template: &str, cpus: Option<libc::cpu_set_t>) -> Result<Launched, String> {
+pub fn start(template: &str, cpus: Option<libc::cpu_set_t>) -> Result<Launched, StartFailure> {
     match start_once(template, cpus) {
         Ok(l) => Ok(l),
         // A port taken between our probe and the server's bind looks like
         // an early exit: one more try on another port.
-        Err(Failure::Exited(_)) => start_once(template, cpus).map_err(|f| f.message()),
-        Err(f) => Err(f.message()),
+        Err(Failure::Exited(_)) => start_once(template, cpus).map_err(Failure::into_start),
+        Err(f) => Err(f.into_start()),
     }
 }
 
 enum Failure {
     Spawn(String),
-    Exited(String),
-    Timeout(String),
+    Exited(StartFailure),
+    Timeout(StartFailure),
 }
 
 impl Failure {
-    fn message(self) -> String {
+    fn into_start(self) -> StartFailure {
         match self {
-            Failure::Spawn(m) | Failure::Exited(m) | Failure::Timeout(m) => m,
+            Failure::Spawn(what) => StartFailure {
+                what,
+                status: None,
+                output: Vec::new(),
+            },
+            Failure::Exited(f) | Failure::Timeout(f) => f,
         }
     }
 }
@@ -136,22 +166,25 @@ fn start_once(template: &str, cpus: Option<libc::cpu_set_t>) -> Result<Launched,
         return Ok(l);
     }
     let ended = l.stop();
-    let out = l.output_tail();
-    let out = if out.is_empty() {
-        String::new()
-    } else {
-        format!("; its output ends:\n{out}")
-    };
+    let output = l.output_lines();
     Err(match ended {
-        Ended::Exited(status) => Failure::Exited(format!(
-            "`{}` exited before accepting a connection ({status}){out}",
-            l.command
-        )),
-        ended => Failure::Timeout(format!(
-            "`{}` did not accept a connection on 127.0.0.1:{port} within {}s, and was {ended}{out}",
-            l.command,
-            START_TIMEOUT.as_secs()
-        )),
+        Ended::Exited(status) => Failure::Exited(StartFailure {
+            what: format!(
+                "`{}` exited before accepting a connection ({status})",
+                l.command
+            ),
+            status: Some(status),
+            output,
+        }),
+        ended => Failure::Timeout(StartFailure {
+            what: format!(
+                "`{}` did not accept a connection on 127.0.0.1:{port} within {}s, and was {ended}",
+                l.command,
+                START_TIMEOUT.as_secs()
+            ),
+            status: Some(ended.to_string()),
+            output,
+        }),
     })
 }
 
@@ -220,15 +253,27 @@ impl Launched {
         ended
     }
 
-    /// The end of what the server printed (stdout and stderr).
-    fn output_tail(&mut self) -> String {
+    /// The last [`OUTPUT_LINES`] lines the server printed (stdout and
+    /// stderr), once it has exited.
+    pub fn output_lines(&mut self) -> Vec<String> {
         let bytes = self
             .output
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
-        String::from_utf8_lossy(&bytes).trim_end().to_string()
+        last_lines(&String::from_utf8_lossy(&bytes), OUTPUT_LINES)
     }
+}
+
+/// The last `n` non-empty lines of `text`, trailing spaces trimmed.
+fn last_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let skip = lines.len().saturating_sub(n);
+    lines.into_iter().skip(skip).map(String::from).collect()
 }
 
 impl Drop for Launched {
@@ -331,4 +376,35 @@ pub fn stop_all_on_interrupt() -> io::Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_not_found_says_its_status_and_output() {
+        let f = match start("exec-this-command-does-not-exist --port {port}", None) {
+            Err(f) => f,
+            Ok(_) => panic!("a missing command started"),
+        };
+        assert_eq!(f.status.as_deref(), Some("exit status: 127"), "{f}");
+        assert!(
+            f.what.contains("exited before accepting a connection"),
+            "{f}"
+        );
+        assert!(
+            f.output.iter().any(|l| l.contains("not found")),
+            "{:?}",
+            f.output
+        );
+    }
+
+    #[test]
+    fn only_the_last_lines_are_kept() {
+        let text: String = (1..=30).map(|i| format!("line {i}  \n\n")).collect();
+        let kept = last_lines(&text, 3);
+        assert_eq!(kept, ["line 28", "line 29", "line 30"]);
+        assert!(last_lines("", 3).is_empty());
+    }
 }

@@ -19,7 +19,8 @@ use wsd::proto::MessageKind;
 use super::count_mismatch;
 use super::rate::Schedule;
 use crate::client::{Conn, Phase};
-use crate::payload::{Codec, Mismatch, Stamp};
+use crate::payload::{Codec, Mismatch};
+use crate::stamp::Stamp;
 use crate::stats::{latency_histogram, SubscriberTally};
 use crate::worker::{Cx, Shared, Workload};
 

@@ -12,8 +12,9 @@ use wsd::proto::MessageKind;
 
 use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
-use crate::payload::{Codec, Stamp};
+use crate::payload::Codec;
 use crate::rng::SplitMix;
+use crate::stamp::Stamp;
 use crate::worker::{Cx, Ended, Request, Workload};
 
 /// Consecutive failed connects after which a slot gives up.

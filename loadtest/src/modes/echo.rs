@@ -5,7 +5,8 @@ use wsd::proto::MessageKind;
 
 use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
-use crate::payload::{Codec, Stamp};
+use crate::payload::Codec;
+use crate::stamp::Stamp;
 use crate::worker::{Cx, Workload};
 
 /// The echo workload for one thread.

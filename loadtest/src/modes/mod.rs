@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use wsd::proto::MessageKind;
 
-use crate::payload::{Codec, Mismatch, Stamp};
+use crate::payload::{Codec, Mismatch};
+use crate::stamp::Stamp;
 use crate::stats::ErrorKind;
 use crate::worker::Cx;
 
@@ -180,7 +181,7 @@ pub fn count_mismatch(cx: &mut Cx, idx: usize, m: Mismatch, bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::Encoding;
+    use crate::stamp::Encoding;
     use wsd::proto::frame::{decode_header, Parsing};
     use wsd::proto::mask::apply_mask;
 

@@ -7,7 +7,8 @@ use wsd::proto::MessageKind;
 
 use super::{count_mismatch, Flights};
 use crate::client::{Conn, Phase};
-use crate::payload::{Codec, Stamp};
+use crate::payload::Codec;
+use crate::stamp::Stamp;
 use crate::worker::{Cx, Workload};
 
 /// Unsent output above which a connection is passed over for the next

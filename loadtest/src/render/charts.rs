@@ -12,11 +12,13 @@
 //! files, no C libraries.
 
 use plotters::coord::combinators::WithKeyPoints;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordi32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::axis::{log_keys, percentile_label, short, short_ratio};
 use crate::results::{num, Document, ScenarioResult, Spread, Units};
 
 /// One chart.
@@ -164,6 +166,33 @@ fn builder<'a, 'b>(
     b
 }
 
+/// A chart's axes, drawn the same way on every chart: the fonts, the
+/// labels `x` and `y` write, the y axis's description, and the x axis's
+/// (`None` for servers side by side: no description and no vertical grid).
+fn axes<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    x: &dyn Fn(&X::ValueType) -> String,
+    y: &dyn Fn(&Y::ValueType) -> String,
+    x_desc: Option<&str>,
+    y_desc: &str,
+) -> R<()>
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style((FONT, 15))
+        .axis_desc_style((FONT, 15))
+        .x_label_formatter(x)
+        .y_label_formatter(y)
+        .y_desc(y_desc);
+    match x_desc {
+        Some(d) => mesh.x_desc(d),
+        None => mesh.disable_x_mesh(),
+    };
+    mesh.draw().map_err(err)
+}
+
 fn above(size: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom))
 }
@@ -243,16 +272,13 @@ fn summary(d: &Document) -> R<Option<Chart>> {
                     (lo..hi).log_scale().with_key_points(log_keys(lo, hi)),
                 )
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 15))
-                .disable_x_mesh()
-                .x_label_formatter(&|x| name_at(&labels, *x))
-                .y_label_formatter(&|y| format!("{}×", short(*y)))
-                .y_desc(format!("cost ÷ {base_name}'s"))
-                .draw()
-                .map_err(err)?;
+            axes(
+                &mut chart,
+                &|x| name_at(&labels, *x),
+                &|y| format!("{}×", short(*y)),
+                None,
+                &format!("cost ÷ {base_name}'s"),
+            )?;
             chart
                 .draw_series([PathElement::new(
                     vec![(0, 1.0), (n as i32 * SLOT, 1.0)],
@@ -319,16 +345,13 @@ fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
         let mut chart = builder(root, &title)
             .build_cartesian_2d(categories(names.len()), 0.0..top * 1.2)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .disable_x_mesh()
-            .x_label_formatter(&|x| name_at(&names, *x))
-            .y_label_formatter(&|y| num(*y))
-            .y_desc(u.cost)
-            .draw()
-            .map_err(err)?;
+        axes(
+            &mut chart,
+            &|x| name_at(&names, *x),
+            &|y| num(*y),
+            None,
+            u.cost,
+        )?;
         for (j, b) in &bars {
             let x = centre(*j);
             chart
@@ -349,68 +372,6 @@ fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
         title,
         svg,
     }))
-}
-
-/// A ratio with two decimals near 1, fewer far from it: 0.58, 3.6, 694.
-fn short_ratio(r: f64) -> String {
-    if r >= 100.0 {
-        format!("{r:.0}")
-    } else if r >= 10.0 {
-        format!("{r:.1}")
-    } else {
-        format!("{r:.2}")
-    }
-}
-
-/// A round axis value without trailing zeros: 0.9, 1.25, 40.
-fn short(v: f64) -> String {
-    let s = num(v);
-    let (digits, suffix) = s.split_at(s.trim_end_matches(['k', 'M']).len());
-    if digits.contains('.') {
-        format!(
-            "{}{suffix}",
-            digits.trim_end_matches('0').trim_end_matches('.')
-        )
-    } else {
-        s
-    }
-}
-
-/// Round values between `lo` and `hi` for a log axis: about five to ten.
-/// An axis that is not a positive range gets the one key 1: `lo` of 0
-/// would make the decades start at `i32::MIN`, a loop of billions.
-fn log_keys(lo: f64, hi: f64) -> Vec<f64> {
-    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && hi > lo) {
-        return vec![1.0];
-    }
-    // At most twelve decades below the top.
-    let lo = lo.max(hi * 1e-12);
-    let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
-    let within = |steps: &[f64]| -> Vec<f64> {
-        decades
-            .clone()
-            .flat_map(|k| steps.iter().map(move |m| m * 10f64.powi(k)))
-            .filter(|v| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
-            .collect()
-    };
-    for steps in [
-        &[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0][..],
-        &[1.0, 2.0, 5.0][..],
-        &[1.0][..],
-    ] {
-        let keys = within(steps);
-        if keys.len() <= 10 {
-            return keys;
-        }
-    }
-    vec![1.0]
-}
-
-/// A percentile as HdrHistogram's axis labels it: 90%, 99.9%.
-fn percentile_label(x: f64) -> String {
-    let p = 100.0 * (1.0 - 1.0 / x);
-    let decimals = (x.log10().round() as i32 - 2).max(0) as usize;
-    format!("{p:.decimals$}%")
 }
 
 /// One scenario's latency spectrum: a line per round, a colour per server.
@@ -447,16 +408,13 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
                 (ylo..yhi).log_scale().with_key_points(log_keys(ylo, yhi)),
             )
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| short(*y))
-            .x_desc("percentile")
-            .y_desc("µs")
-            .draw()
-            .map_err(err)?;
+        axes(
+            &mut chart,
+            &|x| percentile_label(*x),
+            &|y| short(*y),
+            Some("percentile"),
+            "µs",
+        )?;
         for (j, r) in s.servers.iter().enumerate() {
             let c = color(j);
             for round in &r.rounds {
@@ -506,16 +464,13 @@ fn throughput(s: &ScenarioResult) -> R<Option<Chart>> {
             let mut chart = builder(root, &title)
                 .build_cartesian_2d(t0..t1, 0.0..top * 1.15)
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 15))
-                .x_label_formatter(&|x| format!("{x:.digits$}s"))
-                .y_label_formatter(&|y| num(*y))
-                .x_desc("seconds from the measured window's start")
-                .y_desc(u.rate)
-                .draw()
-                .map_err(err)?;
+            axes(
+                &mut chart,
+                &|x| format!("{x:.digits$}s"),
+                &|y| num(*y),
+                Some("seconds from the measured window's start"),
+                u.rate,
+            )?;
             chart
                 .draw_series([PathElement::new(
                     vec![(0.0, 0.0), (0.0, top * 1.15)],
@@ -543,62 +498,4 @@ fn throughput(s: &ScenarioResult) -> R<Option<Chart>> {
         title,
         svg,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn axis_values_drop_trailing_zeros() {
-        let got: Vec<String> = [0.9, 1.0, 1.25, 0.001, 40.0, 15_000.0].map(short).to_vec();
-        assert_eq!(got, ["0.9", "1", "1.25", "0.001", "40", "15k"]);
-    }
-
-    #[test]
-    fn log_axes_get_round_keys() {
-        let close = |got: Vec<f64>, want: &[f64]| {
-            got.len() == want.len()
-                && got
-                    .iter()
-                    .zip(want)
-                    .all(|(g, w)| (g / w - 1.0).abs() < 1e-9)
-        };
-        assert!(close(
-            log_keys(0.6, 1.6),
-            &[0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5]
-        ));
-        assert!(close(log_keys(0.001, 3.0), &[0.001, 0.01, 0.1, 1.0]));
-        assert!(close(
-            log_keys(0.5, 30.0),
-            &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
-        ));
-    }
-
-    #[test]
-    fn log_keys_of_an_axis_from_zero_or_worse_end_at_once() {
-        for (lo, hi) in [
-            (0.0, 2.5),
-            (-1.0, 2.5),
-            (f64::NAN, 2.5),
-            (1.0, f64::INFINITY),
-            (2.0, 1.0),
-        ] {
-            assert_eq!(log_keys(lo, hi), [1.0], "{lo}..{hi}");
-        }
-        let tiny = log_keys(1e-300, 10.0);
-        assert!(
-            tiny.len() <= 10 && tiny.iter().all(|k| *k >= 1e-11),
-            "{tiny:?}"
-        );
-    }
-
-    #[test]
-    fn percentiles_are_labelled_as_hdrhistogram_does() {
-        let labels: Vec<String> = [1.0, 10.0, 100.0, 1000.0, 1e4]
-            .into_iter()
-            .map(percentile_label)
-            .collect();
-        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
-    }
 }

@@ -31,8 +31,13 @@ h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
-th.name, td.name { text-align: left; }
-th { background: #f4f4f4; }
+th.name, td.name { text-align: left; position: sticky; left: 0; background: #fff; }
+th { background: #f4f4f4; white-space: normal; vertical-align: bottom; }
+th.name { background: #f4f4f4; }
+th.ratio, td.ratio { background: #f3f7ff; font-weight: 600; }
+.range { display: block; font-size: 0.82em; color: #666; }
+.failed { font-weight: bold; color: #a00; }
+.failure pre { background: #fff4f4; border-left: 3px solid #a00; padding: 0.4em 0.8em; overflow-x: auto; }
 table.setup td { text-align: left; white-space: normal; }
 code { font-size: 0.92em; }
 .notes li { color: #8a4b00; }
@@ -42,12 +47,24 @@ figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; }
 ";
 
+/// A table. Ratio columns (headed `… ÷ NAME`) are shaded as the
+/// headline; a `median (min–max)` cell puts its range on a line of its
+/// own, so columns stay narrow enough for the page.
 fn table_html(t: &Table, o: &mut String, class: &str) {
     let _ = write!(
         o,
         "<div class=\"scroll\"><table class=\"{class}\"><thead><tr>"
     );
-    let class_of = |i: usize| if i < t.names { " class=\"name\"" } else { "" };
+    let ratio: Vec<bool> = t.header.iter().map(|h| h.contains(" ÷ ")).collect();
+    let class_of = |i: usize| {
+        if i < t.names {
+            " class=\"name\""
+        } else if ratio.get(i).copied().unwrap_or(false) {
+            " class=\"ratio\""
+        } else {
+            ""
+        }
+    };
     for (i, h) in t.header.iter().enumerate() {
         let _ = write!(o, "<th{}>{}</th>", class_of(i), escape(h));
     }
@@ -57,10 +74,20 @@ fn table_html(t: &Table, o: &mut String, class: &str) {
         for (i, c) in row.iter().enumerate() {
             let cls = if c.ends_with("CHANGED") {
                 " class=\"changed\""
+            } else if i < t.names && c.ends_with(text::FAILED) {
+                " class=\"name failed\""
             } else {
                 class_of(i)
             };
-            let _ = write!(o, "<td{cls}>{}</td>", escape(c));
+            let cell = match c.split_once(" (").filter(|_| c.ends_with(')')) {
+                Some((median, range)) if i >= t.names => format!(
+                    "{}<span class=\"range\">({}</span>",
+                    escape(median),
+                    escape(range)
+                ),
+                _ => escape(c),
+            };
+            let _ = write!(o, "<td{cls}>{cell}</td>");
         }
         o.push_str("</tr>\n");
     }
@@ -86,7 +113,7 @@ hits every server alike. Figures are medians over rounds; min–max in parenthes
 (broadcast: per delivery), user + system from <code>/proc/PID/stat</code> over the measured window:
 wall-clock rates swing with the machine's other work, CPU per message much less.
 For idle connections the cost is the server's memory (RSS) growth per connection.</li>
-<li>Ratios are to the first server: below 1× is cheaper (cost) or slower (rate).</li>
+<li>Ratios are to the first server, in the shaded columns first: below 1× is cheaper (cost) or slower (rate).</li>
 <li>The latency spectrum plots latency against percentile on a log axis of 1/(1 − p), as HdrHistogram
 does: the tail gets the room. One line per round.</li>
 <li>A <i>noisy</i> note means one server's rounds disagree by more than 20%: run more rounds or on a quieter machine.
@@ -129,6 +156,21 @@ pub fn page(d: &Document, charts: &[Chart], changes: Option<(&str, &Table)>) -> 
             escape(&text::scenario_line(s))
         );
         table_html(&text::table(s), &mut o, "results");
+        for (head, output) in text::failures(s) {
+            let _ = write!(
+                o,
+                "<div class=\"failure\"><p class=\"failed\">{}</p>",
+                escape(&head)
+            );
+            if !output.is_empty() {
+                let _ = write!(
+                    o,
+                    "<p>Its output ends:</p><pre>{}</pre>",
+                    escape(&output.join("\n"))
+                );
+            }
+            o.push_str("</div>\n");
+        }
         let notes: Vec<String> = s
             .servers
             .iter()

@@ -1,7 +1,9 @@
 //! A comparison's document turned into what people read: [`text`] tables,
 //! the [`html`] page, the SVG [`charts`]; and `wsload report`, which reads
-//! documents back and re-renders one or compares two ([`diff`]).
+//! documents back and re-renders one or compares two ([`diff`]). Below the
+//! charts, [`axis`]: their keys and labels.
 
+mod axis;
 pub mod charts;
 pub mod diff;
 pub mod html;

@@ -31,16 +31,23 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{r:.2}×"))
 }
 
-/// The scenario's table: a row per server, medians and min–max over
-/// rounds, and ratios to the first server. Idle connections (`conns`)
-/// send no messages: their cost is the memory per connection, and they
-/// have no per-CPU-second or separate RSS column.
+/// What a failed server's name cell ends with (the HTML page marks it).
+pub const FAILED: &str = "FAILED";
+
+/// The scenario's table: a row per server, the ratios to the first server
+/// (the headline) first, then medians and min–max over rounds. Idle
+/// connections (`conns`) send no messages: their cost is the memory per
+/// connection, and they have no per-CPU-second or separate RSS column. A
+/// server that could not run a round is named `NAME FAILED`; one that ran
+/// no round shows `-` for every figure.
 pub fn table(s: &ScenarioResult) -> Table {
     let u = Units::of(&s.mode);
     let first = s.servers.first().map_or("", |r| r.name.as_str());
     let messages = s.mode != "conns";
     type Cell = fn(&Outcome) -> String;
     let mut columns: Vec<(String, Cell)> = vec![
+        (format!("{} ÷ {first}", u.cost), |o| ratio(o.ratio.cost)),
+        (format!("{} ÷ {first}", u.rate), |o| ratio(o.ratio.rate)),
         (u.rate.to_string(), |o| spread(&o.rate)),
         (u.cost.to_string(), |o| opt_spread(o.cost)),
     ];
@@ -57,8 +64,6 @@ pub fn table(s: &ScenarioResult) -> Table {
         ("p99 µs".to_string(), |o| num(o.p99_us.median)),
         ("p99.9 µs".to_string(), |o| num(o.p999_us.median)),
         ("errors".to_string(), |o| o.errors.to_string()),
-        (format!("{} ÷ {first}", u.cost), |o| ratio(o.ratio.cost)),
-        (format!("{} ÷ {first}", u.rate), |o| ratio(o.ratio.rate)),
     ]);
     let header = std::iter::once("server".to_string())
         .chain(columns.iter().map(|(h, _)| h.clone()))
@@ -67,8 +72,21 @@ pub fn table(s: &ScenarioResult) -> Table {
         .servers
         .iter()
         .map(|r| {
-            std::iter::once(r.name.clone())
-                .chain(columns.iter().map(|(_, cell)| cell(&r.summary)))
+            let name = match &r.failure {
+                Some(_) => format!("{} {FAILED}", r.name),
+                None => r.name.clone(),
+            };
+            let ran = !r.rounds.is_empty();
+            std::iter::once(name)
+                .chain(columns.iter().map(
+                    |(_, cell)| {
+                        if ran {
+                            cell(&r.summary)
+                        } else {
+                            "-".into()
+                        }
+                    },
+                ))
                 .collect()
         })
         .collect();
@@ -77,6 +95,19 @@ pub fn table(s: &ScenarioResult) -> Table {
         rows,
         names: 1,
     }
+}
+
+/// Why servers failed: for each, its round and what happened (how it
+/// ended is part of that), and the last lines of its output.
+pub fn failures(s: &ScenarioResult) -> Vec<(String, Vec<String>)> {
+    s.servers
+        .iter()
+        .filter_map(|r| {
+            let f = r.failure.as_ref()?;
+            let head = format!("{} failed in round {}: {}", r.name, f.round, f.what);
+            Some((head, f.output.clone()))
+        })
+        .collect()
 }
 
 /// Lays a table out in columns: names left-aligned, figures right.
@@ -153,6 +184,15 @@ pub fn document(d: &Document) -> String {
     for s in &d.scenarios {
         let _ = writeln!(o, "\n{}", scenario_line(s));
         o.push_str(&columns(&table(s), "  "));
+        for (head, output) in failures(s) {
+            let _ = writeln!(o, "  {FAILED}: {head}");
+            if !output.is_empty() {
+                let _ = writeln!(o, "    its output ends:");
+            }
+            for line in output {
+                let _ = writeln!(o, "    | {line}");
+            }
+        }
         for r in &s.servers {
             for n in &r.notes {
                 let _ = writeln!(o, "  note: {}: {n}", r.name);

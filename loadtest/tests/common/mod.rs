@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -41,6 +42,23 @@ pub fn die_with_this_thread(cmd: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// The target directory and profile this test was built in: it runs as
+/// TARGET/PROFILE/deps/NAME-HASH.
+pub fn target_dir() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("TARGET/PROFILE/deps");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile")
+        .to_string();
+    let target = profile_dir.parent().expect("TARGET").to_path_buf();
+    (target, profile)
 }
 
 /// CPU time in clock ticks of `pid` and every live descendant, with what
