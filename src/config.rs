@@ -5,8 +5,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::net::tls::TlsSlot;
 use crate::proto::Limits;
+use crate::tls::TlsSlot;
 
 /// What the server does with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,9 @@
 //! - [`stats`]: what the server counts ([`Stats`], each counter's metric
 //!   name listed once) and the Prometheus text format.
 //! - [`units`]: sizes and durations as the flags write them.
+//! - [`tls`]: the server's certificate files, loaded and checked into a
+//!   rustls config that every reactor shares and SIGHUP swaps; file I/O on
+//!   the caller's thread, no sockets.
 //! - [`hub`]: broadcast rooms on one reactor. A turn's messages for a room
 //!   are encoded once into shared bytes that every member's output queue
 //!   references.
@@ -36,7 +39,7 @@
 //!   and the rate limits: a token bucket per connection, a count per client
 //!   address.
 //! - [`net`]: the reactors. Sockets, the `Poll`, the connection slab, the
-//!   read and write paths, timers; TLS (`net::transport`, with rustls)
+//!   read and write paths, timers; TLS sessions (`net::transport`, rustls)
 //!   between the socket and the paths, which see plaintext either way.
 //!   `net::reactor` is one reactor, its state in parts by job (listeners,
 //!   timers, the other reactors, the bus link, the counters);
@@ -78,6 +81,7 @@ pub mod id;
 pub mod net;
 pub mod proto;
 pub mod stats;
+pub mod tls;
 pub mod units;
 
 pub use config::{Config, DeflateConfig, Mode, SlowConsumerPolicy};

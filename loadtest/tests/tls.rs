@@ -31,7 +31,7 @@ fn scratch() -> std::path::PathBuf {
 impl TlsServer {
     /// wsd with `cert_path` and `key_path` in `dir`.
     fn serve(mode: Mode, dir: std::path::PathBuf, cert: &Path, key: &Path) -> TlsServer {
-        let (slot, _) = wsd::net::tls::TlsSlot::open(cert, key).expect("TLS files");
+        let (slot, _) = wsd::tls::TlsSlot::open(cert, key).expect("TLS files");
         let server = TestServer::start_with(Config {
             mode,
             tls: Some(slot),

@@ -9,6 +9,5 @@ pub mod process;
 pub mod reactor;
 pub mod throttle;
 pub mod timer;
-pub mod tls;
 pub mod transport;
 pub mod zcontext;

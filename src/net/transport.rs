@@ -1,5 +1,5 @@
 //! A connection's transport: the socket itself, or TLS over it. The only
-//! file that knows rustls's connection API; [`crate::net::tls`] loads the
+//! file that knows rustls's connection API; [`crate::tls`] loads the
 //! certificates.
 //!
 //! rustls is a state machine the caller drives, and the socket stays ours:

@@ -136,8 +136,8 @@ impl Drop for Scratch {
 }
 
 /// A TLS slot for an in-process server, from a pair of files.
-pub fn slot(cert: &Path, key: &Path) -> wsd::net::tls::TlsSlot {
-    wsd::net::tls::TlsSlot::open(cert, key).unwrap().0
+pub fn slot(cert: &Path, key: &Path) -> wsd::tls::TlsSlot {
+    wsd::tls::TlsSlot::open(cert, key).unwrap().0
 }
 
 /// The first bytes a real TLS client sends: a whole ClientHello record

@@ -11,8 +11,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use wsd::bus::RedisConfig;
 use wsd::config::{normalize_origin, resolve_listen};
 use wsd::net::cluster::MAX_REACTORS;
-use wsd::net::tls::TlsSlot;
 use wsd::proto::Limits;
+use wsd::tls::TlsSlot;
 use wsd::units::{parse_duration, parse_positive_duration, parse_size};
 use wsd::{Config, DeflateConfig, Mode, SlowConsumerPolicy};
 

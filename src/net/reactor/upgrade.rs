@@ -14,10 +14,10 @@ use crate::http;
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
-use crate::net::tls::ReloadResult;
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
 use crate::stats::HandshakeFailure;
+use crate::tls::ReloadResult;
 
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
