@@ -382,6 +382,26 @@ fn garbage_instead_of_a_client_hello_gets_an_alert_and_a_close() {
 }
 
 #[test]
+fn an_ssh_banner_on_the_tls_port_is_not_tls_and_gets_no_http_answer() {
+    let _w = watchdog();
+    let s = TlsServer::echo();
+    let mut bystander = s.client();
+    let mut c = Client::connect_raw(s.addr());
+    c.send_raw(b"SSH-2.0-OpenSSH_9.2p1\r\n");
+    let got = read_to_end(&mut c);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    s.wait_failures("not_tls", 1.0);
+    s.wait_failures("plain_http", 0.0);
+    bystander.assert_echo("after ssh");
+    bystander.close();
+}
+
+#[test]
 fn a_tls_1_0_client_hello_is_refused_as_incompatible() {
     let _w = watchdog();
     let s = TlsServer::echo();

@@ -42,15 +42,53 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
+use crate::proto::handshake::check_request_line;
 use crate::stats::HandshakeFailure;
 
-/// The reason for a rustls error, given the first byte the peer sent.
-fn classify(e: &rustls::Error, first: Option<u8>) -> HandshakeFailure {
-    // 0x16: a handshake record, the only way a TLS client can begin.
-    match first {
-        Some(b) if b.is_ascii_uppercase() => return HandshakeFailure::PlainHttp,
-        Some(b) if b != 0x16 => return HandshakeFailure::NotTls,
-        _ => {}
+/// How many of the peer's first bytes are kept to tell what it spoke.
+const START_LEN: usize = 16;
+
+/// The first bytes the peer sent (up to [`START_LEN`], from its first
+/// read), to tell plain HTTP and other protocols from a bad TLS handshake.
+#[derive(Clone, Copy, Debug, Default)]
+struct Start {
+    bytes: [u8; START_LEN],
+    len: u8,
+}
+
+impl Start {
+    fn get(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// Keeps the start of the first read that gave bytes.
+    fn note(&mut self, read: &[u8]) {
+        if self.len == 0 {
+            let n = read.len().min(START_LEN);
+            if let (Some(dst), Some(src)) = (self.bytes.get_mut(..n), read.get(..n)) {
+                dst.copy_from_slice(src);
+                self.len = n as u8;
+            }
+        }
+    }
+}
+
+/// The reason for a rustls error, given the first bytes the peer sent.
+fn classify(e: &rustls::Error, start: &[u8]) -> HandshakeFailure {
+    match start.first() {
+        // 0x16: a handshake record, the only way a TLS client can begin.
+        None | Some(0x16) => {}
+        // A request line as far as it came (`GET / HTTP/1.1`), as the plain
+        // port tells one; an SSH banner or a typed word is something else.
+        // A method ends within the bytes kept (the longest in use is far
+        // shorter), so a whole window without a space is no request line.
+        Some(_)
+            if check_request_line(start).is_ok()
+                && (start.contains(&b' ') || start.len() < START_LEN) =>
+        {
+            return HandshakeFailure::PlainHttp
+        }
+        Some(_) => return HandshakeFailure::NotTls,
     }
     match e {
         rustls::Error::AlertReceived(_) => HandshakeFailure::Alert,
@@ -99,9 +137,9 @@ const PLAIN_HTTP_BODY: &str = "This port speaks TLS: use https:// or wss://.\n";
 /// connection pays one pointer for it.
 pub struct Tls {
     conn: ServerConnection,
-    /// The first byte the peer sent, to tell plain HTTP and garbage from a
-    /// bad handshake.
-    first: Option<u8>,
+    /// The peer's first bytes, to tell plain HTTP and garbage from a bad
+    /// handshake.
+    start: Start,
     /// A TLS error ended the session: rustls's alert may still go out, but
     /// nothing else.
     failed: bool,
@@ -127,7 +165,7 @@ impl Tls {
     pub fn new(config: Arc<ServerConfig>) -> Result<Box<Tls>, rustls::Error> {
         Ok(Box::new(Tls {
             conn: ServerConnection::new(config)?,
-            first: None,
+            start: Start::default(),
             failed: false,
             muted: false,
             closing: false,
@@ -156,27 +194,25 @@ impl Tls {
         let handshake = self
             .conn
             .is_handshaking()
-            .then(|| classify(&error, self.first));
+            .then(|| classify(&error, self.start.get()));
         self.failed = true;
         io::Error::new(io::ErrorKind::InvalidData, TlsFailure { handshake, error })
     }
 }
 
 /// A `Read` that remembers whether the socket gave less than asked (it is
-/// drained) and the first byte it ever gave.
+/// drained) and the first bytes it ever gave.
 struct Probe<'a> {
     socket: &'a mut TcpStream,
     short: bool,
-    first: &'a mut Option<u8>,
+    start: &'a mut Start,
 }
 
 impl Read for Probe<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.socket.read(buf)?;
         self.short = n < buf.len();
-        if self.first.is_none() {
-            *self.first = buf.first().copied().filter(|_| n > 0);
-        }
+        self.start.note(buf.get(..n).unwrap_or_default());
         Ok(n)
     }
 }
@@ -299,7 +335,7 @@ impl Read for Wire<'_> {
             let mut probe = Probe {
                 socket: self.socket,
                 short: false,
-                first: &mut tls.first,
+                start: &mut tls.start,
             };
             match tls.conn.read_tls(&mut probe) {
                 // TCP EOF: rustls notes it, and the reader says so above.
@@ -373,29 +409,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_are_named_by_the_first_byte_before_the_error() {
+    fn failures_are_named_by_the_first_bytes_before_the_error() {
         let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
         let bad = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
         let old = rustls::Error::PeerIncompatible(
             rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
         );
-        for (first, error, want) in [
-            (Some(b'G'), &bad, HandshakeFailure::PlainHttp),
-            (Some(b'P'), &bad, HandshakeFailure::PlainHttp),
-            (Some(0x00), &bad, HandshakeFailure::NotTls),
-            (Some(b'g'), &bad, HandshakeFailure::NotTls),
-            (Some(0x16), &bad, HandshakeFailure::Protocol),
-            (Some(0x16), &alert, HandshakeFailure::Alert),
-            (Some(0x16), &old, HandshakeFailure::Incompatible),
+        let none = rustls::Error::NoApplicationProtocol;
+        for (start, error, want) in [
             (
-                Some(0x16),
-                &rustls::Error::NoApplicationProtocol,
-                HandshakeFailure::Incompatible,
+                &b"GET / HTTP/1.1\r\n"[..],
+                &bad,
+                HandshakeFailure::PlainHttp,
             ),
-            (None, &alert, HandshakeFailure::Alert),
+            (b"POST /publish/c", &bad, HandshakeFailure::PlainHttp),
+            (b"G", &bad, HandshakeFailure::PlainHttp),
+            (b"get /", &bad, HandshakeFailure::PlainHttp),
+            (b"SSH-2.0-x\r\n", &bad, HandshakeFailure::NotTls),
+            (b"SSH-2.0-OpenSSH_", &bad, HandshakeFailure::NotTls),
+            (b"HELLO\r\n", &bad, HandshakeFailure::NotTls),
+            (b"\x00\x00", &bad, HandshakeFailure::NotTls),
+            (b"{\"a\":1}", &bad, HandshakeFailure::NotTls),
+            (b"\x16\x03\x01", &bad, HandshakeFailure::Protocol),
+            (b"\x16\x03\x01", &alert, HandshakeFailure::Alert),
+            (b"\x16\x03\x01", &old, HandshakeFailure::Incompatible),
+            (b"\x16", &none, HandshakeFailure::Incompatible),
+            (b"", &alert, HandshakeFailure::Alert),
         ] {
-            assert_eq!(classify(error, first), want, "{first:?} {error}");
+            assert_eq!(classify(error, start), want, "{start:?} {error}");
         }
+    }
+
+    #[test]
+    fn the_start_kept_is_the_first_read_that_gave_bytes() {
+        let mut start = Start::default();
+        start.note(b"");
+        start.note(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n");
+        start.note(b"GET / HTTP/1.1\r\n");
+        assert_eq!(start.get(), b"SSH-2.0-OpenSSH_");
     }
 
     #[test]
