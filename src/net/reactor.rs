@@ -61,6 +61,7 @@ use slab::Slab;
 use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::Cluster;
 use super::conn::Connection;
+use crate::auth::{KeyError, KeySet, KeySlot};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::id::ConnId;
@@ -142,6 +143,8 @@ pub struct ShutdownHandle {
     cluster: Arc<Cluster>,
     /// The certificate the reactors share, if they speak TLS.
     tls: Option<TlsSlot>,
+    /// The `--auth-key` files the reactors share, if any.
+    auth: Option<KeySlot>,
 }
 
 impl ShutdownHandle {
@@ -166,6 +169,14 @@ impl ShutdownHandle {
     /// theirs. `None` without TLS; an error (the old pair stays) says why.
     pub fn reload_tls(&self) -> Option<Result<Loaded, String>> {
         self.tls.as_ref().map(TlsSlot::reload)
+    }
+
+    /// Reloads the `--auth-key` files, on the calling thread, like
+    /// [`ShutdownHandle::reload_tls`]: new upgrades on every reactor are
+    /// checked with the new keys, open connections keep their rights.
+    /// `None` without keys; an error (the old keys stay) names the file.
+    pub fn reload_auth(&self) -> Option<Result<Arc<KeySet>, KeyError>> {
+        self.auth.as_ref().map(KeySlot::reload)
     }
 }
 
@@ -329,6 +340,7 @@ impl Server {
         ShutdownHandle {
             cluster: self.peers.cluster.clone(),
             tls: self.cfg.tls.clone(),
+            auth: self.cfg.auth.keys.clone(),
         }
     }
 
