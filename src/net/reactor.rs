@@ -46,7 +46,8 @@
 //! `read` (reads, budgets, handing bytes to the protocol), `sink` (what a
 //! message does: echo, or a room's batch), `write` (writes, write
 //! interest, backpressure), `fanout` (room batches to members, the
-//! slow-consumer policy), `keepalive` (pings, ping and idle timeouts) and
+//! slow-consumer policy), `keepalive` (pings, ping and idle timeouts),
+//! `expiry` (closing connections whose token expired) and
 //! `closing` (the closing sequence, the graceful drain, removal).
 
 use std::io;
@@ -87,6 +88,7 @@ macro_rules! notice {
 mod accept;
 mod closing;
 pub(crate) mod compress;
+mod expiry;
 mod fanout;
 mod keepalive;
 mod peers;
@@ -440,6 +442,7 @@ impl Server {
         self.expire_handshakes();
         self.expire_closes();
         self.expire_keepalive();
+        self.expire_tokens();
         self.resume_accepts();
         self.take_handoffs();
         self.bus_inbound();
