@@ -21,10 +21,15 @@ impl Server {
     }
 
     /// Closes the connections whose tokens expired.
+    #[inline]
     pub(super) fn expire_tokens(&mut self) {
-        if self.timers.expiry.is_empty() {
-            return;
+        if !self.timers.expiry.is_empty() {
+            self.close_expired();
         }
+    }
+
+    #[inline(never)]
+    fn close_expired(&mut self) {
         let mut due = std::mem::take(&mut self.timers.due);
         self.timers.expiry.expire(self.clock.now_ms(), &mut due);
         for id in due.drain(..) {

@@ -15,7 +15,7 @@ use crate::net::conn::Phase;
 use crate::net::guard::{Guard, Stop};
 use crate::net::transport::{tls_failure, Wire};
 use crate::proto::handshake as http_upgrade;
-use crate::proto::State;
+use crate::proto::{Session, State};
 
 impl Server {
     /// Reads until WouldBlock (or the budget), processing each read, then
@@ -252,17 +252,11 @@ impl Server {
             }
             Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
-        // A message access control refused: Close 1008 after the replies
-        // to the messages before it, in the same output.
-        let mut guard = sink.guard.take();
-        let stop = guard.as_deref_mut().and_then(Guard::take_stop);
-        if let Some(stop) = stop {
-            if let Stop::Limited(limit) = stop {
-                sink.stats.count_rate_limited(limit);
-            }
-            conn.session.close(CLOSE_POLICY, stop.reason(), &mut sink);
+        // The guard goes back; without one this is the only branch.
+        let mut stop = None;
+        if let Some(guard) = sink.guard.take() {
+            stop = stopped(guard, &mut conn.guard, &mut conn.session, &mut sink);
         }
-        conn.guard = guard;
         if sink.got_message {
             conn.message_at = now_ms;
             if cfg.mode == Mode::Broadcast {
@@ -328,6 +322,28 @@ impl Server {
                 .room_opened(&mut self.hub, id, &self.peers, bus_on);
         }
     }
+}
+
+/// Gives a lent guard back to its connection; if it refused a message,
+/// queues Close 1008 after the replies to the messages before it, in the
+/// same output, and says why.
+#[cold]
+#[inline(never)]
+fn stopped(
+    mut guard: Box<Guard>,
+    slot: &mut Option<Box<Guard>>,
+    session: &mut Session,
+    sink: &mut Sink<'_>,
+) -> Option<Stop> {
+    let stop = guard.take_stop();
+    *slot = Some(guard);
+    if let Some(stop) = stop {
+        if let Stop::Limited(limit) = stop {
+            sink.stats.count_rate_limited(limit);
+        }
+        session.close(CLOSE_POLICY, stop.reason(), sink);
+    }
+    stop
 }
 
 /// What `process` has to do after the protocol ran.
