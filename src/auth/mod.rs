@@ -20,6 +20,8 @@
 //! - [`rights`]: the room patterns of the `wsd` claim, compiled, and
 //!   [`RoomRights`], the 24 bytes a connection carries: may it read, may it
 //!   write, when does its token expire.
+//! - [`slot`]: the keys every reactor shares, reread on SIGHUP (file I/O
+//!   on the caller's thread, like [`crate::tls`]).
 //! - [`rate`]: a token bucket per connection for messages and bytes per
 //!   second, refilled lazily when a message arrives; and
 //!   [`ConnectionsPerIp`], the upgrade-time count per client address.
@@ -29,6 +31,8 @@
 //! [`authorize`] does it all for an upgrade: the token from the request,
 //! verified, and the rights for the request's room, or the [`Refusal`] to
 //! answer with ([`Refusal::status`], [`Refusal::www_authenticate`]).
+//! [`may_publish`] is the same decision for a publisher that holds no
+//! connection (the HTTP publish API), on `write`.
 
 pub mod keys;
 pub mod rate;
