@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::{KeySlot, Policy, Rate};
 use crate::proto::Limits;
 use crate::tls::TlsSlot;
 
@@ -98,6 +99,63 @@ pub struct Config {
     pub tls: Option<TlsSlot>,
     /// permessage-deflate (RFC 7692); off when `None`.
     pub deflate: Option<DeflateConfig>,
+    /// Access control and rate limits (`--auth-*`, `--max-*-rate`,
+    /// `--max-connections-per-ip`); all off by default.
+    pub auth: AuthConfig,
+}
+
+/// Access control and rate limits (see [`crate::auth`]).
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    /// The `--auth-key` files, shared with SIGHUP; `None`: no keys (every
+    /// upgrade admitted with every right, unless `policy.anonymous_read`).
+    pub keys: Option<KeySlot>,
+    /// Leeway, audience, issuer, anonymous read.
+    pub policy: Policy,
+    /// `--max-message-rate`: data messages per second per connection.
+    pub message_rate: Option<Rate>,
+    /// `--max-bytes-rate`: payload bytes per second per connection.
+    pub bytes_rate: Option<Rate>,
+    /// `--max-connections-per-ip`; 0: no limit.
+    pub connections_per_ip: u32,
+}
+
+impl AuthConfig {
+    /// Whether upgrades are checked: with a key, or with anonymous read.
+    pub fn enabled(&self) -> bool {
+        self.keys.is_some() || self.policy.anonymous_read
+    }
+
+    /// Whether any per-connection rate limit is on.
+    pub fn rates(&self) -> bool {
+        self.message_rate.is_some() || self.bytes_rate.is_some()
+    }
+
+    fn validate(&self, max_message: usize) -> Result<(), String> {
+        let leeway = self.policy.leeway;
+        if leeway.is_zero() {
+            return Err("--auth-leeway must be above zero".into());
+        }
+        if leeway.subsec_nanos() != 0 {
+            return Err("--auth-leeway is whole seconds (like 5s or 1m)".into());
+        }
+        if self.policy.audience.as_deref() == Some("") {
+            return Err("--auth-audience must not be empty".into());
+        }
+        if self.policy.issuer.as_deref() == Some("") {
+            return Err("--auth-issuer must not be empty".into());
+        }
+        if let Some(rate) = self.bytes_rate {
+            if u64::try_from(max_message).is_ok_and(|m| m > rate.get()) {
+                return Err(format!(
+                    "--max-bytes-rate {} is below --max-message {max_message}: a message that \
+                     large could never be sent (lower --max-message too)",
+                    rate.get()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// permessage-deflate settings.
@@ -158,6 +216,7 @@ impl Default for Config {
             redis: None,
             instance: std::process::id().to_string(),
             tls: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -246,6 +305,7 @@ impl Config {
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
+        self.auth.validate(self.limits.max_message)?;
         Ok(())
     }
 }

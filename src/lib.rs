@@ -14,6 +14,11 @@
 //!   the client side.
 //! - [`id`]: identities shared by the layers above: a connection's id that
 //!   survives slab key reuse, and a room's share of the reactors.
+//! - [`auth`]: access control, sans-IO but for reading the `--auth-key` files
+//!   (into a slot the reactors share and SIGHUP swaps). The token of an
+//!   upgrade request verified to per-room rights or a refusal (401/403),
+//!   and the rate limits: a token bucket per connection, a count per client
+//!   address. Below [`stats`], which names its refusals and limits.
 //! - [`stats`]: what the server counts ([`Stats`], each counter's metric
 //!   name listed once) and the Prometheus text format.
 //! - [`units`]: sizes and durations as the flags write them.
@@ -34,10 +39,6 @@
 //! - [`api`]: the publish API, HTTP/1.1 for backends (keep-alive,
 //!   pipelining, bounded bodies) and what a request may publish, sans-IO.
 //! - [`config`]: the server's settings and their defaults.
-//! - [`auth`]: access control, sans-IO. `--auth-key` files, the token of an
-//!   upgrade request verified to per-room rights or a refusal (401/403),
-//!   and the rate limits: a token bucket per connection, a count per client
-//!   address.
 //! - [`net`]: the reactors. Sockets, the `Poll`, the connection slab, the
 //!   read and write paths, timers; TLS sessions (`net::transport`, rustls)
 //!   between the socket and the paths, which see plaintext either way.

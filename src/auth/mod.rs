@@ -20,6 +20,8 @@
 //! - [`rights`]: the room patterns of the `wsd` claim, compiled, and
 //!   [`RoomRights`], the 24 bytes a connection carries: may it read, may it
 //!   write, when does its token expire.
+//! - [`slot`]: the keys every reactor shares, reread on SIGHUP (file I/O
+//!   on the caller's thread, like [`crate::tls`]).
 //! - [`rate`]: a token bucket per connection for messages and bytes per
 //!   second, refilled lazily when a message arrives; and
 //!   [`ConnectionsPerIp`], the upgrade-time count per client address.
@@ -29,17 +31,21 @@
 //! [`authorize`] does it all for an upgrade: the token from the request,
 //! verified, and the rights for the request's room, or the [`Refusal`] to
 //! answer with ([`Refusal::status`], [`Refusal::www_authenticate`]).
+//! [`may_publish`] is the same decision for a publisher that holds no
+//! connection (the HTTP publish API), on `write`.
 
 pub mod keys;
 pub mod rate;
 pub mod rights;
+pub mod slot;
 pub mod source;
 pub mod verify;
 
 pub use keys::{Alg, Key, KeyError, KeyProblem, KeySet};
 pub use rate::{Bucket, ConnectionsPerIp, Limited, Rate};
 pub use rights::{Pattern, Patterns, Rights, RoomRights};
-pub use source::{authorization_header, room_of, token_of, MAX_TOKEN_LEN};
+pub use slot::KeySlot;
+pub use source::{authorization_header, bearer_token, room_of, token_of, MAX_TOKEN_LEN};
 pub use verify::{admit, verify, Policy, DEFAULT_LEEWAY};
 
 use std::fmt;
@@ -223,6 +229,32 @@ pub fn authorize<'a>(
         return Err(Refusal::Forbidden);
     }
     Ok(Admission { room, rights })
+}
+
+/// Whether `token` (a compact JWT, as it follows `Bearer ` in an
+/// `Authorization` header: see [`bearer_token`]) may publish into `room`:
+/// verified against `keys` and `policy` at `now` (Unix seconds), its
+/// `write` patterns must cover the room. For publishers other than a
+/// WebSocket client (the HTTP publish API), which hold no connection: the
+/// same keys, the same claims, the same answers ([`Refusal::status`]), with
+/// `write` in the place of `read`. An empty token is [`Refusal::Missing`];
+/// anonymous access never publishes.
+pub fn may_publish(
+    token: &[u8],
+    room: &str,
+    keys: &KeySet,
+    policy: &Policy,
+    now: u64,
+) -> Result<(), Refusal> {
+    if token.is_empty() {
+        return Err(Refusal::Missing);
+    }
+    let token = std::str::from_utf8(token).map_err(|_| Refusal::Malformed)?;
+    let rights = verify(token, keys, policy, now)?;
+    if !rights.may_write(room) {
+        return Err(Refusal::Forbidden);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

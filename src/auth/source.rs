@@ -54,6 +54,13 @@ pub fn token_of<'a>(
     }
 }
 
+/// The token of an `Authorization` header value (`Bearer T`): `Ok(None)`
+/// for another scheme, [`Refusal::Malformed`] for a bearer value that holds
+/// no token, or more than one word, or more than [`MAX_TOKEN_LEN`] bytes.
+pub fn bearer_token(value: &[u8]) -> Result<Option<&str>, Refusal> {
+    bearer(value)
+}
+
 /// The token of an `Authorization: Bearer` value; `None` for another
 /// scheme. The scheme is case-insensitive (RFC 9110 §11.1).
 fn bearer(value: &[u8]) -> Result<Option<&str>, Refusal> {

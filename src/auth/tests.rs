@@ -195,3 +195,29 @@ fn each_token_refusal_reaches_the_door() {
         Err(Refusal::Malformed)
     );
 }
+
+#[test]
+fn may_publish_needs_a_good_token_whose_write_covers_the_room() {
+    let policy = Policy::default();
+    let t = token(r#"["*"]"#, r#"["/chat/*"]"#);
+    let check = |t: &str, room| may_publish(t.as_bytes(), room, &keys(), &policy, NOW);
+    assert_eq!(check(&t, "/chat/a"), Ok(()));
+    assert_eq!(check(&t, "/news"), Err(Refusal::Forbidden));
+    assert_eq!(check("", "/chat/a"), Err(Refusal::Missing));
+    assert_eq!(check("a.b.c", "/chat/a"), Err(Refusal::Malformed));
+    let forged = Signer::hs256(&[b'x'; 32]).token(&format!(
+        r#"{{"exp":{},"wsd":{{"write":["*"]}}}}"#,
+        NOW + 60
+    ));
+    assert_eq!(check(&forged, "/chat/a"), Err(Refusal::BadSignature));
+    let anonymous = Policy {
+        anonymous_read: true,
+        ..Policy::default()
+    };
+    assert_eq!(
+        may_publish(b"", "/chat/a", &keys(), &anonymous, NOW),
+        Err(Refusal::Missing)
+    );
+    assert_eq!(bearer_token(b"Bearer abc"), Ok(Some("abc")));
+    assert_eq!(bearer_token(b"Basic abc"), Ok(None));
+}

@@ -203,6 +203,8 @@ fn busy_stats() -> Stats {
             bytes_after: 138,
         },
         tls_handshake_failures: [125, 126, 127, 128, 129, 130, 131],
+        auth_denied: [140, 141, 142, 143, 144, 145, 146, 147, 148, 149],
+        rate_limited: [150, 151, 152],
     }
 }
 
@@ -405,6 +407,43 @@ fn metrics_are_prometheus_text() {
             "wsd_tls_handshake_failures_total",
             &[("reason", "timeout")],
             131.0,
+        ),
+        ("wsd_auth_denied_total", &[("reason", "missing")], 140.0),
+        ("wsd_auth_denied_total", &[("reason", "malformed")], 141.0),
+        (
+            "wsd_auth_denied_total",
+            &[("reason", "bad_signature")],
+            142.0,
+        ),
+        (
+            "wsd_auth_denied_total",
+            &[("reason", "algorithm_not_allowed")],
+            143.0,
+        ),
+        ("wsd_auth_denied_total", &[("reason", "expired")], 144.0),
+        (
+            "wsd_auth_denied_total",
+            &[("reason", "not_yet_valid")],
+            145.0,
+        ),
+        (
+            "wsd_auth_denied_total",
+            &[("reason", "wrong_audience")],
+            146.0,
+        ),
+        (
+            "wsd_auth_denied_total",
+            &[("reason", "wrong_issuer")],
+            147.0,
+        ),
+        ("wsd_auth_denied_total", &[("reason", "no_expiry")], 148.0),
+        ("wsd_auth_denied_total", &[("reason", "forbidden")], 149.0),
+        ("wsd_rate_limited_total", &[("limit", "messages")], 150.0),
+        ("wsd_rate_limited_total", &[("limit", "bytes")], 151.0),
+        (
+            "wsd_rate_limited_total",
+            &[("limit", "connections_per_ip")],
+            152.0,
         ),
         ("wsd_tls_reloads_total", &[("result", "ok")], 132.0),
         ("wsd_tls_reloads_total", &[("result", "error")], 133.0),

@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock, PoisonError};
 
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard};
 
+use crate::auth::ConnectionsPerIp;
 use crate::bus::BusStats;
 #[cfg(loom)]
 use crate::id::bit;
@@ -122,6 +124,10 @@ pub struct Cluster {
     drain_begun: AtomicBool,
     drain_ended: AtomicUsize,
     drain_left: AtomicUsize,
+    /// Open connections per client address (`--max-connections-per-ip`),
+    /// process-wide; locked only at upgrade and when a counted connection
+    /// leaves. Made at the first count.
+    per_ip: Mutex<Option<ConnectionsPerIp>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -155,6 +161,7 @@ impl Cluster {
             drain_begun: AtomicBool::new(false),
             drain_ended: AtomicUsize::new(0),
             drain_left: AtomicUsize::new(0),
+            per_ip: Mutex::new(None),
         })
     }
 
@@ -318,6 +325,24 @@ impl Cluster {
     /// Active connections, process-wide.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Counts one more connection from `ip` if its client has fewer than
+    /// `max` open, process-wide: `false` at the limit (answer 429). A
+    /// `true` must be matched by one [`Cluster::release_ip`].
+    pub fn acquire_ip(&self, max: u32, ip: IpAddr) -> bool {
+        let mut per_ip = lock(&self.per_ip);
+        if per_ip.is_none() {
+            *per_ip = ConnectionsPerIp::new(max);
+        }
+        per_ip.as_mut().is_none_or(|p| p.try_acquire(ip))
+    }
+
+    /// A connection counted by [`Cluster::acquire_ip`] is gone.
+    pub fn release_ip(&self, ip: IpAddr) {
+        if let Some(per_ip) = lock(&self.per_ip).as_mut() {
+            per_ip.release(ip);
+        }
     }
 
     /// Publishes reactor `me`'s counters, for the others' `/metrics`.

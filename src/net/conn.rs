@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use mio::net::TcpStream;
 
 use super::buffer::{OutQueue, ReadBuf};
+use super::guard::Guard;
 use super::transport::{Tls, Wire};
 use super::zcontext::{Context, Terms};
 use crate::hub::Seat;
@@ -81,6 +82,10 @@ pub struct Connection {
     /// takeover, else `None` (a deflate connection then costs what a plain
     /// one does).
     pub(crate) zcontext: Option<Box<Context>>,
+    /// Access control once open (no `write`, rate buckets, the counted
+    /// client address); `None`, one pointer, for a connection that needs
+    /// none of it.
+    pub guard: Option<Box<Guard>>,
 }
 
 impl Connection {
@@ -105,6 +110,7 @@ impl Connection {
             sent_turn: u32::MAX,
             deflate: None,
             zcontext: None,
+            guard: None,
         }
     }
 
@@ -202,8 +208,10 @@ mod tests {
         // The per-connection RSS target is 256 bytes; the slab entry is most
         // of it. Buffers are allocated only while in use. 168 since
         // permessage-deflate's terms (3 bytes) and context pointer (8)
-        // joined TLS's pointer: 165 bytes of fields.
+        // joined TLS's pointer: 165 bytes of fields. 176 since access
+        // control's guard pointer (8): its state is boxed, and only for
+        // connections that need it.
         let size = std::mem::size_of::<Connection>();
-        assert!(size <= 168, "Connection is {size} bytes");
+        assert!(size <= 176, "Connection is {size} bytes");
     }
 }

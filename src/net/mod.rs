@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod cluster;
 pub mod conn;
+pub mod guard;
 pub mod listener;
 pub mod process;
 pub mod reactor;

@@ -46,7 +46,8 @@
 //! `read` (reads, budgets, handing bytes to the protocol), `sink` (what a
 //! message does: echo, or a room's batch), `write` (writes, write
 //! interest, backpressure), `fanout` (room batches to members, the
-//! slow-consumer policy), `keepalive` (pings, ping and idle timeouts) and
+//! slow-consumer policy), `keepalive` (pings, ping and idle timeouts),
+//! `expiry` (closing connections whose token expired) and
 //! `closing` (the closing sequence, the graceful drain, removal).
 
 use std::io;
@@ -61,6 +62,7 @@ use slab::Slab;
 use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::Cluster;
 use super::conn::Connection;
+use crate::auth::{KeyError, KeySet, KeySlot};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::id::ConnId;
@@ -86,6 +88,7 @@ macro_rules! notice {
 mod accept;
 mod closing;
 pub(crate) mod compress;
+mod expiry;
 mod fanout;
 mod keepalive;
 mod peers;
@@ -142,6 +145,8 @@ pub struct ShutdownHandle {
     cluster: Arc<Cluster>,
     /// The certificate the reactors share, if they speak TLS.
     tls: Option<TlsSlot>,
+    /// The `--auth-key` files the reactors share, if any.
+    auth: Option<KeySlot>,
 }
 
 impl ShutdownHandle {
@@ -166,6 +171,14 @@ impl ShutdownHandle {
     /// theirs. `None` without TLS; an error (the old pair stays) says why.
     pub fn reload_tls(&self) -> Option<Result<Loaded, String>> {
         self.tls.as_ref().map(TlsSlot::reload)
+    }
+
+    /// Reloads the `--auth-key` files, on the calling thread, like
+    /// [`ShutdownHandle::reload_tls`]: new upgrades on every reactor are
+    /// checked with the new keys, open connections keep their rights.
+    /// `None` without keys; an error (the old keys stay) names the file.
+    pub fn reload_auth(&self) -> Option<Result<Arc<KeySet>, KeyError>> {
+        self.auth.as_ref().map(KeySlot::reload)
     }
 }
 
@@ -329,6 +342,7 @@ impl Server {
         ShutdownHandle {
             cluster: self.peers.cluster.clone(),
             tls: self.cfg.tls.clone(),
+            auth: self.cfg.auth.keys.clone(),
         }
     }
 
@@ -428,6 +442,7 @@ impl Server {
         self.expire_handshakes();
         self.expire_closes();
         self.expire_keepalive();
+        self.expire_tokens();
         self.resume_accepts();
         self.take_handoffs();
         self.bus_inbound();

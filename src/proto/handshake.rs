@@ -45,6 +45,10 @@ pub struct Request<'a> {
     pub key: &'a [u8],
     /// The `Origin` header, if any.
     pub origin: Option<&'a [u8]>,
+    /// The `Authorization` header, if any (a bearer token for
+    /// [`crate::auth`]); like every single-valued header, given twice it is
+    /// a 400.
+    pub authorization: Option<&'a [u8]>,
     /// The `Sec-WebSocket-Protocol` header lines (each a comma list); §4.1
     /// allows the header more than once, as if the lists were one.
     protocol_headers: [&'a [u8]; MAX_PROTOCOL_HEADERS],
@@ -274,6 +278,7 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
     let mut key = None;
     let mut version = None;
     let mut origin = None;
+    let mut authorization = None;
     let mut protocol_headers: [&[u8]; MAX_PROTOCOL_HEADERS] = [&[]; MAX_PROTOCOL_HEADERS];
     let mut protocol_lines = 0;
     let mut extension_headers: [&[u8]; MAX_EXTENSION_HEADERS] = [&[]; MAX_EXTENSION_HEADERS];
@@ -296,6 +301,8 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
             &mut version
         } else if name.eq_ignore_ascii_case("origin") {
             &mut origin
+        } else if name.eq_ignore_ascii_case("authorization") {
+            &mut authorization
         } else {
             if name.eq_ignore_ascii_case("sec-websocket-protocol") {
                 let Some(line) = protocol_headers.get_mut(protocol_lines) else {
@@ -380,6 +387,7 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Parsing<Head<'_>>, Ha
             path,
             key,
             origin,
+            authorization,
             protocol_headers,
             protocol_lines,
             extension_headers,

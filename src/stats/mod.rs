@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::auth::{Limited, Refusal};
+
 pub mod prometheus;
 
 /// Counters of everything the server did and refused.
@@ -59,6 +61,12 @@ pub struct Stats {
     pub tls_handshake_failures: [u64; HandshakeFailure::ALL.len()],
     /// permessage-deflate.
     pub deflate: DeflateStats,
+    /// Upgrades refused by access control, by [`Refusal`] in the order of
+    /// [`Refusal::ALL`].
+    pub auth_denied: [u64; Refusal::ALL.len()],
+    /// Clients stopped by a rate limit, by [`Limited`] in the order of
+    /// [`Limited::ALL`].
+    pub rate_limited: [u64; Limited::ALL.len()],
 }
 
 /// What permessage-deflate did.
@@ -287,6 +295,8 @@ impl Stats {
             .tls_handshake_failures
             .iter_mut()
             .zip(other.tls_handshake_failures)
+            .chain(self.auth_denied.iter_mut().zip(other.auth_denied))
+            .chain(self.rate_limited.iter_mut().zip(other.rate_limited))
         {
             *mine += theirs;
         }
@@ -299,6 +309,53 @@ impl Stats {
                 *mine.entry(*k).or_default() += v;
             }
         }
+    }
+
+    /// Counts an upgrade refused by access control.
+    pub fn count_auth_denied(&mut self, refusal: Refusal) {
+        if let Some(n) = Refusal::ALL
+            .iter()
+            .position(|r| *r == refusal)
+            .and_then(|i| self.auth_denied.get_mut(i))
+        {
+            *n += 1;
+        }
+    }
+
+    /// Counts a client stopped by a rate limit.
+    pub fn count_rate_limited(&mut self, limit: Limited) {
+        if let Some(n) = Limited::ALL
+            .iter()
+            .position(|l| *l == limit)
+            .and_then(|i| self.rate_limited.get_mut(i))
+        {
+            *n += 1;
+        }
+    }
+
+    /// Writes `wsd_auth_denied_total{reason}` and
+    /// `wsd_rate_limited_total{limit}`, every label from 0.
+    pub fn write_auth_metrics(&self, w: &mut String) -> std::fmt::Result {
+        prometheus::family(
+            w,
+            "wsd_auth_denied_total",
+            Kind::Counter,
+            "Upgrades refused by access control, by reason (401, or 403 for forbidden).",
+        )?;
+        for (r, n) in Refusal::ALL.iter().zip(self.auth_denied) {
+            writeln!(w, "wsd_auth_denied_total{{reason=\"{}\"}} {n}", r.label())?;
+        }
+        prometheus::family(
+            w,
+            "wsd_rate_limited_total",
+            Kind::Counter,
+            "Clients stopped by a limit: messages and bytes (closed 1008), \
+             connections_per_ip (answered 429).",
+        )?;
+        for (l, n) in Limited::ALL.iter().zip(self.rate_limited) {
+            writeln!(w, "wsd_rate_limited_total{{limit=\"{}\"}} {n}", l.label())?;
+        }
+        Ok(())
     }
 
     /// Counts a failed TLS handshake.
@@ -442,6 +499,8 @@ mod tests {
             slow_consumer_drops,
             io_errors,
             tls_handshake_failures: _,
+            auth_denied: _,
+            rate_limited: _,
             deflate:
                 DeflateStats {
                     negotiated,

@@ -264,8 +264,49 @@ def check_deflate(browser, base):
         raise AssertionError(result)
 
 
+AUTH_JS = """(() => {
+  const url = "ws://" + location.host + "/room";
+  const res = {};
+  const done = () => {
+    if (res.bare && res.token) window.authResult = JSON.stringify(res);
+  };
+  const bare = new WebSocket(url);
+  bare.onopen = () => { res.bare = "opened"; done(); };
+  bare.onclose = (e) => { if (!res.bare) { res.bare = "refused " + e.code; done(); } };
+  const good = new WebSocket(url + "?token=" + %s);
+  good.onopen = () => good.send("with a token");
+  good.onmessage = (e) => { res.token = e.data; good.close(); done(); };
+  good.onclose = (e) => { if (!res.token) { res.token = "closed " + e.code; done(); } };
+})()"""
+
+
+def check_auth(browser, base, token):
+    """Against wsd --auth-key: a WebSocket with `?token=` opens and
+    echoes; one without a token is refused before it opens."""
+    page = browser.open(base + "/")
+    deadline = time.monotonic() + 10
+    while browser.eval(page, "document.readyState") != "complete":
+        if time.monotonic() > deadline:
+            raise TimeoutError("the page did not load in 10s")
+        time.sleep(0.1)
+    browser.eval(page, AUTH_JS % json.dumps(token))
+    deadline = time.monotonic() + 10
+    while True:
+        result = browser.eval(page, "window.authResult || ''")
+        if result:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("the two connections did not finish in 10s")
+        time.sleep(0.1)
+    got = json.loads(result)
+    want = {"bare": "refused 1006", "token": "with a token"}
+    if got != want:
+        raise AssertionError(f"got {got}, expected {want}")
+
+
 def main():
     chromium, echo_base, broadcast_base, tls_base, deflate_base = sys.argv[1:6]
+    auth_base, token = sys.argv[6:8]
     # A TERM (run.sh's timeout) unwinds like an error, so the browser is
     # still closed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -280,6 +321,8 @@ def main():
                 ("tls: the page over https echoes over wss", check_tls, tls_base),
                 ("deflate: Chromium agrees permessage-deflate, 0 B to 1 MiB echo",
                  check_deflate, deflate_base),
+                ("auth: ?token= connects and echoes, no token is refused",
+                 lambda b, base: check_auth(b, base, token), auth_base),
             ]:
                 try:
                     check(browser, base)

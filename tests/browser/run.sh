@@ -10,6 +10,10 @@
 #   deflate  against `wsd --deflate`, Chromium agrees permessage-deflate and
 #          echoes text and binary from 0 B to 1 MiB, compared byte for byte;
 #          wsd's /metrics must show the negotiation and inflated messages
+#   auth   against `wsd --auth-key`, a page connects with `?token=` (an HS256
+#          token minted here with Python's standard library) and echoes;
+#          without a token the upgrade is refused (401, so the browser sees
+#          close 1006) and counted
 #
 # Installs Debian's chromium if missing (apt, as root), builds the release
 # wsd, starts one echo and one broadcast server on free loopback ports, and
@@ -51,6 +55,8 @@ start_wsd() {
         http=https
     elif [[ ${2:-} == deflate ]]; then
         extra=(--deflate)
+    elif [[ ${2:-} == auth ]]; then
+        extra=(--auth-key "$tmp/secret")
     fi
     target/release/wsd --listen 127.0.0.1:0 --mode "$mode" "${extra[@]}" >"$out" 2>"$tmp/wsd-$name.err" &
     pids+=($!)
@@ -76,12 +82,22 @@ start_wsd echo tls
 tls_base=$base
 start_wsd echo deflate
 deflate_base=$base
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/secret"
+start_wsd echo auth
+auth_base=$base
+# An hour's token for every room, signed without wsd's code.
+token=$(python3 -c 'import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"exp": int(time.time()) + 3600, "wsd": {"read": ["*"], "write": ["*"]}}).encode())
+sig = b(hmac.new(open(sys.argv[1], "rb").read(), head + b"." + body, hashlib.sha256).digest())
+print((head + b"." + body + b"." + sig).decode())' "$tmp/secret")
 
 # The driver bounds every step itself; the timeout is the backstop.
 status=0
 CHROMIUM_LOG=$tmp/chromium.log timeout -k 5 90 \
     python3 tests/browser/drive.py "$chromium" "$echo_base" "$broadcast_base" "$tls_base" \
-    "$deflate_base" >"$tmp/results" || status=$?
+    "$deflate_base" "$auth_base" "$token" >"$tmp/results" || status=$?
 # The deflate page's side is only half the story: wsd must have agreed the
 # extension and inflated what the browser compressed.
 metric() {
@@ -89,8 +105,14 @@ metric() {
 for line in urllib.request.urlopen(sys.argv[1] + "/metrics", timeout=5).read().decode().splitlines():
     name, _, value = line.rpartition(" ")
     if name == sys.argv[2]:
-        print(int(float(value)))' "$deflate_base" "$1"
+        print(int(float(value)))' "${2:-$deflate_base}" "$1"
 }
+missing=$(metric 'wsd_auth_denied_total{reason="missing"}' "$auth_base" || true)
+if [[ ${missing:-0} -ge 1 ]]; then
+    echo "PASS auth metrics: $missing upgrades without a token refused" >>"$tmp/results"
+else
+    echo "FAIL auth metrics: wsd_auth_denied_total{reason=\"missing\"} is ${missing:-?}" >>"$tmp/results"
+fi
 negotiated=$(metric wsd_deflate_negotiated_total || true)
 inflated=$(metric wsd_deflate_messages_inflated_total || true)
 if [[ ${negotiated:-0} -ge 1 && ${inflated:-0} -ge 1 ]]; then
@@ -98,4 +120,4 @@ if [[ ${negotiated:-0} -ge 1 && ${inflated:-0} -ge 1 ]]; then
 else
     echo "FAIL deflate metrics: negotiated ${negotiated:-?}, inflated ${inflated:-?}" >>"$tmp/results"
 fi
-tally browser 5 "$status" "$tmp/results" "$tmp/chromium.log"
+tally browser 7 "$status" "$tmp/results" "$tmp/chromium.log"

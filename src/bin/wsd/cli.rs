@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use wsd::auth::{KeySlot, Policy, Rate};
 use wsd::bus::RedisConfig;
-use wsd::config::{normalize_origin, resolve_listen};
+use wsd::config::{normalize_origin, resolve_listen, AuthConfig};
 use wsd::net::cluster::MAX_REACTORS;
 use wsd::proto::Limits;
 use wsd::tls::TlsSlot;
@@ -207,6 +208,47 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Require a signed token (JWT) on every upgrade, verified with this
+    /// key (repeatable; every key is tried, so keys can be rotated): an
+    /// HS256 secret (the file's bytes, less one trailing newline, at least
+    /// 32) or a PEM public key (RS256, ES256, EdDSA). Reread on SIGHUP; a
+    /// bad file then keeps the old keys. See docs/access-control.md.
+    #[arg(long = "auth-key", value_name = "FILE")]
+    auth_keys: Vec<PathBuf>,
+
+    /// With --auth-key: clock skew allowed on a token's exp, nbf and iat.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    auth_leeway: Duration,
+
+    /// With --auth-key: tokens must name this audience in `aud`.
+    #[arg(long, value_name = "AUD")]
+    auth_audience: Option<String>,
+
+    /// With --auth-key: tokens must have this issuer (`iss`).
+    #[arg(long, value_name = "ISS")]
+    auth_issuer: Option<String>,
+
+    /// `read`: admit a request without a token with read on every room
+    /// and no write (public feeds). A token that is present is still
+    /// checked. Without --auth-key: a read-only server.
+    #[arg(long, value_enum, value_name = "read")]
+    auth_anonymous: Option<AnonymousArg>,
+
+    /// Data messages per second per connection (a token bucket holding
+    /// that many); a client over it is closed with 1008 `rate limit`.
+    #[arg(long, value_name = "N")]
+    max_message_rate: Option<u64>,
+
+    /// Payload bytes per second per connection, the same way (at least
+    /// --max-message).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    max_bytes_rate: Option<usize>,
+
+    /// Open connections per client address (an IPv6 /64 counts as one);
+    /// one more upgrade is answered 429. 0: no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_connections_per_ip: u32,
+
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<log::LevelFilter>,
@@ -268,6 +310,11 @@ enum ModeArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum AnonymousArg {
+    Read,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum SlowArg {
     Close,
     Drop,
@@ -292,6 +339,35 @@ impl Args {
         redis.max_queue = self.redis_queue;
         redis.validate()?;
         Ok(Some(redis))
+    }
+
+    /// Access control and rate limits, the key files loaded (one error
+    /// line naming a bad file, never its contents).
+    fn auth_config(&self) -> Result<AuthConfig, String> {
+        let keys = if self.auth_keys.is_empty() {
+            None
+        } else {
+            Some(KeySlot::open(&self.auth_keys).map_err(|e| e.to_string())?)
+        };
+        let rate = |n: Option<u64>, flag: &str| match n {
+            Some(0) => Err(format!(
+                "{flag} must be above zero (leave it out for no limit)"
+            )),
+            Some(n) => Ok(Rate::per_second(n)),
+            None => Ok(None),
+        };
+        Ok(AuthConfig {
+            keys,
+            policy: Policy {
+                leeway: self.auth_leeway,
+                audience: self.auth_audience.clone(),
+                issuer: self.auth_issuer.clone(),
+                anonymous_read: self.auth_anonymous.is_some(),
+            },
+            message_rate: rate(self.max_message_rate, "--max-message-rate")?,
+            bytes_rate: rate(self.max_bytes_rate.map(|b| b as u64), "--max-bytes-rate")?,
+            connections_per_ip: self.max_connections_per_ip,
+        })
     }
 
     /// The server's settings, checked ([`Config::validate`]).
@@ -353,6 +429,7 @@ impl Args {
                 .unwrap_or_else(|| std::process::id().to_string()),
             redis,
             tls,
+            auth: self.auth_config()?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -376,7 +453,13 @@ impl Args {
             ),
             ("redis_prefix", "--redis", self.redis.is_some()),
         ];
-        let extra = [("redis_queue", "--redis", self.redis.is_some())];
+        let keys = !self.auth_keys.is_empty();
+        let extra = [
+            ("redis_queue", "--redis", self.redis.is_some()),
+            ("auth_leeway", "--auth-key", keys),
+            ("auth_audience", "--auth-key", keys),
+            ("auth_issuer", "--auth-key", keys),
+        ];
         for (id, need, ok) in needs.into_iter().chain(extra) {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {
                 return Err(format!("--{} needs {need}", id.replace('_', "-")));
@@ -577,5 +660,74 @@ mod tests {
         assert_eq!(cfg.ping_interval, Some(Duration::from_secs(5)));
         assert_eq!(cfg.tcp_keepalive, Some(Duration::from_secs(120)));
         assert!(parse(&["--ping-interval", "0s"]).is_err());
+    }
+
+    #[test]
+    fn auth_flags_need_a_key_and_a_bad_key_file_is_one_line_naming_it() {
+        for (args, want) in [
+            (
+                &["--auth-leeway", "10s"][..],
+                "--auth-leeway needs --auth-key",
+            ),
+            (
+                &["--auth-audience", "a"][..],
+                "--auth-audience needs --auth-key",
+            ),
+            (
+                &["--auth-issuer", "i"][..],
+                "--auth-issuer needs --auth-key",
+            ),
+        ] {
+            assert_eq!(refusal(args), want, "{args:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("wsd-cli-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let short = dir.join("short");
+        std::fs::write(&short, "sekrit\n").unwrap();
+        let err = refusal(&["--auth-key", short.to_str().unwrap()]);
+        assert!(
+            err.starts_with("--auth-key ") && err.contains("short"),
+            "{err}"
+        );
+        assert!(!err.contains("sekrit") && !err.contains('\n'), "{err}");
+        let good = dir.join("good");
+        std::fs::write(&good, [b'k'; 32]).unwrap();
+        let key = good.to_str().unwrap();
+        let cfg = config(&[
+            "--auth-key",
+            key,
+            "--auth-leeway",
+            "1m",
+            "--auth-issuer",
+            "i",
+        ]);
+        assert_eq!(cfg.auth.policy.leeway, Duration::from_secs(60));
+        assert_eq!(cfg.auth.keys.unwrap().keys().len(), 1);
+        assert!(refusal(&["--auth-key", key, "--auth-leeway", "0s"]).contains("above zero"));
+        assert!(refusal(&["--auth-key", key, "--auth-leeway", "1.5s"]).contains("whole seconds"));
+        // Anonymous read stands alone: a read-only server.
+        assert!(config(&["--auth-anonymous", "read"]).auth.enabled());
+        assert!(!config(&[]).auth.enabled());
+    }
+
+    #[test]
+    fn rate_limits_are_off_by_default_and_zero_is_refused() {
+        let cfg = config(&[]);
+        assert!(!cfg.auth.rates() && cfg.auth.connections_per_ip == 0);
+        let cfg = config(&[
+            "--max-message-rate",
+            "100",
+            "--max-bytes-rate",
+            "16MiB",
+            "--max-connections-per-ip",
+            "8",
+        ]);
+        assert_eq!(cfg.auth.message_rate.map(|r| r.get()), Some(100));
+        assert_eq!(cfg.auth.bytes_rate.map(|r| r.get()), Some(16 << 20));
+        assert_eq!(cfg.auth.connections_per_ip, 8);
+        assert!(refusal(&["--max-message-rate", "0"]).contains("above zero"));
+        let err = refusal(&["--max-bytes-rate", "64KiB"]);
+        assert!(err.contains("--max-message"), "{err}");
+        assert!(parse(&["--max-bytes-rate", "64KiB", "--max-message", "64KiB"]).is_ok());
     }
 }

@@ -67,8 +67,22 @@ pub fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
 /// handshakes; no connection is dropped. A bad pair is logged and counted,
 /// and the old one stays. Without TLS there is nothing to read, and SIGHUP
 /// only says so: its default action (terminate) would drop every client.
+///
+/// The `--auth-key` files are reread the same way: a good set checks new
+/// upgrades, a bad file is logged by name (never its contents) and the old
+/// keys stay.
 fn reload(handle: &ShutdownHandle) {
+    let auth = handle.reload_auth();
+    match &auth {
+        None => {}
+        Some(Ok(keys)) => log::info!(
+            "SIGHUP: {} auth keys reloaded; new upgrades are checked with them",
+            keys.len()
+        ),
+        Some(Err(e)) => log::error!("SIGHUP: auth key reload failed, keeping the old keys: {e}"),
+    }
     match handle.reload_tls() {
+        None if auth.is_some() => {}
         None => log::info!("SIGHUP: nothing to reload"),
         Some(Ok(loaded)) => log::info!(
             "SIGHUP: certificate reloaded ({} in the chain); new handshakes use it",

@@ -193,6 +193,11 @@ impl Server {
             self.link.room_closed(left, &self.peers, bus_on);
         }
         conn.rbuf.release(&mut self.io.pool);
+        // Every way out of the slab passes here, once: the client's count
+        // for --max-connections-per-ip is given back.
+        if let Some(ip) = conn.guard.as_ref().and_then(|g| g.client) {
+            self.peers.cluster.release_ip(ip);
+        }
         // A file descriptor just came free: end an accept pause early.
         if self.doors.paused_until.is_some() {
             self.doors.paused_until = Some(self.clock.now);

@@ -7,13 +7,15 @@ use log::info;
 
 use super::compress::{self, Incoming};
 use super::sink::{Direct, Sink};
-use super::upgrade::{handshake, Handshake, HttpContext};
+use super::upgrade::{handshake, Denied, Handshake, HttpContext};
 use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
+use crate::auth::{Limited, CLOSE_POLICY};
 use crate::config::Mode;
 use crate::net::conn::Phase;
+use crate::net::guard::{Guard, Stop};
 use crate::net::transport::{tls_failure, Wire};
 use crate::proto::handshake as http_upgrade;
-use crate::proto::State;
+use crate::proto::{Session, State};
 
 impl Server {
     /// Reads until WouldBlock (or the budget), processing each read, then
@@ -162,7 +164,12 @@ impl Server {
             tx: &mut zlib.tx,
             own: &mut own_out,
             direct: None,
+            // Lent like the compressor: a pointer moved, no lock.
+            guard: conn.guard.take(),
         };
+        if let Some(guard) = sink.guard.as_deref_mut() {
+            guard.now_ms = clock.now_ms();
+        }
         let mut incoming = Incoming {
             neg: &mut zlib.neg,
             rx: &mut zlib.rx,
@@ -175,15 +182,41 @@ impl Server {
                     started: clock.started,
                     now: clock.now,
                     draining: timers.drain_until.is_some(),
+                    now_ms: clock.now_ms(),
                     cluster: &peers.cluster,
                     me: peers.me,
                     bus: link.stats(),
                 };
                 match handshake(conn, key, data, cfg, &ctx, &mut sink, &mut incoming) {
                     Ok(Handshake::Keep(keep)) => (keep, Outcome::Waiting),
-                    Ok(Handshake::Upgraded(keep)) => (keep, Outcome::Upgraded),
-                    Ok(Handshake::Opened(keep)) => (keep, Outcome::Opened),
+                    Ok(Handshake::Upgraded(up)) => (
+                        up.keep,
+                        Outcome::Upgraded {
+                            new_room: up.new_room,
+                            expires_in: up.expires_in,
+                        },
+                    ),
                     Ok(Handshake::Answered) => (0, Outcome::Answered),
+                    Ok(Handshake::Denied(denied)) => {
+                        // The reason's label only: never the token, nor
+                        // the request target that may carry it.
+                        if let Some(held_back) = throttle.pass(clock.now) {
+                            info!(
+                                "conn {key}: upgrade refused: {} {}{}",
+                                denied.status(),
+                                denied.label(),
+                                suppressed(held_back)
+                            );
+                        }
+                        let stats = &mut *sink.stats;
+                        *stats.handshake_failures.entry(denied.status()).or_default() += 1;
+                        match denied {
+                            Denied::Auth(refusal) => stats.count_auth_denied(refusal),
+                            Denied::PerIp => stats.count_rate_limited(Limited::ConnectionsPerIp),
+                        }
+                        denied.write(sink.out);
+                        (0, Outcome::Answered)
+                    }
                     Err(e) => {
                         if let Some(held_back) = throttle.pass(clock.now) {
                             info!(
@@ -219,6 +252,11 @@ impl Server {
             }
             Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
+        // The guard goes back; without one this is the only branch.
+        let mut stop = None;
+        if let Some(guard) = sink.guard.take() {
+            stop = stopped(guard, &mut conn.guard, &mut conn.session, &mut sink);
+        }
         if sink.got_message {
             conn.message_at = now_ms;
             if cfg.mode == Mode::Broadcast {
@@ -241,19 +279,30 @@ impl Server {
         }
         let id = conn.id(key);
         let room = conn.seat.map(|s| s.room);
+        if let Some(stop) = stop {
+            notice!(self, "conn {key}: closing 1008 ({})", stop.reason());
+            self.timers.close.arm(self.clock.now, id);
+        }
         match outcome {
             Outcome::Answered => self.enter_closing(id),
-            // Frames that came with the request may already have closed the
-            // session (a protocol error, or the client's Close).
-            Outcome::Upgraded if failed => self.enter_closing(id),
-            Outcome::Upgraded => self.arm_keepalive(id),
-            Outcome::Opened if failed => {
-                self.room_opened(room);
-                self.enter_closing(id);
-            }
-            Outcome::Opened => {
-                self.room_opened(room);
-                self.arm_keepalive(id);
+            Outcome::Upgraded {
+                new_room,
+                expires_in,
+            } => {
+                if new_room {
+                    self.room_opened(room);
+                }
+                // Frames that came with the request may already have
+                // closed the session (a protocol error, or the client's
+                // Close).
+                if failed {
+                    self.enter_closing(id);
+                } else {
+                    self.arm_keepalive(id);
+                    if let Some(secs) = expires_in {
+                        self.arm_expiry(id, secs);
+                    }
+                }
             }
             Outcome::Waiting if failed => self.enter_closing(id),
             Outcome::Waiting => {}
@@ -275,11 +324,36 @@ impl Server {
     }
 }
 
+/// Gives a lent guard back to its connection; if it refused a message,
+/// queues Close 1008 after the replies to the messages before it, in the
+/// same output, and says why.
+#[cold]
+#[inline(never)]
+fn stopped(
+    mut guard: Box<Guard>,
+    slot: &mut Option<Box<Guard>>,
+    session: &mut Session,
+    sink: &mut Sink<'_>,
+) -> Option<Stop> {
+    let stop = guard.take_stop();
+    *slot = Some(guard);
+    if let Some(stop) = stop {
+        if let Stop::Limited(limit) = stop {
+            sink.stats.count_rate_limited(limit);
+        }
+        session.close(CLOSE_POLICY, stop.reason(), sink);
+    }
+    stop
+}
+
 /// What `process` has to do after the protocol ran.
 enum Outcome {
     Waiting,
-    Upgraded,
-    /// Upgraded, the first member of its room on this reactor.
-    Opened,
+    /// Upgraded (`new_room`: the first member of its room on this
+    /// reactor), with a token that expires in so many seconds.
+    Upgraded {
+        new_room: bool,
+        expires_in: Option<u64>,
+    },
     Answered,
 }

@@ -9,6 +9,7 @@ use crate::config::Mode;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::net::buffer::{write_through, OutQueue};
+use crate::net::guard::Guard;
 use crate::proto::deflate::Deflater;
 use crate::proto::session::{message_header, write_message};
 use crate::proto::{Events, MessageKind};
@@ -39,6 +40,9 @@ pub(super) struct Sink<'a> {
     /// The connection's socket and queue, for echo replies written from
     /// the read buffer (once the connection is open).
     pub(super) direct: Option<Direct<'a>>,
+    /// The connection's access control, lent for this read (see
+    /// [`crate::net::guard`]); `None` for most connections.
+    pub(super) guard: Option<Box<Guard>>,
 }
 
 /// Where an echo reply is written without copying its payload.
@@ -57,6 +61,12 @@ const DIRECT_FROM: usize = 16 << 10;
 
 impl Events for Sink<'_> {
     fn message(&mut self, kind: MessageKind, payload: &[u8]) {
+        // The one branch access control costs a connection without a guard.
+        if let Some(guard) = self.guard.as_deref_mut() {
+            if !guard.admit(payload.len()) {
+                return;
+            }
+        }
         self.stats.messages_in += 1;
         self.got_message = true;
         match self.mode {

@@ -1,6 +1,6 @@
-//! The reactor's deadlines: handshake, close and keepalive timers, and the
-//! graceful drain's end. Each job arms its own; the loop asks for the
-//! nearest ([`Timers::next`]) to bound its wait.
+//! The reactor's deadlines: handshake, close, keepalive and token expiry
+//! timers, and the graceful drain's end. Each job arms its own; the loop
+//! asks for the nearest ([`Timers::next`]) to bound its wait.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,10 @@ pub(super) struct Timers {
     /// Keepalive and idle checks (only with those features on), in
     /// milliseconds of the reactor's clock.
     pub(super) keepalive: Deadlines,
-    /// Expired keepalive entries, reused.
+    /// Token expiries (`exp` plus the leeway), in milliseconds of the
+    /// reactor's clock: one entry per connection whose token expires.
+    pub(super) expiry: Deadlines,
+    /// Expired keepalive and expiry entries, reused.
     pub(super) due: Vec<ConnId>,
     /// Whether keepalive or idle checks are on: only then do reads note
     /// the time.
@@ -40,6 +43,8 @@ impl Timers {
             handshake: TimerQueue::new(cfg.handshake_timeout),
             close: TimerQueue::new(cfg.close_timeout),
             keepalive: Deadlines::new(granularity as u64),
+            // Tokens expire on whole seconds.
+            expiry: Deadlines::new(250),
             due: Vec::new(),
             keepalive_on: cfg.idle_timeout.is_some() || cfg.ping_interval.is_some(),
             drain_until: None,
@@ -48,14 +53,12 @@ impl Timers {
 
     /// The nearest deadline, the keepalive clock counting from `started`.
     pub(super) fn next(&self, started: Instant) -> Option<Instant> {
-        let keepalive = self
-            .keepalive
-            .next()
-            .map(|ms| started + Duration::from_millis(ms));
+        let at = |ms: u64| started + Duration::from_millis(ms);
         [
             self.handshake.next(),
             self.close.next(),
-            keepalive,
+            self.keepalive.next().map(at),
+            self.expiry.next().map(at),
             self.drain_until,
         ]
         .into_iter()

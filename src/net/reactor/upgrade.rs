@@ -1,19 +1,21 @@
 //! The handshake phase: the upgrade request answered 101 (or an HTTP error),
 //! plain HTTP requests handed to [`crate::http`], and the handshake timeout.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use slab::Slab;
 
 use super::compress::{self, Incoming};
 use super::sink::Sink;
 use super::Server;
+use crate::auth::{self, KeySlot, Limited, Refusal, RoomRights};
 use crate::bus::BusStats;
 use crate::config::{Config, Mode};
 use crate::http;
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
+use crate::net::guard::Guard;
 use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
 use crate::stats::HandshakeFailure;
@@ -63,12 +65,80 @@ pub(super) enum Handshake {
     /// Incomplete: keep this many bytes.
     Keep(usize),
     /// Upgraded; keep this many bytes of frames that followed the request.
-    Upgraded(usize),
-    /// Upgraded as the first member of its room on this reactor, which
-    /// the caller tells the process's directory or the bus.
-    Opened(usize),
+    Upgraded(Upgraded),
     /// A plain HTTP request was answered: close once it is sent.
     Answered,
+    /// Access control refused the upgrade: answer, then close.
+    Denied(Denied),
+}
+
+/// An upgrade that was answered 101.
+pub(super) struct Upgraded {
+    /// Bytes of frames that followed the request, to keep.
+    pub(super) keep: usize,
+    /// The first member of its room on this reactor, which the caller
+    /// tells the process's directory or the bus.
+    pub(super) new_room: bool,
+    /// Seconds until the token expires, if it does: the connection is
+    /// closed then.
+    pub(super) expires_in: Option<u64>,
+}
+
+/// Why access control refused an upgrade.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Denied {
+    /// No token, or a bad one (401), or one without `read` (403).
+    Auth(Refusal),
+    /// `--max-connections-per-ip` reached (429).
+    PerIp,
+}
+
+impl Denied {
+    /// The HTTP status.
+    pub(super) fn status(self) -> u16 {
+        match self {
+            Denied::Auth(r) => r.status(),
+            Denied::PerIp => 429,
+        }
+    }
+
+    /// The metric label: the refusal's reason, or the limit.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Denied::Auth(r) => r.label(),
+            Denied::PerIp => Limited::ConnectionsPerIp.label(),
+        }
+    }
+
+    /// Appends the answer, before any WebSocket byte: the challenge
+    /// (RFC 6750 §3) with a 401 or 403.
+    pub(super) fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Denied::Auth(r) => {
+                let reason = if r.status() == 403 {
+                    "Forbidden"
+                } else {
+                    "Unauthorized"
+                };
+                let challenge = format!("WWW-Authenticate: {}\r\n", r.www_authenticate());
+                handshake::write_response(out, r.status(), reason, &challenge, r.reason());
+            }
+            Denied::PerIp => handshake::write_response(
+                out,
+                429,
+                "Too Many Requests",
+                "Retry-After: 1\r\n",
+                "too many connections from this address",
+            ),
+        }
+    }
+}
+
+/// The Unix time in whole seconds, for token expiry.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// What the handshake phase sees of the server, besides counters and rooms.
@@ -77,6 +147,8 @@ pub(super) struct HttpContext<'a> {
     pub(super) started: Instant,
     pub(super) now: Instant,
     pub(super) draining: bool,
+    /// `now` in reactor milliseconds, for rate buckets.
+    pub(super) now_ms: u64,
     /// The process's reactors, and which one this is.
     pub(super) cluster: &'a Cluster,
     pub(super) me: usize,
@@ -187,7 +259,43 @@ pub(super) fn handshake(
     if !req.origin_allowed(&cfg.allowed_origins) {
         return Err(HandshakeError::Forbidden);
     }
+    // Access control, once per upgrade: the keys as of now, the token, the
+    // room (the path without the query, so never the token).
+    let (rights, now) = if cfg.auth.enabled() {
+        let keys = cfg
+            .auth
+            .keys
+            .as_ref()
+            .map(KeySlot::keys)
+            .unwrap_or_default();
+        let now = unix_now();
+        match auth::authorize(req.path, req.authorization, &keys, &cfg.auth.policy, now) {
+            Ok(admitted) => (admitted.rights, now),
+            Err(refusal) => return Ok(Handshake::Denied(Denied::Auth(refusal))),
+        }
+    } else {
+        (RoomRights::UNRESTRICTED, 0)
+    };
     let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
+    // Counted last, when nothing else can refuse it: released when the
+    // connection leaves the slab, exactly once.
+    let client = match cfg.auth.connections_per_ip {
+        0 => None,
+        max => match conn.stream.peer_addr() {
+            Ok(peer) if !ctx.cluster.acquire_ip(max, peer.ip()) => {
+                return Ok(Handshake::Denied(Denied::PerIp));
+            }
+            Ok(peer) => Some(peer.ip()),
+            Err(_) => None,
+        },
+    };
+    sink.guard = Guard::new(
+        rights.write,
+        cfg.auth.message_rate,
+        cfg.auth.bytes_rate,
+        client,
+        ctx.now_ms,
+    );
     // permessage-deflate, if the server has it and the client offers it.
     let agreed = z.neg.negotiate(&req, &mut sink.stats.deflate);
     let extensions = agreed.as_ref().map(|(.., answer)| answer.as_str());
@@ -203,8 +311,8 @@ pub(super) fn handshake(
     conn.phase = Phase::Open;
     let mut new_room = false;
     if cfg.mode == Mode::Broadcast {
-        // The path names the room; the query string does not.
-        let room = req.path.split('?').next().unwrap_or(req.path);
+        // The path names the room; the query string (a token) does not.
+        let room = auth::room_of(req.path);
         let joined = sink.hub.join(room, key);
         new_room = joined.new_room;
         conn.seat = Some(joined.seat);
@@ -222,11 +330,11 @@ pub(super) fn handshake(
     );
     sink.stats.deflate.messages_inflated += inflated;
     data.copy_within(offset..offset + keep, 0);
-    Ok(if new_room {
-        Handshake::Opened(keep)
-    } else {
-        Handshake::Upgraded(keep)
-    })
+    Ok(Handshake::Upgraded(Upgraded {
+        keep,
+        new_room,
+        expires_in: rights.seconds_left(now),
+    }))
 }
 
 /// Whether a handshake deadline for `id` still matters: the connection is
