@@ -198,6 +198,7 @@ fn latency_rows(s: &Summary) -> Vec<(&'static str, &Histogram<u64>)> {
         "broadcast" => {
             rows.push(("fan-out", &st.latency));
             rows.push(("uncorrected", &st.uncorrected));
+            rows.push(("API answer", &st.api.latency));
         }
         _ => {}
     }
@@ -275,6 +276,7 @@ pub fn text(s: &Summary) -> String {
             "  delivery     lost {}, duplicated {}, out of order {} (worst subscriber: {} / {} / {})",
             f.lost, f.duplicated, f.out_of_order, f.worst.0, f.worst.1, f.worst.2
         );
+        o.push_str(&crate::publish::report::text(s));
         for (i, (n, t)) in f.nodes.iter().zip(&s.targets).enumerate() {
             let _ = write!(
                 o,
@@ -518,6 +520,10 @@ pub fn json(s: &Summary) -> Value {
             "out_of_order": f.out_of_order,
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
         });
+        if let Some(mut api) = crate::publish::report::json(s) {
+            api["latency"] = latency_json(&st.api.latency);
+            v["broadcast"]["api"] = api;
+        }
         if !f.nodes.is_empty() {
             let empty = crate::stats::latency_histogram();
             let nodes: Vec<Value> = f
