@@ -103,8 +103,16 @@ impl ApiPublishers {
         }
     }
 
-    fn idle(&self, idx: usize) -> bool {
-        self.in_flight.get(idx).is_some_and(Option::is_none)
+    /// Takes publisher `idx` for a request written at `now`, if it has
+    /// none in flight.
+    fn claim(&mut self, idx: usize, now: u64) -> bool {
+        match self.in_flight.get_mut(idx) {
+            Some(slot @ None) => {
+                *slot = Some(now);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -279,13 +287,18 @@ impl Workload for Broadcast {
         }
         let schedule = self.schedule.as_mut()?;
         let now = cx.now;
-        let api = self.api.as_ref();
-        // One request in flight per API publisher: no pipelining.
+        let mut api = self.api.as_mut();
+        // One request in flight per API publisher: no pipelining. A ready
+        // publisher is sent to at once (Schedule::run), so it is claimed
+        // here, before a later message of the same tick could pick it too.
         let ready = |idx: usize| {
-            conns[idx]
+            let open = conns[idx]
                 .as_ref()
-                .is_some_and(|c| c.phase() == Phase::Open && c.pending() < 1 << 20)
-                && api.is_none_or(|a| a.idle(idx))
+                .is_some_and(|c| c.phase() == Phase::Open && c.pending() < 1 << 20);
+            match api.as_deref_mut() {
+                Some(a) if open => a.claim(idx, now),
+                _ => open,
+            }
         };
         let mut due = std::mem::take(&mut self.due);
         due.clear();
@@ -301,10 +314,10 @@ impl Workload for Broadcast {
                 seq: self.pub_seq[idx],
             };
             self.pub_seq[idx] += 1;
-            match self.api.as_mut() {
+            match self.api.as_ref() {
+                // Claimed (in flight) when the schedule picked it.
                 Some(a) => {
-                    conn.send_request(a.api.head(), |out| self.codec.write_plain(out, &stamp));
-                    a.in_flight[idx] = Some(now);
+                    conn.send_request(a.api.head(), |out| self.codec.write_plain(out, &stamp))
                 }
                 None => self.codec.write(conn.out(), &stamp),
             }
