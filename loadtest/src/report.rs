@@ -283,7 +283,7 @@ pub fn text(s: &Summary) -> String {
                 "  {:<12} {}{}: {} subscribers, {} deliveries, lost {}, duplicated {}, out of order {}",
                 if i == 0 { "by node" } else { "" },
                 t.url,
-                if i == 0 { " (publishers)" } else { "" },
+                if i == 0 && !via_api(s) { " (publishers)" } else { "" },
                 n.subscribers,
                 n.deliveries,
                 n.lost,
@@ -429,6 +429,11 @@ fn checks(s: &Summary) -> Option<String> {
     Some(line)
 }
 
+/// Whether the publishers went through the publish API, not a node.
+fn via_api(s: &Summary) -> bool {
+    s.params["publish_url"].is_string()
+}
+
 /// Errors that mean the server ended a connection on its own: a Close, an
 /// end of stream or a reset we did not ask for, an unanswered Close.
 fn unexpected_closes(st: &Stats) -> u64 {
@@ -534,7 +539,7 @@ pub fn json(s: &Summary) -> Value {
                 .map(|(i, (n, t))| {
                     json!({
                         "target": t.url,
-                        "publishers": i == 0,
+                        "publishers": i == 0 && !via_api(s),
                         "subscribers": n.subscribers,
                         "deliveries": n.deliveries,
                         "lost": n.lost,
