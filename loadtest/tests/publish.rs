@@ -172,3 +172,46 @@ fn the_key_file_is_checked_before_any_connection() {
     assert!(!r.stderr.contains("two words"), "{}", r.stderr);
     assert_eq!(api.seen.api_conns.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn https_publishers_use_the_tls_settings_of_wss() {
+    let api = FakeApi::start("/chat", KEY);
+    let key = key_file("tls", KEY);
+    let publish = format!("https://{}", api.tls_addr);
+    let url = format!("ws://{}/chat", api.addr);
+    let key_path = key.to_str().expect("utf-8 path");
+    let base = [
+        "broadcast",
+        "-c",
+        "2",
+        "--publishers",
+        "2",
+        "-R",
+        "200",
+        "-d",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--grace",
+        "300ms",
+        "--publish-url",
+        &publish,
+        "--api-key",
+        key_path,
+        "--json",
+        "-",
+    ];
+    // The certificate is self-signed: refused unless --insecure.
+    let refused = wsload(&[&base[..], &[url.as_str()]].concat());
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(n(&refused.json(), &["errors", "TLS failure", "count"]) > 0);
+    let r = wsload(&[&base[..], &["--insecure", url.as_str()]].concat());
+    let _ = std::fs::remove_file(&key);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    let v = r.json();
+    let published = n(&v["broadcast"], &["published"]);
+    assert!(published > 0);
+    assert_eq!(n(&v["broadcast"], &["deliveries"]), published * 2);
+    assert_eq!(n(&v["broadcast"], &["api", "statuses", "200"]), published);
+    assert_no_key(&r);
+}

@@ -33,10 +33,27 @@ pub struct Seen {
 
 /// The fake API: where it listens and what it saw.
 pub struct FakeApi {
-    /// `host:port`.
+    /// `host:port`: WebSocket and plain HTTP.
     pub addr: String,
+    /// `host:port`: HTTPS, the publish API only.
+    pub tls_addr: String,
     /// What it saw.
     pub seen: Arc<Seen>,
+}
+
+/// Accepts on `listener`, each connection to `serve` in its own thread.
+fn accept<F>(listener: TcpListener, state: Arc<State>, serve: F)
+where
+    F: Fn(TcpStream, &State) + Send + Clone + 'static,
+{
+    thread::spawn(move || {
+        for s in listener.incoming().take(500).flatten() {
+            // The watchdog: a stuck peer cannot hold a thread for long.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let (state, serve) = (state.clone(), serve.clone());
+            thread::spawn(move || serve(s, &state));
+        }
+    });
 }
 
 struct State {
@@ -51,6 +68,8 @@ impl FakeApi {
     pub fn start(room: &str, key: &str) -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
+        let tls_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let tls_addr = tls_listener.local_addr().expect("addr").to_string();
         let seen = Arc::new(Seen::default());
         let state = Arc::new(State {
             key: key.to_string(),
@@ -58,20 +77,21 @@ impl FakeApi {
             subscribers: Mutex::new(Vec::new()),
             seen: seen.clone(),
         });
-        thread::spawn(move || {
-            for s in listener.incoming().take(500).flatten() {
-                // The watchdog: a stuck peer cannot hold a thread for long.
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let state = state.clone();
-                thread::spawn(move || serve(s, &state));
-            }
+        let config = tls_config();
+        accept(tls_listener, state.clone(), move |s, st| {
+            serve_tls(s, st, config.clone())
         });
-        FakeApi { addr, seen }
+        accept(listener, state, serve);
+        FakeApi {
+            addr,
+            tls_addr,
+            seen,
+        }
     }
 }
 
 /// Reads a head line by line; `None` at the end of the stream.
-fn read_head(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+fn read_head<S: Read>(r: &mut BufReader<S>) -> Option<Vec<String>> {
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
@@ -101,8 +121,40 @@ fn serve(s: TcpStream, state: &State) {
     if head[0].starts_with("GET ") {
         return subscribe(s, r, &head, state);
     }
+    publish(r, head, state);
+}
+
+/// A publish API connection over TLS, with a certificate made here.
+fn serve_tls(s: TcpStream, state: &State, config: Arc<rustls::ServerConfig>) {
+    let conn = rustls::ServerConnection::new(config).expect("TLS session");
+    let mut r = BufReader::new(rustls::StreamOwned::new(conn, s));
+    let Some(head) = read_head(&mut r) else {
+        return;
+    };
+    publish(r, head, state);
+}
+
+/// A self-signed certificate for 127.0.0.1 (wsload runs with --insecure).
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key DER");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .expect("server config");
+    Arc::new(config)
+}
+
+/// Requests on one keep-alive connection until it ends.
+fn publish<S: Read + Write>(mut r: BufReader<S>, head: Vec<String>, state: &State) {
     state.seen.api_conns.fetch_add(1, Ordering::Relaxed);
-    let mut w = s;
     let mut head = Some(head);
     while let Some(h) = head.take().or_else(|| read_head(&mut r)) {
         let len: usize = header(&h, "content-length")
@@ -137,7 +189,7 @@ fn serve(s: TcpStream, state: &State) {
             let json = format!("{{\"room\": \"{}\", \"local_receivers\": {n}}}", state.room);
             answer(200, "OK", &json)
         };
-        if w.write_all(answer.as_bytes()).is_err() {
+        if r.get_mut().write_all(answer.as_bytes()).is_err() || r.get_mut().flush().is_err() {
             return;
         }
     }
