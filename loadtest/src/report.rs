@@ -389,6 +389,7 @@ pub fn text(s: &Summary) -> String {
         "  wsload       {:.0}% CPU per thread",
         f.self_per_thread * 100.0
     );
+    o.push_str(&crate::publish::report::behind(s));
     if f.saturated {
         let _ = writeln!(
             o,
@@ -524,6 +525,7 @@ pub fn json(s: &Summary) -> Value {
             "duplicated": f.duplicated,
             "out_of_order": f.out_of_order,
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
+            "due": crate::publish::report::due(s),
         });
         if let Some(mut api) = crate::publish::report::json(s) {
             api["latency"] = latency_json(&st.api.latency);

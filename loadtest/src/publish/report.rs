@@ -1,5 +1,6 @@
 //! `--publish-url` in the reports: the publish API's answers by status
-//! and how long they took.
+//! and how long they took, and whether the publishers kept to `-R` (an
+//! API publisher waits for each answer, so too few of them cannot).
 
 use std::fmt::Write as _;
 
@@ -59,4 +60,29 @@ pub fn json(s: &Summary) -> Option<Value> {
         "refused": api.answers() - ok,
         "statuses": statuses,
     }))
+}
+
+/// Messages a broadcast's publishers should have sent at `-R` over the
+/// warm-up and the window.
+pub fn due(s: &Summary) -> Option<u64> {
+    let p = &s.params;
+    let secs = p["warmup_s"].as_f64()? + p["duration_s"].as_f64()?;
+    Some((p["rate"].as_f64()? * secs) as u64)
+}
+
+/// The warning line when the publishers sent under 95% of what was due.
+pub fn behind(s: &Summary) -> String {
+    let Some(due) = due(s).filter(|_| s.mode == "broadcast") else {
+        return String::new();
+    };
+    let sent = s.stats.sent;
+    if sent as f64 >= due as f64 * 0.95 {
+        return String::new();
+    }
+    let hint = if used(s) {
+        "each API publisher waits for its answer: try more --publishers"
+    } else {
+        "the server did not read them fast enough"
+    };
+    format!("  WARNING      the publishers fell behind -R: {sent} of {due} messages due were published ({hint}); the fan-out latency counts the wait\n")
 }
