@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::api::FakeApi;
 use common::{n, wsload, Run};
@@ -214,4 +215,37 @@ fn https_publishers_use_the_tls_settings_of_wss() {
     assert_eq!(n(&v["broadcast"], &["deliveries"]), published * 2);
     assert_eq!(n(&v["broadcast"], &["api", "statuses", "200"]), published);
     assert_no_key(&r);
+}
+
+#[test]
+fn publishers_waiting_for_slow_answers_are_reported_behind_the_rate() {
+    // 5 ms an answer: one publisher manages about 200 of the 500 due.
+    let api = FakeApi::start_with_delay("/chat", KEY, Duration::from_millis(5));
+    let key = key_file("slow", KEY);
+    let r = run(&api, &key, &["-c", "2", "-R", "1000", "-d", "500ms"]);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    let v = r.json();
+    let published = n(&v["broadcast"], &["published"]);
+    assert_eq!(n(&v["broadcast"], &["due"]), 500);
+    assert!(published < 300, "{v}");
+    assert!(
+        r.stderr.contains("the publishers fell behind -R")
+            && r.stderr.contains("more --publishers"),
+        "{}",
+        r.stderr
+    );
+    // Enough publishers keep the rate, and the warning goes.
+    let r = run(
+        &api,
+        &key,
+        &["-c", "2", "--publishers", "16", "-R", "1000", "-d", "500ms"],
+    );
+    let _ = std::fs::remove_file(&key);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    assert!(
+        n(&r.json()["broadcast"], &["published"]) >= 475,
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("fell behind"), "{}", r.stderr);
 }

@@ -61,11 +61,18 @@ struct State {
     room: String,
     subscribers: Mutex<Vec<TcpStream>>,
     seen: Arc<Seen>,
+    delay: Duration,
 }
 
 impl FakeApi {
     /// Starts the fake API for room `room` (e.g. `/chat`), wanting `key`.
     pub fn start(room: &str, key: &str) -> FakeApi {
+        FakeApi::start_with_delay(room, key, Duration::ZERO)
+    }
+
+    /// The same, waiting `delay` before each answer, as a server whose
+    /// fan-out takes that long.
+    pub fn start_with_delay(room: &str, key: &str, delay: Duration) -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let tls_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -76,6 +83,7 @@ impl FakeApi {
             room: room.to_string(),
             subscribers: Mutex::new(Vec::new()),
             seen: seen.clone(),
+            delay,
         });
         let config = tls_config();
         accept(tls_listener, state.clone(), move |s, st| {
@@ -189,6 +197,7 @@ fn publish<S: Read + Write>(mut r: BufReader<S>, head: Vec<String>, state: &Stat
             let json = format!("{{\"room\": \"{}\", \"local_receivers\": {n}}}", state.room);
             answer(200, "OK", &json)
         };
+        thread::sleep(state.delay);
         if r.get_mut().write_all(answer.as_bytes()).is_err() || r.get_mut().flush().is_err() {
             return;
         }
