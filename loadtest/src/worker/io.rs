@@ -127,9 +127,10 @@ impl<W: Workload> Worker<W> {
         }
     }
 
-    /// A publish API connection: answers to the workload. The server may
-    /// end the connection only after answering `Connection: close`, and
-    /// that still fails a publisher that has more to send.
+    /// A publish API connection: answers to the workload. A server that
+    /// ends the connection fails the publisher, which does not reconnect
+    /// (the detail says whether an answer just read announced it with
+    /// `Connection: close`).
     fn read_api(&mut self, idx: usize, now: u64, win: &Window) {
         let Worker {
             conns,
