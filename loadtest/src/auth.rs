@@ -35,6 +35,13 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl Secret {
+    /// The secret itself, to put on the wire (and nowhere else).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Parses `--token`: visible ASCII, as a header value and a query can carry.
 pub fn parse_token(s: &str) -> Result<Secret, String> {
     if s.is_empty() {

@@ -9,7 +9,8 @@
 //!   pre-encoded masked frames; below it [`fill`], what pads a payload, and
 //!   [`stamp`], the stamp each payload starts with.
 //! - [`client`]: one connection's state machine (connect, handshake, frames
-//!   through `wsd::proto::Session`).
+//!   through `wsd::proto::Session`; or HTTP to a publish API);
+//!   [`publish`]: `broadcast --publish-url`'s requests and answers.
 //! - [`worker`]: one thread's mio loop; [`window`]: the phases of a run in
 //!   time and the timeline's rows; [`modes`]: the workloads the loop drives
 //!   (echo, rate, broadcast, conns, churn).
@@ -34,6 +35,7 @@ mod modes;
 mod output;
 mod payload;
 mod proc;
+mod publish;
 mod render;
 mod report;
 mod results;
@@ -100,16 +102,31 @@ fn check_pids(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Gives `wss://` targets the TLS client config --ca-file and --insecure
+/// Gives `wss://` (and `https://` publish API) targets the TLS client config --ca-file and --insecure
 /// ask for (built once; the CA file is read here).
 fn use_tls(plan: &mut Plan) -> Result<(), String> {
-    if plan.out.targets.iter().all(|t| t.tls_name.is_none()) {
+    let api = match &plan.scenario {
+        cli::Scenario::Broadcast(b) => b.publish_url.as_ref(),
+        _ => None,
+    };
+    if plan
+        .out
+        .targets
+        .iter()
+        .chain(api)
+        .all(|t| t.tls_name.is_none())
+    {
         return Ok(());
     }
     let client = plan.scenario.client();
     let config = tls::client_config(client.ca_file.as_deref(), client.insecure)?;
     for t in &mut plan.out.targets {
         t.use_tls(&config);
+    }
+    if let cli::Scenario::Broadcast(b) = &mut plan.scenario {
+        if let Some(t) = b.publish_url.as_mut() {
+            t.use_tls(&config);
+        }
     }
     Ok(())
 }

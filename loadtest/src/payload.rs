@@ -169,6 +169,23 @@ impl Codec {
         apply_mask(stamp, self.key, 0);
     }
 
+    /// Appends the payload [`Codec::write`] would frame, unframed and
+    /// unmasked: a publish API request's body.
+    pub fn write_plain(&self, out: &mut Vec<u8>, s: &Stamp) {
+        let variant = if self.stamped {
+            s.seq % self.variants as u64
+        } else {
+            s.seq % CYCLE
+        };
+        let at = variant as usize * self.size;
+        let start = out.len();
+        out.extend_from_slice(&self.plain[at..at + self.size]);
+        if self.stamped {
+            let n = self.enc.stamp_len();
+            encode_stamp(s, self.enc, &mut out[start..start + n]);
+        }
+    }
+
     fn check_shape(&self, kind: MessageKind, payload: &[u8]) -> Result<(), Mismatch> {
         if kind != self.enc.kind() {
             return Err(Mismatch::Kind);
@@ -245,6 +262,25 @@ mod tests {
             0,
         );
         (value.opcode, payload)
+    }
+
+    #[test]
+    fn plain_payloads_are_the_framed_ones_unmasked() {
+        for (enc, size) in [
+            (Encoding::Binary, 32),
+            (Encoding::Text, 100),
+            (Encoding::Text, 5),
+        ] {
+            let codec = Codec::with_fill(enc, size, [9, 8, 7, 6], Fill::Random, 3);
+            for seq in [0, 1, 27] {
+                let s = Stamp { seq, ..STAMP };
+                let mut framed = Vec::new();
+                codec.write(&mut framed, &s);
+                let mut plain = vec![1];
+                codec.write_plain(&mut plain, &s);
+                assert_eq!(plain[1..], unmask(&framed).1, "{enc:?} {size} {seq}");
+            }
+        }
     }
 
     #[test]

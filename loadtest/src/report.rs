@@ -198,6 +198,7 @@ fn latency_rows(s: &Summary) -> Vec<(&'static str, &Histogram<u64>)> {
         "broadcast" => {
             rows.push(("fan-out", &st.latency));
             rows.push(("uncorrected", &st.uncorrected));
+            rows.push(("API answer", &st.api.latency));
         }
         _ => {}
     }
@@ -275,13 +276,14 @@ pub fn text(s: &Summary) -> String {
             "  delivery     lost {}, duplicated {}, out of order {} (worst subscriber: {} / {} / {})",
             f.lost, f.duplicated, f.out_of_order, f.worst.0, f.worst.1, f.worst.2
         );
+        o.push_str(&crate::publish::report::text(s));
         for (i, (n, t)) in f.nodes.iter().zip(&s.targets).enumerate() {
             let _ = write!(
                 o,
                 "  {:<12} {}{}: {} subscribers, {} deliveries, lost {}, duplicated {}, out of order {}",
                 if i == 0 { "by node" } else { "" },
                 t.url,
-                if i == 0 { " (publishers)" } else { "" },
+                if i == 0 && !via_api(s) { " (publishers)" } else { "" },
                 n.subscribers,
                 n.deliveries,
                 n.lost,
@@ -387,6 +389,7 @@ pub fn text(s: &Summary) -> String {
         "  wsload       {:.0}% CPU per thread",
         f.self_per_thread * 100.0
     );
+    o.push_str(&crate::publish::report::behind(s));
     if f.saturated {
         let _ = writeln!(
             o,
@@ -425,6 +428,11 @@ fn checks(s: &Summary) -> Option<String> {
         ),
     };
     Some(line)
+}
+
+/// Whether the publishers went through the publish API, not a node.
+fn via_api(s: &Summary) -> bool {
+    s.params["publish_url"].is_string()
 }
 
 /// Errors that mean the server ended a connection on its own: a Close, an
@@ -517,7 +525,12 @@ pub fn json(s: &Summary) -> Value {
             "duplicated": f.duplicated,
             "out_of_order": f.out_of_order,
             "worst_subscriber": { "lost": f.worst.0, "duplicated": f.worst.1, "out_of_order": f.worst.2 },
+            "due": crate::publish::report::due(s),
         });
+        if let Some(mut api) = crate::publish::report::json(s) {
+            api["latency"] = latency_json(&st.api.latency);
+            v["broadcast"]["api"] = api;
+        }
         if !f.nodes.is_empty() {
             let empty = crate::stats::latency_histogram();
             let nodes: Vec<Value> = f
@@ -528,7 +541,7 @@ pub fn json(s: &Summary) -> Value {
                 .map(|(i, (n, t))| {
                     json!({
                         "target": t.url,
-                        "publishers": i == 0,
+                        "publishers": i == 0 && !via_api(s),
                         "subscribers": n.subscribers,
                         "deliveries": n.deliveries,
                         "lost": n.lost,

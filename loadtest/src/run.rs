@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use wsd::proto::Limits;
 
 use crate::cli::Scenario;
-use crate::modes::broadcast::{Broadcast, Role};
+use crate::modes::broadcast::{ApiPublishers, Broadcast, Role};
 use crate::modes::churn::Churn;
 use crate::modes::conns::Idle;
 use crate::modes::echo::Echo;
 use crate::modes::rate::Rate;
 use crate::payload::Codec;
 use crate::proc::{self, ProcSample};
+use crate::publish::Api;
 use crate::stats::Stats;
 use crate::target::Target;
 use crate::upgrade::Upgrade;
@@ -127,7 +128,12 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
     let before = sample(pids);
     let shared = Shared::new(threads);
     let sources = source_count(targets, c.source_addrs, total as usize);
-    let shared_targets: Arc<[Target]> = targets.into();
+    // A publish API is one more target, after the WebSocket ones.
+    let api = match s {
+        Scenario::Broadcast(b) => b.publish_url.clone(),
+        _ => None,
+    };
+    let shared_targets: Arc<[Target]> = targets.iter().cloned().chain(api).collect();
     let upgrade = Arc::new(c.upgrade());
     let place = placement(s, targets.len());
     let mut summary_stats = Stats::new(timing.rows());
@@ -140,6 +146,7 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
                 let shared = shared.clone();
                 let net = Net {
                     targets: shared_targets.clone(),
+                    nodes: targets.len(),
                     upgrade: upgrade.clone(),
                 };
                 let (specs, globals) = specs_for(t, threads, total as usize, sources, &place);
@@ -219,7 +226,10 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
 
 /// Where a thread's connections go, and what their requests add.
 struct Net {
+    /// The WebSocket targets, then the publish API if there is one.
     targets: Arc<[Target]>,
+    /// How many of them are WebSocket targets (a cluster's nodes).
+    nodes: usize,
     upgrade: Arc<Upgrade>,
 }
 
@@ -236,7 +246,11 @@ fn run_thread(
     // Each thread masks with its own key; any key will do for a server we own.
     let key = [0x5A ^ t as u8, 0x3C, 0x96 ^ (t >> 8) as u8, 0xC3];
     let size = s.payload().map_or(0, |p| p.size);
-    let Net { targets, upgrade } = net;
+    let Net {
+        targets,
+        nodes,
+        upgrade,
+    } = net;
     let limits = Limits {
         max_message: size.max(64 << 10),
         max_frame: size.max(64 << 10),
@@ -272,14 +286,20 @@ fn run_thread(
                     }
                 })
                 .collect();
-            let sub_nodes = (targets.len() > 1).then_some(sub_nodes);
+            let sub_nodes = (nodes > 1).then_some(sub_nodes);
             let local_pubs = roles
                 .iter()
                 .filter(|r| matches!(r, Role::Publisher(_)))
                 .count() as f64;
             let share = a.rate * local_pubs / f64::from(a.publishers);
             let rate = share.max(1e-9);
-            let work = Broadcast::new(codec, shared.clone(), roles, sub_nodes, a.publishers, rate);
+            let api = a.publish_url.as_ref().map(|t| {
+                let enc = a.payload.encoding();
+                let api = Api::new(t, &targets[0].path, a.api_key.as_ref(), enc, size);
+                ApiPublishers::new(api, specs.len())
+            });
+            let work = Broadcast::new(codec, shared.clone(), roles, sub_nodes, a.publishers, rate)
+                .with_api(api);
             Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Churn(a), Some(codec)) => {
@@ -314,30 +334,38 @@ fn source_count(targets: &[Target], asked: Option<u8>, total: usize) -> Option<u
 /// Which target each connection goes to, by global ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Placement {
-    /// Ordinals below this (broadcast's publishers) go to the first target.
+    /// Ordinals below this (broadcast's publishers) go to the first target,
+    /// or to the publish API.
     first_only: u32,
     /// The others go to each target in turn.
     targets: usize,
+    /// `--publish-url`: the publishers go to the API, the target after the
+    /// WebSocket ones.
+    api: bool,
 }
 
 impl Placement {
-    fn target(&self, g: u32) -> usize {
+    /// Target and whether it is the publish API.
+    fn target(&self, g: u32) -> (usize, bool) {
         match g.checked_sub(self.first_only) {
-            Some(k) => k as usize % self.targets.max(1),
-            None => 0,
+            Some(k) => (k as usize % self.targets.max(1), false),
+            None if self.api => (self.targets, true),
+            None => (0, false),
         }
     }
 }
 
-/// The publishers on the first node, subscribers round-robin over all.
+/// The publishers on the first node (or the API), subscribers
+/// round-robin over all nodes.
 fn placement(s: &Scenario, targets: usize) -> Placement {
-    let first_only = match s {
-        Scenario::Broadcast(b) => b.publishers,
-        _ => 0,
+    let (first_only, api) = match s {
+        Scenario::Broadcast(b) => (b.publishers, b.publish_url.is_some()),
+        _ => (0, false),
     };
     Placement {
         first_only,
         targets,
+        api,
     }
 }
 
@@ -352,11 +380,15 @@ fn specs_for(
     let globals: Vec<u32> = (t..total).step_by(threads).map(|g| g as u32).collect();
     let specs = globals
         .iter()
-        .map(|&g| ConnSpec {
-            target: place.target(g),
-            source: sources
-                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (g as usize % n) as u8))),
-            seed: g.wrapping_mul(0x9E37_79B9) ^ 0x5BD1_E995 | 1,
+        .map(|&g| {
+            let (target, api) = place.target(g);
+            ConnSpec {
+                target,
+                source: sources
+                    .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (g as usize % n) as u8))),
+                seed: g.wrapping_mul(0x9E37_79B9) ^ 0x5BD1_E995 | 1,
+                api,
+            }
         })
         .collect();
     (specs, globals)
@@ -411,6 +443,11 @@ fn params(s: &Scenario, threads: usize) -> Value {
         Scenario::Broadcast(a) => {
             p["rate"] = json!(a.rate);
             p["publishers"] = json!(a.publishers);
+            if let Some(t) = &a.publish_url {
+                p["publish_url"] = json!(t.url);
+                // Whether a key was sent, never the key.
+                p["api_key"] = json!(a.api_key.is_some());
+            }
         }
         Scenario::Conns(_) => {}
         Scenario::Churn(a) => {

@@ -59,6 +59,10 @@ pub enum ErrorKind {
     /// `--deflate`: the server declined permessage-deflate; the connection
     /// went on uncompressed.
     DeflateDeclined,
+    /// `--publish-url`: the publish API answered with this status, not 200.
+    ApiStatus(u16),
+    /// `--publish-url`: an answer that could not be read, or came unasked.
+    ApiAnswer,
 }
 
 impl fmt::Display for ErrorKind {
@@ -81,6 +85,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Tls => f.write_str("TLS failure"),
             ErrorKind::Extension => f.write_str("extension answer rejected"),
             ErrorKind::DeflateDeclined => f.write_str("deflate not negotiated"),
+            ErrorKind::ApiStatus(s) => write!(f, "publish API status {s}"),
+            ErrorKind::ApiAnswer => f.write_str("bad publish API answer"),
         }
     }
 }
@@ -217,6 +223,30 @@ pub struct SubscriberTally {
     pub out_of_order: u64,
 }
 
+/// `--publish-url`: the publish API's answers.
+#[derive(Clone, Debug)]
+pub struct ApiTally {
+    /// Answers by status, whole run.
+    pub statuses: BTreeMap<u16, u64>,
+    /// From writing a request to reading its answer, in the window.
+    pub latency: Histogram<u64>,
+}
+
+impl ApiTally {
+    /// All answers counted.
+    pub fn answers(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    fn merge(&mut self, o: &ApiTally) {
+        for (&k, &n) in &o.statuses {
+            *self.statuses.entry(k).or_default() += n;
+        }
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency.add(&o.latency);
+    }
+}
+
 /// `churn`: how the connections ended, and the messages of each kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChurnTally {
@@ -291,6 +321,8 @@ pub struct Stats {
     pub node_latency: Vec<Histogram<u64>>,
     /// Churn: how connections ended.
     pub churn: ChurnTally,
+    /// Broadcast with `--publish-url`: the API's answers.
+    pub api: ApiTally,
     /// Frame and message bytes, whole run.
     pub wire: Wire,
     /// Rows the timeline may hold.
@@ -318,6 +350,10 @@ impl Stats {
             subscribers: Vec::new(),
             node_latency: Vec::new(),
             churn: ChurnTally::default(),
+            api: ApiTally {
+                statuses: BTreeMap::new(),
+                latency: latency_histogram(),
+            },
             wire: Wire::default(),
             timeline_limit: rows,
         }
@@ -408,6 +444,7 @@ impl Stats {
             }
         }
         self.churn.merge(&o.churn);
+        self.api.merge(&o.api);
         self.wire.add(&o.wire);
     }
 }
@@ -443,6 +480,11 @@ mod tests {
         assert_eq!(a.errors.count(ErrorKind::Mismatch), 2);
         assert_eq!(a.timeline.seconds.len(), 4);
         assert_eq!(a.timeline.seconds[3].errors, 2);
+        b.api.statuses.insert(401, 3);
+        a.api.statuses.insert(200, 5);
+        a.merge(&b);
+        assert_eq!(a.api.answers(), 8);
+        assert_eq!(a.api.statuses.get(&401), Some(&3));
     }
 
     #[test]

@@ -51,13 +51,33 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
             "'{url}' is not a WebSocket URL (expected ws://host:port/path or wss://...)"
         ));
     };
+    parse_rest(url, rest, secure)
+}
+
+/// Parses `http://host[:port][/path]` (80) or `https://...` (443): the
+/// same parts as a WebSocket URL, over the same TLS when secure.
+pub fn parse_http(url: &str) -> Result<Target, String> {
+    let (rest, secure) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true)
+    } else {
+        return Err(format!(
+            "'{url}' is not an HTTP URL (expected http://host:port or https://...)"
+        ));
+    };
+    parse_rest(url, rest, secure)
+}
+
+/// What follows the scheme: authority, then path.
+fn parse_rest(url: &str, rest: &str, secure: bool) -> Result<Target, String> {
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
         None => (rest, "/".to_string()),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("'{url}': expected ws://host:port/path"));
+        return Err(format!("'{url}': expected host:port after the scheme"));
     }
     let has_port = match authority.rfind(':') {
         // A bracketed IPv6 literal has colons of its own.
@@ -135,6 +155,19 @@ mod tests {
             parse_target("ws://127.0.0.1:1/").expect("valid").tls_name,
             None
         );
+    }
+
+    #[test]
+    fn http_urls_parse_like_websocket_ones() {
+        let t = parse_http("http://127.0.0.1:9001").expect("valid");
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("127.0.0.1:9001", "/"));
+        assert_eq!(t.tls_name, None);
+        let t = parse_http("https://localhost/").expect("valid");
+        assert_eq!(
+            (t.addr.port(), t.tls_name.as_deref()),
+            (443, Some("localhost"))
+        );
+        assert!(parse_http("ws://127.0.0.1/").is_err());
     }
 
     #[test]

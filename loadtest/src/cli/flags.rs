@@ -15,7 +15,9 @@ use crate::auth::{
     Source,
 };
 use crate::fill::Fill;
+use crate::publish::{parse_api_key, parse_publish_url};
 use crate::stamp::Encoding;
+use crate::target::Target;
 use crate::upgrade::{parse_header, parse_origin, parse_protocol, Header, Upgrade};
 
 /// The largest payload.
@@ -291,6 +293,19 @@ pub struct BroadcastArgs {
     /// Total messages published per second, over all publishers.
     #[arg(short = 'R', long, default_value = "1000", value_name = "MSGS_PER_S", value_parser = parse_rate)]
     pub rate: f64,
+    /// Publish through the server's HTTP publish API (http://host:port, or
+    /// https:// over the same TLS settings as wss://): each message is a
+    /// `POST /publish/ROOM`, ROOM being the WebSocket URL's path, its body
+    /// the payload (text/plain or application/octet-stream, as --text or
+    /// --binary), over one keep-alive connection per publisher with one
+    /// request in flight. Subscribers listen over WebSocket as usual;
+    /// answers are counted by status, and any but 200 is an error.
+    #[arg(long, value_name = "URL", value_parser = parse_publish_url)]
+    pub publish_url: Option<Target>,
+    /// With --publish-url: send the key in this file (its bytes, trimmed)
+    /// as `Authorization: Bearer KEY`. The key is never printed.
+    #[arg(long, value_name = "FILE", value_parser = parse_api_key, requires = "publish_url")]
+    pub api_key: Option<Secret>,
     /// How to connect.
     #[command(flatten)]
     pub client: ClientArgs,

@@ -145,6 +145,15 @@ impl Matrix {
                 }
             }
         }
+        for e in &self.entries {
+            // One API URL cannot follow servers that each get a port.
+            if matches!(&e.scenario, Scenario::Broadcast(b) if b.publish_url.is_some()) {
+                return Err(usage(format!(
+                    "scenario '{}': --publish-url names one server; compare runs several",
+                    e.name
+                )));
+            }
+        }
         let allowed = CpuList::allowed().map_err(|e| usage(format!("sched_getaffinity: {e}")))?;
         let lists = [
             ("--server-cpus", &self.server_cpus),

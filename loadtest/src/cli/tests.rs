@@ -392,7 +392,7 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
     assert_eq!(sorted(longs(&["rate"])), want(&["rate"], &single));
     assert_eq!(
         sorted(longs(&["broadcast"])),
-        want(&["publishers", "rate"], &single)
+        want(&["publishers", "rate", "publish-url", "api-key"], &single)
     );
     assert_eq!(
         sorted(longs(&["churn"])),
@@ -538,4 +538,41 @@ fn token_flags_go_together_one_way() {
     let plan = parse(&["echo", "--token", "abc.def.ghi", url]).expect("parsed");
     assert!(!format!("{plan:?}").contains("abc.def"));
     let _ = std::fs::remove_file(key);
+}
+
+#[test]
+fn publish_urls_need_broadcast_and_a_single_run() {
+    let plan = parse(&[
+        "broadcast",
+        "--publish-url",
+        "http://127.0.0.1:9",
+        "ws://127.0.0.1:1/chat",
+    ])
+    .expect("a publish URL");
+    let Scenario::Broadcast(b) = &plan.scenario else {
+        panic!("broadcast");
+    };
+    assert_eq!(
+        b.publish_url.as_ref().map(|t| t.host.as_str()),
+        Some("127.0.0.1:9")
+    );
+    // A key without a URL to send it to.
+    assert!(parse(&["broadcast", "--api-key", "/dev/null", "ws://127.0.0.1:1"]).is_err());
+    assert!(parse(&[
+        "rate",
+        "-R",
+        "1",
+        "--publish-url",
+        "http://127.0.0.1:9",
+        "ws://127.0.0.1:1"
+    ])
+    .is_err());
+    let m = matrix(&[
+        "broadcast",
+        "--publish-url",
+        "http://127.0.0.1:9",
+        "ws://127.0.0.1:1",
+        "ws://127.0.0.1:2",
+    ]);
+    assert!(matches!(m, Ok(Err(MatrixError::Usage(..)))), "{m:?}");
 }

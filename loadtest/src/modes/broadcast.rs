@@ -10,6 +10,11 @@
 //! sequence number: a subscriber then checks each delivery's content and
 //! counts them, and the report takes a surplus over the published count
 //! as duplicates. There is no order check and no fan-out latency.
+//!
+//! With `--publish-url` the publishers are HTTP connections to the publish
+//! API ([`crate::publish`]): each message is a `POST` whose body is the
+//! payload, one in flight per publisher; the answers are counted by status
+//! and timed, and any but 200 is an error.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,8 +25,10 @@ use super::count_mismatch;
 use super::rate::Schedule;
 use crate::client::{Conn, Phase};
 use crate::payload::{Codec, Mismatch};
+use crate::publish::answer::{describe, Answer};
+use crate::publish::Api;
 use crate::stamp::Stamp;
-use crate::stats::{latency_histogram, SubscriberTally};
+use crate::stats::{latency_histogram, ErrorKind, SubscriberTally};
 use crate::worker::{Cx, Shared, Workload};
 
 /// What one local connection does.
@@ -78,6 +85,37 @@ impl Track {
     }
 }
 
+/// `--publish-url`: the request every publish sends, and each publisher's
+/// request in flight.
+#[derive(Debug)]
+pub struct ApiPublishers {
+    api: Api,
+    /// By connection index: when its request in flight was written (ns).
+    in_flight: Vec<Option<u64>>,
+}
+
+impl ApiPublishers {
+    /// Publishers on `n` connections sending `api`'s requests.
+    pub fn new(api: Api, n: usize) -> ApiPublishers {
+        ApiPublishers {
+            api,
+            in_flight: vec![None; n],
+        }
+    }
+
+    /// Takes publisher `idx` for a request written at `now`, if it has
+    /// none in flight.
+    fn claim(&mut self, idx: usize, now: u64) -> bool {
+        match self.in_flight.get_mut(idx) {
+            Some(slot @ None) => {
+                *slot = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The broadcast workload for one thread.
 #[derive(Debug)]
 pub struct Broadcast {
@@ -101,6 +139,8 @@ pub struct Broadcast {
     /// Whether this thread has said its publishers are done.
     done: bool,
     due: Vec<(usize, u64)>,
+    /// `--publish-url`: publishers are HTTP connections.
+    api: Option<ApiPublishers>,
 }
 
 impl Broadcast {
@@ -141,7 +181,14 @@ impl Broadcast {
             live_subs: vec![true; subs],
             done: false,
             due: Vec::new(),
+            api: None,
         }
+    }
+
+    /// Publishes through the HTTP API instead of WebSocket messages.
+    pub fn with_api(mut self, api: Option<ApiPublishers>) -> Broadcast {
+        self.api = api;
+        self
     }
 
     fn publishers_done(&mut self) {
@@ -240,10 +287,18 @@ impl Workload for Broadcast {
         }
         let schedule = self.schedule.as_mut()?;
         let now = cx.now;
+        let mut api = self.api.as_mut();
+        // One request in flight per API publisher: no pipelining. A ready
+        // publisher is sent to at once (Schedule::run), so it is claimed
+        // here, before a later message of the same tick could pick it too.
         let ready = |idx: usize| {
-            conns[idx]
+            let open = conns[idx]
                 .as_ref()
-                .is_some_and(|c| c.phase() == Phase::Open && c.pending() < 1 << 20)
+                .is_some_and(|c| c.phase() == Phase::Open && c.pending() < 1 << 20);
+            match api.as_deref_mut() {
+                Some(a) if open => a.claim(idx, now),
+                _ => open,
+            }
         };
         let mut due = std::mem::take(&mut self.due);
         due.clear();
@@ -259,7 +314,13 @@ impl Workload for Broadcast {
                 seq: self.pub_seq[idx],
             };
             self.pub_seq[idx] += 1;
-            self.codec.write(conn.out(), &stamp);
+            match self.api.as_ref() {
+                // Claimed (in flight) when the schedule picked it.
+                Some(a) => {
+                    conn.send_request(a.api.head(), |out| self.codec.write_plain(out, &stamp))
+                }
+                None => self.codec.write(conn.out(), &stamp),
+            }
             cx.sent();
             cx.dirty.push(idx);
         }
@@ -270,16 +331,52 @@ impl Workload for Broadcast {
         Some(next)
     }
 
+    fn on_answer(&mut self, idx: usize, a: &Answer, raw: &[u8], cx: &mut Cx) {
+        // 1xx is interim: the answer is still to come.
+        if a.status < 200 {
+            return;
+        }
+        let sent = self
+            .api
+            .as_mut()
+            .and_then(|p| p.in_flight.get_mut(idx))
+            .and_then(Option::take);
+        let Some(sent) = sent else {
+            return cx.error(ErrorKind::ApiAnswer, 1, || {
+                format!("an answer to no request: {}", describe(raw, a))
+            });
+        };
+        *cx.stats.api.statuses.entry(a.status).or_default() += 1;
+        if cx.win.measuring(cx.now) {
+            let took = cx.now.saturating_sub(sent);
+            cx.stats.api.latency.saturating_record(took.max(1));
+        }
+        if a.status != 200 {
+            cx.error(ErrorKind::ApiStatus(a.status), 1, || describe(raw, a));
+        }
+    }
+
     fn on_lost(&mut self, idx: usize, _: &mut Cx) {
         match self.roles[idx] {
             Role::Subscriber(s) => self.live_subs[s] = false,
-            Role::Publisher(_) => self.order.retain(|&i| i != idx),
+            Role::Publisher(_) => {
+                self.order.retain(|&i| i != idx);
+                // Its failure is counted; its answer will not come.
+                if let Some(slot) = self.api.as_mut().and_then(|a| a.in_flight.get_mut(idx)) {
+                    *slot = None;
+                }
+            }
         }
     }
 
     fn drained(&self) -> bool {
         if self.shared.publishers_done.load(Ordering::Acquire) < self.shared.threads() {
             return false;
+        }
+        if let Some(a) = &self.api {
+            if a.in_flight.iter().any(Option::is_some) {
+                return false;
+            }
         }
         let published = self.shared.published.load(Ordering::Acquire);
         let live = self.live_subs.iter().filter(|&&l| l).count() as u64;
@@ -295,6 +392,14 @@ impl Workload for Broadcast {
 
     fn finish(&mut self, cx: &mut Cx) {
         self.publishers_done();
+        if let Some(a) = self.api.as_mut() {
+            let n = a.in_flight.iter_mut().filter_map(Option::take).count() as u64;
+            if n > 0 {
+                cx.error(ErrorKind::Unanswered, n, || {
+                    format!("{n} publish requests never answered")
+                });
+            }
+        }
         cx.stats.subscribers = self.tallies.clone();
     }
 }

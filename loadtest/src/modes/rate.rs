@@ -48,8 +48,9 @@ impl Schedule {
     }
 
     /// Calls `send(idx, intended)` for each message due by `now`, rotating
-    /// over `order` and skipping connections that `ready` refuses. Returns
-    /// when the next message is due.
+    /// over `order` and skipping connections that `ready` refuses; a
+    /// connection `ready` accepts is sent to at once. Returns when the
+    /// next message is due.
     pub fn run(
         &mut self,
         now: u64,

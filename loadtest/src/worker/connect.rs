@@ -51,7 +51,11 @@ impl<W: Workload> Worker<W> {
         let spec = self.specs[idx];
         let t = &self.targets[spec.target];
         let tls = t.tls.as_ref().zip(t.tls_name.as_deref());
-        let mut c = Conn::connect(t.addr, spec.source, seed, tls)?;
+        let mut c = if spec.api {
+            Conn::connect_api(t.addr, spec.source, tls)?
+        } else {
+            Conn::connect(t.addr, spec.source, seed, tls)?
+        };
         c.register(self.poll.registry(), Token(idx))?;
         self.conns[idx] = Some(c);
         self.pending += 1;

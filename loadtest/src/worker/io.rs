@@ -8,6 +8,7 @@ use wsd::proto::MessageKind;
 use super::workload::{cx, Ended, Workload};
 use super::Worker;
 use crate::client::{Phase, ReadEnd};
+use crate::publish::answer::Answer;
 use crate::stats::ErrorKind;
 use crate::window::Window;
 
@@ -32,6 +33,10 @@ impl<W: Workload> Worker<W> {
                 let t = &self.targets[self.specs[idx].target];
                 if let Err(f) = conn.on_connected(&t.host, &t.path, &self.upgrade) {
                     return self.fail(idx, f, win);
+                }
+                if conn.phase() == Phase::Open {
+                    // A publish API connection: no upgrade to wait for.
+                    self.opened(idx, now, win);
                 }
             }
             Phase::Handshake => {
@@ -58,6 +63,9 @@ impl<W: Workload> Worker<W> {
     }
 
     pub(super) fn read(&mut self, idx: usize, now: u64, win: &Window) {
+        if self.conns[idx].as_ref().is_some_and(|c| c.is_api()) {
+            return self.read_api(idx, now, win);
+        }
         let Worker {
             conns,
             work,
@@ -112,6 +120,44 @@ impl<W: Workload> Worker<W> {
                     "server closed the TCP connection without answering our Close"
                 } else {
                     "server closed the TCP connection without a Close"
+                };
+                self.fail(idx, (ErrorKind::UnexpectedEof, detail.into()), win);
+            }
+            Err(f) => self.fail(idx, f, win),
+        }
+    }
+
+    /// A publish API connection: answers to the workload. A server that
+    /// ends the connection fails the publisher, which does not reconnect
+    /// (the detail says whether an answer just read announced it with
+    /// `Connection: close`).
+    fn read_api(&mut self, idx: usize, now: u64, win: &Window) {
+        let Worker {
+            conns,
+            work,
+            stats,
+            dirty,
+            requests,
+            ..
+        } = self;
+        let Some(conn) = conns[idx].as_mut() else {
+            return;
+        };
+        let mut cx = cx(win, now, stats, dirty, requests);
+        let mut closing = false;
+        let mut on_answer = |a: &Answer, raw: &[u8]| {
+            closing |= a.close;
+            work.on_answer(idx, a, raw, &mut cx);
+        };
+        let end = conn.read_answers(&mut on_answer);
+        stats.on_wire(win.row(now), &conn.take_wire());
+        match end {
+            Ok(ReadEnd::Blocked) => {}
+            Ok(_) => {
+                let detail = if closing {
+                    "the publish API closed the connection after Connection: close"
+                } else {
+                    "the publish API closed the keep-alive connection"
                 };
                 self.fail(idx, (ErrorKind::UnexpectedEof, detail.into()), win);
             }

@@ -271,9 +271,17 @@ impl<W: Workload> Worker<W> {
                             &mut self.requests,
                         );
                         self.work.finish(&mut cx);
-                        for c in self.conns.iter_mut().flatten() {
-                            c.close();
-                            let _ = c.flush();
+                        for idx in 0..self.conns.len() {
+                            let Some(c) = self.conns[idx].as_mut() else {
+                                continue;
+                            };
+                            if c.is_api() {
+                                // An idle keep-alive connection just ends.
+                                self.end(idx, Ended::Closed, &win);
+                            } else {
+                                c.close();
+                                let _ = c.flush();
+                            }
                         }
                         close_deadline = Some(now + CLOSE_WAIT);
                         stage = Stage::Closing;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use wsd::proto::MessageKind;
 
 use crate::client::Conn;
+use crate::publish::answer::Answer;
 use crate::stats::{ErrorKind, Stats};
 use crate::window::Window;
 
@@ -102,6 +103,8 @@ pub trait Workload {
     fn drained(&self) -> bool;
     /// The drain is over: count what is still outstanding.
     fn finish(&mut self, cx: &mut Cx);
+    /// A publish API connection `idx` read a whole answer, `raw` its bytes.
+    fn on_answer(&mut self, _idx: usize, _answer: &Answer, _raw: &[u8], _cx: &mut Cx) {}
     /// Connection `idx` completed its handshake after the load started
     /// (only slots that [`Workload::reopen`] asked for); `out` is its output.
     fn on_open(&mut self, _idx: usize, _out: &mut Vec<u8>, _cx: &mut Cx) {}
@@ -122,6 +125,8 @@ pub struct ConnSpec {
     pub source: Option<IpAddr>,
     /// Seed for masking keys and the handshake nonce.
     pub seed: u32,
+    /// An HTTP publish API connection (`broadcast --publish-url`).
+    pub api: bool,
 }
 
 /// The context of one callback.

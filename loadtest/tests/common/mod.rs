@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub mod api;
+
 use serde_json::Value;
 use wsd::proto::frame::{decode_header, write_frame, OpCode, Parsing};
 use wsd::proto::handshake::accept_key;

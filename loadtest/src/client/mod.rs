@@ -20,6 +20,13 @@
 //! waits inside rustls until it is done, so the handshake time includes
 //! TLS), reads take plaintext out of rustls, and flushes encrypt the output
 //! buffer into it.
+//!
+//! A publisher of `broadcast --publish-url` is a connection of the same
+//! kind that speaks HTTP instead ([`http`]): Open once TCP (and TLS) is
+//! up, requests out of the same output buffer, answers read into the same
+//! read buffer.
+
+mod http;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -97,6 +104,8 @@ pub struct Conn {
     pub started: Instant,
     /// When [`Conn::close`] sent our Close, if it did.
     pub closed_at: Option<Instant>,
+    /// An HTTP publish API connection, not a WebSocket (see [`http`]).
+    api: bool,
 }
 
 /// Hands a session's events to the caller's closure and queues its frames.
@@ -186,6 +195,7 @@ impl Conn {
             wire: Wire::default(),
             started: Instant::now(),
             closed_at: None,
+            api: false,
         })
     }
 
@@ -239,7 +249,8 @@ impl Conn {
     }
 
     /// On the first writable edge: checks the connect worked and queues
-    /// the upgrade request for `path` on `host`.
+    /// the upgrade request for `path` on `host` (an API connection is
+    /// Open at once instead).
     pub fn on_connected(&mut self, host: &str, path: &str, up: &Upgrade) -> Result<(), Failure> {
         if let Some(e) = self.stream.take_error().map_err(|e| io_failure(&e))? {
             return Err(io_failure(&e));
@@ -250,6 +261,11 @@ impl Conn {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
             Err(e) => return Err(io_failure(&e)),
+        }
+        if self.api {
+            // No upgrade: requests flow as soon as TCP (and TLS) is up.
+            self.phase = Phase::Open;
+            return Ok(());
         }
         up.write_request(&mut self.out, host, path, &self.key)
             .map_err(|e| (ErrorKind::Io, e))?;
@@ -399,7 +415,7 @@ impl Conn {
     /// holds it until the handshake is done) and on to the socket.
     pub fn flush(&mut self) -> Result<(), Failure> {
         let framing = matches!(self.phase, Phase::Open | Phase::Closing | Phase::Lingering);
-        if framing && self.sealed_to < self.out.len() {
+        if framing && !self.api && self.sealed_to < self.out.len() {
             self.sealed_to = seal(
                 &mut self.out,
                 self.sealed_to,
