@@ -98,6 +98,10 @@ pub struct Config {
     pub tls: Option<TlsSlot>,
     /// permessage-deflate (RFC 7692); off when `None`.
     pub deflate: Option<DeflateConfig>,
+    /// The keys that may publish through the HTTP API (`--api-key`,
+    /// `POST /publish/ROOM`); without them (and without access-control
+    /// tokens) the API answers 403. Broadcast mode only.
+    pub api_keys: Option<crate::api::ApiKeySlot>,
 }
 
 /// permessage-deflate settings.
@@ -158,6 +162,7 @@ impl Default for Config {
             redis: None,
             instance: std::process::id().to_string(),
             tls: None,
+            api_keys: None,
         }
     }
 }
@@ -245,6 +250,10 @@ impl Config {
         }
         if let Some(redis) = &self.redis {
             redis.validate()?;
+        }
+        if self.api_keys.is_some() && self.mode == Mode::Echo {
+            // An echo server has no rooms to publish into.
+            return Err("--api-key needs --mode broadcast".into());
         }
         Ok(())
     }

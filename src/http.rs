@@ -299,6 +299,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
     let [ok, error] = snap.tls_reloads;
     writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
     writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
+    stats.api.write_metrics(w)?;
     w.write_str(snap.extra)
 }
 

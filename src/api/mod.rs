@@ -79,8 +79,8 @@ pub use answer::{
 };
 pub use chunked::MAX_LINE as MAX_CHUNK_LINE;
 pub use conn::{ApiConn, Feed, Limits, ParseError, Request};
-pub use keys::ApiKeys;
+pub use keys::{ApiKeySlot, ApiKeys};
 pub use publish::{
-    decide, route, Access, Decision, Grant, Message, Refusal, Route, TokenCheck, MAX_BATCH,
+    admit, decide, route, Access, Decision, Grant, Message, Refusal, Route, TokenCheck, MAX_BATCH,
 };
 pub use stats::ApiStats;

@@ -61,6 +61,7 @@ use slab::Slab;
 use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::Cluster;
 use super::conn::Connection;
+use crate::api::ApiKeySlot;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::id::ConnId;
@@ -84,6 +85,7 @@ macro_rules! notice {
 
 // After `notice!`, which they use.
 mod accept;
+mod api;
 mod closing;
 pub(crate) mod compress;
 mod fanout;
@@ -142,6 +144,8 @@ pub struct ShutdownHandle {
     cluster: Arc<Cluster>,
     /// The certificate the reactors share, if they speak TLS.
     tls: Option<TlsSlot>,
+    /// The publish API's keys, if any.
+    api_keys: Option<ApiKeySlot>,
 }
 
 impl ShutdownHandle {
@@ -166,6 +170,19 @@ impl ShutdownHandle {
     /// theirs. `None` without TLS; an error (the old pair stays) says why.
     pub fn reload_tls(&self) -> Option<Result<Loaded, String>> {
         self.tls.as_ref().map(TlsSlot::reload)
+    }
+
+    /// Rereads the `--api-key` files on the calling thread: every
+    /// reactor's next request is checked against the new keys. `None`
+    /// without keys; an error (the old keys stay) names the file, never a
+    /// key. `Ok` says how many keys there are.
+    pub fn reload_api_keys(&self) -> Option<Result<usize, String>> {
+        self.api_keys.as_ref().map(ApiKeySlot::reload)
+    }
+
+    /// Whether there are `--api-key` files to reload.
+    pub fn has_api_keys(&self) -> bool {
+        self.api_keys.is_some()
     }
 }
 
@@ -261,6 +278,8 @@ pub struct Server {
     link: BusLink,
     /// The counters and the log.
     report: Report,
+    /// Publish API connections' states and deadlines (`api`).
+    api: api::ApiPart,
 }
 
 impl Server {
@@ -297,6 +316,7 @@ impl Server {
             peers: Peers::new(cluster, me, now),
             link,
             report: Report::new(&cfg, now),
+            api: api::ApiPart::new(&cfg),
             cfg,
         })
     }
@@ -329,6 +349,7 @@ impl Server {
         ShutdownHandle {
             cluster: self.peers.cluster.clone(),
             tls: self.cfg.tls.clone(),
+            api_keys: self.cfg.api_keys.clone(),
         }
     }
 
@@ -407,6 +428,7 @@ impl Server {
             self.report.next_deadline(),
             self.peers.next_deadline(),
             self.link.next_deadline(),
+            self.api.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -428,6 +450,7 @@ impl Server {
         self.expire_handshakes();
         self.expire_closes();
         self.expire_keepalive();
+        self.expire_api();
         self.resume_accepts();
         self.take_handoffs();
         self.bus_inbound();

@@ -59,6 +59,8 @@ pub struct Stats {
     pub tls_handshake_failures: [u64; HandshakeFailure::ALL.len()],
     /// permessage-deflate.
     pub deflate: DeflateStats,
+    /// The publish API (`wsd_api_*`).
+    pub api: crate::api::ApiStats,
 }
 
 /// What permessage-deflate did.
@@ -283,6 +285,7 @@ impl Stats {
         for c in &COUNTERS {
             *(c.get_mut)(self) += (c.get)(other);
         }
+        self.api.add(&other.api);
         for (mine, theirs) in self
             .tls_handshake_failures
             .iter_mut()
@@ -442,6 +445,8 @@ mod tests {
             slow_consumer_drops,
             io_errors,
             tls_handshake_failures: _,
+            // A family of its own, added up by `ApiStats::add`.
+            api: _,
             deflate:
                 DeflateStats {
                     negotiated,

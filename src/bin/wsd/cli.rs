@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use wsd::api::ApiKeySlot;
 use wsd::bus::RedisConfig;
 use wsd::config::{normalize_origin, resolve_listen};
 use wsd::net::cluster::MAX_REACTORS;
@@ -210,6 +211,14 @@ pub struct Args {
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<log::LevelFilter>,
+
+    /// Lets a backend publish over HTTP (POST /publish/ROOM on the
+    /// WebSocket and metrics ports) with this key, sent as Authorization:
+    /// Bearer KEY: the file's bytes, trimmed, at least 16 of A-Z a-z 0-9
+    /// -._~+/. Repeatable (each file one key); SIGHUP rereads them.
+    /// Needs --mode broadcast.
+    #[arg(long = "api-key", value_name = "FILE")]
+    api_keys: Vec<PathBuf>,
 }
 
 /// How many reactors to run.
@@ -353,6 +362,10 @@ impl Args {
                 .unwrap_or_else(|| std::process::id().to_string()),
             redis,
             tls,
+            api_keys: match self.api_keys.as_slice() {
+                [] => None,
+                paths => Some(ApiKeySlot::open(paths)?),
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -376,7 +389,10 @@ impl Args {
             ),
             ("redis_prefix", "--redis", self.redis.is_some()),
         ];
-        let extra = [("redis_queue", "--redis", self.redis.is_some())];
+        let extra = [
+            ("redis_queue", "--redis", self.redis.is_some()),
+            ("api_keys", "--mode broadcast", broadcast),
+        ];
         for (id, need, ok) in needs.into_iter().chain(extra) {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {
                 return Err(format!("--{} needs {need}", id.replace('_', "-")));

@@ -69,7 +69,8 @@ pub fn handle_signals(handle: ShutdownHandle) -> std::io::Result<()> {
 /// only says so: its default action (terminate) would drop every client.
 fn reload(handle: &ShutdownHandle) {
     match handle.reload_tls() {
-        None => log::info!("SIGHUP: nothing to reload"),
+        None if !handle.has_api_keys() => log::info!("SIGHUP: nothing to reload"),
+        None => {}
         Some(Ok(loaded)) => log::info!(
             "SIGHUP: certificate reloaded ({} in the chain); new handshakes use it",
             loaded.chain
@@ -77,6 +78,18 @@ fn reload(handle: &ShutdownHandle) {
         Some(Err(e)) => {
             log::error!("SIGHUP: certificate reload failed, still serving the old one: {e}")
         }
+    }
+    reload_api_keys(handle);
+}
+
+/// SIGHUP rereads the `--api-key` files too: a rotated key is taken at
+/// every reactor's next request; a file that does not load keeps the old
+/// keys (the error names the file, never a key).
+fn reload_api_keys(handle: &ShutdownHandle) {
+    match handle.reload_api_keys() {
+        None => {}
+        Some(Ok(n)) => log::info!("SIGHUP: {n} API keys reloaded"),
+        Some(Err(e)) => log::error!("SIGHUP: API key reload failed, still using the old keys: {e}"),
     }
 }
 

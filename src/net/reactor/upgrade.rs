@@ -10,7 +10,6 @@ use super::sink::Sink;
 use super::Server;
 use crate::bus::BusStats;
 use crate::config::{Config, Mode};
-use crate::http;
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
@@ -18,6 +17,7 @@ use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
 use crate::stats::HandshakeFailure;
 use crate::tls::ReloadResult;
+use crate::{api, http};
 
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
@@ -69,6 +69,9 @@ pub(super) enum Handshake {
     Opened(usize),
     /// A plain HTTP request was answered: close once it is sent.
     Answered,
+    /// A request for the publish API: the connection turns into an API
+    /// one, its input (this request first) not consumed.
+    Api,
 }
 
 /// What the handshake phase sees of the server, besides counters and rooms.
@@ -110,6 +113,10 @@ pub(super) fn handshake(
             value: Head::Plain { method, path },
             ..
         } => {
+            // The publish API, on the WebSocket and the metrics ports.
+            if api::route(path) != api::Route::Other {
+                return Ok(Handshake::Api);
+            }
             let route = http::route(path);
             let elsewhere = if conn.metrics_only {
                 !matches!(route, "/metrics" | "/healthz")
