@@ -227,6 +227,9 @@ pub(super) struct Link {
     /// A fault found where the connection could not be reset (no
     /// registry at hand); the next flush resets it.
     pub(super) broken: Option<String>,
+    /// Bytes still to discard of a reply too large to keep
+    /// ([`super::resp::Frame::Oversized`]).
+    pub(super) skip: usize,
 }
 
 impl Link {
@@ -257,6 +260,7 @@ impl Link {
             ever_ready: false,
             attempts: 0,
             read_pending: false,
+            skip: 0,
             broken: None,
         }
     }
@@ -418,6 +422,7 @@ impl Link {
         self.written = 0;
         self.expect = Expected::default();
         self.read_pending = false;
+        self.skip = 0;
         self.broken = None;
     }
 }

@@ -30,7 +30,7 @@ use mio::{Registry, Token};
 use super::envelope::{self, Instance, MAX_HEADER, RAW};
 use super::link::{Expect, Link, ReadEnd, State};
 use super::replies::{on_pub_reply, on_sub_reply, Inbound, CHANNELS_PER_ROOM};
-use super::resp::{self, BULK_OVERHEAD};
+use super::resp::{self, Frame, BULK_OVERHEAD};
 use super::{Bus, BusStats, DropReason, RedisConfig};
 use crate::proto::{MessageKind, Parsing};
 
@@ -330,9 +330,32 @@ impl RedisBus {
             prefix: cfg.prefix.as_bytes(),
             node: cfg.node_id.as_bytes(),
             instance,
+            max_message: cfg.max_message,
         };
         loop {
+            if sub.skip > 0 {
+                // The rest of an oversized message, discarded as it comes.
+                let n = sub.skip.min(sub.inbuf.filled().len());
+                sub.inbuf.consume(n);
+                sub.skip -= n;
+                if sub.skip > 0 {
+                    return false;
+                }
+            }
             let fault = match resp::decode(sub.inbuf.filled(), sub_limits) {
+                Ok(Parsing::Done {
+                    value: Frame::Oversized(big),
+                    offset,
+                }) => {
+                    // A backend's PUBLISH over --max-message: dropped,
+                    // and the connection stays (every room keeps its
+                    // messages).
+                    let skip = big.skip();
+                    stats.count_drop(DropReason::TooLarge);
+                    sub.inbuf.consume(offset);
+                    sub.skip = skip;
+                    continue;
+                }
                 Ok(Parsing::Done { value, offset }) => {
                     match on_sub_reply(value, &ctx, &mut sub.expect, stats, deliver) {
                         Ok(()) => {

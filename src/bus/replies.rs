@@ -45,6 +45,9 @@ pub(super) struct Inbound<'a> {
     pub(super) node: &'a [u8],
     /// This process's instance token.
     pub(super) instance: &'a Instance,
+    /// `--max-message`: a raw payload larger than this is dropped, as a
+    /// client's message would be refused.
+    pub(super) max_message: usize,
 }
 
 /// Handles one reply on the subscribe connection.
@@ -106,6 +109,9 @@ fn on_message(
         return stats.count_drop(DropReason::Unsubscribed);
     }
     if raw {
+        if data.len() > ctx.max_message {
+            return stats.count_drop(DropReason::TooLarge);
+        }
         stats.received += 1;
         stats.raw += 1;
         return deliver(room, envelope::raw_kind(data), data);
