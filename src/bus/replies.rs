@@ -210,6 +210,7 @@ mod tests {
             prefix: b"p:",
             node: b"me",
             instance: &ME,
+            max_message: 64,
         };
         let mut got = Vec::new();
         for r in replies {
@@ -266,6 +267,8 @@ mod tests {
                 push("p:raw:/a", &envelope(b"other", MessageKind::Text, b"x")),
                 // Raw bytes on the envelope channel are not an envelope.
                 push("p:/a", b"hello"),
+                // Over --max-message (64 here): dropped.
+                push("p:raw:/a", &[b'z'; 65]),
             ],
             &mut expect,
             &mut stats,
@@ -287,6 +290,7 @@ mod tests {
         assert_eq!((stats.received, stats.raw), (4, 4));
         assert_eq!(stats.dropped(DropReason::Unsubscribed), 1);
         assert_eq!(stats.dropped(DropReason::BadEnvelope), 1);
+        assert_eq!(stats.dropped(DropReason::TooLarge), 1);
     }
 
     #[test]
