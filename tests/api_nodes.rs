@@ -141,7 +141,7 @@ fn members_on_every_reactor_get_a_publish_once() {
     // connections, on either reactor.
     let mut solo = Client::connect_path(addr, "/solo");
     for i in 0..8 {
-        let (status, _) = ask(
+        let (status, json) = ask(
             addr,
             &post(
                 "/publish/all",
@@ -151,7 +151,9 @@ fn members_on_every_reactor_get_a_publish_once() {
             ),
         );
         assert_eq!(status, 200);
-        let (status, _) = ask(
+        // Members on both reactors are counted.
+        assert_eq!(json["local_receivers"], 16);
+        let (status, json) = ask(
             addr,
             &post(
                 "/publish/solo",
@@ -161,6 +163,7 @@ fn members_on_every_reactor_get_a_publish_once() {
             ),
         );
         assert_eq!(status, 200);
+        assert_eq!(json["local_receivers"], 1);
     }
     for m in &mut members {
         for i in 0..8 {

@@ -18,7 +18,9 @@
 //! - A publish reaches the room's members here at the end of the turn,
 //!   members on other reactors (`--threads`) and other nodes (`--redis`)
 //!   exactly as a client's message does (`fanout`); the answer's
-//!   `local_receivers` counts the members on the reactor that took it.
+//!   `local_receivers` counts the room's members in this process, on
+//!   every reactor (as last counted: a member joining or leaving on
+//!   another reactor at that moment may or may not be in it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -235,7 +237,8 @@ impl ApiPart {
 /// Delivers `m` as a client's broadcast message travels: into its room's
 /// batch here when the room has members on this reactor (fan-out then
 /// hands it to the other reactors and the bus), else straight to the
-/// reactors with members and the bus. Returns the members here.
+/// reactors with members and the bus. Returns the room's members in this
+/// process.
 fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) -> usize {
     let payload = &m.payload[..];
     if let Some(id) = cx.hub.find(&m.room) {
@@ -252,7 +255,11 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
         if cx.hub.batched(id) >= BATCH_LIMIT && !full.contains(&id) {
             full.push(id);
         }
-        return cx.hub.members(id).len();
+        // With several reactors, the room's members on all of them.
+        return cx
+            .hub
+            .share(id)
+            .map_or_else(|| cx.hub.members(id).len(), |s| s.members());
     }
     let me = cx.peers.me;
     let share = if cx.peers.several() {
@@ -268,9 +275,10 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
         cx.link
             .publish(&m.room, payload, &[(m.kind, 0..payload.len())]);
     }
+    let receivers = share.as_ref().map_or(0, |s| s.members());
     let to = others | u64::from(via_first);
     if to == 0 {
-        return 0;
+        return receivers;
     }
     let mut bytes = Vec::with_capacity(payload.len() + 14);
     write_message(&mut bytes, m.kind, payload);
@@ -290,7 +298,7 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
         };
         cx.peers.hand_off(r, handoff);
     }
-    0
+    receivers
 }
 
 impl Server {
