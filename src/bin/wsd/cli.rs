@@ -217,7 +217,7 @@ pub struct Args {
     /// Bearer KEY: the file's bytes, trimmed, at least 16 of A-Z a-z 0-9
     /// -._~+/. Repeatable (each file one key); SIGHUP rereads them.
     /// Needs --mode broadcast.
-    #[arg(long = "api-key", value_name = "FILE")]
+    #[arg(long = "api-key", id = "api_key", value_name = "FILE")]
     api_keys: Vec<PathBuf>,
 }
 
@@ -391,7 +391,7 @@ impl Args {
         ];
         let extra = [
             ("redis_queue", "--redis", self.redis.is_some()),
-            ("api_keys", "--mode broadcast", broadcast),
+            ("api_key", "--mode broadcast", broadcast),
         ];
         for (id, need, ok) in needs.into_iter().chain(extra) {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {
@@ -508,6 +508,10 @@ mod tests {
                 &["--redis", "redis://127.0.0.1:1"][..],
                 "--redis needs --mode broadcast",
             ),
+            (
+                &["--api-key", "/nonexistent"][..],
+                "--api-key needs --mode broadcast",
+            ),
         ] {
             let err = refusal(args);
             assert_eq!(err, want, "{args:?}");
@@ -582,6 +586,35 @@ mod tests {
         for bad in ["7", "16"] {
             assert!(parse(&["--deflate", "--deflate-window-bits", bad]).is_err());
         }
+    }
+
+    #[test]
+    fn api_keys_load_at_start_and_a_bad_file_is_one_line() {
+        assert!(config(&["--mode", "broadcast"]).api_keys.is_none());
+        let dir = std::env::temp_dir().join(format!("wsd-cli-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, weak) = (dir.join("good"), dir.join("weak"));
+        std::fs::write(&good, "cli-key-0123456789abcdef\n").unwrap();
+        std::fs::write(&weak, "secret\n").unwrap();
+        let good_s = good.to_str().unwrap();
+        let cfg = config(&[
+            "--mode",
+            "broadcast",
+            "--api-key",
+            good_s,
+            "--api-key",
+            good_s,
+        ]);
+        let keys = cfg.api_keys.unwrap().snapshot().1;
+        assert_eq!(keys.len(), 2);
+        assert!(keys.matches(b"cli-key-0123456789abcdef"));
+        let err = refusal(&["--mode", "broadcast", "--api-key", weak.to_str().unwrap()]);
+        assert!(
+            err.starts_with("--api-key ") && err.contains("weak"),
+            "{err}"
+        );
+        assert!(!err.contains("secret") && !err.contains('\n'), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
