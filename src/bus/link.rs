@@ -233,6 +233,22 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// Drops the `offset` bytes of a reply decoded so far, and the `skip`
+    /// bytes of it still to come as they arrive ([`Link::skipping`]).
+    pub(super) fn skip_after(&mut self, offset: usize, skip: usize) {
+        self.inbuf.consume(offset);
+        self.skip = skip;
+    }
+
+    /// Discards what has arrived of a reply being skipped; true while more
+    /// of it is still to come.
+    pub(super) fn skipping(&mut self) -> bool {
+        let n = self.skip.min(self.inbuf.filled().len());
+        self.inbuf.consume(n);
+        self.skip -= n;
+        self.skip > 0
+    }
+
     pub(super) fn new(
         name: &'static str,
         token: Token,

@@ -333,27 +333,19 @@ impl RedisBus {
             max_message: cfg.max_message,
         };
         loop {
-            if sub.skip > 0 {
-                // The rest of an oversized message, discarded as it comes.
-                let n = sub.skip.min(sub.inbuf.filled().len());
-                sub.inbuf.consume(n);
-                sub.skip -= n;
-                if sub.skip > 0 {
-                    return false;
-                }
+            if sub.skipping() {
+                return false;
             }
             let fault = match resp::decode(sub.inbuf.filled(), sub_limits) {
                 Ok(Parsing::Done {
                     value: Frame::Oversized(big),
                     offset,
                 }) => {
-                    // A backend's PUBLISH over --max-message: dropped,
-                    // and the connection stays (every room keeps its
-                    // messages).
+                    // A backend's PUBLISH over the limit: dropped, and the
+                    // connection stays (no room loses messages).
                     let skip = big.skip();
                     stats.count_drop(DropReason::TooLarge);
-                    sub.inbuf.consume(offset);
-                    sub.skip = skip;
+                    sub.skip_after(offset, skip);
                     continue;
                 }
                 Ok(Parsing::Done { value, offset }) => {
