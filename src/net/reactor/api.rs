@@ -304,6 +304,9 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
 impl Server {
     /// Fans out the rooms an API read filled past [`BATCH_LIMIT`].
     pub(super) fn api_fan_out(&mut self) {
+        if self.api.full.is_empty() {
+            return;
+        }
         for room in self.api.take_full() {
             self.fan_out_room(room);
         }
