@@ -346,3 +346,36 @@ fn a_keep_alive_api_connection_is_closed_by_a_drain() {
     c.expect_eof();
     server.wait_stopped(Duration::from_secs(30));
 }
+
+#[test]
+fn large_bodies_are_delivered_whole_by_length_or_chunked() {
+    let _w = watchdog();
+    let server = TestServer::start(with_key("large"));
+    let mut member = Client::connect_path(server.addr(), "/big");
+    let body = pattern(1 << 20, 7);
+    let binary = format!("{}Content-Type: application/octet-stream\r\n", auth());
+    let mut c = Client::connect_raw(server.addr());
+    // In pieces, as a slow network would deliver it.
+    for piece in post("/publish/big", &binary, &body).chunks(100_000) {
+        c.send_raw(piece);
+    }
+    assert_eq!(c.read_http_response().status, 200);
+    assert!(member.recv_binary() == body, "the 1 MiB body differs");
+    let chunked_body = pattern(300 << 10, 9);
+    let mut req = format!(
+        "POST /publish/big HTTP/1.1\r\nHost: wsd\r\n{binary}Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in chunked_body.chunks(40_000) {
+        req.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend(chunk);
+        req.extend(b"\r\n");
+    }
+    req.extend(b"0\r\n\r\n");
+    c.send_raw(&req);
+    assert_eq!(c.read_http_response().status, 200);
+    assert!(
+        member.recv_binary() == chunked_body,
+        "the chunked body differs"
+    );
+}
