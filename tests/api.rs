@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use wsd::api::ApiKeySlot;
+use wsd::api::{self as api, ApiKeySlot};
 use wsd::{Config, Mode};
 
 const KEY: &str = "test-key-0123456789abcdef";
@@ -378,4 +378,67 @@ fn large_bodies_are_delivered_whole_by_length_or_chunked() {
         member.recv_binary() == chunked_body,
         "the chunked body differs"
     );
+}
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_is_paused_not_buffered() {
+    let _w = watchdog();
+    let cfg = Config {
+        output_high_water: 64 << 10,
+        output_low_water: 16 << 10,
+        ..with_key("paused")
+    };
+    let server = TestServer::start(cfg);
+    let addr = server.addr();
+    let text = format!("{}Content-Type: text/plain\r\n", auth());
+    let one = post("/publish/nobody", &text, b"x");
+    let requests = (32 << 20) / one.len();
+    let mut c = Client::connect_raw(addr);
+    let mut writer = c.stream.try_clone().unwrap();
+    writer.set_write_timeout(None).unwrap();
+    let all: Vec<u8> = one.repeat(requests);
+    let total = all.len() as f64;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        writer.write_all(&all).unwrap();
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Wait until the server stops taking the input (it paused the reader
+    // at the high watermark) or the writer got everything through.
+    let mut last = -1.0;
+    loop {
+        let now = metric(addr, "wsd_bytes_received_total");
+        // Each scrape's own request counts too: a few dozen bytes.
+        if now - last < 1000.0 || done.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "the server read all {total} bytes of requests whose answers nobody read"
+    );
+    // Meanwhile the server serves others.
+    let mut echo = Client::connect_path(addr, "/other");
+    echo.send_text("still here");
+    assert_eq!(echo.recv_text(), "still here");
+    // Reading the answers resumes it: every request is answered.
+    let answer = {
+        let mut a = Vec::new();
+        api::write_published(&mut a, "/nobody", 0, true);
+        a
+    };
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    use std::io::Read;
+    while got < requests * answer.len() {
+        let n = c.stream.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {got} bytes of answers");
+        got += n;
+    }
+    assert_eq!(got, requests * answer.len());
+    sender.join().unwrap();
 }
