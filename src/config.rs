@@ -99,6 +99,10 @@ pub struct Config {
     pub tls: Option<TlsSlot>,
     /// permessage-deflate (RFC 7692); off when `None`.
     pub deflate: Option<DeflateConfig>,
+    /// The keys that may publish through the HTTP API (`--api-key`,
+    /// `POST /publish/ROOM`); without them (and without access-control
+    /// tokens) the API answers 403. Broadcast mode only.
+    pub api_keys: Option<crate::api::ApiKeySlot>,
     /// Access control and rate limits (`--auth-*`, `--max-*-rate`,
     /// `--max-connections-per-ip`); all off by default.
     pub auth: AuthConfig,
@@ -217,6 +221,7 @@ impl Default for Config {
             instance: std::process::id().to_string(),
             tls: None,
             auth: AuthConfig::default(),
+            api_keys: None,
         }
     }
 }
@@ -306,6 +311,10 @@ impl Config {
             redis.validate()?;
         }
         self.auth.validate(self.limits.max_message)?;
+        if self.api_keys.is_some() && self.mode == Mode::Echo {
+            // An echo server has no rooms to publish into.
+            return Err("--api-key needs --mode broadcast".into());
+        }
         Ok(())
     }
 }

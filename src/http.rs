@@ -300,6 +300,7 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
     writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
     writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
     stats.write_auth_metrics(w)?;
+    stats.api.write_metrics(w)?;
     w.write_str(snap.extra)
 }
 

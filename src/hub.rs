@@ -101,6 +101,9 @@ impl Hub {
         // The room exists: found above or just inserted.
         let slot = self.rooms.get_mut(id).map_or(0, |room| {
             room.members.push(key);
+            if let Some(share) = &room.share {
+                share.joined(1);
+            }
             room.members.len() - 1
         });
         Joined {
@@ -129,6 +132,9 @@ impl Hub {
             return left;
         }
         room.members.swap_remove(slot);
+        if let Some(share) = &room.share {
+            share.left();
+        }
         left.moved = room.members.get(slot).copied();
         if room.members.is_empty() {
             let room = self.rooms.remove(seat.room as usize);
@@ -142,6 +148,9 @@ impl Hub {
     /// Records which reactors share room `id`.
     pub fn set_share(&mut self, id: u32, share: Arc<RoomShare>) {
         if let Some(room) = self.rooms.get_mut(id as usize) {
+            // The members so far (the first), from now on counted as they
+            // come and go.
+            share.joined(room.members.len());
             room.share = Some(share);
         }
     }

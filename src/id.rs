@@ -7,9 +7,9 @@ use std::sync::Arc;
 // Under `--cfg loom` (scripts/loom.sh) the atomics are loom's, so its model
 // checker sees every access the cluster's tests make.
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicU64, Ordering};
+use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A connection identity that survives slab key reuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct ConnId {
 pub struct RoomShare {
     name: Arc<str>,
     reactors: AtomicU64,
+    /// Members on every reactor, for the publish API's answer: counted as
+    /// they join and leave, read without a lock (a moment's view).
+    members: AtomicUsize,
 }
 
 impl RoomShare {
@@ -36,6 +39,7 @@ impl RoomShare {
         RoomShare {
             name,
             reactors: AtomicU64::new(0),
+            members: AtomicUsize::new(0),
         }
     }
 
@@ -52,6 +56,23 @@ impl RoomShare {
     /// Reactor `me` has members now.
     pub fn enter(&self, me: usize) {
         self.reactors.fetch_or(bit(me), Ordering::AcqRel);
+    }
+
+    /// `n` members joined on some reactor.
+    pub fn joined(&self, n: usize) {
+        self.members.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A member left on some reactor. Each reactor counts a member's
+    /// leaving after its joining, and updates of one atomic keep each
+    /// thread's order, so the count never goes below zero.
+    pub fn left(&self) {
+        self.members.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Members of the room on every reactor, as last counted.
+    pub fn members(&self) -> usize {
+        self.members.load(Ordering::Relaxed)
     }
 
     /// Reactor `me` has no members any more; returns the reactors left.
@@ -79,5 +100,8 @@ mod tests {
         assert_eq!(s.exit(0), 0b100);
         assert_eq!(s.exit(2), 0);
         assert_eq!(bit(64), 0);
+        s.joined(3);
+        s.left();
+        assert_eq!(s.members(), 2);
     }
 }

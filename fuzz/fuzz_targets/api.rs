@@ -6,7 +6,8 @@
 //! rest is what a client sends on one connection.
 //!
 //! Properties, for every input:
-//! - nothing panics, in `ApiConn::feed` or in `decide` on what it yields;
+//! - nothing panics, in `ApiConn::feed`, in `decide` on what it yields,
+//!   or in `admit` on a head whose body is still to come;
 //! - `consumed` is never more than was fed, and a request consumes at least
 //!   a byte;
 //! - the bytes a caller keeps stay under `max_head + max_body` (or a chunk
@@ -19,7 +20,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsd::api::{decide, Access, ApiConn, ApiKeys, Decision, Feed, Grant, Limits, MAX_CHUNK_LINE};
+use wsd::api::{admit, decide, Access, ApiConn, ApiKeys, Decision, Feed, Grant, Limits, MAX_CHUNK_LINE};
 
 fuzz_target!(|data: &[u8]| {
     let [pick, seed, input @ ..] = data else {
@@ -89,6 +90,11 @@ fn drive(input: &[u8], cuts: &[usize], limits: &Limits) -> Vec<String> {
                     pending.drain(..consumed);
                     assert!(pending.len() < keep_bound, "kept {} bytes", pending.len());
                     assert!(conn.memory() <= bound, "holds {}", conn.memory());
+                    // The reactor checks a head before its body is read.
+                    if let Some(head) = conn.head(&pending, limits) {
+                        assert!(head.body.is_empty());
+                        let _ = admit(&head, &access);
+                    }
                     assert!(matches!(
                         conn.feed(&pending, limits),
                         Ok(Feed::NeedMore { consumed: 0, .. })

@@ -13,7 +13,8 @@
 //!   with `n >= 1` and no more than the reply lacks, or to the whole
 //!   input's result: the same reply once it is all there, the same error
 //!   as soon as the bytes show it;
-//! - a bulk string over the limit is refused without waiting for it.
+//! - a bulk string over the limit is refused (or, as the last element,
+//!   handed out as `Oversized` for the caller to skip) without waiting for it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -200,6 +200,19 @@ impl ApiConn {
         }
     }
 
+    /// The current request's head, once it is read and while its body is
+    /// not (its `body` is empty): what [`super::admit`] checks before the
+    /// body is buffered. `buf` is the input as last fed.
+    pub fn head<'a>(&'a self, buf: &'a [u8], limits: &Limits) -> Option<Request<'a>> {
+        let (bytes, head_len) = match self.state {
+            State::Body { head_len, .. } => (buf, head_len),
+            State::Chunked { head_len, .. } => (&self.own[..], head_len),
+            State::Head { .. } | State::Failed(_) => return None,
+        };
+        let head = reparse(bytes, head_len, limits).ok()?;
+        Some(request(&head, &[]))
+    }
+
     /// Bytes the connection holds on its own (a chunked body in progress).
     pub fn memory(&self) -> usize {
         self.own.capacity()

@@ -7,7 +7,9 @@
 //! much of a guess was right, or which key it nearly matched.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha1::{Digest, Sha1};
 
@@ -89,6 +91,81 @@ impl ApiKeys {
     }
 }
 
+/// The keys the reactors share, and the files they come from
+/// (`--api-key`): reread on SIGHUP off the reactors ([`ApiKeySlot::reload`]),
+/// picked up by each reactor at its next request ([`ApiKeySlot::current`]).
+#[derive(Clone)]
+pub struct ApiKeySlot(Arc<SlotInner>);
+
+struct SlotInner {
+    paths: Vec<PathBuf>,
+    current: Mutex<Arc<ApiKeys>>,
+    /// Bumped by each good reload, so a reactor's copy is checked with
+    /// one atomic load.
+    generation: AtomicU64,
+}
+
+impl fmt::Debug for ApiKeySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeySlot")
+            .field("paths", &self.0.paths)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeySlot {
+    /// Loads the keys of `paths` ([`ApiKeys::load`]) into a slot that
+    /// knows where to reload them from.
+    pub fn open(paths: &[PathBuf]) -> Result<ApiKeySlot, String> {
+        let keys = ApiKeys::load(paths)?;
+        Ok(ApiKeySlot(Arc::new(SlotInner {
+            paths: paths.to_vec(),
+            current: Mutex::new(Arc::new(keys)),
+            generation: AtomicU64::new(0),
+        })))
+    }
+
+    /// Reads the files again: good keys replace the current ones for every
+    /// reactor's next request; on an error (it names the file, never a
+    /// key) the old keys stay. Returns how many keys there are now. Does
+    /// file I/O: call it off the reactors.
+    pub fn reload(&self) -> Result<usize, String> {
+        let keys = ApiKeys::load(&self.0.paths)?;
+        let n = keys.len();
+        *self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        self.0.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(n)
+    }
+
+    /// Refreshes `cached` (a reactor's copy, and the generation it is of)
+    /// if a reload happened since: one atomic load otherwise.
+    pub fn current(&self, cached: &mut (u64, Arc<ApiKeys>)) {
+        let generation = self.0.generation.load(Ordering::Acquire);
+        if generation != cached.0 {
+            let keys = self
+                .0
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *cached = (generation, keys.clone());
+        }
+    }
+
+    /// The keys now, with their generation: a reactor's first copy.
+    pub fn snapshot(&self) -> (u64, Arc<ApiKeys>) {
+        let keys = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (self.0.generation.load(Ordering::Acquire), keys.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +218,27 @@ mod tests {
             err.contains("absent") && err.contains("cannot read"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_slot_reloads_good_keys_and_keeps_the_old_on_error() {
+        let dir = std::env::temp_dir().join(format!("wsd-api-slot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "first-key-0123456789\n").unwrap();
+        let slot = ApiKeySlot::open(std::slice::from_ref(&file)).unwrap();
+        let mut cached = slot.snapshot();
+        assert!(cached.1.matches(b"first-key-0123456789"));
+        std::fs::write(&file, "second-key-0123456789").unwrap();
+        assert_eq!(slot.reload(), Ok(1));
+        slot.current(&mut cached);
+        assert!(cached.1.matches(b"second-key-0123456789"));
+        assert!(!cached.1.matches(b"first-key-0123456789"));
+        std::fs::write(&file, "short").unwrap();
+        assert!(slot.reload().is_err());
+        slot.current(&mut cached);
+        assert!(cached.1.matches(b"second-key-0123456789"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

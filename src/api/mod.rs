@@ -48,7 +48,10 @@
 //!             else continue (a pipelined request may be whole already)
 //!         }
 //!         Ok(Feed::NeedMore { consumed, send_continue }) => {
-//!             drop `consumed` bytes; if send_continue: write_continue(out); break
+//!             drop `consumed` bytes;
+//!             once per request, when conn.head(..) is Some: admit(&head, &access),
+//!                 a refusal is written with Connection: close (the body is never read);
+//!             if send_continue (and admitted): write_continue(out); break
 //!         }
 //!         Err(e) => { write_parse_error(out, e); close after the answer; break }
 //!     }
@@ -63,7 +66,7 @@
 //! a client that pipelines and never reads cannot grow the output. The
 //! request borrows `input`, so the fan-out happens before the bytes are
 //! dropped; a message's payload is a slice of the input unless it was
-//! chunked, escaped or base64.
+//! chunked, escaped or base64. `net::reactor::api` is that driver.
 
 pub mod answer;
 mod chunked;
@@ -79,8 +82,8 @@ pub use answer::{
 };
 pub use chunked::MAX_LINE as MAX_CHUNK_LINE;
 pub use conn::{ApiConn, Feed, Limits, ParseError, Request};
-pub use keys::ApiKeys;
+pub use keys::{ApiKeySlot, ApiKeys};
 pub use publish::{
-    decide, route, Access, Decision, Grant, Message, Refusal, Route, TokenCheck, MAX_BATCH,
+    admit, decide, route, Access, Decision, Grant, Message, Refusal, Route, TokenCheck, MAX_BATCH,
 };
 pub use stats::ApiStats;

@@ -130,6 +130,35 @@ pub fn decide<'a>(req: &Request<'a>, access: &Access<'_>) -> Decision<'a> {
     }
 }
 
+/// Checks what a request's head alone tells (route, method, credentials,
+/// and a token's right to a named room), before its body is read, so that
+/// a client that may not publish cannot make the server buffer a body.
+/// `head` is [`super::ApiConn::head`]'s (its body empty). [`decide`] checks
+/// all of it again on the whole request.
+pub fn admit(head: &Request<'_>, access: &Access<'_>) -> Result<(), Refusal> {
+    let route = route(head.target);
+    if route == Route::Other {
+        return Err(Refusal::new(404, "no such endpoint"));
+    }
+    if head.method != "POST" {
+        return Err(Refusal::new(405, "use POST to publish"));
+    }
+    let by_key = authenticate(head.authorization, access)?;
+    if let (false, Some(tokens), Some(token), Route::Room(room)) =
+        (by_key, access.tokens, bearer(head.authorization), route)
+    {
+        return match tokens(token, room) {
+            Grant::Write => Ok(()),
+            Grant::NoWrite => Err(Refusal::new(
+                403,
+                format!("the token may not publish to {}", shorten(room)),
+            )),
+            Grant::Invalid => Err(Refusal::new(401, "invalid token")),
+        };
+    }
+    Ok(())
+}
+
 fn decide_inner<'a>(req: &Request<'a>, access: &Access<'_>) -> Result<Decision<'a>, Refusal> {
     let route = route(req.target);
     if route == Route::Other {

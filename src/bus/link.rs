@@ -227,9 +227,28 @@ pub(super) struct Link {
     /// A fault found where the connection could not be reset (no
     /// registry at hand); the next flush resets it.
     pub(super) broken: Option<String>,
+    /// Bytes still to discard of a reply too large to keep
+    /// ([`super::resp::Frame::Oversized`]).
+    pub(super) skip: usize,
 }
 
 impl Link {
+    /// Drops the `offset` bytes of a reply decoded so far, and the `skip`
+    /// bytes of it still to come as they arrive ([`Link::skipping`]).
+    pub(super) fn skip_after(&mut self, offset: usize, skip: usize) {
+        self.inbuf.consume(offset);
+        self.skip = skip;
+    }
+
+    /// Discards what has arrived of a reply being skipped; true while more
+    /// of it is still to come.
+    pub(super) fn skipping(&mut self) -> bool {
+        let n = self.skip.min(self.inbuf.filled().len());
+        self.inbuf.consume(n);
+        self.skip -= n;
+        self.skip > 0
+    }
+
     pub(super) fn new(
         name: &'static str,
         token: Token,
@@ -257,6 +276,7 @@ impl Link {
             ever_ready: false,
             attempts: 0,
             read_pending: false,
+            skip: 0,
             broken: None,
         }
     }
@@ -418,6 +438,7 @@ impl Link {
         self.written = 0;
         self.expect = Expected::default();
         self.read_pending = false;
+        self.skip = 0;
         self.broken = None;
     }
 }

@@ -30,7 +30,7 @@ use mio::{Registry, Token};
 use super::envelope::{self, Instance, MAX_HEADER, RAW};
 use super::link::{Expect, Link, ReadEnd, State};
 use super::replies::{on_pub_reply, on_sub_reply, Inbound, CHANNELS_PER_ROOM};
-use super::resp::{self, BULK_OVERHEAD};
+use super::resp::{self, Frame, BULK_OVERHEAD};
 use super::{Bus, BusStats, DropReason, RedisConfig};
 use crate::proto::{MessageKind, Parsing};
 
@@ -330,9 +330,24 @@ impl RedisBus {
             prefix: cfg.prefix.as_bytes(),
             node: cfg.node_id.as_bytes(),
             instance,
+            max_message: cfg.max_message,
         };
         loop {
+            if sub.skipping() {
+                return false;
+            }
             let fault = match resp::decode(sub.inbuf.filled(), sub_limits) {
+                Ok(Parsing::Done {
+                    value: Frame::Oversized(big),
+                    offset,
+                }) => {
+                    // A backend's PUBLISH over the limit: dropped, and the
+                    // connection stays (no room loses messages).
+                    let skip = big.skip();
+                    stats.count_drop(DropReason::TooLarge);
+                    sub.skip_after(offset, skip);
+                    continue;
+                }
                 Ok(Parsing::Done { value, offset }) => {
                     match on_sub_reply(value, &ctx, &mut sub.expect, stats, deliver) {
                         Ok(()) => {

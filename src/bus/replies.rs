@@ -45,6 +45,9 @@ pub(super) struct Inbound<'a> {
     pub(super) node: &'a [u8],
     /// This process's instance token.
     pub(super) instance: &'a Instance,
+    /// `--max-message`: a raw payload larger than this is dropped, as a
+    /// client's message would be refused.
+    pub(super) max_message: usize,
 }
 
 /// Handles one reply on the subscribe connection.
@@ -106,6 +109,9 @@ fn on_message(
         return stats.count_drop(DropReason::Unsubscribed);
     }
     if raw {
+        if data.len() > ctx.max_message {
+            return stats.count_drop(DropReason::TooLarge);
+        }
         stats.received += 1;
         stats.raw += 1;
         return deliver(room, envelope::raw_kind(data), data);
@@ -204,6 +210,7 @@ mod tests {
             prefix: b"p:",
             node: b"me",
             instance: &ME,
+            max_message: 64,
         };
         let mut got = Vec::new();
         for r in replies {
@@ -260,6 +267,8 @@ mod tests {
                 push("p:raw:/a", &envelope(b"other", MessageKind::Text, b"x")),
                 // Raw bytes on the envelope channel are not an envelope.
                 push("p:/a", b"hello"),
+                // Over --max-message (64 here): dropped.
+                push("p:raw:/a", &[b'z'; 65]),
             ],
             &mut expect,
             &mut stats,
@@ -281,6 +290,7 @@ mod tests {
         assert_eq!((stats.received, stats.raw), (4, 4));
         assert_eq!(stats.dropped(DropReason::Unsubscribed), 1);
         assert_eq!(stats.dropped(DropReason::BadEnvelope), 1);
+        assert_eq!(stats.dropped(DropReason::TooLarge), 1);
     }
 
     #[test]

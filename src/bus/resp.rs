@@ -14,7 +14,9 @@
 //!   and never allocates for a claimed element count;
 //! - every length is checked against [`Limits`] at its header, before a
 //!   byte of what it announces is awaited, so a peer that claims a 1 GiB
-//!   bulk string is refused at once instead of being buffered.
+//!   bulk string is never buffered: as the last element of a reply (a
+//!   pub/sub message's payload) it is [`Frame::Oversized`], whose bytes
+//!   the caller skips as they arrive; anywhere else it is an error.
 //!
 //! Numbers are read in canonical form only (no sign on zero, no leading
 //! zeros, no `+`), which is what Redis sends; so a decoded reply encodes
@@ -58,7 +60,8 @@ pub enum RespError {
     BadNumber,
     /// A length below -1.
     BadLength,
-    /// A bulk string that would take the reply past `max_frame`.
+    /// A bulk string that would take the reply past `max_frame`, other
+    /// than a reply's last element (that one is [`Frame::Oversized`]).
     TooLarge,
     /// An array with more than [`MAX_ITEMS`] elements.
     TooManyItems,
@@ -105,6 +108,29 @@ pub enum Frame<'a> {
     Array(Items<'a>),
     /// `*-1`: the null array.
     NilArray,
+    /// A reply whose last bulk string is over the limit, decoded up to
+    /// that string's header: the caller skips its [`Oversized::skip`]
+    /// bytes as they arrive (a backend's `PUBLISH` larger than
+    /// `--max-message` is dropped, not a reason to reset the connection).
+    Oversized(Oversized<'a>),
+}
+
+/// The part of a reply before its oversized last bulk string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oversized<'a> {
+    /// The array's elements before the big one; `None` when the bulk
+    /// string is the whole reply.
+    pub before: Option<Items<'a>>,
+    /// The bulk string's announced length.
+    pub len: usize,
+}
+
+impl Oversized<'_> {
+    /// Bytes after the decoded part that belong to the reply: the bulk
+    /// string and its CRLF.
+    pub fn skip(&self) -> usize {
+        self.len.saturating_add(2)
+    }
 }
 
 /// An array's elements, held inline.
@@ -133,6 +159,15 @@ impl Frame<'_> {
                 }
             }
             Frame::NilArray => out.extend_from_slice(b"*-1\r\n"),
+            Frame::Oversized(o) => {
+                if let Some(items) = &o.before {
+                    write_array_header(out, items.as_slice().len() + 1);
+                    for v in items.as_slice() {
+                        encode_value(out, v);
+                    }
+                }
+                write_bulk_header(out, o.len);
+            }
         }
     }
 }
@@ -206,11 +241,15 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsing<Frame<'a>>, 
     };
     if first != b'*' {
         return Ok(match value(buf, 0, limits)? {
-            Step::Done(v, offset) => Parsing::Done {
+            ValueStep::Step(Step::Done(v, offset)) => Parsing::Done {
                 value: Frame::Value(v),
                 offset,
             },
-            Step::NeedMore(n) => Parsing::NeedMore(n),
+            ValueStep::Step(Step::NeedMore(n)) => Parsing::NeedMore(n),
+            ValueStep::Oversized { len, header_end } => Parsing::Done {
+                value: Frame::Oversized(Oversized { before: None, len }),
+                offset: header_end,
+            },
         });
     }
     let (text, mut pos) = match read_line(buf, 1)? {
@@ -232,16 +271,31 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsing<Frame<'a>>, 
         len: n,
         items: [Value::Nil; MAX_ITEMS],
     };
-    for slot in items.items.iter_mut().take(n) {
+    for i in 0..n {
         if buf.get(pos) == Some(&b'*') {
             return Err(RespError::Nested);
         }
         match value(buf, pos, limits)? {
-            Step::Done(v, next) => {
-                *slot = v;
+            ValueStep::Step(Step::Done(v, next)) => {
+                if let Some(slot) = items.items.get_mut(i) {
+                    *slot = v;
+                }
                 pos = next;
             }
-            Step::NeedMore(more) => return Ok(Parsing::NeedMore(more)),
+            ValueStep::Step(Step::NeedMore(more)) => return Ok(Parsing::NeedMore(more)),
+            // Only the last element can be skipped: what would follow it
+            // could not be read without it.
+            ValueStep::Oversized { len, header_end } if i + 1 == n => {
+                items.len = i;
+                return Ok(Parsing::Done {
+                    value: Frame::Oversized(Oversized {
+                        before: Some(items),
+                        len,
+                    }),
+                    offset: header_end,
+                });
+            }
+            ValueStep::Oversized { .. } => return Err(RespError::TooLarge),
         }
     }
     Ok(Parsing::Done {
@@ -257,10 +311,17 @@ enum Step<T> {
     NeedMore(usize),
 }
 
+/// A step of decoding a value: a [`Step`], or a bulk string of `len`
+/// bytes over the limit whose header ends at `header_end`.
+enum ValueStep<'a> {
+    Step(Step<Value<'a>>),
+    Oversized { len: usize, header_end: usize },
+}
+
 /// Decodes one non-array value starting at `buf[at]`.
-fn value<'a>(buf: &'a [u8], at: usize, limits: &Limits) -> Result<Step<Value<'a>>, RespError> {
+fn value<'a>(buf: &'a [u8], at: usize, limits: &Limits) -> Result<ValueStep<'a>, RespError> {
     let Some(&kind) = buf.get(at) else {
-        return Ok(Step::NeedMore(1));
+        return Ok(ValueStep::Step(Step::NeedMore(1)));
     };
     // Garbage fails at its first byte, not after a line of it.
     if !matches!(kind, b'+' | b'-' | b':' | b'$') {
@@ -268,7 +329,7 @@ fn value<'a>(buf: &'a [u8], at: usize, limits: &Limits) -> Result<Step<Value<'a>
     }
     let (text, next) = match read_line(buf, at + 1)? {
         Step::Done(text, next) => (text, next),
-        Step::NeedMore(n) => return Ok(Step::NeedMore(n)),
+        Step::NeedMore(n) => return Ok(ValueStep::Step(Step::NeedMore(n))),
     };
     let v = match kind {
         b'+' => Value::Simple(text),
@@ -276,28 +337,33 @@ fn value<'a>(buf: &'a [u8], at: usize, limits: &Limits) -> Result<Step<Value<'a>
         b'$' => {
             let len = parse_number(text)?;
             if len == -1 {
-                return Ok(Step::Done(Value::Nil, next));
+                return Ok(ValueStep::Step(Step::Done(Value::Nil, next)));
             }
             let len = usize::try_from(len).map_err(|_| RespError::BadLength)?;
             // The limit, before anything is awaited: `end` is where the
             // bulk string's CRLF ends.
             let end = len
                 .checked_add(next + 2)
-                .filter(|&end| end <= limits.max_frame)
-                .ok_or(RespError::TooLarge)?;
+                .filter(|&end| end <= limits.max_frame);
+            let Some(end) = end else {
+                return Ok(ValueStep::Oversized {
+                    len,
+                    header_end: next,
+                });
+            };
             if buf.len() < end {
-                return Ok(Step::NeedMore(end - buf.len()));
+                return Ok(ValueStep::Step(Step::NeedMore(end - buf.len())));
             }
             let bytes = buf.get(next..end - 2).unwrap_or_default();
             if buf.get(end - 2..end) != Some(b"\r\n") {
                 return Err(RespError::BadLineEnd);
             }
-            return Ok(Step::Done(Value::Bulk(bytes), end));
+            return Ok(ValueStep::Step(Step::Done(Value::Bulk(bytes), end)));
         }
         // `-`, the only type byte left.
         _ => Value::Error(text),
     };
-    Ok(Step::Done(v, next))
+    Ok(ValueStep::Step(Step::Done(v, next)))
 }
 
 /// Reads the line starting at `buf[at]` up to CRLF. Returns its text and

@@ -81,7 +81,11 @@ fn reference(buf: &[u8], max_frame: usize) -> Result<Option<(Frame<'_>, usize)>,
                 } else if n < -1 {
                     return Err(RespError::BadLength);
                 } else if next as u128 + n as u128 + 2 > max_frame as u128 {
-                    return Err(RespError::TooLarge);
+                    let big = Oversized {
+                        before: None,
+                        len: n as usize,
+                    };
+                    return Ok(Some((Frame::Oversized(big), next)));
                 } else {
                     let end = next + n as usize;
                     if buf.len() < end + 2 {
@@ -106,11 +110,27 @@ fn reference(buf: &[u8], max_frame: usize) -> Result<Option<(Frame<'_>, usize)>,
                 }
                 let mut got = Vec::new();
                 let mut at = next;
-                for _ in 0..n {
+                for i in 0..n {
                     let Some((f, after)) = value(buf, at, max_frame, true)? else {
                         return Ok(None);
                     };
-                    let Frame::Value(v) = f else { unreachable!() };
+                    let v = match f {
+                        Frame::Value(v) => v,
+                        Frame::Oversized(big) if i + 1 == n => {
+                            let mut before = Items {
+                                len: got.len(),
+                                items: [Value::Nil; MAX_ITEMS],
+                            };
+                            before.items[..got.len()].copy_from_slice(&got);
+                            let big = Oversized {
+                                before: Some(before),
+                                len: big.len,
+                            };
+                            return Ok(Some((Frame::Oversized(big), after)));
+                        }
+                        Frame::Oversized(_) => return Err(RespError::TooLarge),
+                        _ => unreachable!(),
+                    };
                     got.push(v);
                     at = after;
                 }
@@ -216,17 +236,32 @@ fn numbers_are_canonical_and_in_range() {
 }
 
 #[test]
-fn a_bulk_string_over_the_limit_fails_at_its_header() {
+fn a_bulk_string_over_the_limit_is_known_at_its_header() {
     let limits = Limits { max_frame: 64 };
-    // Nothing of the announced gigabyte is awaited.
+    // Nothing of the announced gigabyte is awaited: the caller skips it.
+    let big = |before, len| Frame::Oversized(Oversized { before, len });
     assert_eq!(
         decode(b"$1073741824\r\n", &limits),
-        Err(RespError::TooLarge)
+        Ok(Parsing::Done {
+            value: big(None, 1 << 30),
+            offset: 13
+        })
     );
+    let push = b"*3\r\n$7\r\nmessage\r\n$5\r\n/chat\r\n$99999999999999999\r\n";
+    let Ok(Parsing::Done { value, offset }) = decode(push, &limits) else {
+        panic!("{:?}", decode(push, &limits));
+    };
+    assert_eq!(offset, push.len());
+    let Frame::Oversized(o) = value else {
+        panic!("{value:?}")
+    };
     assert_eq!(
-        decode(b"$99999999999999999\r\n", &limits),
-        Err(RespError::TooLarge)
+        o.before.unwrap().as_slice(),
+        [Value::Bulk(b"message"), Value::Bulk(b"/chat")]
     );
+    assert_eq!(o.skip(), 99999999999999999 + 2);
+    // Not the last element: what follows could not be found.
+    assert_eq!(decode(b"*2\r\n$100\r\n", &limits), Err(RespError::TooLarge));
     // The limit is on the whole reply: 4 + 8 + 5 + 51 bytes of framing
     // and data.
     let ok = [&b"*2\r\n$2\r\nab\r\n$45\r\n"[..], &[b'x'; 45], b"\r\n"].concat();
@@ -235,10 +270,13 @@ fn a_bulk_string_over_the_limit_fails_at_its_header() {
         decode(&ok, &limits),
         Ok(Parsing::Done { offset: 64, .. })
     ));
-    assert_eq!(
+    assert!(matches!(
         decode(b"*2\r\n$2\r\nab\r\n$46\r\n", &limits),
-        Err(RespError::TooLarge)
-    );
+        Ok(Parsing::Done {
+            value: Frame::Oversized(Oversized { len: 46, .. }),
+            offset: 17
+        })
+    ));
 }
 
 #[test]

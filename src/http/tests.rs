@@ -205,6 +205,12 @@ fn busy_stats() -> Stats {
         tls_handshake_failures: [125, 126, 127, 128, 129, 130, 131],
         auth_denied: [140, 141, 142, 143, 144, 145, 146, 147, 148, 149],
         rate_limited: [150, 151, 152],
+        api: {
+            let mut api = crate::api::ApiStats::default();
+            api.count_request(200);
+            api.published = 140;
+            api
+        },
     }
 }
 
@@ -473,9 +479,24 @@ fn metrics_are_prometheus_text() {
             }
         }
     }
+    // The API's family: every code (and "other") from 0.
+    let api = samples
+        .iter()
+        .filter(|(n, _, _)| n.starts_with("wsd_api_"))
+        .count();
+    assert_eq!(api, crate::api::stats::CODES.len() + 2);
+    assert_eq!(
+        value_of(&samples, "wsd_api_requests_total", &[("code", "200")]),
+        1.0
+    );
+    assert_eq!(
+        value_of(&samples, "wsd_api_requests_total", &[("code", "401")]),
+        0.0
+    );
+    assert_eq!(value_of(&samples, "wsd_api_published_total", &[]), 140.0);
     assert_eq!(
         samples.len(),
-        expect.len() + zeros,
+        expect.len() + zeros + api,
         "unexpected samples: {samples:?}"
     );
 }

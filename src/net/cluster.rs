@@ -257,6 +257,11 @@ impl Cluster {
         }
     }
 
+    /// The share of room `name`, if any reactor has members of it.
+    pub fn room(&self, name: &str) -> Option<Arc<RoomShare>> {
+        lock(&self.rooms).get(name).cloned()
+    }
+
     /// Rooms with members on any reactor.
     pub fn rooms(&self) -> usize {
         lock(&self.rooms).len()

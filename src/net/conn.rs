@@ -20,6 +20,8 @@ use crate::proto::{Events, MessageKind, Role, Session};
 /// Handshake ──101──▶ Open ──session Closed──▶ Closing ──output flushed,──▶ Draining ──EOF or──▶ (dropped)
 ///     │                                          ▲       shutdown(Write)              timeout
 ///     └──────── 4xx answer queued ───────────────┘
+///     │                                          ▲
+///     └──POST /publish──▶ Api ──Connection: close─┘
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -27,6 +29,9 @@ pub enum Phase {
     Handshake,
     /// Frames flow (the session may be in its closing handshake).
     Open,
+    /// The first request routed to the publish API: HTTP/1.1 requests,
+    /// keep-alive, until one closes it (`net::reactor::api`).
+    Api,
     /// A final answer is queued: flush it, then shut down our side.
     Closing,
     /// Our side is shut down; read and discard until the peer closes, so

@@ -62,6 +62,7 @@ use slab::Slab;
 use super::buffer::{BufPool, SHARED_READ_LEN};
 use super::cluster::Cluster;
 use super::conn::Connection;
+use crate::api::ApiKeySlot;
 use crate::auth::{KeyError, KeySet, KeySlot};
 use crate::config::Config;
 use crate::hub::Hub;
@@ -86,6 +87,7 @@ macro_rules! notice {
 
 // After `notice!`, which they use.
 mod accept;
+mod api;
 mod closing;
 pub(crate) mod compress;
 mod expiry;
@@ -147,6 +149,8 @@ pub struct ShutdownHandle {
     tls: Option<TlsSlot>,
     /// The `--auth-key` files the reactors share, if any.
     auth: Option<KeySlot>,
+    /// The publish API's keys, if any.
+    api_keys: Option<ApiKeySlot>,
 }
 
 impl ShutdownHandle {
@@ -179,6 +183,19 @@ impl ShutdownHandle {
     /// `None` without keys; an error (the old keys stay) names the file.
     pub fn reload_auth(&self) -> Option<Result<Arc<KeySet>, KeyError>> {
         self.auth.as_ref().map(KeySlot::reload)
+    }
+
+    /// Rereads the `--api-key` files on the calling thread: every
+    /// reactor's next request is checked against the new keys. `None`
+    /// without keys; an error (the old keys stay) names the file, never a
+    /// key. `Ok` says how many keys there are.
+    pub fn reload_api_keys(&self) -> Option<Result<usize, String>> {
+        self.api_keys.as_ref().map(ApiKeySlot::reload)
+    }
+
+    /// Whether there are `--api-key` files to reload.
+    pub fn has_api_keys(&self) -> bool {
+        self.api_keys.is_some()
     }
 }
 
@@ -274,6 +291,8 @@ pub struct Server {
     link: BusLink,
     /// The counters and the log.
     report: Report,
+    /// Publish API connections' states and deadlines (`api`).
+    api: api::ApiPart,
 }
 
 impl Server {
@@ -310,6 +329,7 @@ impl Server {
             peers: Peers::new(cluster, me, now),
             link,
             report: Report::new(&cfg, now),
+            api: api::ApiPart::new(&cfg),
             cfg,
         })
     }
@@ -343,6 +363,7 @@ impl Server {
             cluster: self.peers.cluster.clone(),
             tls: self.cfg.tls.clone(),
             auth: self.cfg.auth.keys.clone(),
+            api_keys: self.cfg.api_keys.clone(),
         }
     }
 
@@ -421,6 +442,7 @@ impl Server {
             self.report.next_deadline(),
             self.peers.next_deadline(),
             self.link.next_deadline(),
+            self.api.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -443,6 +465,7 @@ impl Server {
         self.expire_closes();
         self.expire_keepalive();
         self.expire_tokens();
+        self.expire_api();
         self.resume_accepts();
         self.take_handoffs();
         self.bus_inbound();

@@ -67,6 +67,8 @@ pub struct Stats {
     /// Clients stopped by a rate limit, by [`Limited`] in the order of
     /// [`Limited::ALL`].
     pub rate_limited: [u64; Limited::ALL.len()],
+    /// The publish API (`wsd_api_*`).
+    pub api: crate::api::ApiStats,
 }
 
 /// What permessage-deflate did.
@@ -291,6 +293,7 @@ impl Stats {
         for c in &COUNTERS {
             *(c.get_mut)(self) += (c.get)(other);
         }
+        self.api.add(&other.api);
         for (mine, theirs) in self
             .tls_handshake_failures
             .iter_mut()
@@ -501,6 +504,8 @@ mod tests {
             tls_handshake_failures: _,
             auth_denied: _,
             rate_limited: _,
+            // A family of its own, added up by `ApiStats::add`.
+            api: _,
             deflate:
                 DeflateStats {
                     negotiated,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use wsd::api::ApiKeySlot;
 use wsd::auth::{KeySlot, Policy, Rate};
 use wsd::bus::RedisConfig;
 use wsd::config::{normalize_origin, resolve_listen, AuthConfig};
@@ -252,6 +253,14 @@ pub struct Args {
     /// Log level: error, warn, info, debug or trace. Defaults to RUST_LOG, then info.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<log::LevelFilter>,
+
+    /// Lets a backend publish over HTTP (POST /publish/ROOM on the
+    /// WebSocket and metrics ports) with this key, sent as Authorization:
+    /// Bearer KEY: the file's bytes, trimmed, at least 16 of A-Z a-z 0-9
+    /// -._~+/. Repeatable (each file one key); SIGHUP rereads them.
+    /// Needs --mode broadcast.
+    #[arg(long = "api-key", id = "api_key", value_name = "FILE")]
+    api_keys: Vec<PathBuf>,
 }
 
 /// How many reactors to run.
@@ -430,6 +439,10 @@ impl Args {
             redis,
             tls,
             auth: self.auth_config()?,
+            api_keys: match self.api_keys.as_slice() {
+                [] => None,
+                paths => Some(ApiKeySlot::open(paths)?),
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -459,6 +472,7 @@ impl Args {
             ("auth_leeway", "--auth-key", keys),
             ("auth_audience", "--auth-key", keys),
             ("auth_issuer", "--auth-key", keys),
+            ("api_key", "--mode broadcast", broadcast),
         ];
         for (id, need, ok) in needs.into_iter().chain(extra) {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {
@@ -575,6 +589,10 @@ mod tests {
                 &["--redis", "redis://127.0.0.1:1"][..],
                 "--redis needs --mode broadcast",
             ),
+            (
+                &["--api-key", "/nonexistent"][..],
+                "--api-key needs --mode broadcast",
+            ),
         ] {
             let err = refusal(args);
             assert_eq!(err, want, "{args:?}");
@@ -649,6 +667,35 @@ mod tests {
         for bad in ["7", "16"] {
             assert!(parse(&["--deflate", "--deflate-window-bits", bad]).is_err());
         }
+    }
+
+    #[test]
+    fn api_keys_load_at_start_and_a_bad_file_is_one_line() {
+        assert!(config(&["--mode", "broadcast"]).api_keys.is_none());
+        let dir = std::env::temp_dir().join(format!("wsd-cli-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, weak) = (dir.join("good"), dir.join("weak"));
+        std::fs::write(&good, "cli-key-0123456789abcdef\n").unwrap();
+        std::fs::write(&weak, "secret\n").unwrap();
+        let good_s = good.to_str().unwrap();
+        let cfg = config(&[
+            "--mode",
+            "broadcast",
+            "--api-key",
+            good_s,
+            "--api-key",
+            good_s,
+        ]);
+        let keys = cfg.api_keys.unwrap().snapshot().1;
+        assert_eq!(keys.len(), 2);
+        assert!(keys.matches(b"cli-key-0123456789abcdef"));
+        let err = refusal(&["--mode", "broadcast", "--api-key", weak.to_str().unwrap()]);
+        assert!(
+            err.starts_with("--api-key ") && err.contains("weak"),
+            "{err}"
+        );
+        assert!(!err.contains("secret") && !err.contains('\n'), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -82,8 +82,8 @@ fn reload(handle: &ShutdownHandle) {
         Some(Err(e)) => log::error!("SIGHUP: auth key reload failed, keeping the old keys: {e}"),
     }
     match handle.reload_tls() {
-        None if auth.is_some() => {}
-        None => log::info!("SIGHUP: nothing to reload"),
+        None if auth.is_none() && !handle.has_api_keys() => log::info!("SIGHUP: nothing to reload"),
+        None => {}
         Some(Ok(loaded)) => log::info!(
             "SIGHUP: certificate reloaded ({} in the chain); new handshakes use it",
             loaded.chain
@@ -91,6 +91,18 @@ fn reload(handle: &ShutdownHandle) {
         Some(Err(e)) => {
             log::error!("SIGHUP: certificate reload failed, still serving the old one: {e}")
         }
+    }
+    reload_api_keys(handle);
+}
+
+/// SIGHUP rereads the `--api-key` files too: a rotated key is taken at
+/// every reactor's next request; a file that does not load keeps the old
+/// keys (the error names the file, never a key).
+fn reload_api_keys(handle: &ShutdownHandle) {
+    match handle.reload_api_keys() {
+        None => {}
+        Some(Ok(n)) => log::info!("SIGHUP: {n} API keys reloaded"),
+        Some(Err(e)) => log::error!("SIGHUP: API key reload failed, still using the old keys: {e}"),
     }
 }
 

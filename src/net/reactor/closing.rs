@@ -58,6 +58,7 @@ impl Server {
                     );
                     self.write_out(key, false);
                 }
+                Phase::Api => self.drain_api(key),
                 Phase::Handshake | Phase::Closing | Phase::Draining => {}
             }
         }
@@ -94,7 +95,7 @@ impl Server {
     /// A closing connection's output is queued: arm its deadline.
     pub(super) fn enter_closing(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id.key) {
-            if matches!(conn.phase, Phase::Handshake | Phase::Open) {
+            if matches!(conn.phase, Phase::Handshake | Phase::Open | Phase::Api) {
                 conn.phase = Phase::Closing;
                 self.peers.cluster.deactivate();
                 self.timers.close.arm(self.clock.now, id);
@@ -177,9 +178,10 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        if matches!(conn.phase, Phase::Handshake | Phase::Open) {
+        if matches!(conn.phase, Phase::Handshake | Phase::Open | Phase::Api) {
             self.peers.cluster.deactivate();
         }
+        self.api.forget(key);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Some(code) = conn.session.close_code() {
             *self.report.stats.closes.entry(code).or_default() += 1;

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use log::info;
 
+use super::api::Cx as ApiCx;
 use super::compress::{self, Incoming};
 use super::sink::{Direct, Sink};
 use super::upgrade::{handshake, Denied, Handshake, HttpContext};
@@ -50,7 +51,7 @@ impl Server {
                 return;
             };
             match conn.phase {
-                Phase::Handshake | Phase::Open => {}
+                Phase::Handshake | Phase::Open | Phase::Api => {}
                 Phase::Closing => break,
                 Phase::Draining => return self.drain(key),
             }
@@ -130,6 +131,7 @@ impl Server {
             zlib,
             peers,
             link,
+            api,
             ..
         } = self;
         let Io { read, out, pool } = io;
@@ -217,6 +219,10 @@ impl Server {
                         denied.write(sink.out);
                         (0, Outcome::Answered)
                     }
+                    Ok(Handshake::Api) => {
+                        conn.phase = Phase::Api;
+                        (0, Outcome::Api)
+                    }
                     Err(e) => {
                         if let Some(held_back) = throttle.pass(clock.now) {
                             info!(
@@ -250,6 +256,7 @@ impl Server {
                 sink.stats.deflate.messages_inflated += inflated;
                 (keep, Outcome::Waiting)
             }
+            Phase::Api => (0, Outcome::Api),
             Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
         // The guard goes back; without one this is the only branch.
@@ -263,6 +270,27 @@ impl Server {
                 conn.sent_turn = *turn;
             }
         }
+        let (keep, outcome) = if outcome == Outcome::Api {
+            let mut cx = ApiCx {
+                cfg,
+                out,
+                hub,
+                peers,
+                link,
+                stats,
+                now: clock.now,
+                draining: timers.drain_until.is_some(),
+            };
+            let served = api.serve(conn.id(key), data, &mut cx);
+            let outcome = if served.close {
+                Outcome::Answered
+            } else {
+                Outcome::Waiting
+            };
+            (served.keep, outcome)
+        } else {
+            (keep, outcome)
+        };
         rbuf.settle(into_own, read, keep, conn.session.wants(), pool);
         conn.rbuf = rbuf;
         compress::give_back(&mut conn.zcontext, (own_in, own_out));
@@ -305,8 +333,9 @@ impl Server {
                 }
             }
             Outcome::Waiting if failed => self.enter_closing(id),
-            Outcome::Waiting => {}
+            Outcome::Waiting | Outcome::Api => {}
         }
+        self.api_fan_out();
         if let Some(room) = room {
             if self.hub.batched(room) >= BATCH_LIMIT {
                 self.fan_out_room(room);
@@ -347,7 +376,10 @@ fn stopped(
 }
 
 /// What `process` has to do after the protocol ran.
+#[derive(PartialEq, Eq)]
 enum Outcome {
+    /// The input is the publish API's.
+    Api,
     Waiting,
     /// Upgraded (`new_room`: the first member of its room on this
     /// reactor), with a token that expires in so many seconds.

@@ -11,7 +11,6 @@ use super::Server;
 use crate::auth::{self, KeySlot, Limited, Refusal, RoomRights};
 use crate::bus::BusStats;
 use crate::config::{Config, Mode};
-use crate::http;
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
@@ -20,6 +19,7 @@ use crate::proto::handshake::{self, HandshakeError, Head};
 use crate::proto::Parsing;
 use crate::stats::HandshakeFailure;
 use crate::tls::ReloadResult;
+use crate::{api, http};
 
 impl Server {
     /// Answers 408 to connections whose request did not come in time.
@@ -68,6 +68,9 @@ pub(super) enum Handshake {
     Upgraded(Upgraded),
     /// A plain HTTP request was answered: close once it is sent.
     Answered,
+    /// A request for the publish API: the connection turns into an API
+    /// one, its input (this request first) not consumed.
+    Api,
     /// Access control refused the upgrade: answer, then close.
     Denied(Denied),
 }
@@ -182,6 +185,10 @@ pub(super) fn handshake(
             value: Head::Plain { method, path },
             ..
         } => {
+            // The publish API, on the WebSocket and the metrics ports.
+            if api::route(path) != api::Route::Other {
+                return Ok(Handshake::Api);
+            }
             let route = http::route(path);
             let elsewhere = if conn.metrics_only {
                 !matches!(route, "/metrics" | "/healthz")
