@@ -374,3 +374,44 @@ fn without_keys_everything_is_as_before() {
     );
     server.stop();
 }
+
+#[test]
+fn a_token_whose_write_covers_the_room_publishes_through_the_api() {
+    let _w = watchdog();
+    let server = guarded(Mode::Broadcast, Policy::default());
+    let (mut member, resp) = Client::try_upgrade(
+        server.addr(),
+        "/chat",
+        &bearer(&token(r#"["/chat"]"#, "[]")),
+    );
+    assert_eq!(resp.status, 101);
+    let publish = |token: &str| -> u16 {
+        let body = b"from the backend";
+        let mut c = Client::connect_raw(server.addr());
+        c.send_raw(
+            format!(
+                "POST /publish/chat HTTP/1.1\r\nHost: wsd\r\n{}Content-Type: text/plain\r\n\
+                 Content-Length: {}\r\n\r\n",
+                bearer(token),
+                body.len()
+            )
+            .as_bytes(),
+        );
+        c.send_raw(body);
+        c.read_http_response().status
+    };
+    assert_eq!(publish(&token("[]", r#"["/chat"]"#)), 200);
+    assert_eq!(member.recv_text(), "from the backend");
+    // Valid, but its write does not cover /chat: 403. Not a token, or an
+    // expired one: 401. Nothing of these reaches the room.
+    assert_eq!(publish(&token(r#"["*"]"#, r#"["/other/*"]"#)), 403);
+    assert_eq!(publish("not-a-token"), 401);
+    let expired = Signer::hs256(SECRET).token(&format!(
+        r#"{{"exp":{},"wsd":{{"read":[],"write":["*"]}}}}"#,
+        now() - 3600
+    ));
+    assert_eq!(publish(&expired), 401);
+    member.assert_ping(b"only the allowed publish arrived");
+    let stats = server.stop();
+    assert_eq!(stats.api.published, 1);
+}

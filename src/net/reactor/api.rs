@@ -28,8 +28,12 @@ use std::time::Instant;
 
 use super::peers::Peers;
 use super::relay::{BusLink, REMOTE};
+use super::upgrade::unix_now;
 use super::{Server, BATCH_LIMIT};
-use crate::api::{self, Access, ApiConn, ApiKeys, Decision, Feed, Limits, Message};
+use crate::api::{
+    self, Access, ApiConn, ApiKeys, Decision, Feed, Grant, Limits, Message, TokenCheck,
+};
+use crate::auth::{self, KeySlot, Refusal};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::id::ConnId;
@@ -128,9 +132,23 @@ impl ApiPart {
         if let Some(slot) = &cx.cfg.api_keys {
             slot.current(&mut self.keys);
         }
+        // A Bearer token that is not an API key may still publish where its
+        // `write` covers the room, when access control has keys.
+        let token_keys = cx.cfg.auth.keys.as_ref().map(KeySlot::keys);
+        let policy = &cx.cfg.auth.policy;
+        let unix = unix_now();
+        let check = |token: &[u8], room: &str| {
+            token_keys.as_deref().map_or(Grant::Invalid, |keys| {
+                match auth::may_publish(token, room, keys, policy, unix) {
+                    Ok(()) => Grant::Write,
+                    Err(Refusal::Forbidden) => Grant::NoWrite,
+                    Err(_) => Grant::Invalid,
+                }
+            })
+        };
         let access = Access {
             keys: &self.keys.1,
-            tokens: None,
+            tokens: token_keys.is_some().then_some(&check as TokenCheck<'_>),
         };
         let now = cx.now;
         let state = self.states.entry(id.key).or_insert_with(|| ApiState {

@@ -138,7 +138,7 @@ impl Denied {
 }
 
 /// The Unix time in whole seconds, for token expiry.
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
