@@ -4,8 +4,8 @@
 
 use std::io::Write as _;
 
-use super::conn::ParseError;
-use super::publish::Refusal;
+use super::error::ParseError;
+use super::message::Refusal;
 
 /// Appends `100 Continue` (RFC 9110 §15.2.1), for a request that sent
 /// `Expect: 100-continue` and waits for it before its body.

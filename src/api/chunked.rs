@@ -12,7 +12,7 @@
 //! trailer fields, which are skipped) are bounded too, and end in CRLF
 //! only: a bare LF is refused, as a proxy may have framed it differently.
 
-use super::conn::ParseError;
+use super::error::ParseError;
 
 /// The longest chunk-size line (extensions included) or trailer line,
 /// before its CRLF.

@@ -44,6 +44,7 @@
 //! more than `max_head + max_body`.
 
 use super::chunked::{self, Dechunk, Progress};
+pub use super::error::ParseError;
 use super::head::{self, Framing, Head};
 use crate::proto::handshake;
 
@@ -56,42 +57,6 @@ pub struct Limits {
     /// The largest body (`--max-message`): more is a 413, known from the
     /// head (or the chunk size line), before the body is read.
     pub max_body: usize,
-}
-
-/// Why a request cannot be read. The connection must be closed after the
-/// answer: the rest of its input cannot be framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParseError {
-    /// 400: malformed syntax or framing, with what was wrong.
-    BadRequest(&'static str),
-    /// 413: a body over [`Limits::max_body`].
-    BodyTooLarge,
-    /// 431: a head over [`Limits::max_head`], or too many header lines.
-    HeadTooLarge,
-    /// 501: a transfer coding other than `chunked`.
-    NotImplemented,
-}
-
-impl ParseError {
-    /// The status code of the answer.
-    pub fn status(self) -> u16 {
-        match self {
-            ParseError::BadRequest(_) => 400,
-            ParseError::BodyTooLarge => 413,
-            ParseError::HeadTooLarge => 431,
-            ParseError::NotImplemented => 501,
-        }
-    }
-
-    /// What the answer says.
-    pub fn message(self) -> &'static str {
-        match self {
-            ParseError::BadRequest(why) => why,
-            ParseError::BodyTooLarge => "body larger than the message limit (--max-message)",
-            ParseError::HeadTooLarge => "request head too large",
-            ParseError::NotImplemented => "unsupported Transfer-Encoding: only chunked",
-        }
-    }
 }
 
 /// A whole request. Strings and the body borrow the input or the

@@ -2,7 +2,7 @@
 //! acts on, with the framing rules of RFC 9112 §6 that keep a request
 //! from being read two ways (the root of request smuggling).
 
-use super::conn::ParseError;
+use super::error::ParseError;
 use crate::proto::handshake::MAX_HEADERS;
 
 /// How the body is delimited (RFC 9112 §6.3).

@@ -71,8 +71,10 @@
 pub mod answer;
 mod chunked;
 pub mod conn;
+mod error;
 mod head;
 pub mod keys;
+mod message;
 pub mod ndjson;
 pub mod publish;
 pub mod stats;

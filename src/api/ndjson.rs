@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::publish::{shorten, Message, Refusal};
+use super::message::{shorten, Message, Refusal};
 use crate::proto::MessageKind;
 
 /// One line, its strings borrowed from the body unless they had escapes.

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 
 use super::conn::Request;
 use super::keys::ApiKeys;
+use super::message::shorten;
+pub use super::message::{Message, Refusal};
 use super::ndjson;
 use crate::proto::MessageKind;
 
@@ -73,36 +75,6 @@ pub fn route(target: &str) -> Route<'_> {
         Some("") => Route::Batch,
         Some(room) if room.starts_with('/') => Route::Room(room),
         _ => Route::Other,
-    }
-}
-
-/// One message to deliver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message<'a> {
-    /// The room, e.g. `/chat/eu`.
-    pub room: Cow<'a, str>,
-    /// Text (valid UTF-8) or binary.
-    pub kind: MessageKind,
-    /// The payload: borrowed from the request when it could be.
-    pub payload: Cow<'a, [u8]>,
-}
-
-/// A refusal of a whole request: the connection may stay open.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The status code.
-    pub status: u16,
-    /// What the answer says.
-    pub message: Cow<'static, str>,
-}
-
-impl Refusal {
-    /// A refusal with `status` saying `message`.
-    pub fn new(status: u16, message: impl Into<Cow<'static, str>>) -> Refusal {
-        Refusal {
-            status,
-            message: message.into(),
-        }
     }
 }
 
@@ -279,15 +251,6 @@ fn media_type(content_type: Option<&[u8]>) -> &[u8] {
     let value = content_type.unwrap_or_default();
     let end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
     value.get(..end).unwrap_or_default().trim_ascii()
-}
-
-/// A room name for an answer, cut to 200 bytes.
-pub(super) fn shorten(room: &str) -> String {
-    let mut end = room.len().min(200);
-    while !room.is_char_boundary(end) {
-        end -= 1;
-    }
-    room.get(..end).unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
