@@ -51,7 +51,7 @@ fn config(url: &str) -> RedisConfig {
 impl Node {
     fn new(cfg: RedisConfig) -> Node {
         let poll = Poll::new().unwrap();
-        let mut bus = RedisBus::new(cfg, Token(0), Token(1)).unwrap();
+        let mut bus = RedisBus::new(cfg, 16 << 20, Token(0), Token(1)).unwrap();
         bus.start(poll.registry(), Instant::now());
         Node {
             poll,

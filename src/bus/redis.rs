@@ -66,6 +66,9 @@ enum Which {
 #[derive(Debug)]
 pub struct RedisBus {
     cfg: RedisConfig,
+    /// The largest message payload published or accepted from the bus:
+    /// the server's `--max-message`, the one carrier of that limit.
+    max_message: usize,
     /// This process's token in every envelope: tells our own messages
     /// from those of another process given the same node id.
     instance: Instance,
@@ -91,18 +94,23 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// A bus on `cfg`, its subscribe connection on `sub_token` and its
-    /// publish connection on `pub_token` (the reactor's to choose). Nothing
-    /// connects before [`Bus::start`].
-    pub fn new(cfg: RedisConfig, sub_token: Token, pub_token: Token) -> Result<RedisBus, String> {
+    /// A bus on `cfg` for messages of up to `max_message` bytes (the
+    /// server's message limit), its subscribe connection on `sub_token` and
+    /// its publish connection on `pub_token` (the reactor's to choose).
+    /// Nothing connects before [`Bus::start`].
+    pub fn new(
+        cfg: RedisConfig,
+        max_message: usize,
+        sub_token: Token,
+        pub_token: Token,
+    ) -> Result<RedisBus, String> {
         cfg.validate()?;
-        let max_frame = cfg
-            .max_message
-            .saturating_add(MAX_HEADER + MAX_CHANNEL + 4 * BULK_OVERHEAD);
+        let max_frame = max_message.saturating_add(MAX_HEADER + MAX_CHANNEL + 4 * BULK_OVERHEAD);
         let backoff = (cfg.backoff_min, cfg.backoff_max);
         let seed = super::random_u64();
         let instance = super::random_u64().to_le_bytes();
         Ok(RedisBus {
+            max_message,
             instance,
             sub_limits: resp::Limits { max_frame },
             pub_limits: resp::Limits {
@@ -323,6 +331,7 @@ impl RedisBus {
             cfg,
             sub_limits,
             instance,
+            max_message,
             ..
         } = self;
         let ctx = Inbound {
@@ -330,7 +339,7 @@ impl RedisBus {
             prefix: cfg.prefix.as_bytes(),
             node: cfg.node_id.as_bytes(),
             instance,
-            max_message: cfg.max_message,
+            max_message: *max_message,
         };
         loop {
             if sub.skipping() {
@@ -510,7 +519,7 @@ impl Bus for RedisBus {
     fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]) {
         let prefix = self.cfg.prefix.as_bytes();
         let channel_len = prefix.len() + room.len();
-        if payload.len() > self.cfg.max_message || channel_len > MAX_CHANNEL {
+        if payload.len() > self.max_message || channel_len > MAX_CHANNEL {
             return self.stats.count_drop(DropReason::TooLarge);
         }
         if self.publ.state != State::Ready {

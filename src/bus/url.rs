@@ -206,10 +206,6 @@ pub struct RedisConfig {
     /// This node's id, in every envelope it publishes; messages carrying
     /// it are its own and ignored when they come back.
     pub node_id: String,
-    /// The largest message payload published or accepted from the bus
-    /// (the WebSocket message limit). An inbound reply larger than this
-    /// and its framing resets the connection.
-    pub max_message: usize,
     /// Unsent publish bytes above which new publishes are dropped (one
     /// message is always accepted into an empty queue).
     pub max_queue: usize,
@@ -243,7 +239,6 @@ impl RedisConfig {
             addrs,
             prefix: "wsd:".into(),
             node_id: random_node_id(),
-            max_message: 16 << 20,
             max_queue: 8 << 20,
             connect_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),

@@ -344,7 +344,6 @@ impl Args {
         if let Some(id) = &self.node_id {
             redis.node_id = id.clone();
         }
-        redis.max_message = self.max_message;
         redis.max_queue = self.redis_queue;
         redis.validate()?;
         Ok(Some(redis))

@@ -64,7 +64,7 @@ impl BusLink {
     pub(super) fn new(cfg: &Config, me: usize, registry: &Registry) -> io::Result<BusLink> {
         let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, me) {
             (Some(redis), 0) => Some(Box::new(
-                RedisBus::new(redis.clone(), BUS_SUB, BUS_PUB)
+                RedisBus::new(redis.clone(), cfg.limits.max_message, BUS_SUB, BUS_PUB)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             )),
             _ => None,
