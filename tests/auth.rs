@@ -27,12 +27,16 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A key file holding `bytes`, in a directory of this test process.
+/// A key file holding `bytes`, in a directory of this test process. Tests
+/// run in parallel and write the same names: each writes a file of its own
+/// and renames it into place, so no test ever reads a half-written key.
 fn key_file(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsd-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    let own = dir.join(format!("{name}.{:?}", std::thread::current().id()));
+    std::fs::write(&own, bytes).unwrap();
+    std::fs::rename(&own, &path).unwrap();
     path
 }
 
