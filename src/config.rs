@@ -231,6 +231,12 @@ impl Default for Config {
 pub const MAX_LISTENERS: usize = 64;
 
 impl Config {
+    /// Whether rooms span nodes over a bus (any engine). The reactor asks
+    /// this, not which engine it is.
+    pub fn bus_on(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// Checks the settings against each other and against what the server
     /// can do: one error line naming the flag, or `Ok`. The server takes a
     /// `Config` as it is, so a caller that builds one by hand calls this

@@ -158,7 +158,7 @@ impl ApiPart {
             since: now,
             armed: false,
         });
-        let bus_on = cx.cfg.redis.is_some();
+        let bus_on = cx.cfg.bus_on();
         let mut at = 0;
         let mut close = false;
         let mut answered = false;

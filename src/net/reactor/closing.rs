@@ -191,7 +191,7 @@ impl Server {
             if let Some(m) = left.moved.and_then(|moved| self.conns.get_mut(moved)) {
                 m.seat = Some(seat);
             }
-            let bus_on = self.cfg.redis.is_some();
+            let bus_on = self.cfg.bus_on();
             self.link.room_closed(left, &self.peers, bus_on);
         }
         conn.rbuf.release(&mut self.io.pool);

@@ -161,7 +161,7 @@ impl Server {
             room: conn.seat.map(|s| s.room),
             mode: cfg.mode,
             got_message: false,
-            to_bus: cfg.redis.is_some(),
+            to_bus: cfg.bus_on(),
             deflate: conn.deflate,
             tx: &mut zlib.tx,
             own: &mut own_out,
@@ -346,7 +346,7 @@ impl Server {
     /// A connection just made `room` new on this reactor.
     fn room_opened(&mut self, room: Option<u32>) {
         if let Some(id) = room {
-            let bus_on = self.cfg.redis.is_some();
+            let bus_on = self.cfg.bus_on();
             self.link
                 .room_opened(&mut self.hub, id, &self.peers, bus_on);
         }
