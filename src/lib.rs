@@ -59,6 +59,8 @@
 //! used for allocation or indexing. Tests may panic: that is how they fail.
 
 #![deny(missing_docs)]
+// The one exception, with its reasons: `net::sys`.
+#![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(

@@ -151,6 +151,27 @@ impl Connection {
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut rest = bytes;
         let mut written = 0;
+        if self.tls.is_none() && self.out.as_ref().is_none_or(|q| q.is_empty()) {
+            // The common case, plain TCP with nothing queued: one `send`,
+            // and done if the socket takes it all.
+            if bytes.is_empty() {
+                return Ok(0);
+            }
+            match super::sys::send(&self.stream, bytes) {
+                Ok(n) if n == bytes.len() => return Ok(n),
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written = n;
+                    rest = bytes.get(n..).unwrap_or_default();
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
         // TLS records already encrypted go first.
         self.wire().flush()?;
         if self.pending_out() == 0 {

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod listener;
 pub mod process;
 pub mod reactor;
+pub mod sys;
 pub mod throttle;
 pub mod timer;
 pub mod transport;

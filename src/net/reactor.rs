@@ -92,6 +92,7 @@ mod closing;
 pub(crate) mod compress;
 mod expiry;
 mod fanout;
+mod frames;
 mod keepalive;
 mod peers;
 mod read;
@@ -208,21 +209,27 @@ struct Io {
     pool: BufPool,
 }
 
-/// The reactor's clock: read once per poll and once at the end of a turn.
+/// The reactor's clock: read once per turn, when the poll returns. Work
+/// done in a turn is short (read budgets bound it), and every deadline is
+/// checked against this reading, so one is enough.
 struct Clock {
     started: Instant,
     now: Instant,
+    /// `now` in milliseconds since `started`, worked out at the tick
+    /// rather than per message.
+    ms: u64,
 }
 
 impl Clock {
     fn tick(&mut self) {
         self.now = Instant::now();
+        self.ms = millis(self.now.duration_since(self.started));
     }
 
     /// `now` in milliseconds since the reactor started: the keepalive
-    /// clock. Computed on demand; the echo path never needs it.
+    /// clock.
     fn now_ms(&self) -> u64 {
-        millis(self.now.duration_since(self.started))
+        self.ms
     }
 
     /// The reactor clock as connections store it: milliseconds, wrapping
@@ -311,7 +318,11 @@ impl Server {
         Ok(Server {
             poll,
             doors,
-            clock: Clock { started: now, now },
+            clock: Clock {
+                started: now,
+                now,
+                ms: 0,
+            },
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.
@@ -447,8 +458,10 @@ impl Server {
         .into_iter()
         .flatten()
         .min()?;
-        // Round up to whole milliseconds so a wakeup never comes early and spins.
-        let wait = next.saturating_duration_since(Instant::now());
+        // Round up to whole milliseconds so a wakeup never comes early and
+        // spins. From the turn's reading: the turn's own work only makes
+        // the wakeup later, never earlier.
+        let wait = next.saturating_duration_since(self.clock.now);
         Some(Duration::from_millis(
             wait.as_millis()
                 .saturating_add(1)
@@ -460,7 +473,6 @@ impl Server {
     /// The steps that close a turn, in order.
     fn end_turn(&mut self) {
         self.revisit_ready();
-        self.clock.tick();
         self.expire_handshakes();
         self.expire_closes();
         self.expire_keepalive();

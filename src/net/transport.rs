@@ -294,7 +294,7 @@ impl Read for Wire<'_> {
     /// an `InvalidData` error carrying a [`TlsFailure`].
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            return self.socket.read(buf);
+            return super::sys::recv(&*self.socket, buf);
         };
         let mut n = 0;
         // The socket gave less than asked (drained of data, though a FIN

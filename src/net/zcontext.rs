@@ -55,6 +55,14 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The inflater and the compressor, borrowed where they lie (an open
+    /// connection's frames; the handshake uses [`lend`]).
+    pub fn parts(&mut self) -> (Option<&mut Inflater>, &mut Option<Deflater>) {
+        (self.inflater.as_mut(), &mut self.deflater)
+    }
+}
+
 /// A connection's compressor and inflater, out of its [`Context`] while
 /// its input is processed (see [`lend`]).
 pub type Parts = (Option<Inflater>, Option<Deflater>);

@@ -224,10 +224,18 @@ pub fn encode_header(
 
 /// Appends a whole unmasked frame (header and payload) to `out`: how a server
 /// sends.
+#[inline]
 pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    let header = encode_header(true, 0, opcode, payload.len() as u64, None);
-    out.reserve(header.as_slice().len() + payload.len());
-    out.extend_from_slice(header.as_slice());
+    // A small frame's two header bytes are stored directly: most replies
+    // are small, and the general encoder costs more than they do.
+    if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[0x80 | opcode.nibble(), len]);
+    } else {
+        let header = encode_header(true, 0, opcode, payload.len() as u64, None);
+        out.reserve(header.as_slice().len() + payload.len());
+        out.extend_from_slice(header.as_slice());
+    }
     out.extend_from_slice(payload);
 }
 

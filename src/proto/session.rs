@@ -171,7 +171,7 @@ impl Session {
         &mut self,
         buf: &mut [u8],
         limits: &Limits,
-        mut inflate: Option<Inflate<'_>>,
+        inflate: Option<Inflate<'_>>,
         ev: &mut E,
     ) -> usize {
         if self.state == State::Closed {
@@ -182,6 +182,32 @@ impl Session {
             base: 0,
             pos: self.msg.as_ref().map_or(0, |m| m.len),
         };
+        if self.msg.is_none() && self.state == State::Open && self.role == Role::Server {
+            match whole_frames(buf, limits, ev) {
+                // All taken: nothing to keep.
+                Ok(pos) if pos == buf.len() => return 0,
+                Ok(pos) => cur.pos = pos,
+                Err(e) => {
+                    self.fail(e, ev);
+                    return 0;
+                }
+            }
+        }
+        self.parse(buf, cur, limits, inflate, ev)
+    }
+
+    /// [`Session::feed_with`] past the frames [`whole_frames`] took: the
+    /// general parser, which assembles fragments and answers control
+    /// frames. Kept out of line so the common case stays small.
+    #[inline(never)]
+    fn parse<E: Events>(
+        &mut self,
+        buf: &mut [u8],
+        mut cur: Cursor,
+        limits: &Limits,
+        mut inflate: Option<Inflate<'_>>,
+        ev: &mut E,
+    ) -> usize {
         if let Err(e) = self.run(buf, &mut cur, limits, &mut inflate, ev) {
             self.fail(e, ev);
         }
@@ -200,7 +226,9 @@ impl Session {
                 m.len + tail
             }
             None => {
-                buf.copy_within(cur.pos.., 0);
+                if tail != 0 {
+                    buf.copy_within(cur.pos.., 0);
+                }
                 tail
             }
         }
@@ -422,6 +450,7 @@ impl Session {
 
     /// §7.1.7 "Fail the WebSocket Connection": send a Close with the
     /// error's code if none was sent yet, and stop.
+    #[cold]
     fn fail<E: Events>(&mut self, e: ProtocolError, ev: &mut E) {
         if self.state == State::Open {
             self.send_close(e.close_code(), e.as_str(), ev);
@@ -504,6 +533,67 @@ struct Cursor {
     base: usize,
     /// The next unparsed byte.
     pos: usize,
+}
+
+/// The common case first: whole, unfragmented, masked text and binary
+/// frames, each unmasked and handed out where it lies with no assembly.
+/// Returns where the first frame it leaves to the general parser starts
+/// (anything else: a control frame, a fragment, a frame not all here, RSV
+/// bits, an unmasked frame, a length over a limit), or the error of a text
+/// frame that is not UTF-8 (its bytes are unmasked already).
+#[inline]
+fn whole_frames<E: Events>(
+    buf: &mut [u8],
+    limits: &Limits,
+    ev: &mut E,
+) -> Result<usize, ProtocolError> {
+    let mut pos = 0;
+    while let Some(&[b0, b1]) = buf.get(pos..pos + 2) {
+        // FIN, no RSV bit, text or binary; masked.
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => break,
+        };
+        if b1 & 0x80 == 0 {
+            break;
+        }
+        let (len, at) = match b1 & 0x7f {
+            126 => match buf.get(pos + 2..pos + 4) {
+                Some(&[h, l]) => (u64::from(u16::from_be_bytes([h, l])), pos + 4),
+                _ => break,
+            },
+            127 => match buf
+                .get(pos + 2..pos + 10)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            {
+                Some(b) => (u64::from_be_bytes(b), pos + 10),
+                None => break,
+            },
+            n => (u64::from(n), pos + 2),
+        };
+        if len > limits.max_frame as u64
+            || len > limits.max_message as u64
+            || limits.max_fragments == 0
+        {
+            break;
+        }
+        // Bounded by the limits just checked, so exact.
+        let len = len as usize;
+        let Some(&[k0, k1, k2, k3]) = buf.get(at..at + 4) else {
+            break;
+        };
+        let Some(payload) = buf.get_mut(at + 4..at + 4 + len) else {
+            break;
+        };
+        apply_mask(payload, [k0, k1, k2, k3], 0);
+        if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        ev.message(kind, payload);
+        pos = at + 4 + len;
+    }
+    Ok(pos)
 }
 
 /// Appends an unmasked data frame carrying a whole message: what a server

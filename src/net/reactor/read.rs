@@ -7,7 +7,7 @@ use log::info;
 
 use super::api::Cx as ApiCx;
 use super::compress::{self, Incoming};
-use super::sink::{Direct, Sink};
+use super::sink::Sink;
 use super::upgrade::{handshake, Denied, Handshake, HttpContext};
 use super::{suppressed, Io, Server, Wakeup, BATCH_LIMIT, OUT_FLUSH_AT, READ_BUDGET};
 use crate::auth::{Limited, CLOSE_POLICY};
@@ -109,10 +109,21 @@ impl Server {
         self.flush(key);
     }
 
-    /// Hands `n` bytes to the handshake or the session: the kept ones and
+    /// Hands `n` bytes to the session of an open connection (see
+    /// `frames`), or to the upgrade or the publish API: the kept ones and
     /// those just read, in the connection's buffer if `into_own`, else at
     /// the front of the shared one.
     pub(super) fn process(&mut self, key: usize, n: usize, into_own: bool) {
+        match self.conns.get(key).map(|c| c.phase) {
+            Some(Phase::Open) => self.process_frames(key, n, into_own),
+            Some(_) => self.process_request(key, n, into_own),
+            None => {}
+        }
+    }
+
+    /// [`Server::process`] before the upgrade, and for the publish API.
+    #[inline(never)]
+    fn process_request(&mut self, key: usize, n: usize, into_own: bool) {
         let held = self.conns.len();
         let now_ms = if self.timers.keepalive_on {
             self.clock.now_ms32()
@@ -238,26 +249,9 @@ impl Server {
                     }
                 }
             }
-            Phase::Open => {
-                sink.direct = Some(Direct {
-                    stream: &mut conn.stream,
-                    queue: &mut conn.out,
-                    plain: conn.tls.is_none(),
-                });
-                let (keep, inflated) = compress::feed(
-                    &mut conn.session,
-                    conn.deflate,
-                    incoming.inflater.as_mut(),
-                    data,
-                    &cfg.limits,
-                    incoming.rx,
-                    &mut sink,
-                );
-                sink.stats.deflate.messages_inflated += inflated;
-                (keep, Outcome::Waiting)
-            }
             Phase::Api => (0, Outcome::Api),
-            Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
+            // Open input goes to `process_frames`.
+            Phase::Open | Phase::Closing | Phase::Draining => (0, Outcome::Waiting),
         };
         // The guard goes back; without one this is the only branch.
         let mut stop = None;
@@ -358,7 +352,7 @@ impl Server {
 /// same output, and says why.
 #[cold]
 #[inline(never)]
-fn stopped(
+pub(super) fn stopped(
     mut guard: Box<Guard>,
     slot: &mut Option<Box<Guard>>,
     session: &mut Session,

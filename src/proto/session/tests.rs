@@ -152,6 +152,62 @@ fn fragments_with_a_ping_between_are_assembled() {
 }
 
 #[test]
+fn a_whole_frame_fails_as_one_in_pieces_does() {
+    // Whole, these frames meet the fast path; byte by byte, the general
+    // parser. Each refusal must be the same: the code, and no message.
+    let limits = || Limits {
+        max_message: 100,
+        max_frame: 80,
+        max_fragments: 4,
+    };
+    let mut unmasked = frame(true, OpCode::Binary, b"abc");
+    unmasked[1] &= 0x7F;
+    unmasked.drain(2..6);
+    let cases: [(&str, Vec<u8>, u16); 6] = [
+        ("invalid UTF-8", frame(true, OpCode::Text, b"ok\xff"), 1007),
+        (
+            "cut character",
+            frame(true, OpCode::Text, b"ab\xe2\x82"),
+            1007,
+        ),
+        (
+            "over max_frame",
+            frame(true, OpCode::Binary, &[1; 81]),
+            1009,
+        ),
+        (
+            "continuation first",
+            frame(true, OpCode::Continuation, b"x"),
+            1002,
+        ),
+        ("RSV1 without deflate", raw_frame(true, 4, 2, b"x"), 1002),
+        ("unmasked", unmasked, 1002),
+    ];
+    for (name, bytes, code) in cases {
+        let mut whole = Feeder::with_limits(limits());
+        whole.push(&bytes);
+        let mut bytewise = Feeder::with_limits(limits());
+        bytewise.push_in_pieces(&bytes, 1);
+        for f in [&whole, &bytewise] {
+            assert_eq!(f.session.state(), State::Closed, "{name}");
+            assert_eq!(f.rec.close_codes(), vec![Some(code)], "{name}");
+            assert!(f.rec.messages.is_empty(), "{name}");
+        }
+        assert_eq!(whole.session.error(), bytewise.session.error(), "{name}");
+    }
+    // Over max_message but under max_frame: only a message limit that is
+    // lower than the frame limit can tell.
+    let small = || Limits {
+        max_message: 10,
+        max_frame: 80,
+        max_fragments: 4,
+    };
+    let mut f = Feeder::with_limits(small());
+    f.push(&frame(true, OpCode::Binary, &[1; 11]));
+    assert_eq!(f.rec.close_codes(), vec![Some(1009)]);
+}
+
+#[test]
 fn same_events_whatever_the_split_points() {
     let mut bytes = frame(false, OpCode::Binary, &[7; 300]);
     bytes.extend(frame(true, OpCode::Ping, b"x"));
@@ -472,6 +528,28 @@ proptest! {
         prop_assert_eq!(f.session.state(), State::Open);
         prop_assert_eq!(f.rec.messages, naive_messages(&frames));
         prop_assert!(f.buf.is_empty());
+    }
+
+    #[test]
+    fn whole_or_byte_by_byte_the_events_are_the_same(frames in valid_stream(), flip in any::<Option<(prop::sample::Index, u8)>>()) {
+        // Whole frames take the fast path and pieces the general parser:
+        // both must see the same messages, replies and failure, also when
+        // one byte is corrupted (a bad length, opcode, mask bit or UTF-8).
+        let mut bytes: Vec<u8> = frames.iter().flat_map(|(fin, op, p)| frame(*fin, *op, p)).collect();
+        if let Some((at, x)) = flip {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] ^= x;
+            }
+        }
+        let limits = || Limits { max_message: 3000, max_frame: 2000, max_fragments: 6 };
+        let mut whole = Feeder::with_limits(limits());
+        whole.push(&bytes);
+        let mut bytewise = Feeder::with_limits(limits());
+        bytewise.push_in_pieces(&bytes, 1);
+        prop_assert_eq!(&whole.rec, &bytewise.rec);
+        prop_assert_eq!(whole.session.state(), bytewise.session.state());
+        prop_assert_eq!(whole.session.error(), bytewise.session.error());
     }
 
     #[test]
