@@ -1,0 +1,343 @@
+//! `wsload agent` and `--agents`: agents as processes on loopback, a
+//! controller that merges their figures, and the refusals (wrong key, a
+//! target outside --allow-targets, an agent killed mid-run).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::{die_with_this_thread, n, wsload, TestServer};
+use wsd::Mode;
+
+/// A key file of this test's own, removed on drop.
+struct KeyFile(PathBuf);
+
+impl KeyFile {
+    fn new(key: &str) -> KeyFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "wsload-agents-{}-{}.key",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, key).unwrap();
+        KeyFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A `wsload agent` process on 127.0.0.1:0; killed on drop.
+struct Agent {
+    child: Child,
+    addr: String,
+    /// Its stderr lines, as they come.
+    log: mpsc::Receiver<String>,
+}
+
+impl Agent {
+    fn start(key: &KeyFile, extra: &[&str]) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+        let mut child = die_with_this_thread(&mut cmd)
+            .args(["agent", "--listen", "127.0.0.1:0", "--key", key.path()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsload agent");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the agent's first line");
+        // "wsload agent: listening on 127.0.0.1:PORT; targets allowed: ..."
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        let (tx, log) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Agent { child, addr, log }
+    }
+
+    /// Waits (under a deadline) for a stderr line containing `what`.
+    fn wait_for(&self, what: &str) {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("the agent never said {what:?}"));
+            if line.contains(what) {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const KEY: &str = "a shared key for the agent tests\n";
+
+#[test]
+fn two_agents_merge_into_one_report() {
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let (a, b) = (Agent::start(&key, &[]), Agent::start(&key, &[]));
+    let agents = format!("{},{}", a.addr, b.addr);
+    let url = server.url();
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "5",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--agents",
+        &agents,
+        "--key",
+        key.path(),
+        "--json",
+        "-",
+        &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let recs = v["agents"].as_array().expect("agents records");
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["agent"], a.addr.as_str());
+    // The connections are split 3 + 2, and every count is the agents' sum.
+    assert_eq!(
+        n(&recs[0], &["connections"]) + n(&recs[1], &["connections"]),
+        5
+    );
+    assert_eq!(n(&recs[0], &["connections"]), 3);
+    for (merged, each) in [
+        (&["sent"][..], "sent"),
+        (&["received"], "received"),
+        (&["window_sent"], "window_sent"),
+        (&["window_received"], "window_received"),
+        (&["latency", "count"], "latency_samples"),
+    ] {
+        let sum: u64 = recs.iter().map(|r| n(r, &[each])).sum();
+        assert_eq!(n(&v, merged), sum, "{each}");
+    }
+    assert!(n(&v, &["sent"]) > 0);
+    assert_eq!(n(&v, &["errors_total"]), 0);
+    assert_eq!(v["params"]["agents"], 2);
+    for r in recs {
+        assert!(r["cpu_s"].as_f64().is_some() && r["saturated"].is_boolean());
+    }
+}
+
+#[test]
+fn broadcast_over_agents_loses_nothing() {
+    let server = TestServer::start(Mode::Broadcast, true);
+    let key = KeyFile::new(KEY);
+    let (a, b) = (Agent::start(&key, &[]), Agent::start(&key, &[]));
+    let agents = format!("{},{}", a.addr, b.addr);
+    let url = server.url();
+    let run = wsload(&[
+        "broadcast",
+        "-c",
+        "4",
+        "-R",
+        "200",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--agents",
+        &agents,
+        "--key",
+        key.path(),
+        "--json",
+        "-",
+        &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let recs = v["agents"].as_array().expect("agents records");
+    // The publisher runs on the first agent; the second only subscribes.
+    assert_eq!(n(&recs[0], &["connections"]), 3);
+    assert_eq!(n(&recs[1], &["connections"]), 2);
+    assert_eq!(n(&recs[1], &["sent"]), 0);
+    assert!(n(&recs[1], &["received"]) > 0);
+    // Fan-out latency only where the publisher's clock is.
+    assert_eq!(n(&recs[1], &["latency_samples"]), 0);
+    assert!(n(&recs[0], &["latency_samples"]) > 0);
+    assert_eq!(n(&v, &["broadcast", "lost"]), 0, "{v}");
+    assert_eq!(
+        n(&v, &["broadcast", "deliveries"]),
+        n(&v, &["broadcast", "expected_deliveries"])
+    );
+    assert_eq!(n(&v, &["errors_total"]), 0);
+}
+
+#[test]
+fn a_wrong_key_is_refused() {
+    let server = TestServer::start(Mode::Echo, true);
+    let (right, wrong) = (
+        KeyFile::new(KEY),
+        KeyFile::new("another key, just as long\n"),
+    );
+    let agent = Agent::start(&right, &[]);
+    let url = server.url();
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--agents",
+        &agent.addr,
+        "--key",
+        wrong.path(),
+        &url,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&agent.addr) && run.stderr.contains("wrong key"),
+        "stderr:\n{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("another key"), "the key was printed");
+    agent.wait_for("wrong key");
+}
+
+#[test]
+fn a_target_outside_allow_targets_is_refused() {
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let agent = Agent::start(&key, &["--allow-targets", "10.0.0.0/8"]);
+    let url = server.url();
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--agents",
+        &agent.addr,
+        "--key",
+        key.path(),
+        &url,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&agent.addr) && run.stderr.contains("outside --allow-targets"),
+        "stderr:\n{}",
+        run.stderr
+    );
+    // Loopback by default: a routable address is refused before any load.
+    let agent = Agent::start(&key, &[]);
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--agents",
+        &agent.addr,
+        "--key",
+        key.path(),
+        "ws://192.0.2.1:9/",
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("outside --allow-targets"),
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_agent_killed_mid_run_fails_the_run_by_name() {
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let a = Agent::start(&key, &[]);
+    let mut b = Agent::start(&key, &[]);
+    let agents = format!("{},{}", a.addr, b.addr);
+    let url = server.url();
+    let key_path = key.path().to_string();
+    let controller = thread::spawn(move || {
+        wsload(&[
+            "rate", "-c", "2", "-R", "200", "-d", "20s", "--warmup", "0s", "--agents", &agents,
+            "--key", &key_path, &url,
+        ])
+    });
+    b.wait_for("running");
+    b.child.kill().unwrap();
+    let run = controller.join().unwrap();
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("agent {} failed", b.addr)),
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_agent_runs_one_run_at_a_time() {
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let agent = Agent::start(&key, &[]);
+    let (addr, url, key_path) = (agent.addr.clone(), server.url(), key.path().to_string());
+    let first = thread::spawn(move || {
+        wsload(&[
+            "rate", "-c", "1", "-R", "50", "-d", "3s", "--warmup", "0s", "--agents", &addr,
+            "--key", &key_path, &url,
+        ])
+    });
+    agent.wait_for("running");
+    let url = server.url();
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--agents",
+        &agent.addr,
+        "--key",
+        key.path(),
+        &url,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(run.stderr.contains("busy"), "stderr:\n{}", run.stderr);
+    assert_eq!(first.join().unwrap().code, Some(0));
+}
