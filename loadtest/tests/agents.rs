@@ -51,10 +51,22 @@ struct Agent {
 
 impl Agent {
     fn start(key: &KeyFile, extra: &[&str]) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Agent::spawn(Command::new(env!("CARGO_BIN_EXE_wsload")), key, &args)
+    }
+
+    /// An agent in network namespace `ns`.
+    fn start_in(ns: &str, key: &KeyFile, args: &[&str]) -> Agent {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_wsload")]);
+        Agent::spawn(cmd, key, args)
+    }
+
+    fn spawn(mut cmd: Command, key: &KeyFile, args: &[&str]) -> Agent {
         let mut child = die_with_this_thread(&mut cmd)
-            .args(["agent", "--listen", "127.0.0.1:0", "--key", key.path()])
-            .args(extra)
+            .args(["agent", "--key", key.path()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -340,4 +352,149 @@ fn an_agent_runs_one_run_at_a_time() {
     assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
     assert!(run.stderr.contains("busy"), "stderr:\n{}", run.stderr);
     assert_eq!(first.join().unwrap().code, Some(0));
+}
+
+/// Two network namespaces of the test's own, each an agent's host, joined
+/// to this one by a veth pair with addresses from 198.18.0.0/15 (RFC 2544's
+/// benchmarking range); removed on drop.
+struct Hosts {
+    netns: Vec<String>,
+    links: Vec<String>,
+    /// Per host: (this side's address, the host's address).
+    addrs: Vec<(String, String)>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip` (install iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Hosts {
+    fn new(n: usize) -> Result<Hosts, String> {
+        let pid = std::process::id();
+        let net = pid % 200;
+        let mut h = Hosts {
+            netns: Vec::new(),
+            links: Vec::new(),
+            addrs: Vec::new(),
+        };
+        for i in 0..n {
+            let ns = format!("wsload-agent-{pid}-{i}");
+            ip(&["netns", "add", &ns])?;
+            h.netns.push(ns.clone());
+            let (here, there) = (
+                format!("wsl{}h{i}", pid % 100_000),
+                format!("wsl{}a{i}", pid % 100_000),
+            );
+            ip(&["link", "add", &here, "type", "veth", "peer", "name", &there])?;
+            h.links.push(here.clone());
+            ip(&["link", "set", &there, "netns", &ns])?;
+            let a = |k: usize| format!("198.18.{net}.{}", 4 * i + k);
+            ip(&["addr", "add", &format!("{}/30", a(1)), "dev", &here])?;
+            ip(&["link", "set", &here, "up"])?;
+            let exec = |args: &[&str]| {
+                let mut v = vec!["netns", "exec", &ns, "ip"];
+                v.extend_from_slice(args);
+                ip(&v)
+            };
+            exec(&["addr", "add", &format!("{}/30", a(2)), "dev", &there])?;
+            exec(&["link", "set", &there, "up"])?;
+            exec(&["link", "set", "lo", "up"])?;
+            exec(&["route", "add", "default", "via", &a(1)])?;
+            h.addrs.push((a(1), a(2)));
+        }
+        Ok(h)
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for l in &self.links {
+            let _ = ip(&["link", "del", l]);
+        }
+        for ns in &self.netns {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// A wsd echo server listening on `addr` (not loopback), stopped on drop.
+fn server_on(addr: &str) -> (String, wsd::ShutdownHandle, thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let listen = format!("{addr}:0").parse().unwrap();
+    let t = thread::spawn(move || {
+        let mut server = wsd::Server::bind(wsd::Config {
+            listen: vec![listen],
+            mode: Mode::Echo,
+            ..wsd::Config::default()
+        })
+        .expect("bind wsd");
+        let _ = tx.send((server.local_addr(), server.shutdown_handle()));
+        server.run().expect("wsd run");
+    });
+    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    (format!("ws://{addr}/"), handle, t)
+}
+
+#[test]
+fn agents_on_separate_hosts_in_network_namespaces() {
+    let hosts = match Hosts::new(2) {
+        Ok(h) => h,
+        Err(e) if e.contains("Operation not permitted") || e.contains("Permission denied") => {
+            eprintln!("\n\n**** SKIPPED agents_on_separate_hosts_in_network_namespaces: the kernel refused network namespaces: {e} ****\n\n");
+            return;
+        }
+        Err(e) => panic!("setting up the namespaces: {e}"),
+    };
+    let (url, stop, thread) = server_on(&hosts.addrs[0].0);
+    let key = KeyFile::new(KEY);
+    let range = format!("{}/24", hosts.addrs[0].0);
+    let agents: Vec<Agent> = hosts
+        .netns
+        .iter()
+        .zip(&hosts.addrs)
+        .map(|(ns, (_, there))| {
+            let listen = format!("{there}:0");
+            Agent::start_in(ns, &key, &["--listen", &listen, "--allow-targets", &range])
+        })
+        .collect();
+    let names = format!("{},{}", agents[0].addr, agents[1].addr);
+    let run = wsload(&[
+        "echo",
+        "-c",
+        "4",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--agents",
+        &names,
+        "--key",
+        key.path(),
+        "--json",
+        "-",
+        &url,
+    ]);
+    stop.shutdown();
+    let _ = thread.join();
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    let recs = v["agents"].as_array().expect("agents records");
+    assert_eq!(recs.len(), 2);
+    let sum: u64 = recs.iter().map(|r| n(r, &["received"])).sum();
+    assert_eq!(n(&v, &["received"]), sum);
+    assert!(recs.iter().all(|r| n(r, &["received"]) > 0));
+    assert_eq!(n(&v, &["errors_total"]), 0);
+    drop(agents);
 }
