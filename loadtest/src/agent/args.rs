@@ -3,7 +3,8 @@
 //! the same clap structs as a scenario file, so it accepts exactly what a
 //! local run would.
 //!
-//! Flags that carry a secret (--token, --jwt-key, --api-key) are refused
+//! Flags that carry a secret (--token, --jwt-key, --api-key, and -H with
+//! Authorization, Proxy-Authorization or Cookie) are refused
 //! with --agents: the protocol authenticates both ends but does not
 //! encrypt, and a secret must not cross the network in clear.
 
@@ -17,6 +18,17 @@ pub fn check(s: &Scenario, agents: usize) -> Result<(), String> {
     let c = s.client();
     if c.token.is_some() || c.jwt_key.is_some() {
         return Err("--token and --jwt-key cannot be used with --agents (the agent protocol does not encrypt)".into());
+    }
+    let secret = ["authorization", "proxy-authorization", "cookie"];
+    if let Some(h) = c
+        .headers
+        .iter()
+        .find(|h| secret.iter().any(|n| h.name.eq_ignore_ascii_case(n)))
+    {
+        return Err(format!(
+            "-H '{}: ...' cannot be used with --agents (the agent protocol does not encrypt)",
+            h.name
+        ));
     }
     if let Scenario::Broadcast(b) = s {
         if b.api_key.is_some() {
@@ -233,6 +245,8 @@ mod tests {
     fn secrets_and_thin_splits_are_refused() {
         let s = parse(&["scenario", "echo", "--token", "t0k3n"]);
         assert!(check(&s, 1).unwrap_err().contains("--token"));
+        let s = parse(&["scenario", "echo", "-H", "cookie: id=1"]);
+        assert!(check(&s, 1).unwrap_err().contains("cookie"));
         let s = parse(&["scenario", "echo", "-c", "1"]);
         assert!(check(&s, 2).is_err());
         assert!(check(&s, 1).is_ok());

@@ -30,7 +30,7 @@ pub fn text(agents: &[AgentRun]) -> String {
         };
         let _ = writeln!(
             out,
-            "    {}  {} conns ({} open)  sent {:.0}/s  received {:.0}/s{lat}  errors {}  cpu {:.0}% of {} thread{}{}",
+            "    {}  {} conns ({} opened)  sent {:.0}/s  received {:.0}/s{lat}  errors {}  cpu {:.0}% of {} thread{}{}",
             a.name,
             a.connections,
             s.opened,
