@@ -498,3 +498,35 @@ fn agents_on_separate_hosts_in_network_namespaces() {
     assert_eq!(n(&v, &["errors_total"]), 0);
     drop(agents);
 }
+
+#[test]
+fn compare_takes_agents_too() {
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let (a, b) = (Agent::start(&key, &[]), Agent::start(&key, &[]));
+    let agents = format!("{},{}", a.addr, b.addr);
+    let url = server.url();
+    let run = wsload(&[
+        "compare",
+        "--rounds",
+        "2",
+        "echo",
+        "-c",
+        "4",
+        "-d",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--agents",
+        &agents,
+        "--key",
+        key.path(),
+        &url,
+    ]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    // Each round ran on both agents.
+    for agent in [&a, &b] {
+        agent.wait_for("running echo, 2 connections");
+        agent.wait_for("running echo, 2 connections");
+    }
+}

@@ -124,6 +124,11 @@ fn serve_one(mut stream: TcpStream, state: &State) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     };
     write_msg(&mut stream, &Msg::Ready).map_err(|e| e.to_string())?;
+    // Broadcast's first agent waits for the others' subscribers to connect.
+    let wait = scenario.client().connect_timeout + STEP_TIMEOUT;
+    stream
+        .set_read_timeout(Some(wait))
+        .map_err(|e| e.to_string())?;
     let delay = match read_msg(&mut stream) {
         Ok(Msg::Go { start_in_ms }) => start_in_ms.min(MAX_START_DELAY),
         Ok(_) => return refuse(&mut stream, "expected go".into()),
