@@ -124,6 +124,12 @@ impl Drop for Agent {
 
 const KEY: &str = "a shared key for the agent tests\n";
 
+/// The arguments, the first split at spaces (flags that need no quoting).
+fn words<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let (first, rest) = args.split_first().unwrap();
+    first.split(' ').chain(rest.iter().copied()).collect()
+}
+
 #[test]
 fn two_agents_merge_into_one_report() {
     let server = TestServer::start(Mode::Echo, true);
@@ -131,24 +137,38 @@ fn two_agents_merge_into_one_report() {
     let (a, b) = (Agent::start(&key, &[]), Agent::start(&key, &[]));
     let agents = format!("{},{}", a.addr, b.addr);
     let url = server.url();
-    let run = wsload(&[
-        "echo",
-        "-c",
-        "5",
-        "-d",
-        "1s",
-        "--warmup",
-        "0s",
-        "--agents",
+    // The server is in this process: the controller samples it.
+    let pid = std::process::id().to_string();
+    let (csv, hgrm) = (KeyFile::new(""), KeyFile::new(""));
+    let args = [
+        "echo -c 5 -d 1s --warmup 0s --json - --agents",
         &agents,
         "--key",
         key.path(),
-        "--json",
-        "-",
+        "--server-pid",
+        &pid,
+        "--csv",
+        csv.path(),
+        "--hgrm",
+        hgrm.path(),
         &url,
-    ]);
+    ];
+    let run = wsload(&words(&args));
     assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
     let v = run.json();
+    assert!(v["server"]["cpu_s"].as_f64().is_some(), "{}", v["server"]);
+    // The merged timeline's measured rows add up to the merged window.
+    let csv = std::fs::read_to_string(csv.path()).unwrap();
+    let measured: u64 = csv
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.get(1) == Some(&"measured"))
+        .map(|f| f[2].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(measured, n(&v, &["window_sent"]), "{csv}");
+    assert!(std::fs::read_to_string(hgrm.path())
+        .unwrap()
+        .contains("TotalCount"));
     let recs = v["agents"].as_array().expect("agents records");
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0]["agent"], a.addr.as_str());

@@ -262,6 +262,11 @@ fn drive(
             window_at = Some((t0, t0 + timing.duration));
         }
     }
+    if edges.0.is_some() && edges.1.is_none() {
+        // The agents ended their window before the controller's clock did
+        // (it learns of their start a tick late): the servers are idle now.
+        edges.1 = run::sample(pids);
+    }
     merge(s, &agents, reports, &epochs, summary)?;
     (summary.server, summary.server_error) = run::server_figures(pids, before, edges.0, edges.1);
     Ok(())

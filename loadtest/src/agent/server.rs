@@ -238,10 +238,12 @@ fn run_and_report(mut stream: TcpStream, s: &Scenario, targets: &[Target]) -> Re
     let mut lost: Option<String> = None;
     let summary = thread::scope(|scope| {
         let runner = scope.spawn(move || {
-            let mut last = Instant::now();
+            let (mut last, mut started) = (Instant::now(), false);
             run::run_here(s, targets, &[], false, &mut |live| {
-                if last.elapsed() >= Duration::from_millis(250) {
-                    last = Instant::now();
+                // At once when the load begins: the controller times the
+                // servers' window from it.
+                if last.elapsed() >= Duration::from_millis(250) || live.started != started {
+                    (last, started) = (Instant::now(), live.started);
                     let _ = tx.send(live);
                 }
             })
