@@ -550,3 +550,29 @@ fn compare_takes_agents_too() {
         agent.wait_for("running echo, 2 connections");
     }
 }
+
+#[test]
+fn a_hostile_peer_is_dropped_and_the_agent_serves_on() {
+    use std::io::{Read as _, Write as _};
+    let server = TestServer::start(Mode::Echo, true);
+    let key = KeyFile::new(KEY);
+    let agent = Agent::start(&key, &[]);
+    // A length far past the limit: refused before any body is read.
+    let mut s = std::net::TcpStream::connect(&agent.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&[0xFF; 4]).unwrap();
+    let mut sink = Vec::new();
+    // The agent's challenge, then the end of the stream.
+    let _ = s.read_to_end(&mut sink);
+    agent.wait_for("above the");
+    let url = server.url();
+    let args = [
+        "echo -c 1 -d 500ms --warmup 0s --agents",
+        &agent.addr,
+        "--key",
+        key.path(),
+        &url,
+    ];
+    let run = wsload(&words(&args));
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+}

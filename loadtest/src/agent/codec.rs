@@ -417,6 +417,31 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_histograms_fail_without_panicking() {
+        let mut h = latency_histogram();
+        for ns in [1u64, 999, 12_345, 7_000_000, 3_000_000_000] {
+            h.saturating_record(ns);
+        }
+        let mut blob = Vec::new();
+        V2Serializer::new().serialize(&h, &mut blob).unwrap();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..2000 {
+            let mut bad = blob.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = HEADER + (x as usize) % (bad.len() - HEADER);
+                bad[i] ^= (x >> 32) as u8 | 1;
+            }
+            // Decoding may fail or give another histogram; it must not panic.
+            let _ = take(&B64.encode(&bad), &h);
+        }
+        let cut = B64.encode(&blob[..blob.len() - 1]);
+        assert!(take(&cut, &h).is_err());
+    }
+
+    #[test]
     fn more_rows_than_planned_are_refused() {
         let epoch = Instant::now();
         let d = encode(&sample(), epoch);
