@@ -3,7 +3,7 @@
 //! at the window's edges, and merges the results. An agent that refuses,
 //! dies or goes quiet fails the run, by name.
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -89,6 +89,14 @@ struct Agent {
     name: String,
     stream: TcpStream,
     share: Scenario,
+}
+
+impl Drop for Agent {
+    /// Ends the connection, so its reader thread returns and, after a
+    /// failure, the agent hears at once that its controller is gone.
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
 }
 
 /// Connects to `name` and runs the challenge-response both ways.
