@@ -140,20 +140,20 @@ pub fn sample(pids: &[u32]) -> Sampled {
 /// ([`crate::agent::controller`]).
 pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Summary {
     if s.client().agents.is_empty() {
-        run_here(s, targets, pids, progress, &mut |_| {})
+        run_here(s, targets, pids, progress, &mut |_| true)
     } else {
         crate::agent::controller::run(s, targets, pids)
     }
 }
 
 /// Runs `s` in this process; `observe` is given the live counts about
-/// every 100 ms.
+/// every 100 ms, and ends the load early by answering false.
 pub fn run_here(
     s: &Scenario,
     targets: &[Target],
     pids: &[u32],
     progress: bool,
-    observe: &mut dyn FnMut(Live),
+    observe: &mut dyn FnMut(Live) -> bool,
 ) -> Summary {
     let c = s.client();
     let nofile = proc::raise_nofile_limit().unwrap_or(0);
@@ -529,12 +529,12 @@ struct Progress<'a> {
     began: Instant,
     last: Instant,
     last_counts: (u64, u64),
-    observe: &'a mut dyn FnMut(Live),
+    observe: &'a mut dyn FnMut(Live) -> bool,
     observed: Instant,
 }
 
 impl<'a> Progress<'a> {
-    fn new(on: bool, observe: &'a mut dyn FnMut(Live)) -> Progress<'a> {
+    fn new(on: bool, observe: &'a mut dyn FnMut(Live) -> bool) -> Progress<'a> {
         let now = Instant::now();
         Progress {
             on,
@@ -550,7 +550,9 @@ impl<'a> Progress<'a> {
     fn tick(&mut self, shared: &Shared) {
         if self.observed.elapsed() >= Duration::from_millis(100) {
             self.observed = Instant::now();
-            (self.observe)(Live::of(shared));
+            if !(self.observe)(Live::of(shared)) {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
         }
         if !self.on || self.last.elapsed() < Duration::from_secs(1) {
             return;

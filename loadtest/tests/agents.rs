@@ -328,7 +328,7 @@ fn an_agent_killed_mid_run_fails_the_run_by_name() {
     let key_path = key.path().to_string();
     let controller = thread::spawn(move || {
         wsload(&[
-            "rate", "-c", "2", "-R", "200", "-d", "20s", "--warmup", "0s", "--agents", &agents,
+            "rate", "-c", "2", "-R", "200", "-d", "60s", "--warmup", "0s", "--agents", &agents,
             "--key", &key_path, &url,
         ])
     });
@@ -341,6 +341,19 @@ fn an_agent_killed_mid_run_fails_the_run_by_name() {
         "stderr:\n{}",
         run.stderr
     );
+    // The survivor stops its 60 s run when the controller goes (well
+    // within wait_for's deadline), and is free for the next one.
+    a.wait_for("the run is stopped");
+    let url = server.url();
+    let args = [
+        "echo -c 1 -d 500ms --warmup 0s --agents",
+        &a.addr,
+        "--key",
+        key.path(),
+        &url,
+    ];
+    let run = wsload(&words(&args));
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
 }
 
 #[test]

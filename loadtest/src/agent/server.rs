@@ -236,7 +236,9 @@ fn run_and_report(mut stream: TcpStream, s: &Scenario, targets: &[Target]) -> Re
     let (tx, rx) = mpsc::channel::<Live>();
     let epoch = Instant::now();
     let mut lost: Option<String> = None;
+    let gone = AtomicBool::new(false);
     let summary = thread::scope(|scope| {
+        let gone = &gone;
         let runner = scope.spawn(move || {
             let (mut last, mut started) = (Instant::now(), false);
             run::run_here(s, targets, &[], false, &mut |live| {
@@ -246,6 +248,7 @@ fn run_and_report(mut stream: TcpStream, s: &Scenario, targets: &[Target]) -> Re
                     (last, started) = (Instant::now(), live.started);
                     let _ = tx.send(live);
                 }
+                !gone.load(Ordering::Acquire)
             })
         });
         while let Ok(live) = rx.recv() {
@@ -260,9 +263,11 @@ fn run_and_report(mut stream: TcpStream, s: &Scenario, targets: &[Target]) -> Re
                 started: live.started,
             };
             if let Err(e) = write_msg(&mut stream, &tick) {
-                // The run cannot be cut short; it ends, and is dropped.
+                // The load ends early (closing its connections as usual),
+                // and its figures are dropped.
+                gone.store(true, Ordering::Release);
                 lost = Some(format!(
-                    "the controller went away ({e}); the run's figures are dropped"
+                    "the controller went away ({e}); the run is stopped and its figures dropped"
                 ));
             }
         }
