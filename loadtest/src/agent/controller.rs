@@ -3,6 +3,7 @@
 //! at the window's edges, and merges the results. An agent that refuses,
 //! dies or goes quiet fails the run, by name.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::thread;
@@ -42,6 +43,10 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32]) -> Summary {
         .and_then(|key| args::check(s, names.len()).map(|()| key))
         .and_then(|key| drive(s, targets, pids, key, &mut summary));
     if let Err(e) = merged {
+        if std::io::stderr().is_terminal() {
+            // Over the live line, if there was one.
+            eprint!("\r\x1b[K");
+        }
         eprintln!("wsload: {e}");
         summary.stats.on_error(None, ErrorKind::Io, 1, || e.clone());
         summary.failure = Some(e);
@@ -229,6 +234,8 @@ fn drive(
         epochs[i] = Some(go(&mut agents[i])?);
     }
     let mut started = vec![false; n];
+    let mut live = vec![[0u64; 4]; n];
+    let mut line = Line::new();
     let mut reports: Vec<Option<Report>> = (0..n).map(|_| None).collect();
     let mut edges = (None, None);
     let mut window_at: Option<(Instant, Instant)> = None;
@@ -249,7 +256,17 @@ fn drive(
         };
         let name = &agents[i].name;
         match msg {
-            Ok(Msg::Tick { started: st, .. }) => started[i] |= st,
+            Ok(Msg::Tick {
+                started: st,
+                sent,
+                received,
+                errors,
+                open,
+            }) => {
+                started[i] |= st;
+                live[i] = [sent, received, errors, open];
+                line.show(&live);
+            }
             Ok(Msg::Result { result }) => {
                 let r: Report = serde_json::from_value(*result)
                     .map_err(|e| format!("agent {name}: a malformed result: {e}"))?;
@@ -270,6 +287,7 @@ fn drive(
             window_at = Some((t0, t0 + timing.duration));
         }
     }
+    line.clear();
     if edges.0.is_some() && edges.1.is_none() {
         // The agents ended their window before the controller's clock did
         // (it learns of their start a tick late): the servers are idle now.
@@ -278,6 +296,53 @@ fn drive(
     merge(s, &agents, reports, &epochs, summary)?;
     (summary.server, summary.server_error) = run::server_figures(pids, before, edges.0, edges.1);
     Ok(())
+}
+
+/// The live line on a terminal: the agents' ticks summed, once a second.
+struct Line {
+    on: bool,
+    began: Instant,
+    last: Instant,
+    last_counts: (u64, u64),
+}
+
+impl Line {
+    fn new() -> Line {
+        let now = Instant::now();
+        Line {
+            on: std::io::stderr().is_terminal(),
+            began: now,
+            last: now,
+            last_counts: (0, 0),
+        }
+    }
+
+    fn show(&mut self, live: &[[u64; 4]]) {
+        if !self.on || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let sum = |k: usize| live.iter().map(|l| l[k]).sum::<u64>();
+        let (sent, recv) = (sum(0), sum(1));
+        let (s0, r0) = std::mem::replace(&mut self.last_counts, (sent, recv));
+        let _ = write!(
+            std::io::stderr(),
+            "\r\x1b[K{:>5.0}s  {} agents  sent {:>9.0}/s  received {:>9.0}/s  errors {}  open {}",
+            self.began.elapsed().as_secs_f64(),
+            live.len(),
+            sent.saturating_sub(s0) as f64 / secs,
+            recv.saturating_sub(r0) as f64 / secs,
+            sum(2),
+            sum(3),
+        );
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
 }
 
 /// Decodes each report within the bounds of its share and sums them.
