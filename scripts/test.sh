@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, as the README and CI run it: installs what the tests need
 # (Debian's redis-server, for the bus tests, which start their own on a
-# free loopback port and never use the system service), then runs
+# free loopback port and never use the system service; iproute2, for
+# wsload's agent tests in network namespaces), then runs
 # `cargo test --workspace` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,13 @@ if ! command -v redis-server >/dev/null; then
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 redis-server --version
+
+# wsload's agent tests make network namespaces and veth pairs with `ip`.
+if ! command -v ip >/dev/null; then
+  echo "test.sh: installing iproute2 (wsload's agent tests use ip netns)" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+fi
 
 exec cargo test --workspace "$@"

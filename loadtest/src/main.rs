@@ -22,7 +22,10 @@
 //!   stopping servers; [`cpus`]: CPU lists and pinning; [`machine`]: the
 //!   machine's description; [`results`]: the document a comparison keeps;
 //!   [`render`]: its tables, HTML page and SVG charts, and `report`.
+//! - [`agent`]: `wsload agent`, and the controller that spreads a run over
+//!   agents and merges their figures.
 
+mod agent;
 mod auth;
 mod cli;
 mod client;
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
             }
         },
         Job::Report(args) => render::report(&args),
+        Job::Agent(args) => agent::server::serve(&args),
     };
     if clean {
         ExitCode::SUCCESS
@@ -104,7 +108,7 @@ fn check_pids(plan: &Plan) -> Result<(), String> {
 
 /// Gives `wss://` (and `https://` publish API) targets the TLS client config --ca-file and --insecure
 /// ask for (built once; the CA file is read here).
-fn use_tls(plan: &mut Plan) -> Result<(), String> {
+pub(crate) fn use_tls(plan: &mut Plan) -> Result<(), String> {
     let api = match &plan.scenario {
         cli::Scenario::Broadcast(b) => b.publish_url.as_ref(),
         _ => None,
@@ -148,9 +152,14 @@ fn usage_error(path: &[&str], msg: &str) -> ! {
 fn single(plan: &Plan) -> bool {
     let (s, out) = (&plan.scenario, &plan.out);
     let summary = run::run(s, &out.targets, &out.server_pids, true);
+    if summary.failure.is_some() {
+        // Said on stderr, naming the agent; no figures to report.
+        return false;
+    }
     let f = Figures::of(&summary);
     let json_to_stdout = output::is_stdout(out.json.as_deref());
-    output::print_text(&report::text(&summary), json_to_stdout);
+    let text = report::text(&summary) + &agent::report_text(&summary.agents);
+    output::print_text(&text, json_to_stdout);
     let mut ok = !f.failed(&summary);
     if summary.stats.opened == 0 {
         let why = summary
@@ -171,7 +180,11 @@ fn single(plan: &Plan) -> bool {
         );
     }
     if let Some(path) = &out.json {
-        ok &= output::write_json(path, &report::json(&summary));
+        let mut doc = report::json(&summary);
+        if !summary.agents.is_empty() {
+            doc["agents"] = agent::report_json(&summary.agents);
+        }
+        ok &= output::write_json(path, &doc);
     }
     if let Some(path) = &out.hgrm {
         // conns sends no messages: its latency is the handshake's.

@@ -74,14 +74,47 @@ pub struct Summary {
     pub self_cpu: Duration,
     /// The open-file limit we run with.
     pub nofile: u64,
+    /// With `--agents`: what each agent ran and counted (the fields above
+    /// are their sum).
+    pub agents: Vec<crate::agent::AgentRun>,
+    /// With `--agents`: why the run failed (an agent refused, died or
+    /// disconnected), naming the agent.
+    pub failure: Option<String>,
+}
+
+/// The live counts of a run, as the progress line shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Messages sent so far.
+    pub sent: u64,
+    /// Messages received so far.
+    pub received: u64,
+    /// Errors so far.
+    pub errors: u64,
+    /// Connections open now.
+    pub open: u64,
+    /// Whether every connection has been tried and the load has begun.
+    pub started: bool,
+}
+
+impl Live {
+    fn of(shared: &Shared) -> Live {
+        Live {
+            sent: shared.sent.load(Ordering::Relaxed),
+            received: shared.received.load(Ordering::Relaxed),
+            errors: shared.errors.load(Ordering::Relaxed),
+            open: shared.open.load(Ordering::Relaxed),
+            started: shared.start().is_some(),
+        }
+    }
 }
 
 /// A server sample: none without a pid, the error text if /proc failed.
-type Sampled = Option<Result<ProcSample, String>>;
+pub type Sampled = Option<Result<ProcSample, String>>;
 
 /// Samples the servers, if any, and sums their figures; the error text if
 /// one cannot be read.
-fn sample(pids: &[u32]) -> Sampled {
+pub fn sample(pids: &[u32]) -> Sampled {
     if pids.is_empty() {
         return None;
     }
@@ -103,13 +136,30 @@ fn sample(pids: &[u32]) -> Sampled {
 
 /// Runs `s` against `targets` (one, except a broadcast cluster's nodes),
 /// sampling the processes `pids`. `progress` allows the live line (shown
-/// only when stderr is a terminal).
+/// only when stderr is a terminal). With `--agents`, the agents run it
+/// ([`crate::agent::controller`]).
 pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Summary {
+    if s.client().agents.is_empty() {
+        run_here(s, targets, pids, progress, &mut |_| true)
+    } else {
+        crate::agent::controller::run(s, targets, pids)
+    }
+}
+
+/// Runs `s` in this process; `observe` is given the live counts about
+/// every 100 ms, and ends the load early by answering false.
+pub fn run_here(
+    s: &Scenario,
+    targets: &[Target],
+    pids: &[u32],
+    progress: bool,
+    observe: &mut dyn FnMut(Live) -> bool,
+) -> Summary {
     let c = s.client();
     let nofile = proc::raise_nofile_limit().unwrap_or(0);
     let conns = u64::from(s.connections());
     let (total, subscribers) = match s {
-        Scenario::Broadcast(b) => (conns + u64::from(b.publishers), conns),
+        Scenario::Broadcast(b) => (conns + u64::from(b.local_publishers()), conns),
         _ => (conns, 0),
     };
     if nofile > 0 && total + 64 > nofile {
@@ -154,7 +204,7 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
             })
             .collect();
         let finished = || handles.iter().all(|h| h.is_finished());
-        let mut line = Progress::new(progress && std::io::stderr().is_terminal());
+        let mut line = Progress::new(progress && std::io::stderr().is_terminal(), observe);
         let start = loop {
             if let Some(start) = shared.start() {
                 break Some(start);
@@ -190,7 +240,35 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
             }
         }
     });
-    let (server, server_error) = match (before, edges.0, edges.1) {
+    let (server, server_error) = server_figures(pids, before, edges.0, edges.1);
+    Summary {
+        mode: s.name(),
+        targets: targets.to_vec(),
+        params: params(s, threads),
+        timing,
+        stats: summary_stats,
+        window,
+        threads,
+        connections: total,
+        subscribers,
+        server,
+        server_error,
+        self_cpu,
+        nofile,
+        agents: Vec::new(),
+        failure: None,
+    }
+}
+
+/// The servers' figures from samples before the run and at the window's
+/// edges, or why there are none.
+pub fn server_figures(
+    pids: &[u32],
+    before: Sampled,
+    start: Sampled,
+    end: Sampled,
+) -> (Option<ServerFigures>, Option<String>) {
+    match (before, start, end) {
         (Some(Ok(before)), Some(Ok(start)), Some(Ok(end))) => (
             Some(ServerFigures {
                 pids: pids.to_vec(),
@@ -206,21 +284,6 @@ pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Su
             None,
             Some("the run ended before its measured window".into()),
         ),
-    };
-    Summary {
-        mode: s.name(),
-        targets: targets.to_vec(),
-        params: params(s, threads),
-        timing,
-        stats: summary_stats,
-        window,
-        threads,
-        connections: total,
-        subscribers,
-        server,
-        server_error,
-        self_cpu,
-        nofile,
     }
 }
 
@@ -278,7 +341,7 @@ fn run_thread(
                 .iter()
                 .zip(&specs)
                 .map(|(&g, spec)| {
-                    if g < a.publishers {
+                    if g < a.local_publishers() {
                         Role::Publisher(g)
                     } else {
                         sub_nodes.push(spec.target as u32);
@@ -299,7 +362,8 @@ fn run_thread(
                 ApiPublishers::new(api, specs.len())
             });
             let work = Broadcast::new(codec, shared.clone(), roles, sub_nodes, a.publishers, rate)
-                .with_api(api);
+                .with_api(api)
+                .publishers_elsewhere(a.publishers_elsewhere);
             Worker::new(shared, targets, upgrade, limits, timing, specs, work).map(Worker::run)
         }
         (Scenario::Churn(a), Some(codec)) => {
@@ -359,7 +423,7 @@ impl Placement {
 /// round-robin over all nodes.
 fn placement(s: &Scenario, targets: usize) -> Placement {
     let (first_only, api) = match s {
-        Scenario::Broadcast(b) => (b.publishers, b.publish_url.is_some()),
+        Scenario::Broadcast(b) => (b.local_publishers(), b.publish_url.is_some()),
         _ => (0, false),
     };
     Placement {
@@ -395,7 +459,7 @@ fn specs_for(
 }
 
 /// The run's parameters for the JSON report.
-fn params(s: &Scenario, threads: usize) -> Value {
+pub fn params(s: &Scenario, threads: usize) -> Value {
     let phases = s.phases();
     let mut p = json!({
         "mode": s.name(),
@@ -459,27 +523,37 @@ fn params(s: &Scenario, threads: usize) -> Value {
     p
 }
 
-/// The live line on stderr.
-struct Progress {
+/// The live line on stderr, and the observer of the live counts.
+struct Progress<'a> {
     on: bool,
     began: Instant,
     last: Instant,
     last_counts: (u64, u64),
+    observe: &'a mut dyn FnMut(Live) -> bool,
+    observed: Instant,
 }
 
-impl Progress {
-    fn new(on: bool) -> Progress {
+impl<'a> Progress<'a> {
+    fn new(on: bool, observe: &'a mut dyn FnMut(Live) -> bool) -> Progress<'a> {
         let now = Instant::now();
         Progress {
             on,
             began: now,
             last: now,
             last_counts: (0, 0),
+            observe,
+            observed: now,
         }
     }
 
     /// Prints the line if a second has passed.
     fn tick(&mut self, shared: &Shared) {
+        if self.observed.elapsed() >= Duration::from_millis(100) {
+            self.observed = Instant::now();
+            if !(self.observe)(Live::of(shared)) {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        }
         if !self.on || self.last.elapsed() < Duration::from_secs(1) {
             return;
         }

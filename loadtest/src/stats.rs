@@ -14,7 +14,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 }
 
 /// The per-second histograms: 2 significant digits is plenty for one p99.
-fn second_histogram() -> Histogram<u32> {
+pub fn second_histogram() -> Histogram<u32> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds")
 }
 

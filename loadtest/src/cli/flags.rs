@@ -10,6 +10,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use wsd::units::{parse_duration, parse_size};
 
+use crate::agent::key::{parse_key_file, Key};
 use crate::auth::{
     parse_claims, parse_jwt_alg, parse_jwt_key, parse_token, Credentials, JwtKey, Minter, Secret,
     Source,
@@ -119,6 +120,23 @@ pub struct ClientArgs {
     /// cannot set headers on a WebSocket), not in an Authorization header.
     #[arg(long, requires = "credentials")]
     pub token_in_query: bool,
+
+    /// Run the load on these `wsload agent`s (HOST:PORT, comma-separated)
+    /// instead of here: the connections and the rate are shared out among
+    /// them, they start together, and their histograms and counts are
+    /// merged into one report, with a line per agent. Needs --key.
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        value_delimiter = ',',
+        requires = "key"
+    )]
+    pub agents: Vec<String>,
+
+    /// With --agents: the key shared with the agents (a file of at least
+    /// 16 bytes). It proves each side to the other and is never sent.
+    #[arg(long, value_name = "FILE", value_parser = parse_key_file, requires = "agents")]
+    pub key: Option<Key>,
 
     /// The credentials --token or --jwt-key ask for, once
     /// [`ClientArgs::resolve_credentials`] has checked them.
@@ -306,9 +324,24 @@ pub struct BroadcastArgs {
     /// as `Authorization: Bearer KEY`. The key is never printed.
     #[arg(long, value_name = "FILE", value_parser = parse_api_key, requires = "publish_url")]
     pub api_key: Option<Secret>,
+    /// The publishers run in another process: every connection here
+    /// subscribes (set by a controller for all agents but the first).
+    #[arg(long, hide = true)]
+    pub publishers_elsewhere: bool,
     /// How to connect.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl BroadcastArgs {
+    /// The publishers this process opens: none when they run elsewhere.
+    pub fn local_publishers(&self) -> u32 {
+        if self.publishers_elsewhere {
+            0
+        } else {
+            self.publishers
+        }
+    }
 }
 
 /// `conns` flags: no payload, no warm-up, nothing in flight to wait for.

@@ -98,6 +98,9 @@ pub enum Command {
     Compare(Box<CompareArgs>),
     /// Shows a `compare --json` document again, or compares two.
     Report(ReportArgs),
+    /// Waits for a controller (`wsload MODE ... --agents`) and runs its
+    /// share of the load, one run at a time.
+    Agent(crate::agent::AgentArgs),
 }
 
 /// A mode and its flags alone: a scenario file's `mode` and `flags`.
@@ -279,6 +282,8 @@ pub enum Job {
     Compare(Box<CompareArgs>),
     /// `report`.
     Report(ReportArgs),
+    /// `agent`.
+    Agent(crate::agent::AgentArgs),
 }
 
 impl Command {
@@ -293,6 +298,7 @@ impl Command {
             Command::Churn { mode, out } => single(Scenario::Churn(mode), out.outputs()),
             Command::Compare(c) => Job::Compare(c),
             Command::Report(r) => Job::Report(r),
+            Command::Agent(a) => Job::Agent(a),
         }
     }
 }

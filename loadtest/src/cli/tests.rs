@@ -371,6 +371,8 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         "jwt-claims",
         "jwt-alg",
         "token-in-query",
+        "agents",
+        "key",
     ];
     let single = ["server-pid", "json", "hgrm", "csv"];
     let want = |extra: &[&str], out: &[&str]| {
@@ -392,7 +394,16 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
     assert_eq!(sorted(longs(&["rate"])), want(&["rate"], &single));
     assert_eq!(
         sorted(longs(&["broadcast"])),
-        want(&["publishers", "rate", "publish-url", "api-key"], &single)
+        want(
+            &[
+                "publishers",
+                "rate",
+                "publish-url",
+                "api-key",
+                "publishers-elsewhere"
+            ],
+            &single
+        )
     );
     assert_eq!(
         sorted(longs(&["churn"])),

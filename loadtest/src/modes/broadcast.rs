@@ -141,6 +141,11 @@ pub struct Broadcast {
     due: Vec<(usize, u64)>,
     /// `--publish-url`: publishers are HTTP connections.
     api: Option<ApiPublishers>,
+    /// The publishers run in another process (an agent's share): their
+    /// stamps' times are on another clock, so no fan-out latency is
+    /// recorded, and the published count is not known here, so the grace
+    /// period is waited out.
+    elsewhere: bool,
 }
 
 impl Broadcast {
@@ -182,12 +187,19 @@ impl Broadcast {
             done: false,
             due: Vec::new(),
             api: None,
+            elsewhere: false,
         }
     }
 
     /// Publishes through the HTTP API instead of WebSocket messages.
     pub fn with_api(mut self, api: Option<ApiPublishers>) -> Broadcast {
         self.api = api;
+        self
+    }
+
+    /// Whether the publishers run in another process.
+    pub fn publishers_elsewhere(mut self, elsewhere: bool) -> Broadcast {
+        self.elsewhere = elsewhere;
         self
     }
 
@@ -221,6 +233,9 @@ impl Broadcast {
                 tally.out_of_order += 1;
             }
             Arrival::Duplicate => tally.duplicated += 1,
+        }
+        if self.elsewhere {
+            return cx.received(payload.len(), None);
         }
         let fanout = cx.now.saturating_sub(stamp.intended_ns);
         cx.received(payload.len(), Some(fanout));
@@ -370,7 +385,9 @@ impl Workload for Broadcast {
     }
 
     fn drained(&self) -> bool {
-        if self.shared.publishers_done.load(Ordering::Acquire) < self.shared.threads() {
+        if self.elsewhere
+            || self.shared.publishers_done.load(Ordering::Acquire) < self.shared.threads()
+        {
             return false;
         }
         if let Some(a) = &self.api {

@@ -26,7 +26,7 @@ pub mod workload;
 
 use std::collections::VecDeque;
 use std::io as stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ pub struct Shared {
     pub published: AtomicU64,
     /// Broadcast: threads whose publishers have stopped.
     pub publishers_done: AtomicUsize,
+    /// Ends the load early (an agent whose controller has gone).
+    pub stop: AtomicBool,
 }
 
 impl Shared {
@@ -86,6 +88,7 @@ impl Shared {
             open: AtomicU64::new(0),
             published: AtomicU64::new(0),
             publishers_done: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
         })
     }
 
@@ -252,7 +255,8 @@ impl<W: Workload> Worker<W> {
                     }
                 }
                 Stage::Running => {
-                    if now_ns >= win.measure_end || self.idle() {
+                    let stop = self.shared.stop.load(Ordering::Relaxed);
+                    if now_ns >= win.measure_end || self.idle() || stop {
                         stage = Stage::Draining;
                         self.reopen.clear();
                         continue;
@@ -261,7 +265,8 @@ impl<W: Workload> Worker<W> {
                     self.scan_timeouts(now, &win, &mut last_timeout_scan);
                 }
                 Stage::Draining => {
-                    if self.work.drained() || now_ns >= win.drain_end || self.idle() {
+                    let stop = self.shared.stop.load(Ordering::Relaxed);
+                    if self.work.drained() || now_ns >= win.drain_end || self.idle() || stop {
                         self.load = false;
                         let mut cx = cx(
                             &win,
