@@ -32,7 +32,7 @@ pub struct Chart {
 }
 
 const SIZE: (u32, u32) = (760, 400);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Servers' colours, in order (colour-blind-safe, Okabe–Ito).
 const COLORS: [RGBColor; 8] = [
@@ -46,13 +46,13 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     COLORS.get(i % COLORS.len()).copied().unwrap_or(BLACK)
 }
 
-type R<T> = Result<T, String>;
+pub(super) type R<T> = Result<T, String>;
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
     format!("drawing a chart: {e}")
 }
 
@@ -74,7 +74,7 @@ const STRIP: u32 = 30;
 /// Draws into a fresh SVG of [`SIZE`]. With `legend`, a strip at the
 /// bottom names each server in its colour (out of the data's way) and
 /// carries `note` on its right.
-fn svg(
+pub(super) fn svg(
     legend: Option<(&[String], &str)>,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> R<()>,
 ) -> R<String> {
@@ -153,7 +153,7 @@ fn whisker(x: i32, s: &Spread, half: i32) -> [PathElement<(i32, f64)>; 3] {
 }
 
 /// A chart's frame: caption, margins, label areas, on `root`.
-fn builder<'a, 'b>(
+pub(super) fn builder<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     title: &str,
 ) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
@@ -169,7 +169,7 @@ fn builder<'a, 'b>(
 /// A chart's axes, drawn the same way on every chart: the fonts, the
 /// labels `x` and `y` write, the y axis's description, and the x axis's
 /// (`None` for servers side by side: no description and no vertical grid).
-fn axes<X, Y>(
+pub(super) fn axes<X, Y>(
     chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
     x: &dyn Fn(&X::ValueType) -> String,
     y: &dyn Fn(&Y::ValueType) -> String,
