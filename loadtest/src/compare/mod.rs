@@ -25,7 +25,7 @@ use crate::results::{
     FORMAT,
 };
 use crate::run;
-use crate::target::parse_target;
+use crate::target::{parse_target, Target};
 
 /// The pause between runs, so one server's tail does not overlap the next run.
 const PAUSE: Duration = Duration::from_millis(300);
@@ -112,10 +112,12 @@ fn setup(m: &Matrix) -> Setup {
             .servers
             .iter()
             .map(|s| match s {
-                ServerSpec::Start { name, command, .. } => ServerInfo {
+                ServerSpec::Start {
+                    name, command, url, ..
+                } => ServerInfo {
                     name: name.clone(),
                     command: Some(command.clone()),
-                    url: None,
+                    url: url.clone(),
                 },
                 ServerSpec::Running { name, target, .. } => ServerInfo {
                     name: name.clone(),
@@ -225,8 +227,15 @@ fn one_round(
         ServerSpec::Start { .. } => {
             let template = s.command_for(mode).unwrap_or_default();
             let mut l = server::start(template, server_set)?;
-            let url = format!("ws://127.0.0.1:{}/", l.port);
-            let target = parse_target(&url).map_err(failed)?;
+            let url = s.url_at(l.port).unwrap_or_default();
+            let target = parse_target(&url).and_then(|t| with_tls(t, e));
+            let target = match target {
+                Ok(t) => t,
+                Err(msg) => {
+                    l.stop();
+                    return Err(failed(msg));
+                }
+            };
             eprintln!("wsload compare: {label}: started pid {} on {url}", l.pid);
             let summary = run::run(&e.scenario, std::slice::from_ref(&target), &[l.pid], true);
             let ended = l.stop();
@@ -243,15 +252,20 @@ fn one_round(
         }
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
-            let mut target = target.clone();
-            if target.tls_name.is_some() {
-                let client = e.scenario.client();
-                let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)
-                    .map_err(failed)?;
-                target.use_tls(&config);
-            }
+            let target = with_tls(target.clone(), e).map_err(failed)?;
             let summary = run::run(&e.scenario, std::slice::from_ref(&target), &pids, true);
             Ok(record::round(&summary, round, None, None))
         }
     }
+}
+
+/// Gives a `wss://` target the TLS client config of the scenario's
+/// --ca-file or --insecure (the CA file is read here, once a round).
+fn with_tls(mut target: Target, e: &Entry) -> Result<Target, String> {
+    if target.tls_name.is_some() {
+        let client = e.scenario.client();
+        let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+        target.use_tls(&config);
+    }
+    Ok(target)
 }
