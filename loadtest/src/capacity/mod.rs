@@ -15,6 +15,7 @@ use clap::Args;
 use crate::cli::{Plan, RateArgs, Scenario};
 use crate::report::Figures;
 use crate::run::{self, Summary};
+use crate::target::Target;
 
 use self::search::{Bounds, Search, Verdict};
 
@@ -167,38 +168,68 @@ impl Step {
     }
 }
 
-/// Runs the search the plan asks for; prints the curve and writes the
-/// files. Clean when some rate held.
-pub fn run(plan: &Plan, rate: &RateArgs) -> bool {
+/// A finished search: the curve, and the run of the highest rate that held
+/// (or, if none did, of the last step).
+pub struct Searched {
+    /// The curve.
+    pub curve: report::Curve,
+    /// The run behind the headline figure.
+    pub best: Option<Summary>,
+}
+
+/// Searches `targets` (sampling `pids`) as `rate`'s --find-max flags ask;
+/// each step's line goes to stderr after `label`.
+pub fn search(rate: &RateArgs, targets: &[Target], pids: &[u32], label: &str) -> Searched {
     let cap = &rate.capacity;
     let bound = cap.p99.unwrap_or(Duration::from_millis(5));
     let mut search = Search::new(cap.bounds());
     let mut steps = Vec::new();
+    let (mut best, mut last): (Option<(f64, Summary)>, Option<Summary>) = (None, None);
     while let Some(r) = search.next() {
         let mut args = rate.clone();
         args.rate = r;
-        let summary = run::run(
-            &Scenario::Rate(args),
-            &plan.out.targets,
-            &plan.out.server_pids,
-            false,
-        );
+        let summary = run::run(&Scenario::Rate(args), targets, pids, false);
         let step = Step::of(r, &summary, bound);
-        eprintln!("wsload: find-max {}", report::step_line(&step));
+        eprintln!("{label}find-max {}", report::step_line(&step));
         search.record(r, step.verdict);
+        if step.verdict == Verdict::Held && best.as_ref().is_none_or(|(b, _)| r > *b) {
+            best = Some((r, summary));
+        } else {
+            last = Some(summary);
+        }
         steps.push(step);
     }
-    let outcome = search.outcome();
     let curve = report::Curve {
-        target: plan.out.targets.first().map(|t| t.url.clone()),
+        target: targets.first().map(|t| t.url.clone()),
         bound,
         bounds: cap.bounds(),
         connections: rate.connections,
         size: rate.payload.size,
         step_length: rate.phases,
         steps,
-        outcome,
+        outcome: search.outcome(),
     };
+    Searched {
+        curve,
+        best: best.map(|(_, s)| s).or(last),
+    }
+}
+
+/// The scenario in words: `capacity at p99 ≤ 5 ms, from 1000 msg/s`.
+pub fn describe(cap: &CapacityArgs) -> String {
+    format!(
+        "capacity at p99 ≤ {}, from {} msg/s",
+        report::fmt_bound(cap.p99.unwrap_or_default()),
+        crate::results::num(cap.from)
+    )
+}
+
+/// Runs the search the plan asks for; prints the curve and writes the
+/// files. Clean when some rate held.
+pub fn run(plan: &Plan, rate: &RateArgs) -> bool {
+    let cap = &rate.capacity;
+    let curve = search(rate, &plan.out.targets, &plan.out.server_pids, "wsload: ").curve;
+    let outcome = curve.outcome;
     let json_to_stdout = crate::output::is_stdout(plan.out.json.as_deref());
     crate::output::print_text(&curve.text(), json_to_stdout);
     let mut ok = outcome.max.is_some();

@@ -280,7 +280,10 @@ fn one_mode(
     let rounds = rounds.unwrap_or(DEFAULT_ROUNDS);
     Ok(Matrix {
         entries: vec![Entry {
-            name: scenario.name().to_string(),
+            name: match &scenario {
+                Scenario::Rate(a) if a.capacity.find_max => "capacity".to_string(),
+                s => s.name().to_string(),
+            },
             title: scenario.describe(),
             scenario,
             rounds,

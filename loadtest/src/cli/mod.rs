@@ -240,6 +240,9 @@ impl Scenario {
         }
         match self {
             Scenario::Echo(a) => s.push_str(&format!(", depth {}", a.depth)),
+            Scenario::Rate(a) if a.capacity.find_max => {
+                s.push_str(&format!(", {}", crate::capacity::describe(&a.capacity)));
+            }
             Scenario::Rate(a) => s.push_str(&format!(", {} msg/s", a.rate)),
             Scenario::Broadcast(a) => s.push_str(&format!(", {} msg/s", a.rate)),
             Scenario::Churn(a) => s.push_str(&format!(

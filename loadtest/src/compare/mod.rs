@@ -15,7 +15,9 @@ use std::thread;
 use std::time::Duration;
 
 use self::server::StartFailure;
+use crate::capacity::{self, Searched};
 use crate::cli::matrix::{Entry, Matrix, ServerSpec};
+use crate::cli::Scenario;
 use crate::cpus::CpuList;
 use crate::machine::{self, Machine};
 use crate::output;
@@ -237,14 +239,9 @@ fn one_round(
                 }
             };
             eprintln!("wsload compare: {label}: started pid {} on {url}", l.pid);
-            let summary = run::run(&e.scenario, std::slice::from_ref(&target), &[l.pid], true);
+            let loaded = load(e, &target, &[l.pid], label);
             let ended = l.stop();
-            let mut r = record::round(
-                &summary,
-                round,
-                Some(l.command.clone()),
-                Some(ended.to_string()),
-            );
+            let mut r = loaded.record(round, Some(l.command.clone()), Some(ended.to_string()));
             if matches!(ended, server::Ended::Exited(_)) {
                 r.output = l.output_lines();
             }
@@ -253,8 +250,35 @@ fn one_round(
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
             let target = with_tls(target.clone(), e).map_err(failed)?;
-            let summary = run::run(&e.scenario, std::slice::from_ref(&target), &pids, true);
-            Ok(record::round(&summary, round, None, None))
+            Ok(load(e, &target, &pids, label).record(round, None, None))
+        }
+    }
+}
+
+/// What one round's load measured: one run, or a capacity search.
+enum Loaded {
+    Run(run::Summary),
+    Search(Searched),
+}
+
+/// Loads `target` as `e` says, sampling `pids`: one run, or the steps of
+/// a capacity search (`rate --find-max`), each a line on stderr.
+fn load(e: &Entry, target: &Target, pids: &[u32], label: &str) -> Loaded {
+    let targets = std::slice::from_ref(target);
+    match &e.scenario {
+        Scenario::Rate(a) if a.capacity.find_max => {
+            let label = format!("wsload compare: {label}: ");
+            Loaded::Search(capacity::search(a, targets, pids, &label))
+        }
+        s => Loaded::Run(run::run(s, targets, pids, true)),
+    }
+}
+
+impl Loaded {
+    fn record(&self, round: u32, command: Option<String>, ended: Option<String>) -> Round {
+        match self {
+            Loaded::Run(s) => record::round(s, round, command, ended),
+            Loaded::Search(found) => record::capacity_round(found, round, command, ended),
         }
     }
 }

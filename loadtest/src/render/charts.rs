@@ -6,7 +6,9 @@
 //!   RSS per connection) with min–max whiskers; `NAME-latency`: the
 //!   latency spectrum, HdrHistogram style (percentile on a log axis of
 //!   1/(1 − p)), one line per round; `NAME-throughput`: the rate second by
-//!   second, one line per round, warm-up before 0.
+//!   second, one line per round, warm-up before 0; `NAME-capacity`, for
+//!   a capacity search (`rate --find-max`): each server's p99 against the
+//!   rate offered ([`super::capacity`]).
 //!
 //! Text is SVG `<text>` laid out with plotters' built-in metrics: no font
 //! files, no C libraries.
@@ -64,6 +66,7 @@ pub fn all(d: &Document) -> R<Vec<Chart>> {
         v.extend(cost(s)?);
         v.extend(latency(s)?);
         v.extend(throughput(s)?);
+        v.extend(super::capacity::compared(s)?);
     }
     Ok(v)
 }
