@@ -34,34 +34,35 @@ pub struct CapacityArgs {
     /// since it measures wsload, not the server. At most --max-steps steps,
     /// so the search takes at most --max-steps × (--connect-timeout +
     /// --warmup + -d + --grace).
-    #[arg(long, requires = "p99", help_heading = "Capacity search")]
+    #[arg(long, help_heading = "Capacity search")]
     pub find_max: bool,
 
     /// The p99 latency bound of --find-max.
     #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_positive_duration,
-          requires = "find_max", help_heading = "Capacity search")]
+          help_heading = "Capacity search")]
     pub p99: Option<Duration>,
 
-    /// The first rate --find-max tries, in messages per second.
-    #[arg(long, value_name = "MSGS_PER_S", default_value = "1000", value_parser = crate::cli::parse_rate,
+    /// The first rate --find-max tries, in messages per second [default:
+    /// 1000].
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = crate::cli::parse_rate,
           help_heading = "Capacity search")]
-    pub from: f64,
+    pub from: Option<f64>,
 
-    /// The highest rate --find-max tries.
-    #[arg(long, value_name = "MSGS_PER_S", default_value = "1000000", value_parser = crate::cli::parse_rate,
+    /// The highest rate --find-max tries [default: 1000000].
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = crate::cli::parse_rate,
           help_heading = "Capacity search")]
-    pub to: f64,
+    pub to: Option<f64>,
 
-    /// The most steps --find-max runs.
-    #[arg(long, value_name = "N", default_value_t = 12,
+    /// The most steps --find-max runs [default: 12].
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Capacity search")]
-    pub max_steps: u32,
+    pub max_steps: Option<u32>,
 
     /// --find-max stops bisecting once the first failing rate is within
-    /// this many percent of the last rate that held.
-    #[arg(long, value_name = "PCT", default_value_t = 5,
+    /// this many percent of the last rate that held [default: 5].
+    #[arg(long, value_name = "PCT",
           value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Capacity search")]
-    pub resolution: u32,
+    pub resolution: Option<u32>,
 
     /// The HTML page to write, from [`CurveOut`] (a single run's flag:
     /// `compare` has its own --html).
@@ -75,12 +76,7 @@ pub struct CapacityArgs {
 pub struct CurveOut {
     /// Write the --find-max curve as a self-contained HTML page with its
     /// chart (latency against rate, the bound drawn across).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "find_max",
-        help_heading = "Capacity search"
-    )]
+    #[arg(long, value_name = "FILE", help_heading = "Capacity search")]
     pub html: Option<PathBuf>,
 }
 
@@ -88,19 +84,43 @@ impl CapacityArgs {
     /// The search's bounds.
     pub fn bounds(&self) -> Bounds {
         Bounds {
-            from: self.from,
-            to: self.to,
-            max_steps: self.max_steps,
-            resolution: f64::from(self.resolution) / 100.0,
+            from: self.from.unwrap_or(1000.0),
+            to: self.to.unwrap_or(1e6),
+            max_steps: self.max_steps.unwrap_or(12),
+            resolution: f64::from(self.resolution.unwrap_or(5)) / 100.0,
         }
     }
 
-    /// Checks what clap cannot; returns a usage error's message.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.find_max && self.from > self.to {
+    /// Checks what clap cannot (`per_run`: a single run's --hgrm or --csv
+    /// was asked for, which a search of many runs does not write);
+    /// returns a usage error's message.
+    pub fn validate(&self, per_run: bool) -> Result<(), String> {
+        let search_flags = self.p99.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
+            || self.max_steps.is_some()
+            || self.resolution.is_some()
+            || self.html.is_some();
+        if !self.find_max && search_flags {
+            return Err(
+                "--p99, --from, --to, --max-steps, --resolution and --html belong to --find-max"
+                    .into(),
+            );
+        }
+        if self.find_max && self.p99.is_none() {
+            return Err("--find-max needs --p99, the latency bound a rate must hold".into());
+        }
+        if self.find_max && per_run {
+            return Err(
+                "--find-max runs many rates: it writes --json and --html, not --hgrm or --csv"
+                    .into(),
+            );
+        }
+        let b = self.bounds();
+        if self.find_max && b.from > b.to {
             return Err(format!(
                 "--from {} is above --to {}: the search climbs from one to the other",
-                self.from, self.to
+                b.from, b.to
             ));
         }
         Ok(())
@@ -220,7 +240,7 @@ pub fn describe(cap: &CapacityArgs) -> String {
     format!(
         "capacity at p99 ≤ {}, from {} msg/s",
         report::fmt_bound(cap.p99.unwrap_or_default()),
-        crate::results::num(cap.from)
+        crate::results::num(cap.bounds().from)
     )
 }
 
@@ -246,4 +266,59 @@ pub fn run(plan: &Plan, rate: &RateArgs) -> bool {
         };
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Job, Scenario};
+
+    fn plan(args: &[&str]) -> Result<Result<(), String>, clap::Error> {
+        let mut argv = vec!["wsload", "rate"];
+        argv.extend_from_slice(args);
+        argv.push("ws://127.0.0.1:9/");
+        Cli::try_parse_from(argv).map(|c| match c.command.into_job() {
+            Job::Single(p) => p.validate(),
+            other => panic!("not a single run: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn find_max_takes_the_place_of_the_rate_and_needs_a_bound() {
+        assert!(plan(&["--find-max", "--p99", "5ms"]).is_ok_and(|v| v.is_ok()));
+        assert!(plan(&["--find-max", "--p99", "5ms", "-R", "10"]).is_err());
+        let mut argv = vec!["wsload", "rate", "--find-max", "--p99", "2ms"];
+        argv.extend(["--from", "50", "--to", "800", "ws://127.0.0.1:9/"]);
+        let Ok(Job::Single(p)) = Cli::try_parse_from(argv).map(|c| c.command.into_job()) else {
+            panic!("parses");
+        };
+        let Scenario::Rate(r) = &p.scenario else {
+            panic!("rate")
+        };
+        let b = r.capacity.bounds();
+        assert_eq!(
+            (b.from, b.to, b.max_steps, b.resolution),
+            (50.0, 800.0, 12, 0.05)
+        );
+    }
+
+    #[test]
+    fn the_bounds_and_the_outputs_are_checked() {
+        let err = |args: &[&str]| plan(args).expect("parses").expect_err("refused");
+        let base = ["--find-max", "--p99", "5ms"];
+        let with = |more: &[&'static str]| [&base[..], more].concat();
+        assert!(err(&with(&["--from", "10", "--to", "5"])).contains("above --to"));
+        assert!(err(&with(&["--csv", "x.csv"])).contains("not --hgrm or --csv"));
+        assert!(err(&with(&["--hgrm", "x.hgrm"])).contains("not --hgrm or --csv"));
+        assert!(err(&["--find-max"]).contains("needs --p99"));
+        for alone in [
+            &["--p99", "5ms"][..],
+            &["--from", "5"],
+            &["--html", "x.html"],
+        ] {
+            let args = [alone, &["-R", "10"]].concat();
+            assert!(err(&args).contains("belong to --find-max"), "{alone:?}");
+        }
+    }
 }

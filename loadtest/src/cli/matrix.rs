@@ -180,6 +180,11 @@ impl Matrix {
             }
         }
         for e in &self.entries {
+            if let Scenario::Rate(r) = &e.scenario {
+                r.capacity
+                    .validate(false)
+                    .map_err(|m| usage(format!("scenario '{}': {m}", e.name)))?;
+            }
             // One API URL cannot follow servers that each get a port.
             if matches!(&e.scenario, Scenario::Broadcast(b) if b.publish_url.is_some()) {
                 return Err(usage(format!(

@@ -328,7 +328,7 @@ impl Plan {
             ));
         }
         if let Scenario::Rate(r) = &self.scenario {
-            r.capacity.validate()?;
+            r.capacity.validate(o.hgrm.is_some() || o.csv.is_some())?;
         }
         Ok(())
     }
