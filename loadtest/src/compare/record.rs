@@ -64,7 +64,7 @@ pub fn round(s: &Summary, round: u32, command: Option<String>, ended: Option<Str
 /// spectrum and series of the highest rate that held, except that the
 /// rate is the rate offered there (the capacity, by which servers are
 /// ranked), and the curve joins the run's report as `find_max`. No rate
-/// held: a failed round at rate 0.
+/// held: the last step's figures, at rate 0, failed.
 pub fn capacity_round(
     found: &Searched,
     n: u32,
@@ -87,16 +87,9 @@ pub fn capacity_round(
         },
     };
     let o = &found.curve.outcome;
-    match o.max {
-        Some(max) => r.figures.rate = max,
-        None => {
-            r.figures = RoundFigures {
-                failed: true,
-                errors: r.figures.errors.max(1),
-                ..RoundFigures::default()
-            };
-        }
-    }
+    // No rate held: the figures of the last step stand, at rate 0, failed.
+    r.figures.rate = o.max.unwrap_or(0.0);
+    r.figures.failed |= o.max.is_none();
     // The search stopped on wsload's own limit: the capacity is a floor.
     r.figures.saturated |= o.stop == Stop::ClientLimited;
     if !r.run.is_object() {

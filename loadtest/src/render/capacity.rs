@@ -59,13 +59,11 @@ pub fn compared(s: &ScenarioResult) -> R<Option<Chart>> {
         return Ok(None);
     }
     let names: Vec<String> = s.servers.iter().map(|r| r.name.clone()).collect();
-    let title = format!(
-        "{}: p99 against offered rate, one line per round; the line across is the bound",
-        s.name
-    );
+    let caption = format!("{}: p99 against offered rate", s.name);
+    let title = format!("{caption}, one line per round; the line across is the bound");
     Ok(Some(Chart {
         file: format!("{}-capacity", s.name),
-        svg: draw(&series, &names, bound_us, &title)?,
+        svg: draw(&series, &names, bound_us, &caption)?,
         title,
     }))
 }
