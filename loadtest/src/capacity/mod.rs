@@ -163,12 +163,16 @@ impl Step {
         // unanswered messages say nothing about the server. Then p99: an
         // overloaded server also leaves replies unanswered when the grace
         // period ends, counted as errors, but its latency is the cause.
+        // No connection opened: the step measured nothing but the failure
+        // (wsload's threads may look busy then: they retry, they do not load).
         let over = !h.is_empty() && u128::from(p99) > bound.as_nanos();
-        let verdict = if f.saturated {
+        let verdict = if s.stats.opened == 0 {
+            Verdict::Errors
+        } else if f.saturated {
             Verdict::ClientLimited
         } else if over {
             Verdict::OverBound
-        } else if errors > 0 || s.stats.opened == 0 {
+        } else if errors > 0 {
             Verdict::Errors
         } else if h.is_empty() {
             Verdict::NoReplies
