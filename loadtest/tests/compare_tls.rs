@@ -112,8 +112,6 @@ fn compare(certs: &Certs, url: &str, trust: &[&str]) -> (Option<i32>, Value, Str
         "100ms",
         "--grace",
         "500ms",
-        "--connect-timeout",
-        "5s",
     ];
     args.extend_from_slice(trust);
     let run = wsload(&args);
