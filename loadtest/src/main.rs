@@ -14,6 +14,8 @@
 //! - [`worker`]: one thread's mio loop; [`window`]: the phases of a run in
 //!   time and the timeline's rows; [`modes`]: the workloads the loop drives
 //!   (echo, rate, broadcast, conns, churn).
+//! - [`capacity`]: `rate --find-max`, the highest rate a server holds
+//!   under a p99 bound, and the curve the search walked.
 //! - [`run`]: threads, the start barrier, /proc sampling at the window's
 //!   edges, progress.
 //! - [`stats`], [`report`], [`tables`], [`output`], [`proc`]: counting,
@@ -27,6 +29,7 @@
 
 mod agent;
 mod auth;
+mod capacity;
 mod cli;
 mod client;
 mod compare;
@@ -76,7 +79,10 @@ fn main() -> ExitCode {
             {
                 usage_error(&plan.command_path(), &msg);
             }
-            single(&plan)
+            match &plan.scenario {
+                cli::Scenario::Rate(r) if r.capacity.find_max => capacity::run(&plan, r),
+                _ => single(&plan),
+            }
         }
         Job::Compare(args) => match args.into_matrix() {
             Ok(m) => compare::run(&m),

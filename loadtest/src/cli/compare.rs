@@ -14,7 +14,9 @@ use clap::{Args, Subcommand};
 use super::flags::{
     parse_positive_duration, BroadcastArgs, ChurnArgs, ConnsArgs, EchoArgs, RateArgs,
 };
-use super::matrix::{check_name, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS};
+use super::matrix::{
+    check_name, check_url_template, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS,
+};
 use super::Scenario;
 use crate::cpus::{self, CpuList};
 use crate::target::{parse_target, Target};
@@ -34,6 +36,12 @@ pub struct CompareArgs {
     /// Repeatable, before the mode; ratios are to the first server.
     #[arg(long = "server", value_name = "NAME=COMMAND", value_parser = parse_server)]
     pub servers: Vec<(String, String)>,
+    /// How to reach the started servers: a ws:// or wss:// URL with
+    /// `{port}`, e.g. `wss://127.0.0.1:{port}/room` (wss:// takes the
+    /// mode's --ca-file or --insecure). NAME=URL for one server; a bare
+    /// URL for every other. Default: ws://127.0.0.1:{port}/.
+    #[arg(long = "server-url", value_name = "[NAME=]URL", value_parser = parse_server_url)]
+    pub server_urls: Vec<(Option<String>, String)>,
     /// Pin the started servers to these CPUs (e.g. 0, or 0-1).
     #[arg(long, global = true, value_name = "LIST", value_parser = cpus::parse)]
     pub server_cpus: Option<CpuList>,
@@ -153,6 +161,30 @@ pub struct ReportArgs {
 impl CompareArgs {
     /// The matrix the flags ask for, reading the scenario file if one is named.
     pub fn into_matrix(self) -> Result<Matrix, MatrixError> {
+        let usage = |msg: String| MatrixError::Usage(vec!["compare"], msg);
+        if let Some((name, _)) = self.server_urls.iter().find(|(n, _)| {
+            n.as_ref()
+                .is_some_and(|n| !self.servers.iter().any(|s| &s.0 == n))
+        }) {
+            return Err(usage(format!(
+                "--server-url {}=...: no --server of that name",
+                name.as_deref().unwrap_or_default()
+            )));
+        }
+        if self.server_urls.iter().filter(|(n, _)| n.is_none()).count() > 1 {
+            return Err(usage(
+                "--server-url: one bare URL (for every server) at most; name the others NAME=URL"
+                    .into(),
+            ));
+        }
+        let url_of = |name: &str| {
+            let own = self
+                .server_urls
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name));
+            let any = self.server_urls.iter().find(|(n, _)| n.is_none());
+            own.or(any).map(|(_, u)| u.clone())
+        };
         let started: Vec<ServerSpec> = self
             .servers
             .iter()
@@ -160,8 +192,15 @@ impl CompareArgs {
                 name: name.clone(),
                 command: command.clone(),
                 by_mode: BTreeMap::new(),
+                url: url_of(name),
             })
             .collect();
+        if started.is_empty() && !self.server_urls.is_empty() {
+            return Err(usage(
+                "--server-url without --server: it says how to reach the servers wsload starts"
+                    .into(),
+            ));
+        }
         let mut m = match (self.scenario, &self.scenarios) {
             (Some(_), Some(_)) => {
                 return Err(MatrixError::Usage(
@@ -241,7 +280,10 @@ fn one_mode(
     let rounds = rounds.unwrap_or(DEFAULT_ROUNDS);
     Ok(Matrix {
         entries: vec![Entry {
-            name: scenario.name().to_string(),
+            name: match &scenario {
+                Scenario::Rate(a) if a.capacity.find_max => "capacity".to_string(),
+                s => s.name().to_string(),
+            },
             title: scenario.describe(),
             scenario,
             rounds,
@@ -271,6 +313,20 @@ fn parse_server(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), command.trim().to_string()))
 }
 
+/// Parses `[NAME=]URL`: a URL starts with its scheme, a name does not.
+fn parse_server_url(s: &str) -> Result<(Option<String>, String), String> {
+    let s = s.trim();
+    let (name, url) = match s.split_once('=') {
+        Some((name, url)) if !name.contains("://") => (Some(name.trim()), url.trim()),
+        _ => (None, s),
+    };
+    if let Some(n) = name {
+        check_name(n)?;
+    }
+    check_url_template(url)?;
+    Ok((name.map(str::to_string), url.to_string()))
+}
+
 /// Parses `URL` or `URL@PID`.
 fn parse_url_pid(s: &str) -> Result<(Target, Option<u32>), String> {
     if let Some((url, pid)) = s.rsplit_once('@') {
@@ -282,4 +338,91 @@ fn parse_url_pid(s: &str) -> Result<(Target, Option<u32>), String> {
         }
     }
     Ok((parse_target(s)?, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Job};
+    use clap::Parser as _;
+
+    fn matrix(args: &[&str]) -> Result<Matrix, MatrixError> {
+        let mut argv = vec!["wsload", "compare"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).map(|c| c.command.into_job()) {
+            Ok(Job::Compare(c)) => c.into_matrix(),
+            other => panic!("not compare: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_server_url_is_a_template_with_an_optional_name() {
+        assert_eq!(
+            parse_server_url("wss://127.0.0.1:{port}/room?a=b"),
+            Ok((None, "wss://127.0.0.1:{port}/room?a=b".into()))
+        );
+        assert_eq!(
+            parse_server_url("peer=ws://localhost:{port}/x"),
+            Ok((Some("peer".into()), "ws://localhost:{port}/x".into()))
+        );
+        assert!(parse_server_url("wss://127.0.0.1:9001/").is_err_and(|e| e.contains("no {port}")));
+        assert!(parse_server_url("http://127.0.0.1:{port}/").is_err());
+        assert!(parse_server_url("a b=ws://127.0.0.1:{port}/").is_err());
+    }
+
+    #[test]
+    fn each_started_server_takes_its_own_url_or_the_bare_one() {
+        let m = matrix(&[
+            "--server",
+            "a=x {port}",
+            "--server",
+            "b=y {port}",
+            "--server",
+            "c=z {port}",
+            "--server-url",
+            "wss://localhost:{port}/room",
+            "--server-url",
+            "b=ws://127.0.0.1:{port}/b",
+            "echo",
+        ])
+        .expect("valid");
+        let urls: Vec<String> = m.servers.iter().filter_map(|s| s.url_at(5)).collect();
+        assert_eq!(
+            urls,
+            [
+                "wss://localhost:5/room",
+                "ws://127.0.0.1:5/b",
+                "wss://localhost:5/room"
+            ]
+        );
+        let m = matrix(&["--server", "a=x {port}", "echo"]).expect("valid");
+        assert_eq!(m.servers[0].url_at(5).as_deref(), Some("ws://127.0.0.1:5/"));
+    }
+
+    #[test]
+    fn a_server_url_must_have_a_server_to_reach() {
+        let usage = |args: &[&str]| match matrix(args) {
+            Err(MatrixError::Usage(_, msg)) => msg,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let url = "ws://127.0.0.1:{port}/";
+        assert!(
+            usage(&["--server-url", url, "echo", "ws://127.0.0.1:9/"]).contains("without --server")
+        );
+        let named = format!("zz={url}");
+        assert!(
+            usage(&["--server", "a=x {port}", "--server-url", &named, "echo"])
+                .contains("no --server of that name")
+        );
+        assert!(usage(&[
+            "--server",
+            "a=x {port}",
+            "--server-url",
+            url,
+            "--server-url",
+            url,
+            "echo"
+        ])
+        .contains("one bare URL"));
+    }
 }

@@ -11,6 +11,9 @@
 //! command = "target/release/wsd --listen 127.0.0.1:{port}"
 //! # Another command for the scenarios of one mode:
 //! commands.broadcast = "target/release/wsd --listen 127.0.0.1:{port} --mode broadcast"
+//! # How to reach it (default ws://127.0.0.1:{port}/): TLS, a room. A
+//! # wss:// URL takes the scenario's --ca-file or --insecure.
+//! url = "wss://localhost:{port}/room"
 //!
 //! [[scenario]]
 //! name = "echo-d1"
@@ -30,7 +33,9 @@ use std::time::Duration;
 use clap::Parser as _;
 use serde::Deserialize;
 
-use super::matrix::{check_name, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS};
+use super::matrix::{
+    check_name, check_url_template, Entry, Matrix, MatrixError, ServerSpec, DEFAULT_ROUNDS,
+};
 use super::ModeOnly;
 use crate::cpus;
 
@@ -53,6 +58,7 @@ struct ServerEntry {
     command: String,
     #[serde(default)]
     commands: BTreeMap<String, String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,10 +141,14 @@ fn parse(
                 MODES.join(", ")
             ));
         }
+        if let Some(u) = &s.url {
+            check_url_template(u).map_err(|e| format!("server '{}': url {e}", s.name))?;
+        }
         servers.push(ServerSpec::Start {
             name: s.name,
             command: s.command,
             by_mode: s.commands,
+            url: s.url,
         });
     }
     if let Some(name) = only
@@ -214,6 +224,7 @@ commands.broadcast = "wsd --listen 127.0.0.1:{port} --mode broadcast"
 [[server]]
 name = "peer"
 command = "peer 127.0.0.1:{port}"
+url = "wss://localhost:{port}/room"
 
 [[scenario]]
 name = "echo-d16"
@@ -263,6 +274,11 @@ load_cpus = "0-1"
             Some("0-1")
         );
         assert_eq!(m.server_cpus.map(|l| l.to_string()).as_deref(), Some("0"));
+        assert_eq!(m.servers[0].url_at(7).as_deref(), Some("ws://127.0.0.1:7/"));
+        assert_eq!(
+            m.servers[1].url_at(7).as_deref(),
+            Some("wss://localhost:7/room")
+        );
     }
 
     #[test]
@@ -295,6 +311,14 @@ load_cpus = "0-1"
             (
                 "[[server]]\nname = \"a b\"\ncommand = \"x\"\n",
                 "is not a name",
+            ),
+            (
+                "[[server]]\nname = \"a\"\ncommand = \"x {port}\"\nurl = \"wss://localhost:9/\"\n",
+                "server 'a': url 'wss://localhost:9/': the URL has no {port}",
+            ),
+            (
+                "[[server]]\nname = \"a\"\ncommand = \"x {port}\"\nurl = \"http://localhost:{port}/\"\n",
+                "server 'a': url",
             ),
         ];
         for (text, want) in cases {

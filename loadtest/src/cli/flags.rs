@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use clap::builder::ArgPredicate;
 use clap::{ArgGroup, Args};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
@@ -271,12 +272,18 @@ pub struct RateArgs {
     /// Payload flags.
     #[command(flatten)]
     pub payload: PayloadArgs,
-    /// Total messages per second, over all connections.
-    #[arg(short = 'R', long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
+    /// Total messages per second, over all connections (with --find-max:
+    /// set by the search, each step).
+    #[arg(short = 'R', long, value_name = "MSGS_PER_S", value_parser = parse_rate,
+          required = false, required_unless_present = "find_max", conflicts_with = "find_max",
+          default_value_if("find_max", ArgPredicate::IsPresent, "1"))]
     pub rate: f64,
     /// How to connect.
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The capacity search (--find-max).
+    #[command(flatten)]
+    pub capacity: crate::capacity::CapacityArgs,
 }
 
 /// What `-s` means for `broadcast`, where a small payload names no
@@ -390,7 +397,8 @@ pub struct ChurnArgs {
     pub client: ClientArgs,
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+/// A rate in messages per second: above 0, at most 1e9.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s
         .trim()
         .parse()

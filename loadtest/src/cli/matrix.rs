@@ -21,6 +21,9 @@ pub enum ServerSpec {
         command: String,
         /// Another command for some modes (a scenario file's `commands`).
         by_mode: BTreeMap<String, String>,
+        /// How to reach it: a `ws://` or `wss://` URL with `{port}` (a
+        /// room in its path, say); `None`: `ws://127.0.0.1:{port}/`.
+        url: Option<String>,
     },
     /// Already running.
     Running {
@@ -38,6 +41,19 @@ impl ServerSpec {
     pub fn name(&self) -> &str {
         match self {
             ServerSpec::Start { name, .. } | ServerSpec::Running { name, .. } => name,
+        }
+    }
+
+    /// The URL a started server is loaded at once it listens on `port`
+    /// (`None` for a running one: it has its target).
+    pub fn url_at(&self, port: u16) -> Option<String> {
+        match self {
+            ServerSpec::Start { url, .. } => Some(
+                url.as_deref()
+                    .unwrap_or(DEFAULT_URL)
+                    .replace("{port}", &port.to_string()),
+            ),
+            ServerSpec::Running { .. } => None,
         }
     }
 
@@ -99,6 +115,20 @@ pub enum MatrixError {
     File(String),
 }
 
+/// Where a started server is loaded unless its URL template says.
+pub const DEFAULT_URL: &str = "ws://127.0.0.1:{port}/";
+
+/// Checks a started server's URL template: `ws://` or `wss://`, a
+/// `{port}`, and a URL once the port is in. Returns what is wrong.
+pub fn check_url_template(t: &str) -> Result<(), String> {
+    if !t.contains("{port}") {
+        return Err(format!(
+            "'{t}': the URL has no {{port}}, so it cannot follow the port the server is given"
+        ));
+    }
+    crate::target::parse_target(&t.replace("{port}", "1")).map(|_| ())
+}
+
 /// Rounds when neither the flags nor the file say.
 pub const DEFAULT_ROUNDS: u32 = 3;
 
@@ -120,8 +150,12 @@ impl Matrix {
                 name,
                 command,
                 by_mode,
+                url,
             } = s
             {
+                if let Some(u) = url {
+                    check_url_template(u).map_err(|e| usage(format!("server '{name}': {e}")))?;
+                }
                 for c in std::iter::once(command).chain(by_mode.values()) {
                     if !c.contains("{port}") {
                         return Err(usage(format!(
@@ -146,6 +180,11 @@ impl Matrix {
             }
         }
         for e in &self.entries {
+            if let Scenario::Rate(r) = &e.scenario {
+                r.capacity
+                    .validate(false)
+                    .map_err(|m| usage(format!("scenario '{}': {m}", e.name)))?;
+            }
             // One API URL cannot follow servers that each get a port.
             if matches!(&e.scenario, Scenario::Broadcast(b) if b.publish_url.is_some()) {
                 return Err(usage(format!(

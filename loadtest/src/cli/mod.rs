@@ -25,6 +25,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use self::compare::{CompareArgs, ReportArgs};
+pub use self::flags::{parse_positive_duration, parse_rate};
 pub use self::flags::{
     BroadcastArgs, ChurnArgs, ClientArgs, ConnsArgs, EchoArgs, PayloadArgs, Phases, RateArgs,
 };
@@ -65,6 +66,9 @@ pub enum Command {
         /// The outputs.
         #[command(flatten)]
         out: SingleOut,
+        /// The capacity search's page.
+        #[command(flatten)]
+        curve: crate::capacity::CurveOut,
     },
     /// Publishers send at a fixed rate; subscribers check every delivery.
     Broadcast {
@@ -239,6 +243,9 @@ impl Scenario {
         }
         match self {
             Scenario::Echo(a) => s.push_str(&format!(", depth {}", a.depth)),
+            Scenario::Rate(a) if a.capacity.find_max => {
+                s.push_str(&format!(", {}", crate::capacity::describe(&a.capacity)));
+            }
             Scenario::Rate(a) => s.push_str(&format!(", {} msg/s", a.rate)),
             Scenario::Broadcast(a) => s.push_str(&format!(", {} msg/s", a.rate)),
             Scenario::Churn(a) => s.push_str(&format!(
@@ -292,7 +299,14 @@ impl Command {
         let single = |scenario, out| Job::Single(Box::new(Plan { scenario, out }));
         match self {
             Command::Echo { mode, out } => single(Scenario::Echo(mode), out.outputs()),
-            Command::Rate { mode, out } => single(Scenario::Rate(mode), out.outputs()),
+            Command::Rate {
+                mut mode,
+                out,
+                curve,
+            } => {
+                mode.capacity.html = curve.html;
+                single(Scenario::Rate(mode), out.outputs())
+            }
             Command::Broadcast { mode, out } => single(Scenario::Broadcast(mode), out.outputs()),
             Command::Conns { mode, out } => single(Scenario::Conns(mode), out.outputs()),
             Command::Churn { mode, out } => single(Scenario::Churn(mode), out.outputs()),
@@ -318,6 +332,9 @@ impl Plan {
             return Err(format!(
                 "{urls} URLs but {pids} --server-pid: give one per URL, in the same order, or none"
             ));
+        }
+        if let Scenario::Rate(r) = &self.scenario {
+            r.capacity.validate(o.hgrm.is_some() || o.csv.is_some())?;
         }
         Ok(())
     }

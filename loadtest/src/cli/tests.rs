@@ -391,7 +391,17 @@ fn each_mode_lists_the_flags_it_uses_and_no_others() {
         v
     };
     assert_eq!(sorted(longs(&["echo"])), want(&["depth"], &single));
-    assert_eq!(sorted(longs(&["rate"])), want(&["rate"], &single));
+    let find_max = [
+        "find-max",
+        "p99",
+        "from",
+        "to",
+        "max-steps",
+        "resolution",
+        "html",
+    ];
+    let rate: Vec<&str> = ["rate"].iter().chain(&find_max).copied().collect();
+    assert_eq!(sorted(longs(&["rate"])), want(&rate, &single));
     assert_eq!(
         sorted(longs(&["broadcast"])),
         want(

@@ -15,7 +15,9 @@ use std::thread;
 use std::time::Duration;
 
 use self::server::StartFailure;
+use crate::capacity::{self, Searched};
 use crate::cli::matrix::{Entry, Matrix, ServerSpec};
+use crate::cli::Scenario;
 use crate::cpus::CpuList;
 use crate::machine::{self, Machine};
 use crate::output;
@@ -25,7 +27,7 @@ use crate::results::{
     FORMAT,
 };
 use crate::run;
-use crate::target::parse_target;
+use crate::target::{parse_target, Target};
 
 /// The pause between runs, so one server's tail does not overlap the next run.
 const PAUSE: Duration = Duration::from_millis(300);
@@ -112,10 +114,12 @@ fn setup(m: &Matrix) -> Setup {
             .servers
             .iter()
             .map(|s| match s {
-                ServerSpec::Start { name, command, .. } => ServerInfo {
+                ServerSpec::Start {
+                    name, command, url, ..
+                } => ServerInfo {
                     name: name.clone(),
                     command: Some(command.clone()),
-                    url: None,
+                    url: url.clone(),
                 },
                 ServerSpec::Running { name, target, .. } => ServerInfo {
                     name: name.clone(),
@@ -225,17 +229,19 @@ fn one_round(
         ServerSpec::Start { .. } => {
             let template = s.command_for(mode).unwrap_or_default();
             let mut l = server::start(template, server_set)?;
-            let url = format!("ws://127.0.0.1:{}/", l.port);
-            let target = parse_target(&url).map_err(failed)?;
+            let url = s.url_at(l.port).unwrap_or_default();
+            let target = parse_target(&url).and_then(|t| with_tls(t, e));
+            let target = match target {
+                Ok(t) => t,
+                Err(msg) => {
+                    l.stop();
+                    return Err(failed(msg));
+                }
+            };
             eprintln!("wsload compare: {label}: started pid {} on {url}", l.pid);
-            let summary = run::run(&e.scenario, std::slice::from_ref(&target), &[l.pid], true);
+            let loaded = load(e, &target, &[l.pid], label);
             let ended = l.stop();
-            let mut r = record::round(
-                &summary,
-                round,
-                Some(l.command.clone()),
-                Some(ended.to_string()),
-            );
+            let mut r = loaded.record(round, Some(l.command.clone()), Some(ended.to_string()));
             if matches!(ended, server::Ended::Exited(_)) {
                 r.output = l.output_lines();
             }
@@ -243,15 +249,47 @@ fn one_round(
         }
         ServerSpec::Running { target, pid, .. } => {
             let pids: Vec<u32> = pid.iter().copied().collect();
-            let mut target = target.clone();
-            if target.tls_name.is_some() {
-                let client = e.scenario.client();
-                let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)
-                    .map_err(failed)?;
-                target.use_tls(&config);
-            }
-            let summary = run::run(&e.scenario, std::slice::from_ref(&target), &pids, true);
-            Ok(record::round(&summary, round, None, None))
+            let target = with_tls(target.clone(), e).map_err(failed)?;
+            Ok(load(e, &target, &pids, label).record(round, None, None))
         }
     }
+}
+
+/// What one round's load measured: one run, or a capacity search.
+enum Loaded {
+    Run(run::Summary),
+    Search(Searched),
+}
+
+/// Loads `target` as `e` says, sampling `pids`: one run, or the steps of
+/// a capacity search (`rate --find-max`), each a line on stderr.
+fn load(e: &Entry, target: &Target, pids: &[u32], label: &str) -> Loaded {
+    let targets = std::slice::from_ref(target);
+    match &e.scenario {
+        Scenario::Rate(a) if a.capacity.find_max => {
+            let label = format!("wsload compare: {label}: ");
+            Loaded::Search(capacity::search(a, targets, pids, &label))
+        }
+        s => Loaded::Run(run::run(s, targets, pids, true)),
+    }
+}
+
+impl Loaded {
+    fn record(&self, round: u32, command: Option<String>, ended: Option<String>) -> Round {
+        match self {
+            Loaded::Run(s) => record::round(s, round, command, ended),
+            Loaded::Search(found) => record::capacity_round(found, round, command, ended),
+        }
+    }
+}
+
+/// Gives a `wss://` target the TLS client config of the scenario's
+/// --ca-file or --insecure (the CA file is read here, once a round).
+fn with_tls(mut target: Target, e: &Entry) -> Result<Target, String> {
+    if target.tls_name.is_some() {
+        let client = e.scenario.client();
+        let config = crate::tls::client_config(client.ca_file.as_deref(), client.insecure)?;
+        target.use_tls(&config);
+    }
+    Ok(target)
 }

@@ -4,6 +4,8 @@
 
 use hdrhistogram::Histogram;
 
+use crate::capacity::search::Stop;
+use crate::capacity::Searched;
 use crate::report::{self, us, Figures};
 use crate::results::{Round, RoundFigures, Tick};
 use crate::run::Summary;
@@ -56,6 +58,45 @@ pub fn round(s: &Summary, round: u32, command: Option<String>, ended: Option<Str
         timeline: timeline(s),
         run: report::json(s),
     }
+}
+
+/// The record of a capacity search (`rate --find-max`): the figures,
+/// spectrum and series of the highest rate that held, except that the
+/// rate is the rate offered there (the capacity, by which servers are
+/// ranked), and the curve joins the run's report as `find_max`. No rate
+/// held: the last step's figures, at rate 0, failed.
+pub fn capacity_round(
+    found: &Searched,
+    n: u32,
+    command: Option<String>,
+    ended: Option<String>,
+) -> Round {
+    let mut r = match &found.best {
+        Some(s) => round(s, n, command, ended),
+        None => Round {
+            round: n,
+            url: found.curve.target.clone().unwrap_or_default(),
+            pid: None,
+            command,
+            ended,
+            output: Vec::new(),
+            figures: RoundFigures::default(),
+            spectrum: Vec::new(),
+            timeline: Vec::new(),
+            run: serde_json::Value::Null,
+        },
+    };
+    let o = &found.curve.outcome;
+    // No rate held: the figures of the last step stand, at rate 0, failed.
+    r.figures.rate = o.max.unwrap_or(0.0);
+    r.figures.failed |= o.max.is_none();
+    // The search stopped on wsload's own limit: the capacity is a floor.
+    r.figures.saturated |= o.stop == Stop::ClientLimited;
+    if !r.run.is_object() {
+        r.run = serde_json::json!({});
+    }
+    r.run["find_max"] = found.curve.json();
+    r
 }
 
 /// Latency at percentiles spaced evenly on HdrHistogram's axis,

@@ -6,7 +6,9 @@
 //!   RSS per connection) with min–max whiskers; `NAME-latency`: the
 //!   latency spectrum, HdrHistogram style (percentile on a log axis of
 //!   1/(1 − p)), one line per round; `NAME-throughput`: the rate second by
-//!   second, one line per round, warm-up before 0.
+//!   second, one line per round, warm-up before 0; `NAME-capacity`, for
+//!   a capacity search (`rate --find-max`): each server's p99 against the
+//!   rate offered ([`super::capacity`]).
 //!
 //! Text is SVG `<text>` laid out with plotters' built-in metrics: no font
 //! files, no C libraries.
@@ -32,7 +34,7 @@ pub struct Chart {
 }
 
 const SIZE: (u32, u32) = (760, 400);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Servers' colours, in order (colour-blind-safe, Okabe–Ito).
 const COLORS: [RGBColor; 8] = [
@@ -46,13 +48,13 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     COLORS.get(i % COLORS.len()).copied().unwrap_or(BLACK)
 }
 
-type R<T> = Result<T, String>;
+pub(super) type R<T> = Result<T, String>;
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
     format!("drawing a chart: {e}")
 }
 
@@ -64,6 +66,7 @@ pub fn all(d: &Document) -> R<Vec<Chart>> {
         v.extend(cost(s)?);
         v.extend(latency(s)?);
         v.extend(throughput(s)?);
+        v.extend(super::capacity::compared(s)?);
     }
     Ok(v)
 }
@@ -74,7 +77,7 @@ const STRIP: u32 = 30;
 /// Draws into a fresh SVG of [`SIZE`]. With `legend`, a strip at the
 /// bottom names each server in its colour (out of the data's way) and
 /// carries `note` on its right.
-fn svg(
+pub(super) fn svg(
     legend: Option<(&[String], &str)>,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> R<()>,
 ) -> R<String> {
@@ -153,7 +156,7 @@ fn whisker(x: i32, s: &Spread, half: i32) -> [PathElement<(i32, f64)>; 3] {
 }
 
 /// A chart's frame: caption, margins, label areas, on `root`.
-fn builder<'a, 'b>(
+pub(super) fn builder<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     title: &str,
 ) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
@@ -169,7 +172,7 @@ fn builder<'a, 'b>(
 /// A chart's axes, drawn the same way on every chart: the fonts, the
 /// labels `x` and `y` write, the y axis's description, and the x axis's
 /// (`None` for servers side by side: no description and no vertical grid).
-fn axes<X, Y>(
+pub(super) fn axes<X, Y>(
     chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
     x: &dyn Fn(&X::ValueType) -> String,
     y: &dyn Fn(&Y::ValueType) -> String,

@@ -116,6 +116,9 @@ For idle connections the cost is the server's memory (RSS) growth per connection
 <li>Ratios are to the first server, in the shaded columns first: below 1× is cheaper (cost) or slower (rate).</li>
 <li>The latency spectrum plots latency against percentile on a log axis of 1/(1 − p), as HdrHistogram
 does: the tail gets the room. One line per round.</li>
+<li>A capacity scenario (<code>rate --find-max</code>) ranks servers by the highest rate each held with
+p99 under the bound and no error; its other figures are those of the run at that rate, and its chart
+plots each step's p99 against the rate offered (× a step that failed).</li>
 <li>A <i>noisy</i> note means one server's rounds disagree by more than 20%: run more rounds or on a quieter machine.
 A <i>wsload was the limit</i> note means the load tool itself was saturated: the rate is a floor.</li>
 </ul>
@@ -187,7 +190,7 @@ pub fn page(d: &Document, charts: &[Chart], changes: Option<(&str, &Table)>) -> 
         for c in charts.iter().filter(|c| {
             c.file
                 .strip_prefix(&prefix)
-                .is_some_and(|k| ["cost", "latency", "throughput"].contains(&k))
+                .is_some_and(|k| ["capacity", "cost", "latency", "throughput"].contains(&k))
         }) {
             figure(c, &mut o);
         }

@@ -4,6 +4,7 @@
 //! charts, [`axis`]: their keys and labels.
 
 mod axis;
+pub mod capacity;
 pub mod charts;
 pub mod diff;
 pub mod html;
