@@ -76,6 +76,7 @@ pub mod api;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod id;
