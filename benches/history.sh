@@ -69,4 +69,7 @@ p, h = med("plain"), med("history")
 print(f"median µs/delivery: plain {p:.3f}, --history 100 {h:.3f}: {h / p:.3f}x")
 PY
 echo "== rewind at join: $JOINERS connections with ?rewind=100, at once"
+c0=$(cpu "$HIST")
 taskset -c 1 python3 benches/history_rewind.py "127.0.0.1:$P_HIST" "$JOINERS" 100
+c1=$(cpu "$HIST")
+python3 -c "import sys; print(f'server CPU for the fill and the joins: {(float(sys.argv[2]) - float(sys.argv[1])) * 1e3:.0f} ms')" "$c0" "$c1"
