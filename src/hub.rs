@@ -217,19 +217,22 @@ impl Hub {
     }
 
     /// Records the messages of room `id`'s batch (`bytes`, each frame's
-    /// range in `frames`) in its history at `now_ms`, and puts their
-    /// offsets in `offsets`, one per frame.
+    /// range in `frames`) in its history at `now_ms` (made on first use
+    /// with `cfg`), and puts their offsets in `offsets`, one per frame.
     pub fn record(
         &mut self,
         id: u32,
+        cfg: &HistoryConfig,
         bytes: &[u8],
         frames: &[(ConnId, Range<usize>)],
         now_ms: u64,
         offsets: &mut Vec<Offset>,
     ) {
         offsets.clear();
-        let (Some(room), Some(history)) = (self.rooms.get(id as usize), self.history.as_mut())
-        else {
+        let history = self
+            .history
+            .get_or_insert_with(|| History::new(*cfg, crate::history::random_epoch_base()));
+        let Some(room) = self.rooms.get(id as usize) else {
             return;
         };
         for (_, range) in frames {
@@ -396,5 +399,26 @@ mod tests {
         let batch = hub.take_batch(s.room, 1024);
         assert_eq!(batch.frames.len(), 3);
         assert_eq!(hub.batched(s.room), 0);
+    }
+
+    #[test]
+    fn framed_members_are_known_by_slot_through_leaves() {
+        let mut hub = Hub::default();
+        let a = hub.join("/", 1, true).seat;
+        let _b = hub.join("/", 2, false).seat;
+        let _c = hub.join("/", 3, true).seat;
+        let room = a.room;
+        assert!(hub.has_framed(room));
+        assert_eq!(
+            (0..3).map(|s| hub.is_framed(room, s)).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        // The last member (framed) moves into slot 0, and keeps its flag.
+        assert_eq!(hub.leave(a).moved, Some(3));
+        assert_eq!(hub.members(room), [3, 2]);
+        assert!(hub.is_framed(room, 0) && !hub.is_framed(room, 1));
+        hub.leave(Seat { room, slot: 0 });
+        assert!(!hub.has_framed(room));
+        assert!(!hub.is_framed(room, 5));
     }
 }

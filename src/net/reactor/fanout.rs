@@ -39,12 +39,11 @@ impl Server {
         // History (`--history`): every message of the room passes here,
         // whichever way it came (a client, the bus, the publish API).
         let mut offsets = Vec::new();
-        if self.cfg.history.is_some() {
+        if let Some(cfg) = &self.cfg.history {
             let now = unix_ms();
             self.hub.expire_history(now);
-            let _ = self.hub.history(self.cfg.history.as_ref());
-            self.hub
-                .record(room, &batch.bytes, &batch.frames, now, &mut offsets);
+            let (bytes, frames) = (&batch.bytes, &batch.frames);
+            self.hub.record(room, cfg, bytes, frames, now, &mut offsets);
         }
         // The bus is on the first reactor: it publishes its clients'
         // messages from the batch, and the others hand it theirs.
