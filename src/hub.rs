@@ -276,11 +276,6 @@ impl Hub {
         }
     }
 
-    /// The history, if it was made.
-    pub fn history_ref(&self) -> Option<&History> {
-        self.history.as_ref()
-    }
-
     /// How many rooms have members.
     pub fn rooms(&self) -> usize {
         self.rooms.len()

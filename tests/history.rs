@@ -311,6 +311,9 @@ fn the_memory_cap_holds_under_a_flood_of_rooms_and_drops_the_oldest() {
         ..keeping(100, cap)
     };
     let server = TestServer::start(cfg);
+    // The series are there from the start.
+    assert_eq!(metric(server.addr(), "wsd_history_messages"), 0);
+    assert_eq!(metric(server.addr(), "wsd_history_evicted_total"), 0);
     // 2,000 rooms nobody is in, 3 messages of 200 bytes each, through
     // the publish API (NDJSON), in batches.
     let text = "x".repeat(200);

@@ -225,8 +225,9 @@ pub(super) fn handshake(
                 // Writing to a String cannot fail.
                 let _ = bus.write_metrics(&mut bus_metrics);
             }
+            // With --history, its series from the first scrape on, at 0.
             sink.hub.expire_history(unix_ms());
-            if let Some(history) = sink.hub.history_ref() {
+            if let Some(history) = sink.hub.history(cfg.history.as_ref()) {
                 let _ = history.write_metrics(&mut bus_metrics);
             }
             let snap = http::Snapshot {
