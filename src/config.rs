@@ -478,7 +478,7 @@ mod tests {
     fn validate_refuses_each_inconsistent_setting_with_its_flag() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 12] = [
             ("--handshake-timeout", |c| {
                 c.handshake_timeout = Duration::ZERO
             }),
@@ -497,6 +497,21 @@ mod tests {
                 c.allowed_origins = vec!["https://a.example/".into()]
             }),
             ("--require-protocol", |c| c.require_protocol = true),
+            ("--history needs --mode broadcast", |c| {
+                c.history = Some(crate::history::HistoryConfig {
+                    keep: 10,
+                    ttl: Duration::from_secs(60),
+                    memory: 1 << 20,
+                })
+            }),
+            ("--history-memory", |c| {
+                c.mode = Mode::Broadcast;
+                c.history = Some(crate::history::HistoryConfig {
+                    keep: 10,
+                    ttl: Duration::from_secs(60),
+                    memory: 0,
+                })
+            }),
         ];
         for (flag, spoil) in cases {
             let mut cfg = Config::default();
