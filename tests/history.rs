@@ -351,3 +351,33 @@ fn the_memory_cap_holds_under_a_flood_of_rooms_and_drops_the_oldest() {
     assert_eq!(old.recv_text(), "now");
     assert!(metric(server.addr(), "wsd_history_rewinds_total") >= 2);
 }
+
+#[test]
+fn a_framed_rewind_says_rewound_and_binary_keeps_its_opcode() {
+    let _w = watchdog();
+    let server = TestServer::start(keeping(10, 1 << 20));
+    let mut sender = Client::connect_path(server.addr(), "/b");
+    sender.send_binary(b"\x00\xffbin");
+    assert_eq!(sender.recv_binary(), b"\x00\xffbin");
+    say(&mut sender, ["text".to_string()]);
+    let mut c = framed(server.addr(), "/b?rewind=2");
+    let st = status(&mut c);
+    assert_eq!(
+        (&st["status"], &st["replayed"]),
+        (&"rewound".into(), &2.into()),
+        "{st}"
+    );
+    let bin = c.recv_binary();
+    let at = bin.iter().position(|&b| b == b':').unwrap();
+    assert_eq!(&bin[at + 1..], b"\x00\xffbin");
+    let first = String::from_utf8(bin[..at].to_vec()).unwrap();
+    let (second, text) = offset_and_text(&mut c);
+    assert_eq!(text, "text");
+    assert!(later(&second, &first));
+    // The status's offset is the last replayed one: live ones follow it.
+    assert_eq!(st["offset"], second.as_str());
+    // A plain member of the room got the same messages without offsets.
+    let mut plain = Client::connect_path(server.addr(), "/b?rewind=2");
+    assert_eq!(plain.recv_binary(), b"\x00\xffbin");
+    assert_eq!(plain.recv_text(), "text");
+}
