@@ -89,6 +89,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// Broadcast rooms span every node on this Redis bus (`--redis`).
     pub redis: Option<crate::bus::RedisConfig>,
+    /// Per-room history (`--history`); off when `None`.
+    pub history: Option<crate::history::HistoryConfig>,
     /// How this process names itself in its metrics (the `instance` label
     /// of `wsd_build_info`), so the series of processes sharing a port or
     /// a host stay apart. The process id unless set.
@@ -218,6 +220,7 @@ impl Default for Config {
             reuse_port: false,
             deflate: None,
             redis: None,
+            history: None,
             instance: std::process::id().to_string(),
             tls: None,
             auth: AuthConfig::default(),
@@ -317,6 +320,16 @@ impl Config {
             redis.validate()?;
         }
         self.auth.validate(self.limits.max_message)?;
+        if let Some(h) = &self.history {
+            if self.mode == Mode::Echo {
+                return Err("--history needs --mode broadcast".into());
+            }
+            if h.keep == 0 || h.memory == 0 || h.ttl.is_zero() {
+                return Err(
+                    "--history, --history-ttl and --history-memory must be above zero".into(),
+                );
+            }
+        }
         if self.api_keys.is_some() && self.mode == Mode::Echo {
             // An echo server has no rooms to publish into.
             return Err("--api-key needs --mode broadcast".into());
@@ -465,7 +478,7 @@ mod tests {
     fn validate_refuses_each_inconsistent_setting_with_its_flag() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 12] = [
             ("--handshake-timeout", |c| {
                 c.handshake_timeout = Duration::ZERO
             }),
@@ -484,6 +497,21 @@ mod tests {
                 c.allowed_origins = vec!["https://a.example/".into()]
             }),
             ("--require-protocol", |c| c.require_protocol = true),
+            ("--history needs --mode broadcast", |c| {
+                c.history = Some(crate::history::HistoryConfig {
+                    keep: 10,
+                    ttl: Duration::from_secs(60),
+                    memory: 1 << 20,
+                })
+            }),
+            ("--history-memory", |c| {
+                c.mode = Mode::Broadcast;
+                c.history = Some(crate::history::HistoryConfig {
+                    keep: 10,
+                    ttl: Duration::from_secs(60),
+                    memory: 0,
+                })
+            }),
         ];
         for (flag, spoil) in cases {
             let mut cfg = Config::default();

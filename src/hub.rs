@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use slab::Slab;
 
+use crate::history::{wire, History, HistoryConfig, Offset};
 use crate::id::{ConnId, RoomShare};
+use crate::proto::session::write_message;
 use crate::proto::MessageKind;
 
 /// A turn's broadcast messages for one room, encoded once and back to
@@ -34,6 +36,11 @@ pub struct Batch {
 struct Room {
     name: Box<str>,
     members: Vec<usize>,
+    /// Per member (the same slots): it speaks `wsd.offsets`, so its
+    /// messages go out with their offsets.
+    framed: Vec<bool>,
+    /// How many members speak `wsd.offsets`.
+    framed_count: usize,
     batch: Batch,
     /// Which other reactors have members (`--threads`).
     share: Option<Arc<RoomShare>>,
@@ -77,11 +84,14 @@ pub struct Hub {
     by_name: HashMap<Box<str>, usize>,
     /// Rooms whose batch has frames this turn.
     active: Vec<u32>,
+    /// Every room's recent messages (`--history`), members or not.
+    history: Option<History>,
 }
 
 impl Hub {
-    /// Adds connection `key` to the room `name`, creating the room if needed.
-    pub fn join(&mut self, name: &str, key: usize) -> Joined {
+    /// Adds connection `key` to the room `name`, creating the room if
+    /// needed; `framed`: it speaks `wsd.offsets`.
+    pub fn join(&mut self, name: &str, key: usize, framed: bool) -> Joined {
         let existing = self
             .by_name
             .get(name)
@@ -92,6 +102,8 @@ impl Hub {
             let id = self.rooms.insert(Room {
                 name: name.into(),
                 members: Vec::new(),
+                framed: Vec::new(),
+                framed_count: 0,
                 batch: Batch::default(),
                 share: None,
             });
@@ -101,6 +113,8 @@ impl Hub {
         // The room exists: found above or just inserted.
         let slot = self.rooms.get_mut(id).map_or(0, |room| {
             room.members.push(key);
+            room.framed.push(framed);
+            room.framed_count += usize::from(framed);
             if let Some(share) = &room.share {
                 share.joined(1);
             }
@@ -132,6 +146,9 @@ impl Hub {
             return left;
         }
         room.members.swap_remove(slot);
+        if room.framed.len() > slot && room.framed.swap_remove(slot) {
+            room.framed_count -= 1;
+        }
         if let Some(share) = &room.share {
             share.left();
         }
@@ -174,6 +191,89 @@ impl Hub {
     /// The members of room `id` (empty if there is no such room).
     pub fn members(&self, id: u32) -> &[usize] {
         self.rooms.get(id as usize).map_or(&[], |r| &r.members)
+    }
+
+    /// Whether the member in `slot` of room `id` speaks `wsd.offsets`.
+    pub fn is_framed(&self, id: u32, slot: usize) -> bool {
+        self.rooms
+            .get(id as usize)
+            .and_then(|r| r.framed.get(slot).copied())
+            .unwrap_or(false)
+    }
+
+    /// Whether any member of room `id` speaks `wsd.offsets`.
+    pub fn has_framed(&self, id: u32) -> bool {
+        self.rooms
+            .get(id as usize)
+            .is_some_and(|r| r.framed_count > 0)
+    }
+
+    /// The history of every room, made on first use if `cfg` turns it on.
+    pub fn history(&mut self, cfg: Option<&HistoryConfig>) -> Option<&mut History> {
+        if self.history.is_none() {
+            self.history = cfg.map(|c| History::new(*c, crate::history::random_epoch_base()));
+        }
+        self.history.as_mut()
+    }
+
+    /// Records the messages of room `id`'s batch (`bytes`, each frame's
+    /// range in `frames`) in its history at `now_ms` (made on first use
+    /// with `cfg`), and puts their offsets in `offsets`, one per frame.
+    pub fn record(
+        &mut self,
+        id: u32,
+        cfg: &HistoryConfig,
+        bytes: &[u8],
+        frames: &[(ConnId, Range<usize>)],
+        now_ms: u64,
+        offsets: &mut Vec<Offset>,
+    ) {
+        offsets.clear();
+        let history = self
+            .history
+            .get_or_insert_with(|| History::new(*cfg, crate::history::random_epoch_base()));
+        let Some(room) = self.rooms.get(id as usize) else {
+            return;
+        };
+        for (_, range) in frames {
+            let frame = bytes.get(range.clone()).unwrap_or_default();
+            let offset = match wire::split(frame) {
+                Some((kind, at)) => history.append(&room.name, kind, frame, at, now_ms),
+                None => Offset::ZERO,
+            };
+            offsets.push(offset);
+        }
+    }
+
+    /// Records a message for room `name`, which has no members here, in
+    /// its history (if `cfg` turns history on).
+    pub fn record_alone(
+        &mut self,
+        name: &str,
+        kind: MessageKind,
+        payload: &[u8],
+        cfg: Option<&HistoryConfig>,
+    ) {
+        if cfg.is_none() {
+            return;
+        }
+        let now = crate::history::unix_ms();
+        self.expire_history(now);
+        if let Some(history) = self.history(cfg) {
+            let mut frame = Vec::with_capacity(payload.len() + 14);
+            write_message(&mut frame, kind, payload);
+            let at = frame.len() - payload.len();
+            history.append(name, kind, &frame, at, now);
+        }
+    }
+
+    /// Drops expired history, and the records of rooms idle past the TTL
+    /// with no members.
+    pub fn expire_history(&mut self, now_ms: u64) {
+        let by_name = &self.by_name;
+        if let Some(history) = self.history.as_mut() {
+            history.expire(now_ms, &|name| by_name.contains_key(name));
+        }
     }
 
     /// How many rooms have members.
@@ -240,7 +340,7 @@ mod tests {
     #[test]
     fn leave_moves_the_last_member_into_the_hole() {
         let mut hub = Hub::default();
-        let seats: Vec<Seat> = (10..15).map(|k| hub.join("/", k).seat).collect();
+        let seats: Vec<Seat> = (10..15).map(|k| hub.join("/", k, false).seat).collect();
         assert_eq!(
             seats.iter().map(|s| s.slot).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4]
@@ -258,9 +358,9 @@ mod tests {
     #[test]
     fn rooms_are_separate_and_go_away_when_empty() {
         let mut hub = Hub::default();
-        let a = hub.join("/", 1);
-        let b = hub.join("/chat", 2);
-        let c = hub.join("/chat", 3);
+        let a = hub.join("/", 1, false);
+        let b = hub.join("/chat", 2, false);
+        let c = hub.join("/chat", 3, false);
         assert!(a.new_room && b.new_room && !c.new_room);
         let (a, b, c) = (a.seat, b.seat, c.seat);
         assert_eq!(hub.find("/chat"), Some(b.room));
@@ -274,7 +374,7 @@ mod tests {
         assert_eq!(hub.rooms(), 1);
         assert!(hub.members(a.room).is_empty() || a.room == b.room);
         // The name can be joined again: a fresh room.
-        let again = hub.join("/", 4);
+        let again = hub.join("/", 4, false);
         assert!(again.new_room);
         assert_eq!(hub.members(again.seat.room), [4]);
     }
@@ -282,7 +382,7 @@ mod tests {
     #[test]
     fn a_room_is_active_once_per_turn() {
         let mut hub = Hub::default();
-        let s = hub.join("/", 1).seat;
+        let s = hub.join("/", 1, false).seat;
         let sender = ConnId { key: 1, gen: 1 };
         for _ in 0..3 {
             let b = hub.batch(s.room).unwrap();
@@ -294,5 +394,26 @@ mod tests {
         let batch = hub.take_batch(s.room, 1024);
         assert_eq!(batch.frames.len(), 3);
         assert_eq!(hub.batched(s.room), 0);
+    }
+
+    #[test]
+    fn framed_members_are_known_by_slot_through_leaves() {
+        let mut hub = Hub::default();
+        let a = hub.join("/", 1, true).seat;
+        let _b = hub.join("/", 2, false).seat;
+        let _c = hub.join("/", 3, true).seat;
+        let room = a.room;
+        assert!(hub.has_framed(room));
+        assert_eq!(
+            (0..3).map(|s| hub.is_framed(room, s)).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        // The last member (framed) moves into slot 0, and keeps its flag.
+        assert_eq!(hub.leave(a).moved, Some(3));
+        assert_eq!(hub.members(room), [3, 2]);
+        assert!(hub.is_framed(room, 0) && !hub.is_framed(room, 1));
+        hub.leave(Seat { room, slot: 0 });
+        assert!(!hub.has_framed(room));
+        assert!(!hub.is_framed(room, 5));
     }
 }

@@ -28,6 +28,9 @@
 //! - [`hub`]: broadcast rooms on one reactor. A turn's messages for a room
 //!   are encoded once into shared bytes that every member's output queue
 //!   references.
+//! - [`history`]: per-room history (`--history`), sans-IO: each message's
+//!   frame kept once with its offset, bounded per room, by age and in
+//!   total; rewind and resume answers, and the `wsd.offsets` framing.
 //! - [`http`]: the plain HTTP answers on the WebSocket port (`/healthz`,
 //!   `/metrics`, the page at `/`), sans-IO like [`proto`]: it renders a
 //!   snapshot it is handed.
@@ -78,6 +81,7 @@ pub mod api;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod id;

@@ -12,6 +12,7 @@ use wsd::api::ApiKeySlot;
 use wsd::auth::{KeySlot, Policy, Rate};
 use wsd::bus::RedisConfig;
 use wsd::config::{normalize_origin, resolve_listen, AuthConfig};
+use wsd::history::{HistoryConfig, OFFSETS_PROTOCOL};
 use wsd::net::cluster::MAX_REACTORS;
 use wsd::proto::Limits;
 use wsd::tls::TlsSlot;
@@ -197,6 +198,21 @@ pub struct Args {
     #[arg(long, default_value = "1", value_parser = parse_threads, value_name = "N|auto")]
     pub threads: Threads,
 
+    /// Broadcast: every room keeps its last N messages, for clients that
+    /// join with ?rewind= or come back with ?since=&epoch= (the
+    /// wsd.offsets subprotocol). Off by default. Needs --threads 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    history: Option<u32>,
+
+    /// With --history: messages older than this are dropped.
+    #[arg(long, default_value = "10m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    history_ttl: Duration,
+
+    /// With --history: the most all rooms' history may hold together; past
+    /// it the oldest messages go first.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    history_memory: usize,
+
     /// Serve TLS on the --listen addresses (wss:// and https:// for
     /// /healthz, /metrics and the page) with this certificate chain: PEM,
     /// the server's certificate first, then intermediates. Needs
@@ -378,6 +394,16 @@ impl Args {
         })
     }
 
+    /// The subprotocols to accept: `--protocol`, and with `--history` the
+    /// one that gives each message's offset.
+    fn protocols(&self) -> Vec<String> {
+        let mut all = self.protocols.clone();
+        if self.history.is_some() && !all.iter().any(|p| p == OFFSETS_PROTOCOL) {
+            all.push(OFFSETS_PROTOCOL.into());
+        }
+        all
+    }
+
     /// The server's settings, checked ([`Config::validate`]).
     pub fn config(&self) -> Result<Config, String> {
         let tls = match (&self.tls_cert, &self.tls_key) {
@@ -399,7 +425,7 @@ impl Args {
                 ModeArg::Broadcast => Mode::Broadcast,
             },
             broadcast_to_sender: !self.exclude_sender,
-            protocols: self.protocols.clone(),
+            protocols: self.protocols(),
             require_protocol: self.require_protocol,
             allowed_origins,
             limits: Limits {
@@ -436,6 +462,11 @@ impl Args {
                 .or_else(|| self.node_id.clone())
                 .unwrap_or_else(|| std::process::id().to_string()),
             redis,
+            history: self.history.map(|keep| HistoryConfig {
+                keep: keep as usize,
+                ttl: self.history_ttl,
+                memory: self.history_memory,
+            }),
             tls,
             auth: self.auth_config()?,
             api_keys: match self.api_keys.as_slice() {
@@ -443,6 +474,11 @@ impl Args {
                 paths => Some(ApiKeySlot::open(paths)?),
             },
         };
+        if cfg.history.is_some() && self.threads.count() != 1 {
+            // Offsets are given out by the reactor a room's messages pass
+            // through; with several, a room's messages pass through several.
+            return Err("--history needs --threads 1 (for now)".into());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -472,6 +508,9 @@ impl Args {
             ("auth_audience", "--auth-key", keys),
             ("auth_issuer", "--auth-key", keys),
             ("api_key", "--mode broadcast", broadcast),
+            ("history", "--mode broadcast", broadcast),
+            ("history_ttl", "--history", self.history.is_some()),
+            ("history_memory", "--history", self.history.is_some()),
         ];
         for (id, need, ok) in needs.into_iter().chain(extra) {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {

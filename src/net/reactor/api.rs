@@ -279,6 +279,9 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
             .share(id)
             .map_or_else(|| cx.hub.members(id).len(), |s| s.members());
     }
+    // No member here: the room's history still records it (--history).
+    cx.hub
+        .record_alone(&m.room, m.kind, payload, cx.cfg.history.as_ref());
     let me = cx.peers.me;
     let share = if cx.peers.several() {
         cx.peers.cluster.room(&m.room)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{compress, Server, BATCH_LIMIT};
 use crate::config::SlowConsumerPolicy;
+use crate::history::{unix_ms, wire, Offset};
 use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
 use crate::net::cluster::Handoff;
@@ -34,6 +35,15 @@ impl Server {
         let mut batch = self.hub.take_batch(room, BATCH_LIMIT);
         if batch.frames.is_empty() {
             return;
+        }
+        // History (`--history`): every message of the room passes here,
+        // whichever way it came (a client, the bus, the publish API).
+        let mut offsets = Vec::new();
+        if let Some(cfg) = &self.cfg.history {
+            let now = unix_ms();
+            self.hub.expire_history(now);
+            let (bytes, frames) = (&batch.bytes, &batch.frames);
+            self.hub.record(room, cfg, bytes, frames, now, &mut offsets);
         }
         // The bus is on the first reactor: it publishes its clients'
         // messages from the batch, and the others hand it theirs.
@@ -71,24 +81,45 @@ impl Server {
             }
             Frames::Crossing(bytes)
         };
-        self.deliver_all(room, &frames, &batch.frames, batch.frames.len());
+        self.deliver_all(room, &frames, &batch.frames, &offsets);
     }
 
-    /// Delivers `frames` to every member of `room`.
+    /// Delivers `frames` to every member of `room`: `senders` names each
+    /// frame's sender (empty for another reactor's batch), `offsets` each
+    /// frame's offset in the room's history (empty without `--history`).
     fn deliver_all(
         &mut self,
         room: u32,
         frames: &Frames,
         senders: &[(ConnId, Range<usize>)],
+        offsets: &[Offset],
+    ) {
+        let messages = senders.len();
+        self.deliver_counted(room, frames, senders, offsets, messages);
+    }
+
+    /// [`Self::deliver_all`] of `messages` messages.
+    fn deliver_counted(
+        &mut self,
+        room: u32,
+        frames: &Frames,
+        senders: &[(ConnId, Range<usize>)],
+        offsets: &[Offset],
         messages: usize,
     ) {
         // Compressed at most once here, for every member that agreed on
         // permessage-deflate.
         let packed = self.pack_room(room, frames, senders);
+        // Framed at most once here, for every member that speaks
+        // wsd.offsets.
+        let framed = (self.hub.has_framed(room) && offsets.len() == senders.len())
+            .then(|| frame_offsets(frames.bytes(), senders, offsets));
         let mut i = 0;
         while let Some(&key) = self.hub.members(room).get(i) {
-            let (frames, senders) =
-                compress::pick(self.conns.get(key), (frames, senders), packed.as_ref());
+            let (frames, senders) = match &framed {
+                Some((f, s)) if self.hub.is_framed(room, i) => (f, s.as_slice()),
+                _ => compress::pick(self.conns.get(key), (frames, senders), packed.as_ref()),
+            };
             self.deliver(key, frames, senders, messages);
             // A member dropped by a write error left its slot to the last
             // member, which has not been served yet.
@@ -109,7 +140,8 @@ impl Server {
             // Members may all have left since: then nobody missed it.
             if let Some(room) = self.hub.find(&h.room) {
                 let messages = h.messages as usize;
-                self.deliver_all(room, &Frames::Crossing(h.bytes), &[], messages);
+                let frames = Frames::Crossing(h.bytes);
+                self.deliver_counted(room, &frames, &[], &[], messages);
             }
         }
         for name in self.peers.cluster.take_lost(self.peers.me) {
@@ -208,4 +240,25 @@ impl Server {
             }
         }
     }
+}
+
+/// The batch as `wsd.offsets` members get it: each frame's message again
+/// with its offset in front, and the senders' ranges in the new bytes.
+fn frame_offsets(
+    bytes: &[u8],
+    senders: &[(ConnId, Range<usize>)],
+    offsets: &[Offset],
+) -> (Frames, Vec<(ConnId, Range<usize>)>) {
+    let mut out = Vec::with_capacity(bytes.len() + 24 * senders.len());
+    let mut ranges = Vec::with_capacity(senders.len());
+    for ((sender, range), offset) in senders.iter().zip(offsets) {
+        let frame = bytes.get(range.clone()).unwrap_or_default();
+        let start = out.len();
+        if let Some((kind, at)) = wire::split(frame) {
+            let payload = frame.get(at..).unwrap_or_default();
+            wire::write_framed(&mut out, kind, *offset, payload);
+        }
+        ranges.push((*sender, start..out.len()));
+    }
+    (Frames::Local(Rc::new(out)), ranges)
 }

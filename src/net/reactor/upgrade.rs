@@ -11,6 +11,7 @@ use super::Server;
 use crate::auth::{self, KeySlot, Limited, Refusal, RoomRights};
 use crate::bus::BusStats;
 use crate::config::{Config, Mode};
+use crate::history::{query, unix_ms, wire, Ask, OFFSETS_PROTOCOL};
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
@@ -224,6 +225,11 @@ pub(super) fn handshake(
                 // Writing to a String cannot fail.
                 let _ = bus.write_metrics(&mut bus_metrics);
             }
+            // With --history, its series from the first scrape on, at 0.
+            sink.hub.expire_history(unix_ms());
+            if let Some(history) = sink.hub.history(cfg.history.as_ref()) {
+                let _ = history.write_metrics(&mut bus_metrics);
+            }
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
                 open_connections: held,
@@ -284,6 +290,20 @@ pub(super) fn handshake(
         (RoomRights::UNRESTRICTED, 0)
     };
     let protocol = req.negotiate_protocol(&cfg.protocols, cfg.require_protocol)?;
+    // History (`--history`): what the client asks of its room's past, and
+    // whether it learns offsets. Without --history, rewind joins live.
+    let framed = cfg.history.is_some() && protocol == Some(OFFSETS_PROTOCOL);
+    let ask = match cfg.history {
+        Some(_) if cfg.mode == Mode::Broadcast => {
+            query::parse(req.path).map_err(HandshakeError::BadRequest)?
+        }
+        _ => Ask::Live,
+    };
+    if matches!(ask, Ask::Since { .. }) && !framed {
+        return Err(HandshakeError::BadRequest(
+            "since needs the wsd.offsets subprotocol (Sec-WebSocket-Protocol)",
+        ));
+    }
     // Counted last, when nothing else can refuse it: released when the
     // connection leaves the slab, exactly once.
     let client = match cfg.auth.connections_per_ip {
@@ -320,10 +340,11 @@ pub(super) fn handshake(
     if cfg.mode == Mode::Broadcast {
         // The path names the room; the query string (a token) does not.
         let room = auth::room_of(req.path);
-        let joined = sink.hub.join(room, key);
+        let joined = sink.hub.join(room, key, framed);
         new_room = joined.new_room;
         conn.seat = Some(joined.seat);
         sink.room = Some(joined.seat.room);
+        replay(sink, cfg, room, ask, framed);
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
     let (keep, inflated) = compress::feed(
@@ -342,6 +363,34 @@ pub(super) fn handshake(
         new_room,
         expires_in: rights.seconds_left(now),
     }))
+}
+
+/// Sends a joining client what it asked of its room's history, right
+/// behind the 101 and before any live message (which fan-out queues at the
+/// end of the turn: this turn's messages are not in the history yet, so
+/// there is no gap and no duplicate). A `wsd.offsets` client gets the
+/// status message first, then each message with its offset.
+fn replay(sink: &mut Sink<'_>, cfg: &Config, room: &str, ask: Ask, framed: bool) {
+    let now = unix_ms();
+    sink.hub.expire_history(now);
+    let Some(history) = sink.hub.history(cfg.history.as_ref()) else {
+        return;
+    };
+    let mut past = Vec::new();
+    let mut sent = 0u64;
+    let r = history.join(room, ask, now, &mut |e| {
+        sent += 1;
+        if framed {
+            wire::write_framed(&mut past, e.kind, e.offset, e.payload());
+        } else {
+            past.extend_from_slice(&e.frame);
+        }
+    });
+    if framed {
+        wire::write_status(sink.out, &r);
+    }
+    sink.out.extend_from_slice(&past);
+    sink.stats.messages_out += sent;
 }
 
 /// Whether a handshake deadline for `id` still matters: the connection is

@@ -266,3 +266,58 @@ fn rate_limits_are_off_by_default_and_zero_is_refused() {
     assert!(err.contains("--max-message"), "{err}");
     assert!(parse(&["--max-bytes-rate", "64KiB", "--max-message", "64KiB"]).is_ok());
 }
+
+#[test]
+fn history_is_off_by_default_and_its_flags_need_it() {
+    assert_eq!(config(&["--mode", "broadcast"]).history, None);
+    let cfg = config(&["--mode", "broadcast", "--history", "100"]);
+    let h = cfg.history.unwrap();
+    assert_eq!(
+        (h.keep, h.ttl, h.memory),
+        (100, std::time::Duration::from_secs(600), 64 << 20)
+    );
+    // The subprotocol that gives offsets comes with it, once.
+    assert_eq!(cfg.protocols, ["wsd.offsets"]);
+    let cfg = config(&[
+        "--mode",
+        "broadcast",
+        "--history",
+        "5",
+        "--history-ttl",
+        "30s",
+        "--history-memory",
+        "1MiB",
+        "--protocol",
+        "wsd.offsets",
+    ]);
+    let h = cfg.history.unwrap();
+    assert_eq!((h.keep, h.ttl.as_secs(), h.memory), (5, 30, 1 << 20));
+    assert_eq!(cfg.protocols, ["wsd.offsets"]);
+    for (args, want) in [
+        (
+            &["--mode", "broadcast", "--history-ttl", "1m"][..],
+            "--history-ttl needs --history",
+        ),
+        (
+            &["--mode", "broadcast", "--history-memory", "1MiB"][..],
+            "--history-memory needs --history",
+        ),
+        (&["--history", "10"][..], "--history needs --mode broadcast"),
+        (
+            &["--mode", "broadcast", "--history", "10", "--threads", "2"][..],
+            "--history needs --threads 1 (for now)",
+        ),
+    ] {
+        assert_eq!(refusal(args), want, "{args:?}");
+    }
+    assert!(parse(&["--mode", "broadcast", "--history", "0"]).is_err());
+    assert!(parse(&[
+        "--mode",
+        "broadcast",
+        "--history",
+        "1",
+        "--history-ttl",
+        "0s"
+    ])
+    .is_err());
+}
