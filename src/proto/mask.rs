@@ -15,7 +15,9 @@
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let k = rotate(key, offset);
-    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    // The key twice over, as the bytes of one word (either byte order).
+    let half = u64::from(u32::from_ne_bytes(k));
+    let word = half | (half << 32);
     let (blocks, rest) = buf.as_chunks_mut::<32>();
     for block in blocks {
         let (words, _) = block.as_chunks_mut::<8>();

@@ -40,8 +40,12 @@ impl Server {
             Ok(n) => self.report.stats.bytes_out += n as u64,
             Err(e) => return self.io_error(key, &e),
         }
-        let id = conn.id(key);
         let mut pending = conn.pending_out();
+        if pending == 0 && !conn.paused && !conn.writable_interest && conn.phase != Phase::Closing {
+            // All written and nothing to change: the common case.
+            return;
+        }
+        let id = conn.id(key);
         if pending == 0 && conn.phase == Phase::Closing {
             // TLS says close_notify first; the socket may make it wait.
             match conn.finish() {
