@@ -12,6 +12,7 @@ mod nats;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::tls::Scratch;
 use common::*;
 use nats::{cluster_of_two, wsd_node, NatsServer, Setup};
 
@@ -301,4 +302,68 @@ fn redis_and_nats_together_are_one_error_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("--redis and --nats"), "{}", out.stderr);
+}
+
+#[test]
+fn the_publish_api_and_several_reactors_ride_the_nats_bus() {
+    let _w = watchdog();
+    const KEY: &str = "nats-key-0123456789abcdef";
+    let server = NatsServer::start();
+    let files = Scratch::new();
+    let key = files.write("key", KEY);
+    let key = key.to_str().unwrap();
+    let a = wsd_node(&server.url(), &["--api-key", key]);
+    let b = wsd_node(&server.url(), &["--threads", "2"]);
+    // Enough members that both of B's reactors most likely hold some; each
+    // gets the message whichever reactor it is on.
+    let mut on_b: Vec<Client> = (0..6)
+        .map(|_| Client::connect_path(b.addrs[0], "/chat"))
+        .collect();
+    wait_subscribed(b.addrs[0], 1);
+    wait_subscribed(a.addrs[0], 0);
+    let body = b"from the API";
+    let mut req = format!(
+        "POST /publish/chat HTTP/1.1\r\nHost: wsd\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let mut c = Client::connect_raw(a.addrs[0]);
+    c.send_raw(&req);
+    assert_eq!(c.read_http_response().status, 200);
+    for (i, member) in on_b.iter_mut().enumerate() {
+        assert_eq!(member.recv_text(), "from the API", "member {i} on B");
+    }
+    wait_for(a.addrs[0], "wsd_bus_published_total", |v| v == 1.0);
+}
+
+/// In this process (so that `scripts/memcheck.sh` runs the engine under
+/// valgrind): two servers on one nats-server, a room across them, and the
+/// server killed under them.
+#[test]
+fn in_process_nodes_share_a_room_and_survive_the_server() {
+    let _w = watchdog();
+    let mut server = NatsServer::start();
+    let node = || {
+        let mut cfg = config(wsd::Mode::Broadcast);
+        cfg.nats = Some(wsd::bus::NatsConfig::from_url(&server.url()).unwrap());
+        TestServer::start(cfg)
+    };
+    let (a, b) = (node(), node());
+    let mut far = Client::connect_path(b.addr(), "/room");
+    wait_subscribed(b.addr(), 1);
+    let mut publisher = Client::connect_path(a.addr(), "/room");
+    wait_subscribed(a.addr(), 1);
+    for i in 0..100 {
+        publisher.send_text(&format!("m{i}"));
+    }
+    expect_sequence(&mut far, "m", 0, 100, "far");
+    expect_sequence(&mut publisher, "m", 0, 100, "publisher");
+    server.kill();
+    wait_for(a.addr(), "wsd_bus_up", |v| v == 0.0);
+    publisher.send_text("alone");
+    assert_eq!(publisher.recv_text(), "alone");
+    let stats = a.stop();
+    assert!(stats.messages_in >= 101, "{stats:?}");
 }
