@@ -367,3 +367,32 @@ fn in_process_nodes_share_a_room_and_survive_the_server() {
     let stats = a.stop();
     assert!(stats.messages_in >= 101, "{stats:?}");
 }
+
+#[test]
+fn credentials_from_the_url_log_in_and_wrong_ones_keep_the_bus_down_unlogged() {
+    let _w = watchdog();
+    let server = NatsServer::start_with(Setup {
+        auth: Some(("app", "s3cr3t-pw")),
+        ..Setup::default()
+    });
+    let port = server.port();
+    let a = wsd_node(&format!("nats://app:s3cr3t-pw@127.0.0.1:{port}"), &[]);
+    let b = wsd_node(&format!("nats://app:s3cr3t-pw@127.0.0.1:{port}"), &[]);
+    let mut wrong = wsd_node(
+        &format!("nats://app:not-the-pw@127.0.0.1:{port}"),
+        &["--log-level", "debug"],
+    );
+    let mut far = Client::connect_path(b.addrs[0], "/auth");
+    let _bystander = Client::connect_path(wrong.addrs[0], "/auth");
+    wait_subscribed(b.addrs[0], 1);
+    let mut publisher = Client::connect_path(a.addrs[0], "/auth");
+    wait_subscribed(a.addrs[0], 1);
+    publisher.send_text("logged in");
+    assert_eq!(far.recv_text(), "logged in");
+    let line = wrong.stderr_line_containing("Authorization Violation", PATIENCE);
+    assert!(!line.contains("not-the-pw"), "{line}");
+    assert_eq!(sample(wrong.addrs[0], "wsd_bus_up"), 0.0);
+    for l in wrong.stderr_so_far() {
+        assert!(!l.contains("not-the-pw"), "{l}");
+    }
+}

@@ -56,6 +56,8 @@ pub struct Setup {
     /// Join a cluster: this server's route port, and the route ports of
     /// the others.
     pub cluster: Option<(u16, Vec<u16>)>,
+    /// Require this user and password.
+    pub auth: Option<(&'static str, &'static str)>,
 }
 
 impl NatsServer {
@@ -71,6 +73,11 @@ impl NatsServer {
         let mut conf = format!("listen: \"127.0.0.1:{port}\"\n");
         if let Some(n) = setup.max_payload {
             conf.push_str(&format!("max_payload: {n}\n"));
+        }
+        if let Some((user, pass)) = setup.auth {
+            conf.push_str(&format!(
+                "authorization {{\n  user: {user}\n  password: \"{pass}\"\n}}\n"
+            ));
         }
         if let Some((own, others)) = &setup.cluster {
             let routes: Vec<String> = others

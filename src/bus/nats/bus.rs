@@ -633,8 +633,11 @@ impl Bus for NatsBus {
 
     fn on_timer(&mut self, registry: &Registry, now: Instant) {
         self.now = now;
-        if let Some(why) = self.link.broken.take() {
-            return self.fail(registry, &why);
+        // A connection found broken is reset by the flush, after
+        // `take_inbound` has handled what came before the fault: the
+        // server's last words (`-ERR 'Authorization Violation'`) included.
+        if self.link.broken.is_some() {
+            return;
         }
         if self.ping_deadline().is_some_and(|d| d <= now) {
             let why = format!("no PONG within {:?}", self.cfg.connect_timeout);
