@@ -31,7 +31,8 @@ use log::{debug, info, warn};
 use mio::event::Event;
 use mio::{Registry, Token};
 
-use super::codec::{self, MsgHead, Op};
+use super::codec::{self, Op};
+use super::inbound::{on_message, Inbound};
 use super::info::{ServerInfo, DEFAULT_MAX_PAYLOAD};
 use super::subject::{self, RAW};
 use super::url::{Credentials, NatsConfig};
@@ -438,57 +439,6 @@ impl NatsBus {
         match self.link.state {
             State::Ready => self.ping_sent.map(|t| t + self.cfg.connect_timeout),
             _ => None,
-        }
-    }
-}
-
-/// What handling a `MSG` needs to know.
-struct Inbound<'a> {
-    sids: &'a HashMap<u64, Box<str>>,
-    rooms: &'a HashSet<Box<str>>,
-    node: &'a [u8],
-    instance: &'a Instance,
-    max_message: usize,
-}
-
-/// Delivers a `MSG` to its room, skips our own, or counts why not.
-fn on_message(
-    ctx: &Inbound<'_>,
-    stats: &mut BusStats,
-    head: MsgHead<'_>,
-    data: &[u8],
-    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
-) {
-    let Some(room) = ctx.sids.get(&(head.sid & !1)) else {
-        return stats.count_drop(DropReason::Unsubscribed);
-    };
-    if !ctx.rooms.contains(room) {
-        return stats.count_drop(DropReason::Unsubscribed);
-    }
-    if head.sid & 1 == 1 {
-        if data.len() > ctx.max_message {
-            return stats.count_drop(DropReason::TooLarge);
-        }
-        stats.received += 1;
-        stats.raw += 1;
-        return deliver(room, envelope::raw_kind(data), data);
-    }
-    match envelope::decode(data) {
-        Err(_) => stats.count_drop(DropReason::BadEnvelope),
-        Ok(env) if env.node == ctx.node => {
-            // The server does not echo our own (`echo: false`): the same
-            // id is another process, a clash, delivered and counted for
-            // the warning. Our own token is skipped all the same, should a
-            // server echo.
-            if env.instance != *ctx.instance {
-                stats.clash += 1;
-                stats.received += 1;
-                deliver(room, env.kind, env.payload);
-            }
-        }
-        Ok(env) => {
-            stats.received += 1;
-            deliver(room, env.kind, env.payload);
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! - [`codec`]: the client protocol's operations, bytes in and out, no I/O;
 //! - [`info`]: what the server's `INFO` tells a client;
+//! - `inbound`: what a `MSG` means: deliver, skip, or count a drop;
 //! - [`subject`]: room paths as subjects, reversibly;
 //! - [`url`](NatsUrl): `--nats` and the engine's settings;
 //! - `bus`: the engine: login, subscriptions, publishes, acknowledgement by
@@ -13,6 +14,7 @@
 
 mod bus;
 pub mod codec;
+mod inbound;
 pub mod info;
 pub mod subject;
 mod url;
