@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The Redis bus under load: two wsd nodes and one redis-server on this
-# machine, one publisher on node A, subscribers split evenly over A and B,
-# 32 B messages. Then the same subscribers on one node, for the cost of a
-# local delivery. Reports deliveries/s, fan-out latency per node, each
-# node's server CPU per delivery and Redis's CPU per message, from /proc.
+# The bus under load, over each engine: two wsd nodes and one redis-server
+# (or nats-server) on this machine, one publisher on node A, subscribers
+# split evenly over A and B, 32 B messages. Then the same subscribers on
+# one node, for the cost of a local delivery. Reports deliveries/s,
+# fan-out latency per node, each node's server CPU per delivery and the
+# engine's CPU per message, from /proc.
 #
 # Servers run on CPU 0 and wsload on CPU 1 (taskset). Needs redis-server
-# (apt-get install redis-server); everything started here is stopped by PID.
+# and nats-server (scripts/test.sh installs both); everything started here
+# is stopped by PID.
 #
-# Usage: benches/bus.sh   Environment: SUBS (1000), RATE (2000 msg/s),
-# DURATION (5s), ROUNDS (3).
+# Usage: benches/bus.sh   Environment: ENGINES ("redis nats"), SUBS (1000),
+# RATE (2000 msg/s), DURATION (5s), ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ENGINES=${ENGINES:-redis nats}
 SUBS=${SUBS:-1000} RATE=${RATE:-2000} DURATION=${DURATION:-5s} ROUNDS=${ROUNDS:-3}
-command -v redis-server >/dev/null || { echo "bus.sh: needs redis-server (apt-get install redis-server)" >&2; exit 2; }
+for e in $ENGINES; do
+  command -v "$e-server" >/dev/null || { echo "bus.sh: needs $e-server (scripts/test.sh installs it)" >&2; exit 2; }
+done
 cargo build --release -q -p wsd -p wsload
 BIN=${CARGO_TARGET_DIR:-target}/release
 OUT=$(mktemp -d)
@@ -32,30 +37,43 @@ wsd() {
   for _ in $(seq 100); do grep -q 'listening' "$log" && return; sleep 0.05; done
   echo "bus.sh: $name did not start" >&2; cat "$log" >&2; exit 1
 }
+# engine NAME: starts its server on CPU 0; sets ENGINE_PID and BUS (the
+# wsd flags that join it).
+engine() {
+  local p; p=$(port)
+  case $1 in
+    redis)
+      taskset -c 0 redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+      BUS=(--redis "redis://127.0.0.1:$p") ;;
+    nats)
+      taskset -c 0 nats-server -a 127.0.0.1 -p "$p" >"$OUT/nats.log" 2>&1 &
+      BUS=(--nats "nats://127.0.0.1:$p") ;;
+  esac
+  ENGINE_PID=$!; PIDS+=("$ENGINE_PID")
+  sleep 0.5
+}
 
-RPORT=$(port)
-taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
-REDIS=$!; PIDS+=("$REDIS")
-sleep 0.5
-A_PORT=$(port); wsd A "$A_PORT" --redis "redis://127.0.0.1:$RPORT" --node-id A; A=$PID
-B_PORT=$(port); wsd B "$B_PORT" --redis "redis://127.0.0.1:$RPORT" --node-id B; B=$PID
 L_PORT=$(port); wsd L "$L_PORT"; L=$PID
 echo "== $SUBS subscribers x 32 B, 1 publisher at $RATE msg/s, $DURATION, $ROUNDS rounds"
-printf '%-28s %10s %10s %10s %12s %12s %14s\n' run "dlv/s" "p50 µs" "p99 µs" "A µs/dlv" "B µs/dlv" "redis µs/msg"
-for round in $(seq "$ROUNDS"); do
-  # Two nodes: the publisher on A, subscribers alternating A, B.
-  a0=$(cpu "$A"); b0=$(cpu "$B"); r0=$(cpu "$REDIS")
-  taskset -c 1 "$BIN/wsload" broadcast -c "$SUBS" --publishers 1 -R "$RATE" -s 32 -d "$DURATION" \
-    --json "$OUT/two.json" "ws://127.0.0.1:$A_PORT/room" "ws://127.0.0.1:$B_PORT/room" >/dev/null
-  a1=$(cpu "$A"); b1=$(cpu "$B"); r1=$(cpu "$REDIS")
-  # One node, the same subscribers: every delivery local.
-  l0=$(cpu "$L")
-  taskset -c 1 "$BIN/wsload" broadcast -c "$SUBS" --publishers 1 -R "$RATE" -s 32 -d "$DURATION" \
-    --json "$OUT/one.json" "ws://127.0.0.1:$L_PORT/room" >/dev/null
-  l1=$(cpu "$L")
-  python3 - "$OUT" "$a0" "$a1" "$b0" "$b1" "$r0" "$r1" "$l0" "$l1" "$round" <<'PY'
+printf '%-28s %10s %10s %10s %12s %12s %14s\n' run "dlv/s" "p50 µs" "p99 µs" "A µs/dlv" "B µs/dlv" "engine µs/msg"
+for e in $ENGINES; do
+  engine "$e"
+  A_PORT=$(port); wsd A "$A_PORT" "${BUS[@]}" --node-id A; A=$PID
+  B_PORT=$(port); wsd B "$B_PORT" "${BUS[@]}" --node-id B; B=$PID
+  for round in $(seq "$ROUNDS"); do
+    # Two nodes: the publisher on A, subscribers alternating A, B.
+    a0=$(cpu "$A"); b0=$(cpu "$B"); r0=$(cpu "$ENGINE_PID")
+    taskset -c 1 "$BIN/wsload" broadcast -c "$SUBS" --publishers 1 -R "$RATE" -s 32 -d "$DURATION" \
+      --json "$OUT/two.json" "ws://127.0.0.1:$A_PORT/room" "ws://127.0.0.1:$B_PORT/room" >/dev/null
+    a1=$(cpu "$A"); b1=$(cpu "$B"); r1=$(cpu "$ENGINE_PID")
+    # One node, the same subscribers: every delivery local.
+    l0=$(cpu "$L")
+    taskset -c 1 "$BIN/wsload" broadcast -c "$SUBS" --publishers 1 -R "$RATE" -s 32 -d "$DURATION" \
+      --json "$OUT/one.json" "ws://127.0.0.1:$L_PORT/room" >/dev/null
+    l1=$(cpu "$L")
+    python3 - "$OUT" "$a0" "$a1" "$b0" "$b1" "$r0" "$r1" "$l0" "$l1" "$e, round $round" <<'PY'
 import json, sys
-out, a0, a1, b0, b1, r0, r1, l0, l1, rnd = sys.argv[1:]
+out, a0, a1, b0, b1, r0, r1, l0, l1, label = sys.argv[1:]
 two = json.load(open(f"{out}/two.json"))
 one = json.load(open(f"{out}/one.json"))
 def us(c0, c1, n):
@@ -63,7 +81,7 @@ def us(c0, c1, n):
 nodes = two["broadcast"]["nodes"]
 a, b = nodes[0], nodes[1]
 msgs = two["broadcast"]["published"]
-print(f"{'two nodes, round ' + rnd:28} {two['broadcast']['deliveries_per_s']:>10.0f}"
+print(f"{'two nodes, ' + label:28} {two['broadcast']['deliveries_per_s']:>10.0f}"
       f" {two['latency']['p50_us']:>10.0f} {two['latency']['p99_us']:>10.0f}"
       f" {us(a0, a1, a['deliveries']):>12.3f} {us(b0, b1, b['deliveries']):>12.3f}"
       f" {us(r0, r1, msgs):>14.2f}")
@@ -73,8 +91,10 @@ for name, n in (("A (local)", a), ("B (remote)", b)):
           f" dup {n['duplicated']}, out of order {n['out_of_order']},"
           f" p50 {lat['p50_us']:.0f} µs, p99 {lat['p99_us']:.0f} µs")
 ob = one["broadcast"]
-print(f"{'one node, round ' + rnd:28} {ob['deliveries_per_s']:>10.0f}"
+print(f"{'one node, ' + label:28} {ob['deliveries_per_s']:>10.0f}"
       f" {one['latency']['p50_us']:>10.0f} {one['latency']['p99_us']:>10.0f}"
       f" {us(l0, l1, ob['deliveries']):>12.3f}")
 PY
+  done
+  kill "$A" "$B" "$ENGINE_PID"
 done

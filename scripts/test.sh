@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
 # The test suite, as the README and CI run it: installs what the tests need
-# (Debian's redis-server, for the bus tests, which start their own on a
-# free loopback port and never use the system service; iproute2, for
-# wsload's agent tests in network namespaces), then runs
+# (Debian's redis-server and nats-server, for the bus tests, which start
+# their own on free loopback ports and never use a system service;
+# iproute2, for wsload's agent tests in network namespaces), then runs
 # `cargo test --workspace` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null; then
-  echo "test.sh: installing redis-server (the bus tests start their own)" >&2
-  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-  # The package starts the system service; the tests never use it, and
-  # it would hold port 6379 for nothing.
-  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
-fi
+if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+updated=
+# install PACKAGE: apt-get installs it, and stops and disables the system
+# service the package starts (the tests never use it, and it would hold a
+# port for nothing).
+install() {
+  echo "test.sh: installing $1 (the bus tests start their own)" >&2
+  if [ -z "$updated" ]; then $SUDO apt-get update -qq; updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+  $SUDO systemctl disable --now "$1" >/dev/null 2>&1 || true
+}
+command -v redis-server >/dev/null || install redis-server
+command -v nats-server >/dev/null || install nats-server
 redis-server --version
+nats-server --version
 
 # wsload's agent tests make network namespaces and veth pairs with `ip`.
-if ! command -v ip >/dev/null; then
-  echo "test.sh: installing iproute2 (wsload's agent tests use ip netns)" >&2
-  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
-fi
+command -v ip >/dev/null || install iproute2
 
 exec cargo test --workspace "$@"

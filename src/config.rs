@@ -91,6 +91,9 @@ pub struct Config {
     pub redis: Option<crate::bus::RedisConfig>,
     /// Per-room history (`--history`); off when `None`.
     pub history: Option<crate::history::HistoryConfig>,
+    /// Broadcast rooms span every node on this NATS cluster (`--nats`);
+    /// exclusive with `redis`.
+    pub nats: Option<crate::bus::NatsConfig>,
     /// How this process names itself in its metrics (the `instance` label
     /// of `wsd_build_info`), so the series of processes sharing a port or
     /// a host stay apart. The process id unless set.
@@ -221,6 +224,7 @@ impl Default for Config {
             deflate: None,
             redis: None,
             history: None,
+            nats: None,
             instance: std::process::id().to_string(),
             tls: None,
             auth: AuthConfig::default(),
@@ -228,6 +232,10 @@ impl Default for Config {
         }
     }
 }
+
+/// The error for `--redis` and `--nats` together.
+pub const BOTH_BUSES: &str =
+    "--redis and --nats exclude each other: rooms span one bus engine at a time";
 
 /// The most listening sockets one server takes, WebSocket and metrics
 /// listeners together.
@@ -237,7 +245,7 @@ impl Config {
     /// Whether rooms span nodes over a bus (any engine). The reactor asks
     /// this, not which engine it is.
     pub fn bus_on(&self) -> bool {
-        self.redis.is_some()
+        self.redis.is_some() || self.nats.is_some()
     }
 
     /// Checks the settings against each other and against what the server
@@ -310,6 +318,9 @@ impl Config {
             if self.redis.is_some() {
                 return Err("--redis needs --mode broadcast".into());
             }
+            if self.nats.is_some() {
+                return Err("--nats needs --mode broadcast".into());
+            }
         }
         if let Some(d) = &self.deflate {
             if !(8..=15).contains(&d.window_bits) {
@@ -318,6 +329,12 @@ impl Config {
         }
         if let Some(redis) = &self.redis {
             redis.validate()?;
+        }
+        if let Some(nats) = &self.nats {
+            if self.redis.is_some() {
+                return Err(BOTH_BUSES.into());
+            }
+            nats.validate()?;
         }
         self.auth.validate(self.limits.max_message)?;
         if let Some(h) = &self.history {

@@ -8,10 +8,12 @@
 //! dropped (and counted, by [`DropReason`]) rather than queued without
 //! bound or retried.
 //!
-//! [`Bus`] is what the reactor sees; [`RedisBus`] is Redis pub/sub on two
-//! connections (one SUBSCRIBE, one PUBLISH) that live in the reactor's own
-//! `Poll`, spoken through a sans-IO codec ([`resp`]). Another backend (NATS,
-//! say) would implement the same trait.
+//! [`Bus`] is what the reactor sees. Two engines implement it:
+//! [`RedisBus`], Redis pub/sub on two connections (one SUBSCRIBE, one
+//! PUBLISH), spoken through a sans-IO codec ([`resp`]); and [`NatsBus`],
+//! NATS core pub/sub on one connection, through another ([`nats::codec`]).
+//! Both live in the reactor's own `Poll`, share the [`envelope`], and count
+//! the same [`BusStats`].
 //!
 //! # Driving a bus
 //!
@@ -29,8 +31,9 @@
 //! 4. the poll timeout is no later than [`next_deadline`](Bus::next_deadline)
 //!    (which may be now), and once it has passed, [`on_timer`](Bus::on_timer).
 //!
-//! Nothing in a bus blocks: connects are non-blocking, and the Redis host is
-//! resolved once, before the loop ([`RedisConfig::from_url`]).
+//! Nothing in a bus blocks: connects are non-blocking, and the hosts are
+//! resolved once, before the loop ([`RedisConfig::from_url`],
+//! [`NatsConfig::from_url`]).
 
 use std::fmt::{self, Write as _};
 use std::time::Instant;
@@ -43,11 +46,13 @@ use crate::stats::{prometheus, Kind};
 
 pub mod envelope;
 mod link;
+pub mod nats;
 mod redis;
 mod replies;
 pub mod resp;
 mod url;
 
+pub use nats::{NatsBus, NatsConfig, NatsUrl};
 pub use redis::RedisBus;
 pub use url::{RedisConfig, RedisUrl};
 
@@ -153,12 +158,16 @@ impl DropReason {
 /// in flight, in `published` or one of the outbound drop reasons.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BusStats {
-    /// Both connections are up.
+    /// The engine: `redis` or `nats` (the `engine` label of
+    /// `wsd_bus_info`).
+    pub engine: &'static str,
+    /// The bus's connections are up.
     pub up: bool,
     /// Rooms subscribed (each is two channels: the envelope one and the
-    /// raw one), as Redis last counted them.
+    /// raw one), as the server last confirmed them.
     pub subscriptions: u64,
-    /// Messages published and acknowledged by Redis.
+    /// Messages published and acknowledged by the server (Redis's `:n`,
+    /// a NATS `PONG` after them).
     pub published: u64,
     /// Messages from other nodes handed to the reactor (raw ones included).
     pub received: u64,
@@ -233,8 +242,11 @@ impl BusStats {
     /// `wsd_bus_published_total`, `wsd_bus_received_total`,
     /// `wsd_bus_raw_total`, `wsd_bus_clash_total`,
     /// `wsd_bus_dropped_total{reason}` (every reason, from 0),
-    /// `wsd_bus_reconnects_total`.
+    /// `wsd_bus_reconnects_total`, and `wsd_bus_info{engine}` (1).
     pub fn write_metrics(&self, w: &mut String) -> fmt::Result {
+        let info = "wsd_bus_info";
+        prometheus::family(w, info, Kind::Gauge, "The bus engine: redis or nats.")?;
+        writeln!(w, "{info}{{engine=\"{}\"}} 1", self.engine)?;
         let samples = [
             (
                 "wsd_bus_up",

@@ -133,7 +133,10 @@ impl RedisBus {
             rooms: HashSet::new(),
             told: HashSet::new(),
             dirty: Vec::new(),
-            stats: BusStats::default(),
+            stats: BusStats {
+                engine: "redis",
+                ..BusStats::default()
+            },
             now: Instant::now(),
             outage_logged: false,
             ever_up: false,

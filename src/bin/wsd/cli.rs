@@ -10,7 +10,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use wsd::api::ApiKeySlot;
 use wsd::auth::{KeySlot, Policy, Rate};
-use wsd::bus::RedisConfig;
+use wsd::bus::{NatsConfig, RedisConfig};
 use wsd::config::{normalize_origin, resolve_listen, AuthConfig};
 use wsd::history::{HistoryConfig, OFFSETS_PROTOCOL};
 use wsd::net::cluster::MAX_REACTORS;
@@ -181,9 +181,25 @@ pub struct Args {
     #[arg(long, default_value = "wsd:", value_name = "PREFIX")]
     redis_prefix: String,
 
+    /// Join a NATS cluster as the bus (broadcast mode; not with --redis):
+    /// every wsd on it shares rooms. nats://[user:password@]HOST:PORT[,HOST:PORT...];
+    /// hosts are resolved once at start, and tried in turn on failover.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+
+    /// With --nats: prefix of the bus's subjects: PREFIX + the room encoded
+    /// as one token (wsd./chat); it ends in '.'.
+    #[arg(long, default_value = "wsd.", value_name = "PREFIX")]
+    nats_prefix: String,
+
+    /// With --nats: unsent bytes to NATS above which messages for other
+    /// nodes are dropped (and counted) instead of queued.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    nats_queue: usize,
+
     /// This node's name on the bus and in /metrics (1-64 of A-Z a-z 0-9
     /// . _ : -); every node on one bus needs its own. Default: random at
-    /// start with --redis, else the pid.
+    /// start with --redis or --nats, else the pid.
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
 
@@ -365,6 +381,27 @@ impl Args {
         Ok(Some(redis))
     }
 
+    /// The NATS bus settings, the hosts resolved once, here.
+    fn nats_config(&self) -> Result<Option<NatsConfig>, String> {
+        let Some(url) = &self.nats else {
+            return Ok(None);
+        };
+        if self.redis.is_some() {
+            return Err(wsd::config::BOTH_BUSES.into());
+        }
+        if !matches!(self.mode, ModeArg::Broadcast) {
+            return Err("--nats needs --mode broadcast".into());
+        }
+        let mut nats = NatsConfig::from_url(url)?;
+        nats.prefix = self.nats_prefix.clone();
+        if let Some(id) = &self.node_id {
+            nats.node_id = id.clone();
+        }
+        nats.max_queue = self.nats_queue;
+        nats.validate()?;
+        Ok(Some(nats))
+    }
+
     /// Access control and rate limits, the key files loaded (one error
     /// line naming a bad file, never its contents).
     fn auth_config(&self) -> Result<AuthConfig, String> {
@@ -411,6 +448,7 @@ impl Args {
             _ => None,
         };
         let listen = resolve_listen(&self.listen)?;
+        let nats = self.nats_config()?;
         let redis = self.redis_config()?;
         let allowed_origins = self
             .allow_origins
@@ -459,6 +497,7 @@ impl Args {
             instance: redis
                 .as_ref()
                 .map(|r| r.node_id.clone())
+                .or_else(|| nats.as_ref().map(|n| n.node_id.clone()))
                 .or_else(|| self.node_id.clone())
                 .unwrap_or_else(|| std::process::id().to_string()),
             redis,
@@ -467,6 +506,7 @@ impl Args {
                 ttl: self.history_ttl,
                 memory: self.history_memory,
             }),
+            nats,
             tls,
             auth: self.auth_config()?,
             api_keys: match self.api_keys.as_slice() {
@@ -504,6 +544,8 @@ impl Args {
         let keys = !self.auth_keys.is_empty();
         let extra = [
             ("redis_queue", "--redis", self.redis.is_some()),
+            ("nats_prefix", "--nats", self.nats.is_some()),
+            ("nats_queue", "--nats", self.nats.is_some()),
             ("auth_leeway", "--auth-key", keys),
             ("auth_audience", "--auth-key", keys),
             ("auth_issuer", "--auth-key", keys),

@@ -1,4 +1,4 @@
-//! The reactor's side of the bus (`--redis`): messages from other nodes
+//! The reactor's side of the bus (`--redis` or `--nats`): messages from other nodes
 //! join their room's batch like a client's, and the turn's publishes go out
 //! together at its end. The bus itself lives in [`crate::bus`].
 //!
@@ -21,7 +21,7 @@ use mio::Registry;
 
 use super::peers::Peers;
 use super::{BUS_PUB, BUS_SUB};
-use crate::bus::{Bus, BusStats, RedisBus};
+use crate::bus::{Bus, BusStats, NatsBus, RedisBus};
 use crate::config::Config;
 use crate::hub::{Hub, Left};
 use crate::id::ConnId;
@@ -46,7 +46,7 @@ pub(super) struct Remote {
 }
 
 /// The bus link of a reactor: the bus itself on the first reactor
-/// (`--redis`), nothing on the others.
+/// (`--redis` or `--nats`), nothing on the others.
 pub(super) struct BusLink {
     /// The bus to other nodes.
     bus: Option<Box<dyn Bus>>,
@@ -62,10 +62,14 @@ pub(super) struct BusLink {
 impl BusLink {
     /// The bus `cfg` asks for, connecting, if this is reactor 0.
     pub(super) fn new(cfg: &Config, me: usize, registry: &Registry) -> io::Result<BusLink> {
-        let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, me) {
-            (Some(redis), 0) => Some(Box::new(
-                RedisBus::new(redis.clone(), cfg.limits.max_message, BUS_SUB, BUS_PUB)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let max = cfg.limits.max_message;
+        let mut bus: Option<Box<dyn Bus>> = match (&cfg.redis, &cfg.nats, me) {
+            (Some(redis), _, 0) => Some(Box::new(
+                RedisBus::new(redis.clone(), max, BUS_SUB, BUS_PUB).map_err(invalid)?,
+            )),
+            (None, Some(nats), 0) => Some(Box::new(
+                NatsBus::new(nats.clone(), max, BUS_SUB).map_err(invalid)?,
             )),
             _ => None,
         };

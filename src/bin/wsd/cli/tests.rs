@@ -79,6 +79,25 @@ fn a_flag_that_cannot_apply_is_one_error_line() {
             "--redis needs --mode broadcast",
         ),
         (
+            &["--mode", "broadcast", "--nats-prefix", "x."][..],
+            "--nats-prefix needs --nats",
+        ),
+        (
+            &[
+                "--mode",
+                "broadcast",
+                "--redis",
+                "redis://127.0.0.1:1",
+                "--nats-queue",
+                "1MiB",
+            ][..],
+            "--nats-queue needs --nats",
+        ),
+        (
+            &["--nats", "nats://127.0.0.1:1"][..],
+            "--nats needs --mode broadcast",
+        ),
+        (
             &["--api-key", "/nonexistent"][..],
             "--api-key needs --mode broadcast",
         ),
@@ -320,4 +339,46 @@ fn history_is_off_by_default_and_its_flags_need_it() {
         "0s"
     ])
     .is_err());
+}
+
+#[test]
+fn nats_is_a_bus_of_its_own_and_excludes_redis() {
+    let cfg = config(&[
+        "--mode",
+        "broadcast",
+        "--nats",
+        "nats://127.0.0.1:4300,127.0.0.1:4301",
+        "--nats-prefix",
+        "prod.wsd.",
+        "--nats-queue",
+        "1MiB",
+        "--node-id",
+        "n1",
+    ]);
+    assert!(cfg.bus_on() && cfg.redis.is_none());
+    let nats = cfg.nats.as_ref().unwrap();
+    assert_eq!(nats.addrs.len(), 2);
+    assert_eq!(
+        (nats.prefix.as_str(), nats.max_queue, nats.node_id.as_str()),
+        ("prod.wsd.", 1 << 20, "n1")
+    );
+    assert_eq!(cfg.instance, "n1");
+    let err = refusal(&[
+        "--mode",
+        "broadcast",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--nats",
+        "nats://127.0.0.1:1",
+    ]);
+    assert_eq!(err, wsd::config::BOTH_BUSES);
+    let err = refusal(&[
+        "--mode",
+        "broadcast",
+        "--nats",
+        "nats://127.0.0.1:1",
+        "--nats-prefix",
+        "wsd:",
+    ]);
+    assert!(err.contains("--nats-prefix"), "{err}");
 }
