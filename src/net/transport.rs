@@ -292,6 +292,7 @@ impl Read for Wire<'_> {
     /// `close_notify`, or TCP EOF); a count short of `buf.len()` means the
     /// socket is drained and rustls holds no more plaintext. A TLS error is
     /// an `InvalidData` error carrying a [`TlsFailure`].
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return super::sys::recv(&*self.socket, buf);

@@ -346,6 +346,7 @@ pub(super) fn pick<'a>(
 /// Feeds `data` to a session, with the inflater the connection's `terms`
 /// call for: its own (`own`, the client keeps context) or the shared one.
 /// Returns the bytes to keep and how many compressed messages came in.
+#[inline]
 pub(super) fn feed<E: Events>(
     session: &mut Session,
     terms: Option<Terms>,

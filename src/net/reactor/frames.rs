@@ -114,7 +114,10 @@ impl Server {
                 *sent_turn = *turn;
             }
         }
-        rbuf.settle(into_own, read, keep, session.wants(), pool);
+        // Most reads leave nothing to keep, in a connection keeping nothing.
+        if into_own || keep != 0 || !rbuf.is_empty() {
+            rbuf.settle(into_own, read, keep, session.wants(), pool);
+        }
         let failed = session.state() == State::Closed;
         let error = session.error();
         if let Some(e) = error.filter(|_| failed) {
