@@ -6,9 +6,12 @@
 #   benches/instructions.sh [scenario...]
 #
 # Scenarios (default: all): echo-d1 (32 B, 10 connections, depth 1),
-# echo-d16 (32 B, 10 connections, depth 16), broadcast (1,000 subscribers,
-# 32 B at 200 msg/s), tls (echo-d1 over wss://), deflate (1 KiB text echo
-# with permessage-deflate).
+# echo-d16 (32 B, 10 connections, depth 16), rate (32 B open loop at 5,000
+# msg/s over 1,000 connections: about one message per wake-up), broadcast
+# (1,000 subscribers, 32 B at 20 msg/s: slow enough that even under
+# callgrind each message is fanned out on its own, so the count does not
+# depend on how messages happened to batch), tls (echo-d1 over wss://),
+# deflate (1 KiB text echo with permessage-deflate).
 #
 # How: each scenario runs wsd under callgrind twice with the same
 # connections, once with a short load and once with a long one, and reads
@@ -20,7 +23,8 @@
 #
 # Environment: SHORT and LONG (the two loads' windows; default 2s and 6s),
 # CARGO_TARGET_DIR, OUT (default target/instructions: callgrind files and
-# logs). Installs valgrind (apt-get, as root) if missing. Everything runs on
+# logs), WSD (another wsd binary to count, e.g. an older build, instead of
+# this tree's). Installs valgrind (apt-get, as root) if missing. Everything runs on
 # 127.0.0.1; every process it starts is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +40,7 @@ if ! command -v valgrind >/dev/null; then
     apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
 cargo build --release -q -p wsd -p wsload
-WSD=$TARGET/release/wsd
+WSD=${WSD:-$TARGET/release/wsd}
 WSLOAD=$TARGET/release/wsload
 
 pids=()
@@ -120,8 +124,9 @@ is() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 echo "instructions: user-space instructions per message (callgrind; windows $SHORT and $LONG)"
 is echo-d1 && scenario echo-d1 ws -- echo -c 10 -s 32 --depth 1
 is echo-d16 && scenario echo-d16 ws -- echo -c 10 -s 32 --depth 16
+is rate && scenario rate ws -- rate -c 1000 -s 32 -R 5000
 is broadcast && scenario broadcast ws --mode broadcast --exclude-sender -- \
-    broadcast -c 1000 --publishers 1 -R 200 -s 32
+    broadcast -c 1000 --publishers 1 -R 20 -s 32
 if is tls; then
     tls_files
     scenario tls wss --tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem" -- \
