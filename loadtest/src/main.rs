@@ -28,6 +28,7 @@
 //!   agents and merges their figures.
 
 mod agent;
+mod allow;
 mod auth;
 mod capacity;
 mod cli;
@@ -36,6 +37,7 @@ mod compare;
 mod cpus;
 mod deflate;
 mod fill;
+mod key;
 mod machine;
 mod modes;
 mod output;
@@ -80,7 +82,7 @@ fn main() -> ExitCode {
                 usage_error(&plan.command_path(), &msg);
             }
             match &plan.scenario {
-                cli::Scenario::Rate(r) if r.capacity.find_max => capacity::run(&plan, r),
+                cli::Scenario::Rate(r) if r.capacity.find_max => find_max(&plan, r),
                 _ => single(&plan),
             }
         }
@@ -157,7 +159,7 @@ fn usage_error(path: &[&str], msg: &str) -> ! {
 /// One run: reports, files, and whether it was clean.
 fn single(plan: &Plan) -> bool {
     let (s, out) = (&plan.scenario, &plan.out);
-    let summary = run::run(s, &out.targets, &out.server_pids, true);
+    let summary = crate::agent::run(s, &out.targets, &out.server_pids, true);
     if summary.failure.is_some() {
         // Said on stderr, naming the agent; no figures to report.
         return false;
@@ -202,6 +204,30 @@ fn single(plan: &Plan) -> bool {
     }
     if let Some(path) = &out.csv {
         ok &= output::write_to(path, |w| tables::csv(&summary, w));
+    }
+    ok
+}
+
+/// Runs the search the plan asks for; prints the curve and writes the
+/// files. Clean when some rate held.
+fn find_max(plan: &Plan, rate: &cli::RateArgs) -> bool {
+    let cap = &rate.capacity;
+    let curve = capacity::search(rate, &plan.out.targets, &plan.out.server_pids, "wsload: ").curve;
+    let outcome = curve.outcome;
+    let json_to_stdout = crate::output::is_stdout(plan.out.json.as_deref());
+    crate::output::print_text(&curve.text(), json_to_stdout);
+    let mut ok = outcome.max.is_some();
+    if let Some(path) = &plan.out.json {
+        ok &= crate::output::write_json(path, &curve.json());
+    }
+    if let Some(path) = &cap.html {
+        ok &= match render::capacity::page(&curve) {
+            Ok(page) => crate::output::write_to(path, |w| w.write_all(page.as_bytes())),
+            Err(e) => {
+                eprintln!("wsload: {e}");
+                false
+            }
+        };
     }
     ok
 }

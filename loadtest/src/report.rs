@@ -12,8 +12,7 @@ use crate::stats::{ErrorKind, Stats};
 /// The percentiles every latency table shows; 100 is the maximum.
 pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
 
-/// Our CPU use per thread above which the figures are a floor.
-pub const SATURATED: f64 = 0.9;
+pub use crate::run::SATURATED;
 
 /// Figures derived from a summary.
 #[derive(Clone, Debug, Default)]

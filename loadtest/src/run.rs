@@ -76,7 +76,7 @@ pub struct Summary {
     pub nofile: u64,
     /// With `--agents`: what each agent ran and counted (the fields above
     /// are their sum).
-    pub agents: Vec<crate::agent::AgentRun>,
+    pub agents: Vec<AgentRun>,
     /// With `--agents`: why the run failed (an agent refused, died or
     /// disconnected), naming the agent.
     pub failure: Option<String>,
@@ -132,18 +132,6 @@ pub fn sample(pids: &[u32]) -> Sampled {
         }
     }
     Some(Ok(sum))
-}
-
-/// Runs `s` against `targets` (one, except a broadcast cluster's nodes),
-/// sampling the processes `pids`. `progress` allows the live line (shown
-/// only when stderr is a terminal). With `--agents`, the agents run it
-/// ([`crate::agent::controller`]).
-pub fn run(s: &Scenario, targets: &[Target], pids: &[u32], progress: bool) -> Summary {
-    if s.client().agents.is_empty() {
-        run_here(s, targets, pids, progress, &mut |_| true)
-    } else {
-        crate::agent::controller::run(s, targets, pids)
-    }
 }
 
 /// Runs `s` in this process; `observe` is given the live counts about
@@ -592,3 +580,36 @@ impl<'a> Progress<'a> {
         }
     }
 }
+
+/// What one agent ran and counted.
+#[derive(Clone, Debug)]
+pub struct AgentRun {
+    /// HOST:PORT as given.
+    pub name: String,
+    /// Connections it was given (publishers included).
+    pub connections: u64,
+    /// Its event-loop threads.
+    pub threads: usize,
+    /// Its measured window.
+    pub window: Duration,
+    /// Its CPU time in the window.
+    pub cpu: Duration,
+    /// Its counts.
+    pub stats: Stats,
+}
+
+impl AgentRun {
+    /// CPU per thread over the window, 1.0 being every thread busy.
+    pub fn busy(&self) -> f64 {
+        let secs = self.window.as_secs_f64().max(1e-9);
+        self.cpu.as_secs_f64() / secs / self.threads.max(1) as f64
+    }
+
+    /// Whether the agent was saturated (as a local run says of itself).
+    pub fn saturated(&self) -> bool {
+        self.busy() >= SATURATED
+    }
+}
+
+/// Our CPU use per thread above which the figures are a floor.
+pub const SATURATED: f64 = 0.9;

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::codec::{self, Bounds};
-use super::key::{self, Key};
 use super::wire::{read_msg, write_msg, Msg, WireError, VERSION};
 use super::{args, AgentRun, Report};
 use crate::cli::Scenario;
+use crate::key::{self, Key};
 use crate::run::{self, Summary};
 use crate::stats::{ErrorKind, Stats};
 use crate::target::Target;

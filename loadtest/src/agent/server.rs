@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 
-use super::allow::AllowList;
-use super::key::{self, Key};
 use super::wire::{read_msg, write_msg, Msg, VERSION};
 use super::{codec, AgentArgs, Report};
+use crate::allow::AllowList;
 use crate::cli::{ModeOnly, Scenario};
+use crate::key::{self, Key};
 use crate::run::{self, Live};
 use crate::target::{parse_target, Target};
 

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::search::{most_steps, Bounds, Outcome, Verdict};
 use super::Step;
+use crate::cli::capacity::fmt_bound;
 use crate::cli::Phases;
-use crate::render::html::escape;
 use crate::results::num;
 
 /// A finished search and what it ran with.
@@ -189,62 +189,6 @@ impl Curve {
             "steps": steps,
         })
     }
-
-    /// The HTML page: the headline, the chart and the table.
-    pub fn html(&self) -> Result<String, String> {
-        let chart = crate::render::capacity::chart(self)?;
-        let mut o = String::from(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>wsload capacity search</title><style>\
-             body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:900px;padding:0 1em;color:#222}\
-             table{border-collapse:collapse;font-variant-numeric:tabular-nums}\
-             th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}\
-             th{background:#f4f4f4}td.v{text-align:left}.bad{color:#a00}\
-             figure svg{max-width:100%;height:auto;border:1px solid #eee}\
-             </style></head><body>\n<h1>Capacity search</h1>\n",
-        );
-        if let Some(t) = &self.target {
-            let _ = writeln!(o, "<p><code>{}</code></p>", escape(t));
-        }
-        let _ = writeln!(o, "<p><b>{}</b></p>", escape(&self.headline()));
-        let _ = writeln!(
-            o,
-            "<figure>{}<figcaption>{}</figcaption></figure>",
-            chart.svg,
-            escape(&chart.title)
-        );
-        o.push_str("<table><thead><tr><th>rate msg/s</th><th>received/s</th><th>p50 µs</th><th>p99 µs</th><th>server cores</th><th>wsload CPU</th><th>verdict</th></tr></thead><tbody>\n");
-        for s in self.by_rate() {
-            let class = if s.verdict == Verdict::Held {
-                "v"
-            } else {
-                "v bad"
-            };
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td class=\"{class}\">{}</td></tr>",
-                num(s.rate),
-                num(s.received_per_s),
-                num(s.p50_us),
-                num(s.p99_us),
-                s.server_cores.map_or("-".into(), |c| format!("{c:.2}")),
-                s.self_per_thread * 100.0,
-                escape(s.verdict.as_str())
-            );
-        }
-        o.push_str("</tbody></table>\n<p>Each step is a run of its own at one offered rate: new connections, a warm-up, then the measured window. Latency is measured from when each message was due (coordinated-omission corrected). A step holds when p99 is under the bound with no error and wsload was not itself saturated.</p>\n</body></html>\n");
-        Ok(o)
-    }
-}
-
-/// The bound as people write it: 5ms, 250µs.
-pub fn fmt_bound(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us >= 1000.0 {
-        format!("{} ms", num(us / 1000.0))
-    } else {
-        format!("{} µs", num(us))
-    }
 }
 
 #[cfg(test)]
@@ -314,7 +258,7 @@ mod tests {
         assert_eq!(v["capacity"]["first_failing_rate"], 2000.0);
         assert_eq!(v["steps"].as_array().map(Vec::len), Some(3));
         assert_eq!(v["steps"][1]["held"], false);
-        let page = c.html().expect("page");
+        let page = crate::render::capacity::page(&c).expect("page");
         assert!(page.contains("&lt;room&gt;") && page.contains("<svg"));
     }
 }

@@ -16,6 +16,8 @@
 
 use serde_json::{json, Value};
 
+pub use crate::cli::capacity::Bounds;
+
 /// How one step went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -72,19 +74,6 @@ impl Stop {
             Stop::OutOfSteps => "out of steps",
         }
     }
-}
-
-/// The search's bounds.
-#[derive(Clone, Copy, Debug)]
-pub struct Bounds {
-    /// The first rate tried.
-    pub from: f64,
-    /// The highest rate tried.
-    pub to: f64,
-    /// The most steps.
-    pub max_steps: u32,
-    /// Stop bisecting when (first-bad − last-good) / last-good is at most this.
-    pub resolution: f64,
 }
 
 /// The search's state: the bracket so far and what to try next.

@@ -11,12 +11,12 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use wsd::units::{parse_duration, parse_size};
 
-use crate::agent::key::{parse_key_file, Key};
 use crate::auth::{
     parse_claims, parse_jwt_alg, parse_jwt_key, parse_token, Credentials, JwtKey, Minter, Secret,
     Source,
 };
 use crate::fill::Fill;
+use crate::key::{parse_key_file, Key};
 use crate::publish::{parse_api_key, parse_publish_url};
 use crate::stamp::Encoding;
 use crate::target::Target;
@@ -283,7 +283,7 @@ pub struct RateArgs {
     pub client: ClientArgs,
     /// The capacity search (--find-max).
     #[command(flatten)]
-    pub capacity: crate::capacity::CapacityArgs,
+    pub capacity: super::capacity::CapacityArgs,
 }
 
 /// What `-s` means for `broadcast`, where a small payload names no

@@ -14,6 +14,8 @@
 //! the flags of `compare` and `report`; [`file`] the scenario file; below
 //! both, [`matrix`] what a comparison runs and its checks.
 
+pub mod agent;
+pub mod capacity;
 pub mod compare;
 mod file;
 mod flags;
@@ -68,7 +70,7 @@ pub enum Command {
         out: SingleOut,
         /// The capacity search's page.
         #[command(flatten)]
-        curve: crate::capacity::CurveOut,
+        curve: capacity::CurveOut,
     },
     /// Publishers send at a fixed rate; subscribers check every delivery.
     Broadcast {
@@ -104,7 +106,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Waits for a controller (`wsload MODE ... --agents`) and runs its
     /// share of the load, one run at a time.
-    Agent(crate::agent::AgentArgs),
+    Agent(agent::AgentArgs),
 }
 
 /// A mode and its flags alone: a scenario file's `mode` and `flags`.
@@ -244,7 +246,7 @@ impl Scenario {
         match self {
             Scenario::Echo(a) => s.push_str(&format!(", depth {}", a.depth)),
             Scenario::Rate(a) if a.capacity.find_max => {
-                s.push_str(&format!(", {}", crate::capacity::describe(&a.capacity)));
+                s.push_str(&format!(", {}", capacity::describe(&a.capacity)));
             }
             Scenario::Rate(a) => s.push_str(&format!(", {} msg/s", a.rate)),
             Scenario::Broadcast(a) => s.push_str(&format!(", {} msg/s", a.rate)),
@@ -290,7 +292,7 @@ pub enum Job {
     /// `report`.
     Report(ReportArgs),
     /// `agent`.
-    Agent(crate::agent::AgentArgs),
+    Agent(agent::AgentArgs),
 }
 
 impl Command {

@@ -270,7 +270,7 @@ fn load(e: &Entry, target: &Target, pids: &[u32], label: &str) -> Loaded {
             let label = format!("wsload compare: {label}: ");
             Loaded::Search(capacity::search(a, targets, pids, &label))
         }
-        s => Loaded::Run(run::run(s, targets, pids, true)),
+        s => Loaded::Run(crate::agent::run(s, targets, pids, true)),
     }
 }
 

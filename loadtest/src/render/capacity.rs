@@ -3,13 +3,18 @@
 //! with a cross. A single search draws its p50 and p99; `compare` draws
 //! each server's p99, one line per round, from the document alone.
 
+use std::fmt::Write as _;
+
 use plotters::prelude::*;
 use serde_json::Value;
 
 use super::axis::{log_keys, short};
 use super::charts::{axes, builder, color, err, svg, Chart, R};
-use crate::capacity::report::{fmt_bound, Curve};
+use super::html::escape;
+use crate::capacity::report::Curve;
 use crate::capacity::search::Verdict;
+use crate::cli::capacity::fmt_bound;
+use crate::results::num;
 use crate::results::ScenarioResult;
 
 /// One line: (rate, latency µs, held) points, in rate order.
@@ -143,4 +148,50 @@ fn draw(series: &[(usize, Line)], names: &[String], bound_us: f64, title: &str) 
         }
         Ok(())
     })
+}
+
+/// The --find-max HTML page: the headline, the chart and the table.
+pub fn page(curve: &Curve) -> Result<String, String> {
+    let chart = chart(curve)?;
+    let mut o = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>wsload capacity search</title><style>\
+         body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:900px;padding:0 1em;color:#222}\
+         table{border-collapse:collapse;font-variant-numeric:tabular-nums}\
+         th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}\
+         th{background:#f4f4f4}td.v{text-align:left}.bad{color:#a00}\
+         figure svg{max-width:100%;height:auto;border:1px solid #eee}\
+         </style></head><body>\n<h1>Capacity search</h1>\n",
+    );
+    if let Some(t) = &curve.target {
+        let _ = writeln!(o, "<p><code>{}</code></p>", escape(t));
+    }
+    let _ = writeln!(o, "<p><b>{}</b></p>", escape(&curve.headline()));
+    let _ = writeln!(
+        o,
+        "<figure>{}<figcaption>{}</figcaption></figure>",
+        chart.svg,
+        escape(&chart.title)
+    );
+    o.push_str("<table><thead><tr><th>rate msg/s</th><th>received/s</th><th>p50 µs</th><th>p99 µs</th><th>server cores</th><th>wsload CPU</th><th>verdict</th></tr></thead><tbody>\n");
+    for s in curve.by_rate() {
+        let class = if s.verdict == Verdict::Held {
+            "v"
+        } else {
+            "v bad"
+        };
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td class=\"{class}\">{}</td></tr>",
+            num(s.rate),
+            num(s.received_per_s),
+            num(s.p50_us),
+            num(s.p99_us),
+            s.server_cores.map_or("-".into(), |c| format!("{c:.2}")),
+            s.self_per_thread * 100.0,
+            escape(s.verdict.as_str())
+        );
+    }
+    o.push_str("</tbody></table>\n<p>Each step is a run of its own at one offered rate: new connections, a warm-up, then the measured window. Latency is measured from when each message was due (coordinated-omission corrected). A step holds when p99 is under the bound with no error and wsload was not itself saturated.</p>\n</body></html>\n");
+    Ok(o)
 }

@@ -8,7 +8,7 @@
 //!   1/(1 − p)), one line per round; `NAME-throughput`: the rate second by
 //!   second, one line per round, warm-up before 0; `NAME-capacity`, for
 //!   a capacity search (`rate --find-max`): each server's p99 against the
-//!   rate offered ([`super::capacity`]).
+//!   rate offered (drawn in `render/capacity.rs`).
 //!
 //! Text is SVG `<text>` laid out with plotters' built-in metrics: no font
 //! files, no C libraries.
@@ -56,19 +56,6 @@ pub(super) type R<T> = Result<T, String>;
 
 pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
     format!("drawing a chart: {e}")
-}
-
-/// Every chart of the document, summary first.
-pub fn all(d: &Document) -> R<Vec<Chart>> {
-    let mut v = Vec::new();
-    v.extend(summary(d)?);
-    for s in &d.scenarios {
-        v.extend(cost(s)?);
-        v.extend(latency(s)?);
-        v.extend(throughput(s)?);
-        v.extend(super::capacity::compared(s)?);
-    }
-    Ok(v)
 }
 
 /// The height of the strip under a chart that holds its legend.
@@ -201,7 +188,7 @@ fn above(size: u32) -> TextStyle<'static> {
 }
 
 /// Costs relative to the first server: one group per scenario.
-fn summary(d: &Document) -> R<Option<Chart>> {
+pub(super) fn summary(d: &Document) -> R<Option<Chart>> {
     let base_name = match d.scenarios.first().and_then(|s| s.servers.first()) {
         Some(r) => r.name.clone(),
         None => return Ok(None),
@@ -330,7 +317,7 @@ fn summary(d: &Document) -> R<Option<Chart>> {
 }
 
 /// One scenario's cost per server, bars with min–max whiskers.
-fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
+pub(super) fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
     let u = Units::of(&s.mode);
     let bars: Vec<(usize, Spread)> = s
         .servers
@@ -378,7 +365,7 @@ fn cost(s: &ScenarioResult) -> R<Option<Chart>> {
 }
 
 /// One scenario's latency spectrum: a line per round, a colour per server.
-fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
+pub(super) fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
     let u = Units::of(&s.mode);
     let x_of = |p: f64| 1.0 / (1.0 - p / 100.0);
     let points = s
@@ -441,7 +428,7 @@ fn latency(s: &ScenarioResult) -> R<Option<Chart>> {
 }
 
 /// One scenario's rate second by second: a line per round.
-fn throughput(s: &ScenarioResult) -> R<Option<Chart>> {
+pub(super) fn throughput(s: &ScenarioResult) -> R<Option<Chart>> {
     let u = Units::of(&s.mode);
     let ticks = s
         .servers

@@ -41,7 +41,7 @@ pub fn write(d: &Document, files: Files<'_>, changes: Option<(&str, &text::Table
     if files.html.is_none() && files.svg.is_none() {
         return ok;
     }
-    let charts = match charts::all(d) {
+    let charts = match all_charts(d) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wsload: {e}");
@@ -124,4 +124,17 @@ pub fn report(args: &ReportArgs) -> bool {
         a.started, b.started
     );
     write(&b, files, Some((&heading, &table)))
+}
+
+/// Every chart of the document, summary first.
+fn all_charts(d: &Document) -> Result<Vec<charts::Chart>, String> {
+    let mut v = Vec::new();
+    v.extend(charts::summary(d)?);
+    for s in &d.scenarios {
+        v.extend(charts::cost(s)?);
+        v.extend(charts::latency(s)?);
+        v.extend(charts::throughput(s)?);
+        v.extend(capacity::compared(s)?);
+    }
+    Ok(v)
 }
