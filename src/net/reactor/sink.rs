@@ -73,6 +73,10 @@ impl Events for Sink<'_> {
             Mode::Echo if payload.len() >= DIRECT_FROM && self.writes_through() => {
                 self.echo_through(kind, payload);
             }
+            Mode::Echo if self.deflate.is_none() => {
+                write_message(self.out, kind, payload);
+                self.stats.messages_out += 1;
+            }
             Mode::Echo => {
                 // Compressed for a client that agreed on permessage-deflate.
                 let own = self.own.as_mut();
