@@ -71,7 +71,7 @@ impl RedisUrl {
                 ((!user.is_empty()).then_some(user), Some(pass))
             }
         };
-        let (host, port) = split_host_port(hostport).map_err(|e| err(&e))?;
+        let (host, port) = split_host_port(hostport, DEFAULT_PORT).map_err(|e| err(&e))?;
         let db = match path {
             "" | "/" => 0,
             p => {
@@ -139,7 +139,9 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with `default_port` when
+/// none is given (both engines' URLs).
+pub(super) fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
@@ -158,10 +160,10 @@ fn split_host_port(s: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() {
-        return Err("the host is missing".into());
+        return Err("a host is missing".into());
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => default_port,
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -171,8 +173,8 @@ fn split_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// Decodes `%XX` escapes; the result must be UTF-8.
-fn percent_decode(s: &str) -> Result<String, String> {
+/// Decodes a URL's user info (`%XX` escapes); the result must be UTF-8.
+pub(super) fn percent_decode(s: &str) -> Result<String, String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {

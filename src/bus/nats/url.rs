@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::subject::check_prefix;
 use crate::bus::envelope::check_node_id;
+use crate::bus::url::{percent_decode, split_host_port};
 
 /// The port when a server names none.
 pub const DEFAULT_PORT: u16 = 4222;
@@ -70,8 +71,8 @@ impl NatsUrl {
                 let c = match info.split_once(':') {
                     Some((user, pass)) => {
                         let (user, pass) = (
-                            decode(user).map_err(|e| err(&e))?,
-                            decode(pass).map_err(|e| err(&e))?,
+                            percent_decode(user).map_err(|e| err(&e))?,
+                            percent_decode(pass).map_err(|e| err(&e))?,
                         );
                         if user.is_empty() || pass.is_empty() {
                             return Err(err("the user or the password is empty"));
@@ -79,7 +80,7 @@ impl NatsUrl {
                         Credentials::UserPassword(user, pass)
                     }
                     None => {
-                        let token = decode(info).map_err(|e| err(&e))?;
+                        let token = percent_decode(info).map_err(|e| err(&e))?;
                         if token.is_empty() {
                             return Err(err("the token is empty"));
                         }
@@ -91,7 +92,7 @@ impl NatsUrl {
                 }
                 credentials = Some(c);
             }
-            servers.push(split_host_port(hostport).map_err(|e| err(&e))?);
+            servers.push(split_host_port(hostport, DEFAULT_PORT).map_err(|e| err(&e))?);
         }
         Ok(NatsUrl {
             servers,
@@ -160,56 +161,6 @@ fn redact(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or("an IPv6 address needs its closing ']'")?;
-        match after {
-            "" => (host, None),
-            p => (
-                host,
-                Some(p.strip_prefix(':').ok_or("expected ':port' after ']'")?),
-            ),
-        }
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("a host is missing".into());
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("'{p}' is not a port (1-65535)"))?,
-    };
-    Ok((host.to_string(), port))
-}
-
-/// Decodes `%XX` escapes; the result must be UTF-8.
-fn decode(s: &str) -> Result<String, String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'%' {
-            out.push(b);
-            continue;
-        }
-        let hex = |b: Option<u8>| b.and_then(|b| char::from(b).to_digit(16));
-        match (hex(bytes.next()), hex(bytes.next())) {
-            (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-            _ => return Err("a '%' in the user info must be followed by two hex digits".into()),
-        }
-    }
-    String::from_utf8(out).map_err(|_| "the user info is not UTF-8 once decoded".into())
 }
 
 /// Everything a NATS bus needs.
