@@ -178,6 +178,10 @@ fn resumes_while_messages_keep_flowing_have_no_gap_and_no_duplicate() {
     let server = TestServer::start(keeping(10_000, 16 << 20));
     let addr = server.addr();
     const N: u32 = 3000;
+    // The member joins before the first message is sent: it joins live,
+    // so a message sent before it joined would never reach it.
+    let mut c = framed(addr, "/flow");
+    let mut epoch = status(&mut c)["epoch"].as_u64().unwrap();
     let publisher = std::thread::spawn(move || {
         let mut p = Client::connect_path(addr, "/flow");
         for i in 0..N {
@@ -192,8 +196,6 @@ fn resumes_while_messages_keep_flowing_have_no_gap_and_no_duplicate() {
         }
     });
     let mut got = Vec::new();
-    let mut c = framed(addr, "/flow");
-    let mut epoch = status(&mut c)["epoch"].as_u64().unwrap();
     let mut last = String::new();
     let mut drops = 0;
     while got.len() < N as usize {
