@@ -254,22 +254,32 @@ impl RedisConfig {
         if self.addrs.is_empty() {
             return Err("--redis: no address to connect to".into());
         }
-        if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
-            return Err(
-                "the reconnect backoff must be above zero, its minimum under its maximum".into(),
-            );
-        }
-        // Deadlines are `now +` these: a day keeps that far from overflow.
-        let day = Duration::from_secs(86_400);
-        if self.backoff_max > day || self.connect_timeout > day || self.connect_timeout.is_zero() {
-            return Err("the connect timeout and the backoff must be between 0 and a day".into());
-        }
-        Ok(())
+        check_timing(self.connect_timeout, self.backoff_min, self.backoff_max)
     }
 }
 
-/// 16 hex digits from the process's random hash keys.
-fn random_node_id() -> String {
+/// The connect timeout and reconnect backoff rules both engines share.
+pub(super) fn check_timing(
+    connect_timeout: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+) -> Result<(), String> {
+    if backoff_min.is_zero() || backoff_min > backoff_max {
+        return Err(
+            "the reconnect backoff must be above zero, its minimum under its maximum".into(),
+        );
+    }
+    // Deadlines are `now +` these: a day keeps that far from overflow.
+    let day = Duration::from_secs(86_400);
+    if backoff_max > day || connect_timeout > day || connect_timeout.is_zero() {
+        return Err("the connect timeout and the backoff must be between 0 and a day".into());
+    }
+    Ok(())
+}
+
+/// A node id when none is given: 16 hex digits from the process's random
+/// hash keys.
+pub(super) fn random_node_id() -> String {
     format!("{:016x}", super::random_u64())
 }
 

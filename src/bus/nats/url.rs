@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::subject::check_prefix;
 use crate::bus::envelope::check_node_id;
-use crate::bus::url::{percent_decode, split_host_port};
+use crate::bus::url::{check_timing, percent_decode, random_node_id, split_host_port};
 
 /// The port when a server names none.
 pub const DEFAULT_PORT: u16 = 4222;
@@ -207,7 +207,7 @@ impl NatsConfig {
             url,
             addrs,
             prefix: "wsd.".into(),
-            node_id: format!("{:016x}", crate::bus::random_u64()),
+            node_id: random_node_id(),
             max_queue: 8 << 20,
             connect_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
@@ -222,16 +222,7 @@ impl NatsConfig {
         if self.addrs.is_empty() {
             return Err("--nats: no address to connect to".into());
         }
-        if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
-            return Err(
-                "the reconnect backoff must be above zero, its minimum under its maximum".into(),
-            );
-        }
-        let day = Duration::from_secs(86_400);
-        if self.backoff_max > day || self.connect_timeout > day || self.connect_timeout.is_zero() {
-            return Err("the connect timeout and the backoff must be between 0 and a day".into());
-        }
-        Ok(())
+        check_timing(self.connect_timeout, self.backoff_min, self.backoff_max)
     }
 }
 
