@@ -242,6 +242,17 @@ pub const BOTH_BUSES: &str =
 pub const MAX_LISTENERS: usize = 64;
 
 impl Config {
+    /// `--history` kept in this process's memory: on, without `--redis`
+    /// (which keeps it in Redis Streams, shared by the nodes).
+    pub fn memory_history(&self) -> Option<&crate::history::HistoryConfig> {
+        self.history.as_ref().filter(|_| self.redis.is_none())
+    }
+
+    /// Whether `--history` lives in Redis Streams (`--redis`).
+    pub fn redis_history(&self) -> bool {
+        self.history.is_some() && self.redis.is_some()
+    }
+
     /// Whether rooms span nodes over a bus (any engine). The reactor asks
     /// this, not which engine it is.
     pub fn bus_on(&self) -> bool {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::history::{wire, History, HistoryConfig, Offset};
+use crate::history::{wire, Ask, History, HistoryConfig, Offset};
 use crate::id::{ConnId, RoomShare};
 use crate::proto::session::write_message;
 use crate::proto::MessageKind;
@@ -32,16 +32,30 @@ pub struct Batch {
     pub publish: Vec<(MessageKind, Range<usize>)>,
 }
 
+/// A member speaks `wsd.offsets`: its messages go out with their offsets.
+pub const FRAMED: u8 = 1;
+/// A member waits for its room's history to be read (`--history` with
+/// `--redis`): the room's live messages are held for it meanwhile.
+pub const HELD: u8 = 2;
+/// A member got its history and skips live messages it already had, until
+/// the first it had not.
+pub const CATCHING: u8 = 4;
+
 #[derive(Debug)]
 struct Room {
     name: Box<str>,
     members: Vec<usize>,
-    /// Per member (the same slots): it speaks `wsd.offsets`, so its
-    /// messages go out with their offsets.
-    framed: Vec<bool>,
+    /// Per member (the same slots): [`FRAMED`], [`HELD`], [`CATCHING`].
+    flags: Vec<u8>,
     /// How many members speak `wsd.offsets`.
     framed_count: usize,
+    /// How many members are [`HELD`] or [`CATCHING`].
+    held_count: usize,
     batch: Batch,
+    /// The turn's messages from the bus with their offsets (`--history`
+    /// with `--redis`: the bus orders the room's messages).
+    recorded: Batch,
+    offsets: Vec<Offset>,
     /// Which other reactors have members (`--threads`).
     share: Option<Arc<RoomShare>>,
 }
@@ -86,6 +100,23 @@ pub struct Hub {
     active: Vec<u32>,
     /// Every room's recent messages (`--history`), members or not.
     history: Option<History>,
+    /// Members that joined [`HELD`] this turn, for their history to be read.
+    waiters: Vec<Waiter>,
+    /// The joins' counters when the bus keeps the history.
+    recall: crate::history::HistoryStats,
+}
+
+/// A member whose room's history must be read before it goes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    /// The member's connection.
+    pub key: usize,
+    /// Its room.
+    pub room: u32,
+    /// What it asked of the history.
+    pub ask: Ask,
+    /// It speaks `wsd.offsets`.
+    pub framed: bool,
 }
 
 impl Hub {
@@ -102,9 +133,12 @@ impl Hub {
             let id = self.rooms.insert(Room {
                 name: name.into(),
                 members: Vec::new(),
-                framed: Vec::new(),
+                flags: Vec::new(),
                 framed_count: 0,
+                held_count: 0,
                 batch: Batch::default(),
+                recorded: Batch::default(),
+                offsets: Vec::new(),
                 share: None,
             });
             self.by_name.insert(name.into(), id);
@@ -113,7 +147,7 @@ impl Hub {
         // The room exists: found above or just inserted.
         let slot = self.rooms.get_mut(id).map_or(0, |room| {
             room.members.push(key);
-            room.framed.push(framed);
+            room.flags.push(if framed { FRAMED } else { 0 });
             room.framed_count += usize::from(framed);
             if let Some(share) = &room.share {
                 share.joined(1);
@@ -146,8 +180,10 @@ impl Hub {
             return left;
         }
         room.members.swap_remove(slot);
-        if room.framed.len() > slot && room.framed.swap_remove(slot) {
-            room.framed_count -= 1;
+        if room.flags.len() > slot {
+            let flags = room.flags.swap_remove(slot);
+            room.framed_count -= usize::from(flags & FRAMED != 0);
+            room.held_count -= usize::from(flags & (HELD | CATCHING) != 0);
         }
         if let Some(share) = &room.share {
             share.left();
@@ -195,10 +231,60 @@ impl Hub {
 
     /// Whether the member in `slot` of room `id` speaks `wsd.offsets`.
     pub fn is_framed(&self, id: u32, slot: usize) -> bool {
+        self.flags(id, slot) & FRAMED != 0
+    }
+
+    /// The flags of the member in `slot` of room `id` ([`FRAMED`],
+    /// [`HELD`], [`CATCHING`]).
+    pub fn flags(&self, id: u32, slot: usize) -> u8 {
         self.rooms
             .get(id as usize)
-            .and_then(|r| r.framed.get(slot).copied())
-            .unwrap_or(false)
+            .and_then(|r| r.flags.get(slot).copied())
+            .unwrap_or(0)
+    }
+
+    /// Whether any member of room `id` is [`HELD`] or [`CATCHING`].
+    pub fn has_held(&self, id: u32) -> bool {
+        self.rooms
+            .get(id as usize)
+            .is_some_and(|r| r.held_count > 0)
+    }
+
+    /// Sets whether the member in `seat` is [`HELD`] or [`CATCHING`] (or
+    /// neither: `hold` 0); its [`FRAMED`] flag stays.
+    pub fn set_held(&mut self, seat: Seat, hold: u8) {
+        let Some(room) = self.rooms.get_mut(seat.room as usize) else {
+            return;
+        };
+        let Some(flags) = room.flags.get_mut(seat.slot as usize) else {
+            return;
+        };
+        let was = *flags & (HELD | CATCHING) != 0;
+        *flags = (*flags & FRAMED) | (hold & (HELD | CATCHING));
+        let is = *flags & (HELD | CATCHING) != 0;
+        room.held_count = room.held_count + usize::from(is) - usize::from(was);
+    }
+
+    /// Holds the member in `seat` (connection `key`) until its room's
+    /// history, read for `ask`, is sent ([`Hub::take_waiters`]).
+    pub fn hold(&mut self, seat: Seat, key: usize, ask: Ask, framed: bool) {
+        self.set_held(seat, HELD);
+        self.waiters.push(Waiter {
+            key,
+            room: seat.room,
+            ask,
+            framed,
+        });
+    }
+
+    /// The joins' counters when the bus keeps the history.
+    pub fn recall_stats(&mut self) -> &mut crate::history::HistoryStats {
+        &mut self.recall
+    }
+
+    /// The members held since the last call.
+    pub fn take_waiters(&mut self) -> Vec<Waiter> {
+        std::mem::take(&mut self.waiters)
     }
 
     /// Whether any member of room `id` speaks `wsd.offsets`.
@@ -285,10 +371,31 @@ impl Hub {
     /// marks the room active for this turn.
     pub fn batch(&mut self, id: u32) -> Option<&mut Batch> {
         let room = self.rooms.get_mut(id as usize)?;
-        if room.batch.frames.is_empty() {
+        if room.batch.frames.is_empty() && room.recorded.frames.is_empty() {
             self.active.push(id);
         }
         Some(&mut room.batch)
+    }
+
+    /// The batch of room `id`'s messages from the bus with their offsets
+    /// (one per frame); marks the room active for this turn.
+    pub fn recorded(&mut self, id: u32) -> Option<(&mut Batch, &mut Vec<Offset>)> {
+        let room = self.rooms.get_mut(id as usize)?;
+        if room.batch.frames.is_empty() && room.recorded.frames.is_empty() {
+            self.active.push(id);
+        }
+        Some((&mut room.recorded, &mut room.offsets))
+    }
+
+    /// Takes room `id`'s messages from the bus and their offsets.
+    pub fn take_recorded(&mut self, id: u32) -> (Batch, Vec<Offset>) {
+        match self.rooms.get_mut(id as usize) {
+            Some(room) => (
+                std::mem::take(&mut room.recorded),
+                std::mem::take(&mut room.offsets),
+            ),
+            None => Default::default(),
+        }
     }
 
     /// Bytes batched for room `id` this turn.
@@ -394,6 +501,35 @@ mod tests {
         let batch = hub.take_batch(s.room, 1024);
         assert_eq!(batch.frames.len(), 3);
         assert_eq!(hub.batched(s.room), 0);
+    }
+
+    #[test]
+    fn held_members_are_counted_and_keep_their_flags_through_leaves() {
+        let mut hub = Hub::default();
+        let a = hub.join("/r", 10, true).seat;
+        let b = hub.join("/r", 11, false).seat;
+        assert!(!hub.has_held(a.room));
+        hub.hold(a, 10, Ask::Last(3), true);
+        assert!(hub.has_held(a.room));
+        assert_eq!(hub.flags(a.room, 0), FRAMED | HELD);
+        let w = hub.take_waiters();
+        assert_eq!((w.len(), w[0].key, w[0].ask), (1, 10, Ask::Last(3)));
+        assert!(hub.take_waiters().is_empty());
+        hub.set_held(a, CATCHING);
+        assert_eq!(hub.flags(a.room, 0), FRAMED | CATCHING);
+        hub.set_held(b, HELD);
+        // Leaving takes its count along; the mover keeps its flags.
+        hub.leave(a);
+        assert_eq!(hub.flags(a.room, 0), HELD);
+        assert!(hub.has_held(a.room));
+        hub.set_held(
+            Seat {
+                room: a.room,
+                slot: 0,
+            },
+            0,
+        );
+        assert!(!hub.has_held(a.room));
     }
 
     #[test]

@@ -81,8 +81,8 @@ impl Node {
             self.bus.on_event(registry, ev, now);
         }
         let got = &mut self.got;
-        self.bus.take_inbound(&mut |room, kind, payload| {
-            got.push((room.to_string(), kind, payload.to_vec()));
+        self.bus.take_inbound(&mut |d| {
+            got.push((d.room.to_string(), d.kind, d.payload.to_vec()));
         });
         self.bus.flush(registry, now);
         if self.bus.next_deadline().is_some_and(|d| d <= now) {
@@ -92,7 +92,7 @@ impl Node {
 
     fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]) {
         self.publishes += 1;
-        self.bus.publish(room, kind, payload);
+        self.bus.publish(room, kind, payload, 0);
     }
 
     /// Publish calls not accounted for: neither acknowledged nor dropped.

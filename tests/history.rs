@@ -5,11 +5,14 @@
 //! rooms, and the publish API's messages in history.
 
 mod common;
+#[path = "common/offsets.rs"]
+mod offsets;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
+use offsets::{framed, offset_and_text, status};
 use wsd::api::ApiKeySlot;
 use wsd::history::HistoryConfig;
 use wsd::{Config, Mode};
@@ -27,32 +30,6 @@ fn keeping(keep: usize, memory: usize) -> Config {
         protocols: vec!["wsd.offsets".into()],
         ..config(Mode::Broadcast)
     }
-}
-
-/// A member that speaks `wsd.offsets`, joined on `path` (with its query).
-fn framed(addr: std::net::SocketAddr, path: &str) -> Client {
-    let (c, resp) = Client::try_upgrade(addr, path, "Sec-WebSocket-Protocol: wsd.offsets\r\n");
-    assert_eq!(resp.status, 101, "{resp:?}");
-    assert_eq!(resp.header("sec-websocket-protocol"), Some("wsd.offsets"));
-    c
-}
-
-/// The status message a `wsd.offsets` client gets first.
-fn status(c: &mut Client) -> serde_json::Value {
-    let text = c.recv_text();
-    let json = text.strip_prefix('!').expect("a status message first");
-    serde_json::from_str(json).unwrap()
-}
-
-/// A framed message: its offset and its text.
-fn offset_and_text(c: &mut Client) -> (String, String) {
-    let text = c.recv_text();
-    let (offset, rest) = text.split_once(':').expect("OFFSET:payload");
-    assert!(
-        offset.bytes().all(|b| b.is_ascii_digit() || b == b'-'),
-        "{text}"
-    );
-    (offset.to_string(), rest.to_string())
 }
 
 /// Sends `texts` from `sender` (a member that gets its own messages back,

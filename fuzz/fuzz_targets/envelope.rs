@@ -3,7 +3,9 @@
 //! Properties, for every input:
 //! - `decode` never panics; what it accepts has a node id of 1 to 64
 //!   bytes, a text payload that is UTF-8, and encodes back (`write_header`
-//!   with its instance token, and the payload) to exactly the input;
+//!   with its instance token, and the payload; for a recorded message,
+//!   `write_recorded_header` with its sender, the offset and the payload)
+//!   to exactly the input;
 //! - read as a message to send (byte 0: node id length, byte 1: kind,
 //!   bytes 2..10: the instance token, the rest split into node id and
 //!   payload), encoding then decoding gives back the same node id, token,
@@ -13,7 +15,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsd::bus::envelope::{
-    decode, header_len, raw_kind, write_header, Envelope, Instance, MAX_NODE_ID,
+    decode, header_len, raw_kind, write_header, write_recorded_header, Envelope, Instance,
+    MAX_NODE_ID,
 };
 use wsd::proto::MessageKind;
 
@@ -24,7 +27,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(std::str::from_utf8(env.payload).is_ok());
         }
         let mut again = Vec::new();
-        write_header(&mut again, env.node, &env.instance, env.kind);
+        match (env.offset, env.sender) {
+            (Some(offset), Some(sender)) => {
+                write_recorded_header(&mut again, env.node, &env.instance, env.kind, sender);
+                let text = offset.to_string();
+                again.push(text.len() as u8);
+                again.extend_from_slice(text.as_bytes());
+            }
+            (None, None) => write_header(&mut again, env.node, &env.instance, env.kind),
+            other => panic!("an offset without a sender or the reverse: {other:?}"),
+        }
         again.extend_from_slice(env.payload);
         assert_eq!(again, data);
     }
@@ -57,7 +69,9 @@ fuzz_target!(|data: &[u8]| {
                 node,
                 instance,
                 kind,
-                payload
+                payload,
+                offset: None,
+                sender: None,
             }
         ),
         Err(e) => assert!(!text_ok, "{e:?} for a valid envelope"),

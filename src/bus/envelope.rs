@@ -13,6 +13,18 @@
 //! the rest        the message payload, as the client sent it
 //! ```
 //!
+//! With `--history` over Redis, a node publishes through a script that
+//! appends the message to its room's stream and publishes version 3, the
+//! same header with two more fields between the node id and the payload
+//! (see [`super::streams`]):
+//!
+//! ```text
+//! 8 bytes         the sending connection on the publishing node (its own
+//!                 business: it skips the sender with --exclude-sender)
+//! 1 byte m        the length of the offset, 1..=41
+//! m bytes         the offset: the stream entry's ID, `ms-seq`
+//! ```
+//!
 //! Eleven bytes and the node id (16 by default) on top of the payload; the
 //! room is the channel's name, not repeated here. A receiver drops what it
 //! cannot decode (another version, an unknown kind, a truncated header,
@@ -35,10 +47,21 @@
 //! when it is valid UTF-8 and as binary otherwise ([`raw_kind`]). Every
 //! node with members in the room delivers it; wsd never publishes there.
 
+use crate::history::Offset;
 use crate::proto::MessageKind;
 
 /// The format version this build writes and reads.
 pub const VERSION: u8 = 2;
+
+/// The version of a recorded message: one with its offset (see the module
+/// doc).
+pub const RECORDED: u8 = 3;
+
+/// The length of the sender field of a recorded message.
+pub const SENDER_LEN: usize = 8;
+
+/// The longest offset: two 20-digit numbers and a `-`.
+const MAX_OFFSET: usize = 41;
 
 /// The longest node id.
 pub const MAX_NODE_ID: usize = 64;
@@ -75,6 +98,10 @@ pub struct Envelope<'a> {
     pub kind: MessageKind,
     /// The message.
     pub payload: &'a [u8],
+    /// Its offset in its room's history, if it was recorded (version 3).
+    pub offset: Option<Offset>,
+    /// The connection that sent it on the publishing node (version 3).
+    pub sender: Option<u64>,
 }
 
 /// Why bytes on a channel are not an envelope.
@@ -90,6 +117,8 @@ pub enum EnvelopeError {
     NodeId,
     /// A text message that is not UTF-8.
     Utf8,
+    /// A recorded message whose offset is not `ms-seq`.
+    Offset,
 }
 
 /// Checks a node id: 1 to 64 ASCII letters, digits, `.`, `_`, `:` or `-`
@@ -132,13 +161,30 @@ pub fn write_header(out: &mut Vec<u8>, node: &[u8], instance: &Instance, kind: M
     out.extend_from_slice(node.get(..len).unwrap_or_default());
 }
 
+/// Writes the header of a recorded message (version 3) up to and with its
+/// sender: the script that records it appends the offset and the payload.
+pub fn write_recorded_header(
+    out: &mut Vec<u8>,
+    node: &[u8],
+    instance: &Instance,
+    kind: MessageKind,
+    sender: u64,
+) {
+    let at = out.len();
+    write_header(out, node, instance, kind);
+    if let Some(version) = out.get_mut(at) {
+        *version = RECORDED;
+    }
+    out.extend_from_slice(&sender.to_le_bytes());
+}
+
 /// Decodes an envelope without copying: the node id and payload are
 /// slices of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let [version, kind, rest @ ..] = bytes else {
         return Err(EnvelopeError::Truncated);
     };
-    if *version != VERSION {
+    if *version != VERSION && *version != RECORDED {
         return Err(EnvelopeError::Version(*version));
     }
     let kind = match *kind {
@@ -154,9 +200,27 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     if len == 0 || len > MAX_NODE_ID {
         return Err(EnvelopeError::NodeId);
     }
-    let (Some(node), Some(payload)) = (rest.get(..len), rest.get(len..)) else {
+    let (Some(node), Some(mut payload)) = (rest.get(..len), rest.get(len..)) else {
         return Err(EnvelopeError::Truncated);
     };
+    let (mut offset, mut sender) = (None, None);
+    if *version == RECORDED {
+        let Some((id, [m, rest @ ..])) = payload.split_first_chunk::<SENDER_LEN>() else {
+            return Err(EnvelopeError::Truncated);
+        };
+        let m = usize::from(*m);
+        let (Some(text), Some(rest)) = (rest.get(..m), rest.get(m..)) else {
+            return Err(EnvelopeError::Truncated);
+        };
+        let parsed = std::str::from_utf8(text)
+            .ok()
+            .filter(|t| canonical(t))
+            .and_then(Offset::parse);
+        if m > MAX_OFFSET || parsed.is_none() {
+            return Err(EnvelopeError::Offset);
+        }
+        (offset, sender, payload) = (parsed, Some(u64::from_le_bytes(*id)), rest);
+    }
     if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
         return Err(EnvelopeError::Utf8);
     }
@@ -165,7 +229,19 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
         instance,
         kind,
         payload,
+        offset,
+        sender,
     })
+}
+
+/// Whether `text` is an offset as Redis writes one: `ms-seq`, each a
+/// decimal without leading zeros (so that it reads back to the same bytes).
+fn canonical(text: &str) -> bool {
+    let plain = |n: &str| {
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+    };
+    text.split_once('-')
+        .is_some_and(|(ms, seq)| plain(ms) && plain(seq))
 }
 
 /// How a raw message (see the module doc) is delivered: text if `payload`
@@ -220,7 +296,7 @@ mod tests {
             (head(1, 1)[..10].to_vec(), EnvelopeError::Truncated),
             // Version 1 had no instance token: a node of the old format.
             (vec![1, 1, 1, b'a'], EnvelopeError::Version(1)),
-            (vec![3, 1, 1, b'a'], EnvelopeError::Version(3)),
+            (vec![4, 1, 1, b'a'], EnvelopeError::Version(4)),
             (vec![2, 0, 1, b'a'], EnvelopeError::Kind(0)),
             (vec![2, 9, 1, b'a'], EnvelopeError::Kind(9)),
             (head(1, 0), EnvelopeError::NodeId),
@@ -237,6 +313,61 @@ mod tests {
         assert_eq!(decode(&bad_text), Err(EnvelopeError::Utf8));
         let binary = [head(2, 1), b"a\xff".to_vec()].concat();
         assert!(decode(&binary).is_ok(), "binary is any bytes");
+    }
+
+    /// A recorded message as the stream script publishes it.
+    fn recorded(sender: u64, id: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_recorded_header(&mut out, b"n1", &ME, MessageKind::Text, sender);
+        out.push(id.len() as u8);
+        out.extend_from_slice(id);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn recorded_messages_carry_their_sender_and_offset() {
+        let bytes = recorded(0x0102_0304_0506_0708, b"1765081234567-12", b"hi");
+        assert_eq!(bytes[0], RECORDED);
+        let env = decode(&bytes).unwrap();
+        assert_eq!(
+            (env.node, env.kind, env.payload, env.sender),
+            (
+                &b"n1"[..],
+                MessageKind::Text,
+                &b"hi"[..],
+                Some(0x0102_0304_0506_0708)
+            )
+        );
+        assert_eq!(
+            env.offset,
+            Some(Offset {
+                ms: 1765081234567,
+                seq: 12
+            })
+        );
+        for (bytes, err) in [
+            (recorded(1, b"", b"x"), EnvelopeError::Offset),
+            (recorded(1, b"12-x", b"x"), EnvelopeError::Offset),
+            (recorded(1, b"-1", b"x"), EnvelopeError::Offset),
+            (recorded(1, b"01-1", b"x"), EnvelopeError::Offset),
+            (recorded(1, b"1-01", b"x"), EnvelopeError::Offset),
+            (recorded(1, b"12", b"x"), EnvelopeError::Offset),
+            (recorded(1, &[b'1'; 42], b"x"), EnvelopeError::Offset),
+            (recorded(1, b"1-1", b"\xff"), EnvelopeError::Utf8),
+        ] {
+            assert_eq!(decode(&bytes), Err(err), "{bytes:?}");
+        }
+        // Cut anywhere in the sender or the offset: truncated.
+        let whole = recorded(7, b"99-1", b"");
+        for cut in 13..whole.len() - 1 {
+            assert_eq!(
+                decode(&whole[..cut]),
+                Err(EnvelopeError::Truncated),
+                "{cut}"
+            );
+        }
+        assert!(decode(&whole).is_ok());
     }
 
     #[test]
@@ -270,7 +401,7 @@ mod tests {
             };
             let bytes = encode(node.as_bytes(), &instance, kind, &payload);
             let env = decode(&bytes).unwrap();
-            prop_assert_eq!(env, Envelope { node: node.as_bytes(), instance, kind, payload: &payload });
+            prop_assert_eq!(env, Envelope { node: node.as_bytes(), instance, kind, payload: &payload, offset: None, sender: None });
         }
 
         #[test]

@@ -51,6 +51,12 @@ pub(super) enum Expect {
     Subscribe,
     /// An `unsubscribe` push, one per channel.
     Unsubscribe,
+    /// A script's SHA-1 (`SCRIPT LOAD` at login, `--history`).
+    Loaded,
+    /// `:n` from the script that records and publishes a message.
+    Script,
+    /// A bulk string from the script that reads a room's history.
+    Read,
 }
 
 /// The replies awaited, as runs of one kind: a burst of publishes is one
@@ -279,6 +285,12 @@ impl Link {
             skip: 0,
             broken: None,
         }
+    }
+
+    /// Lets the input buffer grow to `cap` bytes (a reply it must hold
+    /// may be that large).
+    pub(super) fn set_input_cap(&mut self, cap: usize) {
+        self.inbuf.cap = cap.max(CHUNK);
     }
 
     /// Connected (Greeting or Ready): commands may be queued.

@@ -36,20 +36,24 @@
 //! [`NatsConfig::from_url`]).
 
 use std::fmt::{self, Write as _};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Registry, Token};
 
+use crate::history::remote::Answer;
+use crate::history::{Ask, Offset};
 use crate::proto::MessageKind;
 use crate::stats::{prometheus, Kind};
 
 pub mod envelope;
 mod link;
 pub mod nats;
+mod recorder;
 mod redis;
 mod replies;
 pub mod resp;
+pub mod streams;
 mod url;
 
 pub use nats::{NatsBus, NatsConfig, NatsUrl};
@@ -78,10 +82,11 @@ pub trait Bus {
     /// Room `room` lost its last local member: stop receiving. Idempotent.
     fn unsubscribe(&mut self, room: &str);
 
-    /// Queues a message for the other nodes' members of `room`. Dropped
-    /// and counted if the bus is down, the payload is over the message
-    /// limit, or the outbound queue is over its bound.
-    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]);
+    /// Queues a message for the other nodes' members of `room`, sent by
+    /// connection `sender` here (see [`Delivery::sender`]). Dropped and
+    /// counted if the bus is down, the payload is over the message limit,
+    /// or the outbound queue is over its bound: then false.
+    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8], sender: u64) -> bool;
 
     /// Ends the turn: resets connections found faulty, sends subscription
     /// changes, and writes everything queued, in one write per connection.
@@ -98,16 +103,60 @@ pub trait Bus {
     fn on_timer(&mut self, registry: &Registry, now: Instant);
 
     /// Hands each message received from other nodes, in order, to
-    /// `deliver(room, kind, payload)`; the payload is borrowed from the
-    /// input buffer, not copied. Messages for rooms not subscribed (any
-    /// more) and the node's own are skipped.
-    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8]));
+    /// `deliver`; the payload is borrowed from the input buffer, not
+    /// copied. Messages for rooms not subscribed (any more) are skipped,
+    /// and so are the node's own, unless the bus keeps history
+    /// ([`Bus::keep_history`]): then they come back recorded, and the node
+    /// delivers them only now.
+    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>));
 
     /// Whether messages can flow both ways now.
     fn is_up(&self) -> bool;
 
     /// The counters.
     fn stats(&self) -> &BusStats;
+
+    /// Asks the bus to keep every room's history, about `keep` messages
+    /// each, a room's going after `ttl` without one (`--history`). Called
+    /// once, before [`Bus::start`]. True if it does: then every message
+    /// published comes back through [`Bus::take_inbound`] with its offset,
+    /// the node's own included, in the history's order, and joins read the
+    /// history with [`Bus::read_history`]. The default keeps none.
+    fn keep_history(&mut self, keep: usize, ttl: Duration) -> bool {
+        let _ = (keep, ttl);
+        false
+    }
+
+    /// Starts reading what `ask` wants of `room`'s history at `now_ms`;
+    /// the answer comes from [`Bus::take_answers`] with `id`. False if it
+    /// cannot be read now (the bus is down, or keeps no history).
+    fn read_history(&mut self, room: &str, ask: Ask, now_ms: u64, id: u64) -> bool {
+        let _ = (room, ask, now_ms, id);
+        false
+    }
+
+    /// Hands out the history reads answered since the last call: `None`
+    /// for one that could not be read (the connection was lost).
+    fn take_answers(&mut self, each: &mut dyn FnMut(u64, Option<Answer>)) {
+        let _ = each;
+    }
+}
+
+/// A message the bus brought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// Its room.
+    pub room: &'a str,
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// The message.
+    pub payload: &'a [u8],
+    /// Its offset in the room's history, if the bus keeps history and
+    /// recorded it.
+    pub offset: Option<Offset>,
+    /// The connection that published it, if it was this node's: the value
+    /// the node gave [`Bus::publish`].
+    pub sender: Option<u64>,
 }
 
 /// Why a message did not cross the bus.
@@ -183,6 +232,11 @@ pub struct BusStats {
     pub reconnects: u64,
     /// Publish bytes waiting for the socket now.
     pub queued_bytes: u64,
+    /// Messages recorded in their room's history on the bus.
+    pub history_appended: u64,
+    /// History commands the bus refused or answered with what was not
+    /// ours (a message then is not recorded, or a join reads nothing).
+    pub history_errors: u64,
 }
 
 impl BusStats {
@@ -242,7 +296,8 @@ impl BusStats {
     /// `wsd_bus_published_total`, `wsd_bus_received_total`,
     /// `wsd_bus_raw_total`, `wsd_bus_clash_total`,
     /// `wsd_bus_dropped_total{reason}` (every reason, from 0),
-    /// `wsd_bus_reconnects_total`, and `wsd_bus_info{engine}` (1).
+    /// `wsd_bus_reconnects_total`, `wsd_bus_history_appended_total`,
+    /// `wsd_bus_history_errors_total`, and `wsd_bus_info{engine}` (1).
     pub fn write_metrics(&self, w: &mut String) -> fmt::Result {
         let info = "wsd_bus_info";
         prometheus::family(w, info, Kind::Gauge, "The bus engine: redis or nats.")?;
@@ -295,6 +350,18 @@ impl BusStats {
                 Kind::Counter,
                 "Bus connections re-established after a loss.",
                 self.reconnects,
+            ),
+            (
+                "wsd_bus_history_appended_total",
+                Kind::Counter,
+                "Messages recorded in their room's history on the bus (--history with --redis).",
+                self.history_appended,
+            ),
+            (
+                "wsd_bus_history_errors_total",
+                Kind::Counter,
+                "History commands the bus refused: a message not recorded, or a join that read nothing.",
+                self.history_errors,
             ),
         ];
         for (name, kind, help, value) in samples {
@@ -352,6 +419,8 @@ mod tests {
             "wsd_bus_raw_total",
             "wsd_bus_clash_total",
             "wsd_bus_reconnects_total",
+            "wsd_bus_history_appended_total",
+            "wsd_bus_history_errors_total",
         ] {
             assert!(w.contains(&format!("\n{name} 0\n")), "{name}: {w}");
         }

@@ -11,8 +11,7 @@ use std::collections::HashSet;
 use super::envelope::{self, Instance};
 use super::link::{Expect, Expected};
 use super::resp::{Frame, Value};
-use super::{BusStats, DropReason};
-use crate::proto::MessageKind;
+use super::{BusStats, Delivery, DropReason};
 
 /// Channels per room: the envelope one and the raw one.
 pub(super) const CHANNELS_PER_ROOM: u64 = 2;
@@ -50,36 +49,37 @@ pub(super) struct Inbound<'a> {
     pub(super) max_message: usize,
 }
 
-/// Handles one reply on the subscribe connection.
-pub(super) fn on_sub_reply(
-    frame: Frame<'_>,
+/// Handles one reply on the subscribe connection. A subscription's
+/// confirmation returns the channel's name.
+pub(super) fn on_sub_reply<'a>(
+    frame: Frame<'a>,
     ctx: &Inbound<'_>,
     expect: &mut Expected,
     stats: &mut BusStats,
-    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
-) -> Result<(), String> {
+    deliver: &mut dyn FnMut(&Delivery<'_>),
+) -> Result<Option<&'a [u8]>, String> {
     let expected = expect.front();
     let items = match frame {
-        Frame::Value(Value::Simple(b"OK")) if expect.pop(Expect::Ok) => return Ok(()),
+        Frame::Value(Value::Simple(b"OK")) if expect.pop(Expect::Ok) => return Ok(None),
         Frame::Array(items) => items,
         _ => return Err(unexpected(&frame, expected)),
     };
-    match items.as_slice() {
+    match *items.as_slice() {
         [Value::Bulk(b"message"), Value::Bulk(channel), Value::Bulk(data)] => {
             on_message(channel, data, ctx, stats, deliver);
-            Ok(())
+            Ok(None)
         }
-        [Value::Bulk(b"subscribe"), Value::Bulk(_), Value::Integer(n)]
+        [Value::Bulk(b"subscribe"), Value::Bulk(channel), Value::Integer(n)]
             if expect.pop(Expect::Subscribe) =>
         {
-            stats.subscriptions = (*n).max(0) as u64 / CHANNELS_PER_ROOM;
-            Ok(())
+            stats.subscriptions = n.max(0) as u64 / CHANNELS_PER_ROOM;
+            Ok(Some(channel))
         }
         [Value::Bulk(b"unsubscribe"), Value::Bulk(_) | Value::Nil, Value::Integer(n)]
             if expect.pop(Expect::Unsubscribe) =>
         {
-            stats.subscriptions = (*n).max(0) as u64 / CHANNELS_PER_ROOM;
-            Ok(())
+            stats.subscriptions = n.max(0) as u64 / CHANNELS_PER_ROOM;
+            Ok(None)
         }
         _ => Err(unexpected(&frame, expected)),
     }
@@ -92,7 +92,7 @@ fn on_message(
     data: &[u8],
     ctx: &Inbound<'_>,
     stats: &mut BusStats,
-    deliver: &mut dyn FnMut(&str, MessageKind, &[u8]),
+    deliver: &mut dyn FnMut(&Delivery<'_>),
 ) {
     let Some(name) = channel.strip_prefix(ctx.prefix) else {
         return stats.count_drop(DropReason::BadEnvelope);
@@ -114,25 +114,42 @@ fn on_message(
         }
         stats.received += 1;
         stats.raw += 1;
-        return deliver(room, envelope::raw_kind(data), data);
+        return deliver(&Delivery {
+            room,
+            kind: envelope::raw_kind(data),
+            payload: data,
+            offset: None,
+            sender: None,
+        });
     }
-    match envelope::decode(data) {
-        Err(_) => stats.count_drop(DropReason::BadEnvelope),
-        Ok(env) if env.node == ctx.node => {
-            // Our own, back from Redis: already delivered locally. The same
-            // id from another process is a clash: delivered, and counted
-            // for the bus to warn about.
-            if env.instance != *ctx.instance {
-                stats.clash += 1;
-                stats.received += 1;
-                deliver(room, env.kind, env.payload);
+    let env = match envelope::decode(data) {
+        Err(_) => return stats.count_drop(DropReason::BadEnvelope),
+        Ok(env) => env,
+    };
+    let mut sender = None;
+    if env.node == ctx.node {
+        if env.instance == *ctx.instance {
+            // Our own, back from Redis: already delivered locally, unless
+            // it was recorded in history, which orders every node's
+            // delivery (see the recorder).
+            if env.offset.is_none() {
+                return;
             }
-        }
-        Ok(env) => {
-            stats.received += 1;
-            deliver(room, env.kind, env.payload);
+            sender = env.sender;
+        } else {
+            // The same id from another process is a clash: delivered, and
+            // counted for the bus to warn about.
+            stats.clash += 1;
         }
     }
+    stats.received += 1;
+    deliver(&Delivery {
+        room,
+        kind: env.kind,
+        payload: env.payload,
+        offset: env.offset,
+        sender,
+    });
 }
 
 /// Says what came and what was awaited, the reply cut short for the log.
@@ -152,6 +169,9 @@ fn unexpected(frame: &Frame<'_>, expected: Option<Expect>) -> String {
         Some(Expect::Integer) => "a PUBLISH count",
         Some(Expect::Subscribe) => "a subscribe confirmation",
         Some(Expect::Unsubscribe) => "an unsubscribe confirmation",
+        Some(Expect::Loaded) => "a script's SHA-1",
+        Some(Expect::Script) => "a recorded PUBLISH count",
+        Some(Expect::Read) => "a history read",
         None => "nothing",
     };
     format!(
@@ -164,6 +184,7 @@ fn unexpected(frame: &Frame<'_>, expected: Option<Expect>) -> String {
 mod tests {
     use super::*;
     use crate::bus::resp::{decode, Limits};
+    use crate::proto::MessageKind;
     use crate::proto::Parsing;
 
     fn frame(bytes: &[u8]) -> Frame<'_> {
@@ -214,11 +235,54 @@ mod tests {
         };
         let mut got = Vec::new();
         for r in replies {
-            on_sub_reply(frame(r), &ctx, expect, stats, &mut |room, kind, p| {
-                got.push((room.to_string(), kind, p.to_vec()))
+            on_sub_reply(frame(r), &ctx, expect, stats, &mut |d| {
+                got.push((d.room.to_string(), d.kind, d.payload.to_vec()))
             })?;
         }
         Ok(got)
+    }
+
+    #[test]
+    fn recorded_messages_come_with_their_offset_and_our_own_with_its_sender() {
+        let rooms: HashSet<Box<str>> = ["/a".into()].into();
+        let ctx = Inbound {
+            rooms: &rooms,
+            prefix: b"p:",
+            node: b"me",
+            instance: &ME,
+            max_message: 64,
+        };
+        let recorded = |node: &[u8], instance: &Instance| {
+            let mut data = Vec::new();
+            envelope::write_recorded_header(&mut data, node, instance, MessageKind::Text, 77);
+            data.extend_from_slice(b"\x031-2hi");
+            push("p:/a", &data)
+        };
+        let (mut expect, mut stats) = (Expected::default(), BusStats::default());
+        let mut got = Vec::new();
+        for r in [recorded(b"me", &ME), recorded(b"other", b"other-tk")] {
+            on_sub_reply(frame(&r), &ctx, &mut expect, &mut stats, &mut |d| {
+                got.push((d.payload.to_vec(), d.offset, d.sender))
+            })
+            .unwrap();
+        }
+        let offset = Some(crate::history::Offset { ms: 1, seq: 2 });
+        assert_eq!(
+            got,
+            [
+                (b"hi".to_vec(), offset, Some(77)),
+                (b"hi".to_vec(), offset, None)
+            ]
+        );
+        // A subscription's confirmation names its channel.
+        expect.push(Expect::Subscribe, 1);
+        let mut confirm = Vec::new();
+        crate::bus::resp::write_array_header(&mut confirm, 3);
+        crate::bus::resp::write_bulk(&mut confirm, b"subscribe");
+        crate::bus::resp::write_bulk(&mut confirm, b"p:/a");
+        confirm.extend_from_slice(b":1\r\n");
+        let channel = on_sub_reply(frame(&confirm), &ctx, &mut expect, &mut stats, &mut |_| {});
+        assert_eq!(channel, Ok(Some(&b"p:/a"[..])));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 pub mod offset;
 pub mod query;
+pub mod remote;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -95,6 +96,9 @@ pub enum ResetReason {
     TooOld,
     /// The client's epoch is not the room's: the history it knew is gone.
     Epoch,
+    /// The history could not be read (`--redis` down or slow): the client
+    /// joined live and may have missed messages.
+    Unavailable,
 }
 
 /// Where a joining client stands: the room's epoch, the offset its live
@@ -121,6 +125,9 @@ pub struct HistoryStats {
     pub resets: u64,
     /// Messages dropped to keep `--history-memory`.
     pub evicted: u64,
+    /// Joins whose history could not be read (`--redis` down or slow): they
+    /// went live, and a `wsd.offsets` client was told to refetch.
+    pub unavailable: u64,
 }
 
 #[derive(Debug)]

@@ -9,8 +9,8 @@
 //!
 //! `status` is `live`, `rewound`, `resumed` or `reset`; on `reset`,
 //! `reason` is `too-old` (the history no longer reaches back to `since`)
-//! or `epoch` (the history the client knew is gone): the client must
-//! refetch its state. `offset` is the last offset recorded when the client
+//! `epoch` (the history the client knew is gone) or `unavailable` (the
+//! history could not be read): the client must refetch its state. `offset` is the last offset recorded when the client
 //! joined: the replayed messages end there and live ones follow it.
 //! Offsets are digits and one `-`, so no payload byte can be mistaken for
 //! one, and a data message never starts with `!`.
@@ -37,12 +37,17 @@ pub fn split(frame: &[u8]) -> Option<(MessageKind, usize)> {
 }
 
 /// Writes a message as a `wsd.offsets` client gets it: `OFFSET:` and then
-/// the payload, one frame of the message's kind.
+/// the payload, one frame of the message's kind. A message not recorded
+/// ([`Offset::ZERO`]: the history could not take it) has an empty offset.
 pub fn write_framed(out: &mut Vec<u8>, kind: MessageKind, offset: Offset, payload: &[u8]) {
     let mut prefix = [0u8; 48];
     let mut cursor = std::io::Cursor::new(&mut prefix[..]);
     // 2 × 20 digits, '-' and ':' fit 48 bytes.
-    let _ = write!(cursor, "{offset}:");
+    let _ = if offset == Offset::ZERO {
+        write!(cursor, ":")
+    } else {
+        write!(cursor, "{offset}:")
+    };
     let n = usize::try_from(cursor.position()).unwrap_or(0);
     let prefix = prefix.get(..n).unwrap_or_default();
     out.extend_from_slice(message_header(kind, n + payload.len()).as_slice());
@@ -58,6 +63,7 @@ pub fn write_status(out: &mut Vec<u8>, r: &Recovery) {
         Outcome::Resumed(n) => ("resumed", n, None),
         Outcome::Reset(ResetReason::TooOld) => ("reset", 0, Some("too-old")),
         Outcome::Reset(ResetReason::Epoch) => ("reset", 0, Some("epoch")),
+        Outcome::Reset(ResetReason::Unavailable) => ("reset", 0, Some("unavailable")),
     };
     let mut text = format!(
         "!{{\"status\":\"{status}\",\"epoch\":{},\"offset\":\"{}\",\"replayed\":{n}",

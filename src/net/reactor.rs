@@ -96,6 +96,8 @@ mod frames;
 mod keepalive;
 mod peers;
 mod read;
+mod recall;
+mod recorded;
 mod relay;
 mod report;
 mod sink;
@@ -296,6 +298,8 @@ pub struct Server {
     peers: Peers,
     /// The bus to other nodes (`--redis`, `relay`).
     link: BusLink,
+    /// Joins reading their room's history from the bus (`recall`).
+    recall: recall::Recall,
     /// The counters and the log.
     report: Report,
     /// Publish API connections' states and deadlines (`api`).
@@ -339,6 +343,7 @@ impl Server {
             zlib: compress::Zlib::new(&cfg, cluster.reactors()),
             peers: Peers::new(cluster, me, now),
             link,
+            recall: recall::Recall::default(),
             report: Report::new(&cfg, now),
             api: api::ApiPart::new(&cfg),
             cfg,
@@ -453,6 +458,7 @@ impl Server {
             self.report.next_deadline(),
             self.peers.next_deadline(),
             self.link.next_deadline(),
+            self.recall.next_deadline(),
             self.api.next_deadline(),
         ]
         .into_iter()
@@ -507,6 +513,17 @@ impl Server {
         let registry = self.poll.registry();
         let (hub, peers) = (&mut self.hub, &mut self.peers);
         self.link.inbound(registry, self.clock.now, hub, peers);
+        if self.link.records() {
+            // Its own clients' messages, back recorded: their senders
+            // published this turn, for --exclude-sender.
+            for id in self.link.take_returned() {
+                if let Some(conn) = self.conns.get_mut(id.key).filter(|c| c.gen == id.gen) {
+                    conn.sent_turn = self.turn;
+                }
+            }
+            self.take_answers();
+            self.start_reads();
+        }
     }
 
     /// The `--stats-interval` line, when it is due.

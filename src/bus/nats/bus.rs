@@ -38,7 +38,7 @@ use super::subject::{self, RAW};
 use super::url::{Credentials, NatsConfig};
 use crate::bus::envelope::{self, Instance, MAX_HEADER};
 use crate::bus::link::{Link, ReadEnd, State};
-use crate::bus::{Bus, BusStats, DropReason};
+use crate::bus::{Bus, BusStats, Delivery, DropReason};
 use crate::proto::{MessageKind, Parsing};
 
 /// The longest subject published or subscribed to: a control line of the
@@ -517,7 +517,7 @@ impl Bus for NatsBus {
         }
     }
 
-    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]) {
+    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8], _sender: u64) -> bool {
         let prefix_len = self.cfg.prefix.len();
         let subject_len = prefix_len + subject::encoded_len(room);
         let envelope_len = envelope::header_len(self.cfg.node_id.len()) + payload.len();
@@ -525,17 +525,20 @@ impl Bus for NatsBus {
             || envelope_len > self.server_max_payload
             || subject_len > MAX_SUBJECT
         {
-            return self.stats.count_drop(DropReason::TooLarge);
+            self.stats.count_drop(DropReason::TooLarge);
+            return false;
         }
         if self.link.state != State::Ready {
-            return self.stats.count_drop(DropReason::Down);
+            self.stats.count_drop(DropReason::Down);
+            return false;
         }
         let size = codec::pub_overhead(subject_len, envelope_len) + envelope_len;
         let pending = self.link.pending_out();
         // An empty queue takes any one message, so the bound never stops a
         // message under the size limits from ever passing.
         if pending > 0 && pending + size > self.cfg.max_queue {
-            return self.stats.count_drop(DropReason::QueueFull);
+            self.stats.count_drop(DropReason::QueueFull);
+            return false;
         }
         write_subject(&mut self.subject, &self.cfg.prefix, false, room);
         let out = self.link.out();
@@ -545,6 +548,7 @@ impl Bus for NatsBus {
         codec::write_crlf(out);
         self.unpinged += 1;
         self.stats.queued_bytes = self.link.pending_out() as u64;
+        true
     }
 
     fn flush(&mut self, registry: &Registry, now: Instant) {
@@ -604,7 +608,18 @@ impl Bus for NatsBus {
         }
     }
 
-    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>)) {
+        // NATS keeps no history: no message has an offset, and the node's
+        // own are skipped.
+        let deliver = &mut |room: &str, kind, payload: &[u8]| {
+            deliver(&Delivery {
+                room,
+                kind,
+                payload,
+                offset: None,
+                sender: None,
+            })
+        };
         for _ in 0..READ_ROUNDS {
             self.handle_ops(deliver);
             if !self.link.read_pending || self.link.broken.is_some() {

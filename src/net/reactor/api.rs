@@ -281,7 +281,7 @@ fn deliver(m: &Message<'_>, cx: &mut Cx<'_>, bus_on: bool, full: &mut Vec<u32>) 
     }
     // No member here: the room's history still records it (--history).
     cx.hub
-        .record_alone(&m.room, m.kind, payload, cx.cfg.history.as_ref());
+        .record_alone(&m.room, m.kind, payload, cx.cfg.memory_history());
     let me = cx.peers.me;
     let share = if cx.peers.several() {
         cx.peers.cluster.room(&m.room)

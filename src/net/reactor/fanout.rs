@@ -33,13 +33,16 @@ impl Server {
     /// other reactor with members of the room gets a reference to.
     pub(super) fn fan_out_room(&mut self, room: u32) {
         let mut batch = self.hub.take_batch(room, BATCH_LIMIT);
+        if self.link.records() {
+            return self.fan_out_recorded(room, batch);
+        }
         if batch.frames.is_empty() {
             return;
         }
         // History (`--history`): every message of the room passes here,
         // whichever way it came (a client, the bus, the publish API).
         let mut offsets = Vec::new();
-        if let Some(cfg) = &self.cfg.history {
+        if let Some(cfg) = self.cfg.memory_history() {
             let now = unix_ms();
             self.hub.expire_history(now);
             let (bytes, frames) = (&batch.bytes, &batch.frames);
@@ -87,7 +90,7 @@ impl Server {
     /// Delivers `frames` to every member of `room`: `senders` names each
     /// frame's sender (empty for another reactor's batch), `offsets` each
     /// frame's offset in the room's history (empty without `--history`).
-    fn deliver_all(
+    pub(super) fn deliver_all(
         &mut self,
         room: u32,
         frames: &Frames,
@@ -114,8 +117,19 @@ impl Server {
         // wsd.offsets.
         let framed = (self.hub.has_framed(room) && offsets.len() == senders.len())
             .then(|| frame_offsets(frames.bytes(), senders, offsets));
+        // Members waiting for their history, or catching up (`--history`
+        // with `--redis`), are served apart.
+        let held = if self.hub.has_held(room) {
+            self.deliver_held(room, frames.bytes(), senders, offsets)
+        } else {
+            Vec::new()
+        };
         let mut i = 0;
         while let Some(&key) = self.hub.members(room).get(i) {
+            if !held.is_empty() && held.binary_search(&key).is_ok() {
+                i += 1;
+                continue;
+            }
             let (frames, senders) = match &framed {
                 Some((f, s)) if self.hub.is_framed(room, i) => (f, s.as_slice()),
                 _ => compress::pick(self.conns.get(key), (frames, senders), packed.as_ref()),

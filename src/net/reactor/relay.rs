@@ -21,9 +21,12 @@ use mio::Registry;
 
 use super::peers::Peers;
 use super::{BUS_PUB, BUS_SUB};
-use crate::bus::{Bus, BusStats, NatsBus, RedisBus};
+use crate::bus::{Bus, BusStats, Delivery, NatsBus, RedisBus};
 use crate::config::Config;
-use crate::hub::{Hub, Left};
+use crate::history::remote::Answer;
+use crate::history::Ask;
+use crate::history::Offset;
+use crate::hub::{Batch, Hub, Left};
 use crate::id::ConnId;
 use crate::net::cluster::{Handoff, RoomChange, RoomShare};
 use crate::proto::session::write_message;
@@ -57,6 +60,11 @@ pub(super) struct BusLink {
     remote: Vec<Remote>,
     /// The bus's counters at the last summary line.
     summarized: BusStats,
+    /// The bus keeps the rooms' history (`--history` with `--redis`): it
+    /// orders every message, this node's own included.
+    records: bool,
+    /// This turn's own messages back from the bus: their senders.
+    returned: Vec<ConnId>,
 }
 
 impl BusLink {
@@ -73,7 +81,11 @@ impl BusLink {
             )),
             _ => None,
         };
+        let mut records = false;
         if let Some(bus) = bus.as_deref_mut() {
+            if let (Some(h), true) = (&cfg.history, cfg.redis_history()) {
+                records = bus.keep_history(h.keep, h.ttl);
+            }
             bus.start(registry, Instant::now());
         }
         Ok(BusLink {
@@ -81,7 +93,68 @@ impl BusLink {
             rooms: HashMap::new(),
             remote: Vec::new(),
             summarized: BusStats::default(),
+            records,
+            returned: Vec::new(),
         })
+    }
+
+    /// Whether the bus keeps the rooms' history and orders their messages
+    /// (see [`super::recorded`]).
+    pub(super) fn records(&self) -> bool {
+        self.records
+    }
+
+    /// The senders of this turn's own messages back from the bus.
+    pub(super) fn take_returned(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.returned)
+    }
+
+    /// Starts reading room `room`'s history for a join (see
+    /// [`Bus::read_history`]).
+    pub(super) fn read_history(&mut self, room: &str, ask: Ask, now_ms: u64, id: u64) -> bool {
+        self.bus
+            .as_deref_mut()
+            .is_some_and(|b| b.read_history(room, ask, now_ms, id))
+    }
+
+    /// The history reads answered since the last call.
+    pub(super) fn take_answers(&mut self, each: &mut dyn FnMut(u64, Option<Answer>)) {
+        if let Some(bus) = self.bus.as_deref_mut() {
+            bus.take_answers(each);
+        }
+    }
+
+    /// Publishes a room's batch for the bus to record and bring back;
+    /// returns the index of each frame the bus refused (it is down, or its
+    /// queue is full), which the caller delivers here, unrecorded.
+    pub(super) fn publish_recorded(&mut self, room: &str, batch: &Batch) -> Vec<usize> {
+        let Some(bus) = self.bus.as_deref_mut() else {
+            return (0..batch.frames.len()).collect();
+        };
+        let mut refused = Vec::new();
+        let mut entries = batch.publish.iter().peekable();
+        for (i, (sender, range)) in batch.frames.iter().enumerate() {
+            // Each frame's payload to publish lies within the frame.
+            let entry = loop {
+                match entries.peek() {
+                    Some((_, p)) if p.end <= range.start => {
+                        entries.next();
+                    }
+                    Some((kind, p)) if p.start >= range.start && p.end <= range.end => {
+                        break Some((*kind, p.clone()));
+                    }
+                    _ => break None,
+                }
+            };
+            let published = entry.is_some_and(|(kind, p)| {
+                let payload = batch.bytes.get(p).unwrap_or_default();
+                bus.publish(room, kind, payload, sender_code(*sender))
+            });
+            if !published {
+                refused.push(i);
+            }
+        }
+        refused
     }
 
     /// Hands a readiness event to the bus if `token` is one of its
@@ -154,7 +227,16 @@ impl BusLink {
         if bus.next_deadline().is_some_and(|t| t <= now) {
             bus.on_timer(registry, now);
         }
-        bus.take_inbound(&mut |room, kind, payload| {
+        if self.records {
+            let returned = &mut self.returned;
+            return bus.take_inbound(&mut |d| take_recorded(d, hub, returned));
+        }
+        bus.take_inbound(&mut |&Delivery {
+                                   room,
+                                   kind,
+                                   payload,
+                                   ..
+                               }| {
             // The bus skips rooms it is not subscribed to; a room may still
             // have emptied this turn, before the unsubscribe went out.
             if let Some(batch) = hub.find(room).and_then(|id| hub.batch(id)) {
@@ -211,7 +293,7 @@ impl BusLink {
         };
         for (kind, range) in publish {
             if let Some(payload) = bytes.get(range.clone()) {
-                bus.publish(room, *kind, payload);
+                bus.publish(room, *kind, payload, sender_code(REMOTE));
             }
         }
     }
@@ -239,5 +321,59 @@ impl BusLink {
         } else if let (Some(name), Some(bus)) = (left.emptied, self.bus.as_deref_mut()) {
             bus.unsubscribe(&name);
         }
+    }
+}
+
+/// Puts a recorded message from the bus into its room's batch of recorded
+/// messages, with its offset (a message not recorded, a backend's raw one,
+/// has [`Offset::ZERO`]); a message of this node's notes its sender.
+fn take_recorded(d: &Delivery<'_>, hub: &mut Hub, returned: &mut Vec<ConnId>) {
+    let Some((batch, offsets)) = hub.find(d.room).and_then(|id| hub.recorded(id)) else {
+        return;
+    };
+    let sender = d.sender.map_or(REMOTE, sender_of);
+    let start = batch.bytes.len();
+    write_message(&mut batch.bytes, d.kind, d.payload);
+    let end = batch.bytes.len();
+    batch.frames.push((sender, start..end));
+    offsets.push(d.offset.unwrap_or(Offset::ZERO));
+    if sender != REMOTE && !returned.contains(&sender) {
+        returned.push(sender);
+    }
+}
+
+/// A connection as the bus carries it in a recorded message's envelope.
+fn sender_code(id: ConnId) -> u64 {
+    (u64::try_from(id.key).unwrap_or(u64::MAX) << 32) | u64::from(id.gen)
+}
+
+/// The connection [`sender_code`] made `code` of.
+fn sender_of(code: u64) -> ConnId {
+    if code == u64::MAX {
+        return REMOTE;
+    }
+    ConnId {
+        key: usize::try_from(code >> 32).unwrap_or(usize::MAX),
+        gen: code as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_cross_the_bus_and_come_back_the_same() {
+        for id in [
+            ConnId { key: 0, gen: 0 },
+            ConnId {
+                key: 19_999,
+                gen: u32::MAX - 1,
+            },
+        ] {
+            assert_eq!(sender_of(sender_code(id)), id);
+        }
+        // Nobody's: the API's messages.
+        assert_eq!(sender_of(sender_code(REMOTE)), REMOTE);
     }
 }

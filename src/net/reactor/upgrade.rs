@@ -11,7 +11,7 @@ use super::Server;
 use crate::auth::{self, KeySlot, Limited, Refusal, RoomRights};
 use crate::bus::BusStats;
 use crate::config::{Config, Mode};
-use crate::history::{query, unix_ms, wire, Ask, OFFSETS_PROTOCOL};
+use crate::history::{query, remote, unix_ms, wire, Ask, OFFSETS_PROTOCOL};
 use crate::id::ConnId;
 use crate::net::cluster::Cluster;
 use crate::net::conn::{Connection, Phase};
@@ -227,8 +227,10 @@ pub(super) fn handshake(
             }
             // With --history, its series from the first scrape on, at 0.
             sink.hub.expire_history(unix_ms());
-            if let Some(history) = sink.hub.history(cfg.history.as_ref()) {
+            if let Some(history) = sink.hub.history(cfg.memory_history()) {
                 let _ = history.write_metrics(&mut bus_metrics);
+            } else if cfg.redis_history() {
+                let _ = remote::write_metrics(sink.hub.recall_stats(), &mut bus_metrics);
             }
             let snap = http::Snapshot {
                 stats: process.as_ref().unwrap_or(sink.stats),
@@ -344,7 +346,12 @@ pub(super) fn handshake(
         new_room = joined.new_room;
         conn.seat = Some(joined.seat);
         sink.room = Some(joined.seat.room);
-        replay(sink, cfg, room, ask, framed);
+        if !cfg.redis_history() {
+            replay(sink, cfg, room, ask, framed);
+        } else if ask != Ask::Live || framed {
+            // Its history is read from the bus at the end of the turn.
+            sink.hub.hold(joined.seat, key, ask, framed);
+        }
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
     let (keep, inflated) = compress::feed(
@@ -373,7 +380,7 @@ pub(super) fn handshake(
 fn replay(sink: &mut Sink<'_>, cfg: &Config, room: &str, ask: Ask, framed: bool) {
     let now = unix_ms();
     sink.hub.expire_history(now);
-    let Some(history) = sink.hub.history(cfg.history.as_ref()) else {
+    let Some(history) = sink.hub.history(cfg.memory_history()) else {
         return;
     };
     let mut past = Vec::new();

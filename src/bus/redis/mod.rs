@@ -27,25 +27,31 @@ use log::{debug, info, warn};
 use mio::event::Event;
 use mio::{Registry, Token};
 
-use super::envelope::{self, Instance, MAX_HEADER, RAW};
+use super::envelope::{self, Instance, MAX_HEADER};
 use super::link::{Expect, Link, ReadEnd, State};
-use super::replies::{on_pub_reply, on_sub_reply, Inbound, CHANNELS_PER_ROOM};
+use super::recorder::Recorder;
+use super::replies::{on_pub_reply, on_sub_reply, Inbound};
 use super::resp::{self, Frame, BULK_OVERHEAD};
-use super::{Bus, BusStats, DropReason, RedisConfig};
+use super::streams::Streams;
+use super::{Bus, BusStats, Delivery, DropReason, RedisConfig};
+use crate::history::remote::Answer;
+use crate::history::Ask;
 use crate::proto::{MessageKind, Parsing};
 
-/// Rooms named in one SUBSCRIBE or UNSUBSCRIBE: two channels each.
-const ROOMS_PER_COMMAND: usize = 128;
-
-/// The least time between two warnings about a node-id clash.
-const CLASH_WARNING_EVERY: Duration = Duration::from_secs(60);
+mod recorded;
+mod subscriptions;
 
 /// The longest channel name (prefix and room) published to. Request paths
 /// are far shorter (the request head is limited).
 const MAX_CHANNEL: usize = 64 << 10;
 
-/// The largest reply the publish connection accepts: its replies are `:n`.
+/// The largest reply the publish connection accepts: its replies are `:n`
+/// (and, with history, a join's read, up to [`MAX_READ_REPLY`]).
 const MAX_PUBLISH_REPLY: usize = 64 << 10;
+
+/// The largest history read accepted: a larger one is skipped, and its
+/// joiner goes live without a replay.
+const MAX_READ_REPLY: usize = 64 << 20;
 
 /// Buffer room beyond the largest reply, so one in progress always leaves
 /// space to read into.
@@ -76,6 +82,8 @@ pub struct RedisBus {
     pub_limits: resp::Limits,
     sub: Link,
     publ: Link,
+    /// History in Redis Streams (`--history`), if kept.
+    recorder: Option<Recorder>,
     /// Rooms with local members: the channels wanted.
     rooms: HashSet<Box<str>>,
     /// Rooms SUBSCRIBEd on the current subscribe connection.
@@ -130,6 +138,7 @@ impl RedisBus {
                 backoff,
                 seed.rotate_left(32),
             ),
+            recorder: None,
             rooms: HashSet::new(),
             told: HashSet::new(),
             dirty: Vec::new(),
@@ -202,6 +211,10 @@ impl RedisBus {
         resp::write_command(out, &[b"CLIENT", b"SETNAME", name.as_bytes()]);
         logins += 1;
         link.expect.push(Expect::Ok, logins);
+        if let (Which::Pub, Some(recorder)) = (w, &self.recorder) {
+            recorder.streams.write_load(link.out());
+            link.expect.push(Expect::Loaded, 2);
+        }
         if w == Which::Sub {
             self.told.clear();
             self.dirty.clear();
@@ -240,7 +253,7 @@ impl RedisBus {
         let now = self.now;
         let link = self.link(w);
         let name = link.name;
-        let lost = link.expect.count(Expect::Integer);
+        let lost = link.expect.count(Expect::Integer) + link.expect.count(Expect::Script);
         link.reset(registry, now);
         let retry = link
             .deadline
@@ -248,13 +261,17 @@ impl RedisBus {
             .unwrap_or_default();
         match w {
             Which::Pub => {
-                self.stats.add_drops(DropReason::Reset, lost);
+                let waited = self.recorder.as_mut().map_or(0, Recorder::on_pub_reset);
+                self.stats.add_drops(DropReason::Reset, lost + waited);
                 self.stats.queued_bytes = 0;
             }
             Which::Sub => {
                 self.told.clear();
                 self.dirty.clear();
                 self.stats.subscriptions = 0;
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.on_sub_reset();
+                }
             }
         }
         self.stats.up = false;
@@ -302,14 +319,28 @@ impl RedisBus {
     fn handle_pub_replies(&mut self) -> Result<(), String> {
         loop {
             let link = &mut self.publ;
+            if link.skipping() {
+                return Ok(());
+            }
             let (frame, offset) = match resp::decode(link.inbuf.filled(), &self.pub_limits) {
                 Ok(Parsing::Done { value, offset }) => (value, offset),
                 Ok(Parsing::NeedMore(_)) => return Ok(()),
                 Err(e) => return Err(format!("bad reply: {e}")),
             };
-            on_pub_reply(frame, &mut link.expect, &mut self.stats)?;
-            link.inbuf.consume(offset);
-            if link.state == State::Greeting && link.expect.front() != Some(Expect::Ok) {
+            let history = self
+                .recorder
+                .as_mut()
+                .and_then(|r| r.on_reply(&frame, &mut link.expect, &mut self.stats));
+            match history {
+                Some(done) => done?,
+                None => on_pub_reply(frame, &mut link.expect, &mut self.stats)?,
+            }
+            match frame {
+                // A history read too large to keep: skipped as it comes.
+                Frame::Oversized(big) => link.skip_after(offset, big.skip()),
+                _ => link.inbuf.consume(offset),
+            }
+            if link.state == State::Greeting && !logging_in(link.expect.front()) {
                 self.on_ready(Which::Pub);
             }
         }
@@ -317,7 +348,7 @@ impl RedisBus {
 
     /// Handles the replies buffered on the subscribe connection, lending
     /// message payloads to `deliver`. A fault marks the connection broken.
-    fn handle_sub_replies(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+    fn handle_sub_replies(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>)) {
         while self.sub_replies(deliver) {
             self.on_ready(Which::Sub);
         }
@@ -326,9 +357,11 @@ impl RedisBus {
     /// Handles buffered replies until more input is needed (false), or
     /// until the login completes (true: the caller marks the connection
     /// Ready and calls again).
-    fn sub_replies(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) -> bool {
+    fn sub_replies(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>)) -> bool {
         let RedisBus {
             sub,
+            publ,
+            recorder,
             stats,
             rooms,
             cfg,
@@ -362,11 +395,18 @@ impl RedisBus {
                 }
                 Ok(Parsing::Done { value, offset }) => {
                     match on_sub_reply(value, &ctx, &mut sub.expect, stats, deliver) {
-                        Ok(()) => {
+                        Ok(confirmed) => {
+                            // A room's subscription (not its raw channel's)
+                            // lets what waited for it go.
+                            let room = confirmed
+                                .and_then(|c| c.strip_prefix(ctx.prefix))
+                                .filter(|r| !r.starts_with(envelope::RAW))
+                                .and_then(|r| std::str::from_utf8(r).ok());
+                            if let (Some(room), Some(recorder)) = (room, recorder.as_mut()) {
+                                recorder.confirm(room, publ);
+                            }
                             sub.inbuf.consume(offset);
-                            if sub.state == State::Greeting
-                                && sub.expect.front() != Some(Expect::Ok)
-                            {
+                            if sub.state == State::Greeting && !logging_in(sub.expect.front()) {
                                 return true;
                             }
                             continue;
@@ -386,7 +426,7 @@ impl RedisBus {
 
     /// Handles what the subscribe connection has buffered, and reads more
     /// while the socket has more, up to [`READ_ROUNDS`].
-    fn read_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+    fn read_inbound(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>)) {
         for _ in 0..READ_ROUNDS {
             self.handle_sub_replies(deliver);
             if !self.sub.read_pending || self.sub.broken.is_some() {
@@ -395,65 +435,6 @@ impl RedisBus {
             self.read_sub();
         }
         self.handle_sub_replies(deliver);
-    }
-
-    /// Sends the subscription changes since the last flush.
-    fn send_subscriptions(&mut self) {
-        let mut subs = Vec::new();
-        let mut unsubs = Vec::new();
-        for room in self.dirty.drain(..) {
-            let want = self.rooms.contains(&room);
-            if want && !self.told.contains(&room) {
-                self.told.insert(room.clone());
-                subs.push(room);
-            } else if !want && self.told.remove(&room) {
-                unsubs.push(room);
-            }
-        }
-        let prefix = self.cfg.prefix.as_bytes();
-        for (command, rooms, expect) in [
-            (&b"SUBSCRIBE"[..], subs, Expect::Subscribe),
-            (b"UNSUBSCRIBE", unsubs, Expect::Unsubscribe),
-        ] {
-            for chunk in rooms.chunks(ROOMS_PER_COMMAND) {
-                let out = self.sub.out();
-                resp::write_array_header(out, 1 + 2 * chunk.len());
-                resp::write_bulk(out, command);
-                for room in chunk {
-                    for raw in [&b""[..], RAW] {
-                        resp::write_bulk_header(out, prefix.len() + raw.len() + room.len());
-                        out.extend_from_slice(prefix);
-                        out.extend_from_slice(raw);
-                        out.extend_from_slice(room.as_bytes());
-                        resp::write_crlf(out);
-                    }
-                }
-                self.sub
-                    .expect
-                    .push(expect, CHANNELS_PER_ROOM * chunk.len() as u64);
-            }
-        }
-    }
-
-    /// Warns about a node-id clash, at most once a minute: another process
-    /// publishes with our id, so each of us would have taken the other's
-    /// messages for its own echo, had the envelopes no instance token.
-    fn warn_clash(&mut self) {
-        let count = self.stats.clash;
-        let due = match self.clash_warned {
-            None => count > 0,
-            Some((at, then)) => {
-                count > then && self.now.saturating_duration_since(at) >= CLASH_WARNING_EVERY
-            }
-        };
-        if due {
-            let new = count - self.clash_warned.map_or(0, |(_, then)| then);
-            warn!(
-                "redis bus: another wsd process publishes with this node's id '{}' ({new} messages since the last warning): node ids must be unique; give each process its own --node-id. Its messages are delivered meanwhile.",
-                self.cfg.node_id
-            );
-            self.clash_warned = Some((self.now, count));
-        }
     }
 }
 
@@ -515,18 +496,26 @@ impl Bus for RedisBus {
 
     fn unsubscribe(&mut self, room: &str) {
         if let Some(room) = self.rooms.take(room) {
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.unsubscribed(&room, &mut self.publ);
+            }
             self.dirty.push(room);
         }
     }
 
-    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8]) {
+    fn publish(&mut self, room: &str, kind: MessageKind, payload: &[u8], sender: u64) -> bool {
         let prefix = self.cfg.prefix.as_bytes();
         let channel_len = prefix.len() + room.len();
         if payload.len() > self.max_message || channel_len > MAX_CHANNEL {
-            return self.stats.count_drop(DropReason::TooLarge);
+            self.stats.count_drop(DropReason::TooLarge);
+            return false;
         }
         if self.publ.state != State::Ready {
-            return self.stats.count_drop(DropReason::Down);
+            self.stats.count_drop(DropReason::Down);
+            return false;
+        }
+        if self.recorder.is_some() {
+            return self.publish_recorded(room, kind, payload, sender);
         }
         let node = self.cfg.node_id.as_bytes();
         let envelope_len = envelope::header_len(node.len()) + payload.len();
@@ -535,7 +524,8 @@ impl Bus for RedisBus {
         // An empty queue takes any one message, so the bound never stops a
         // message under the size limit from ever passing.
         if pending > 0 && pending + size > self.cfg.max_queue {
-            return self.stats.count_drop(DropReason::QueueFull);
+            self.stats.count_drop(DropReason::QueueFull);
+            return false;
         }
         let out = self.publ.out();
         resp::write_array_header(out, 3);
@@ -550,6 +540,7 @@ impl Bus for RedisBus {
         resp::write_crlf(out);
         self.publ.expect.push(Expect::Integer, 1);
         self.stats.queued_bytes = self.publ.pending_out() as u64;
+        true
     }
 
     fn flush(&mut self, registry: &Registry, now: Instant) {
@@ -609,7 +600,7 @@ impl Bus for RedisBus {
         }
     }
 
-    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
+    fn take_inbound(&mut self, deliver: &mut dyn FnMut(&Delivery<'_>)) {
         self.read_inbound(deliver);
         self.warn_clash();
     }
@@ -621,4 +612,31 @@ impl Bus for RedisBus {
     fn stats(&self) -> &BusStats {
         &self.stats
     }
+
+    fn keep_history(&mut self, keep: usize, ttl: Duration) -> bool {
+        self.recorder = Some(Recorder::new(Streams::new(keep, ttl)));
+        // A read brings up to `keep` messages back on this connection.
+        let read = keep
+            .saturating_mul(self.max_message.saturating_add(64))
+            .saturating_add(4096)
+            .clamp(MAX_PUBLISH_REPLY, MAX_READ_REPLY);
+        self.pub_limits.max_frame = read;
+        self.publ.set_input_cap(read.saturating_add(SLACK));
+        true
+    }
+
+    fn read_history(&mut self, room: &str, ask: Ask, now_ms: u64, id: u64) -> bool {
+        self.read_recorded(room, ask, now_ms, id)
+    }
+
+    fn take_answers(&mut self, each: &mut dyn FnMut(u64, Option<Answer>)) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.take_answers(each);
+        }
+    }
+}
+
+/// Whether a connection awaiting `front` is still logging in.
+fn logging_in(front: Option<Expect>) -> bool {
+    matches!(front, Some(Expect::Ok | Expect::Loaded))
 }

@@ -1,0 +1,304 @@
+//! Joins that read their room's history from the bus (`--history` with
+//! `--redis`): a member asking `?rewind=` or `?since=`, or speaking
+//! `wsd.offsets`, joins [`HELD`]. At the end of its turn its read goes to
+//! the bus; the room's live messages meanwhile are kept in the room's
+//! [`Log`] (once, for every member held there). When the answer comes,
+//! the member gets its status (`wsd.offsets`), the replay, and what the
+//! log holds after the replay's last offset, then goes [`CATCHING`]: live
+//! messages it already had (the subscribe connection may lag the one the
+//! read came on) are skipped until the first it had not.
+//!
+//! A read the bus cannot send (it is down), or that is not answered within
+//! [`READ_TIMEOUT`], or a log past [`LOG_LIMIT`], sends the member live
+//! with status `reset`, reason `unavailable`: it may have missed messages.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::Server;
+use crate::history::remote::{self, Answer};
+use crate::history::{unix_ms, wire, Ask, Offset, Outcome};
+use crate::hub::CATCHING;
+use crate::id::ConnId;
+use crate::net::buffer::{Frames, SharedBytes};
+use crate::net::conn::Phase;
+use crate::proto::session::write_message;
+
+/// How long a join waits for its history before it goes live without.
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most a room's log holds for its held members: past it, they go
+/// live at once, told their history is unavailable.
+pub(super) const LOG_LIMIT: usize = 16 << 20;
+
+/// A join waiting for its read.
+#[derive(Debug)]
+struct Pending {
+    conn: ConnId,
+    room: u32,
+    ask: Ask,
+    framed: bool,
+    deadline: Instant,
+}
+
+/// A room's live messages held for its members waiting for their read:
+/// each frame as broadcast encoded it, and its offset.
+#[derive(Debug, Default)]
+pub(super) struct Log {
+    bytes: Vec<u8>,
+    entries: Vec<(Offset, Range<usize>)>,
+}
+
+/// The reactor's joins in flight.
+#[derive(Debug, Default)]
+pub(super) struct Recall {
+    next: u64,
+    pending: HashMap<u64, Pending>,
+    logs: HashMap<u32, Log>,
+    /// Per member catching up: the last offset it has.
+    marks: HashMap<usize, Offset>,
+}
+
+impl Recall {
+    /// When the oldest read in flight times out.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Keeps frames a room's held members have not had yet: `offsets[i]`
+    /// is the offset of `frames[i]` in `bytes`. False once the log is past
+    /// [`LOG_LIMIT`].
+    pub(super) fn log(
+        &mut self,
+        room: u32,
+        bytes: &[u8],
+        frames: &[(ConnId, Range<usize>)],
+        offsets: &[Offset],
+    ) -> bool {
+        let log = self.logs.entry(room).or_default();
+        for (i, (_, range)) in frames.iter().enumerate() {
+            let frame = bytes.get(range.clone()).unwrap_or_default();
+            let start = log.bytes.len();
+            log.bytes.extend_from_slice(frame);
+            let offset = offsets.get(i).copied().unwrap_or(Offset::ZERO);
+            log.entries.push((offset, start..log.bytes.len()));
+        }
+        log.bytes.len() <= LOG_LIMIT
+    }
+
+    /// The last offset member `key` has, if it is catching up.
+    pub(super) fn mark(&self, key: usize) -> Offset {
+        self.marks.get(&key).copied().unwrap_or(Offset::ZERO)
+    }
+
+    /// Member `key` caught up, or left.
+    pub(super) fn caught_up(&mut self, key: usize) {
+        self.marks.remove(&key);
+    }
+}
+
+impl Server {
+    /// Sends the reads of the members held this turn; a read the bus cannot
+    /// send is answered at once, unavailable. Runs before the turn's
+    /// fan-out, so a read goes to Redis before the turn's publishes.
+    pub(super) fn start_reads(&mut self) {
+        let waiters = self.hub.take_waiters();
+        if waiters.is_empty() {
+            return;
+        }
+        let now_ms = unix_ms();
+        for w in waiters {
+            let Some(conn) = self.conns.get(w.key) else {
+                continue;
+            };
+            let conn = conn.id(w.key);
+            let recall = &mut self.recall;
+            recall.next += 1;
+            let id = recall.next;
+            let pending = Pending {
+                conn,
+                room: w.room,
+                ask: w.ask,
+                framed: w.framed,
+                deadline: self.clock.now + READ_TIMEOUT,
+            };
+            let name = self.hub.name(w.room).unwrap_or_default();
+            if self.link.read_history(name, w.ask, now_ms, id) {
+                self.recall.pending.insert(id, pending);
+            } else {
+                self.answer(&pending, None);
+            }
+        }
+    }
+
+    /// Answers the joins whose read the bus answered, or that waited past
+    /// [`READ_TIMEOUT`]; drops logs nobody waits for any more.
+    pub(super) fn take_answers(&mut self) {
+        if self.recall.pending.is_empty() {
+            self.recall.logs.clear();
+            return;
+        }
+        let mut answered = Vec::new();
+        self.link
+            .take_answers(&mut |id, answer| answered.push((id, answer)));
+        for (id, answer) in answered {
+            if let Some(p) = self.recall.pending.remove(&id) {
+                self.answer(&p, answer);
+            }
+        }
+        let now = self.clock.now;
+        let late: Vec<u64> = (self.recall.pending.iter())
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(p) = self.recall.pending.remove(&id) {
+                notice!(self, "history read for a join timed out: joined live");
+                self.answer(&p, None);
+            }
+        }
+        let waiting: Vec<u32> = self.recall.pending.values().map(|p| p.room).collect();
+        self.recall.logs.retain(|room, _| waiting.contains(room));
+    }
+
+    /// Every member held in `room` goes live now, unavailable: its log grew
+    /// past [`LOG_LIMIT`] (Redis is slow to answer).
+    pub(super) fn give_up_room(&mut self, room: u32) {
+        let ids: Vec<u64> = (self.recall.pending.iter())
+            .filter(|(_, p)| p.room == room)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(p) = self.recall.pending.remove(&id) {
+                self.answer(&p, None);
+            }
+        }
+        self.recall.logs.remove(&room);
+    }
+
+    /// Sends a held member what it is owed: the status (`wsd.offsets`), the
+    /// replay `answer` selects for its ask (none if `None`), and what its
+    /// room's log holds after that; then it catches up.
+    fn answer(&mut self, p: &Pending, answer: Option<Answer>) {
+        let Some(conn) = self.conns.get_mut(p.conn.key) else {
+            return;
+        };
+        if conn.gen != p.conn.gen || conn.phase != Phase::Open {
+            return;
+        }
+        let Some(seat) = conn.seat.filter(|s| s.room == p.room) else {
+            return;
+        };
+        let (recovery, owed) = match &answer {
+            Some(a) => remote::resolve(p.ask, a),
+            None => (remote::unavailable(), 0),
+        };
+        let stats = self.hub.recall_stats();
+        match recovery.outcome {
+            Outcome::Live => {}
+            Outcome::Rewound(_) => stats.rewinds += 1,
+            Outcome::Resumed(_) => stats.resumes += 1,
+            Outcome::Reset(crate::history::ResetReason::Unavailable) => stats.unavailable += 1,
+            Outcome::Reset(_) => stats.resets += 1,
+        }
+        let mut out = Vec::new();
+        if p.framed {
+            wire::write_status(&mut out, &recovery);
+        }
+        let mut mark = recovery.last;
+        let mut sent = 0u64;
+        if let Some(a) = &answer {
+            let from = a.entries.len().saturating_sub(owed);
+            for e in a.entries.get(from..).unwrap_or_default() {
+                if p.framed {
+                    wire::write_framed(&mut out, e.kind, e.offset, &e.payload);
+                } else {
+                    write_message(&mut out, e.kind, &e.payload);
+                }
+                mark = mark.max(e.offset);
+                sent += 1;
+            }
+        }
+        if let Some(log) = self.recall.logs.get(&p.room) {
+            for (offset, range) in &log.entries {
+                if *offset != Offset::ZERO && *offset <= mark {
+                    continue;
+                }
+                let frame = log.bytes.get(range.clone()).unwrap_or_default();
+                push_frame(&mut out, frame, *offset, p.framed);
+                mark = mark.max(*offset);
+                sent += 1;
+            }
+        }
+        self.report.stats.messages_out += sent;
+        if !out.is_empty() {
+            let q = conn.out.get_or_insert_with(Default::default);
+            let len = out.len();
+            q.push_shared(SharedBytes::new(Frames::Local(Rc::new(out)), 0..len));
+        }
+        self.hub.set_held(seat, CATCHING);
+        self.recall.marks.insert(p.conn.key, mark);
+        self.write_out(p.conn.key, false);
+    }
+
+    /// Delivers to a member catching up the frames of a batch it has not
+    /// had (`offsets[i]` is the offset of `frames[i]`; a frame without one
+    /// was not recorded and is always new); it is caught up at the first
+    /// recorded frame past its mark.
+    pub(super) fn catch_up(
+        &mut self,
+        key: usize,
+        bytes: &[u8],
+        frames: &[(ConnId, Range<usize>)],
+        offsets: &[Offset],
+    ) {
+        let mark = self.recall.mark(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(seat) = conn.seat else {
+            return;
+        };
+        let framed = self.hub.is_framed(seat.room, seat.slot as usize);
+        let id = conn.id(key);
+        let skip_own = !self.cfg.broadcast_to_sender;
+        let mut out = Vec::new();
+        let mut passed = false;
+        let mut sent = 0u64;
+        for (i, (sender, range)) in frames.iter().enumerate() {
+            let offset = offsets.get(i).copied().unwrap_or(Offset::ZERO);
+            if offset != Offset::ZERO && offset <= mark {
+                continue;
+            }
+            passed |= offset != Offset::ZERO;
+            if skip_own && *sender == id {
+                continue;
+            }
+            let frame = bytes.get(range.clone()).unwrap_or_default();
+            push_frame(&mut out, frame, offset, framed);
+            sent += 1;
+        }
+        if !out.is_empty() {
+            conn.out.get_or_insert_with(Default::default).push_own(&out);
+        }
+        self.report.stats.messages_out += sent;
+        if passed {
+            self.hub.set_held(seat, 0);
+            self.recall.caught_up(key);
+        }
+        self.write_out(key, false);
+    }
+}
+
+/// Appends a broadcast frame, with its offset in front for a `wsd.offsets`
+/// member.
+fn push_frame(out: &mut Vec<u8>, frame: &[u8], offset: Offset, framed: bool) {
+    if !framed {
+        return out.extend_from_slice(frame);
+    }
+    if let Some((kind, at)) = wire::split(frame) {
+        wire::write_framed(out, kind, offset, frame.get(at..).unwrap_or_default());
+    }
+}
