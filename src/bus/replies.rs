@@ -218,6 +218,17 @@ mod tests {
         out
     }
 
+    /// What node `me` of prefix `p:` knows, with `rooms`.
+    fn context(rooms: &HashSet<Box<str>>) -> Inbound<'_> {
+        Inbound {
+            rooms,
+            prefix: b"p:",
+            node: b"me",
+            instance: &ME,
+            max_message: 64,
+        }
+    }
+
     /// Feeds replies to a subscribe connection of node `me` with room
     /// `/a`; returns what it delivered, or the first fault.
     fn sub(
@@ -226,13 +237,7 @@ mod tests {
         stats: &mut BusStats,
     ) -> Result<Vec<(String, MessageKind, Vec<u8>)>, String> {
         let rooms: HashSet<Box<str>> = ["/a".into()].into();
-        let ctx = Inbound {
-            rooms: &rooms,
-            prefix: b"p:",
-            node: b"me",
-            instance: &ME,
-            max_message: 64,
-        };
+        let ctx = context(&rooms);
         let mut got = Vec::new();
         for r in replies {
             on_sub_reply(frame(r), &ctx, expect, stats, &mut |d| {
@@ -245,13 +250,7 @@ mod tests {
     #[test]
     fn recorded_messages_come_with_their_offset_and_our_own_with_its_sender() {
         let rooms: HashSet<Box<str>> = ["/a".into()].into();
-        let ctx = Inbound {
-            rooms: &rooms,
-            prefix: b"p:",
-            node: b"me",
-            instance: &ME,
-            max_message: 64,
-        };
+        let ctx = context(&rooms);
         let recorded = |node: &[u8], instance: &Instance| {
             let mut data = Vec::new();
             envelope::write_recorded_header(&mut data, node, instance, MessageKind::Text, 77);

@@ -193,12 +193,7 @@ impl Streams {
             MessageKind::Text => b"1",
             MessageKind::Binary => b"2",
         };
-        resp::write_array_header(out, 11);
-        resp::write_bulk(out, b"EVALSHA");
-        resp::write_bulk(out, self.publish_sha.as_bytes());
-        resp::write_bulk(out, b"2");
-        write_key(out, prefix, STREAM, room);
-        write_key(out, prefix, EPOCH, room);
+        write_evalsha(out, &self.publish_sha, 6, prefix, room);
         resp::write_bulk(out, self.keep.as_bytes());
         resp::write_bulk(out, self.ttl_ms.as_bytes());
         write_key(out, prefix, b"", room);
@@ -229,16 +224,22 @@ impl Streams {
             }
             Ask::Since { offset, .. } => ("after", offset.to_string()),
         };
-        resp::write_array_header(out, 8);
-        resp::write_bulk(out, b"EVALSHA");
-        resp::write_bulk(out, self.read_sha.as_bytes());
-        resp::write_bulk(out, b"2");
-        write_key(out, prefix, STREAM, room);
-        write_key(out, prefix, EPOCH, room);
+        write_evalsha(out, &self.read_sha, 3, prefix, room);
         resp::write_bulk(out, mode.as_bytes());
         resp::write_bulk(out, arg.as_bytes());
         resp::write_bulk(out, self.keep.as_bytes());
     }
+}
+
+/// Writes the start of an `EVALSHA` of script `sha` on `room`'s two keys
+/// (its stream and its epoch); `args` arguments must follow.
+fn write_evalsha(out: &mut Vec<u8>, sha: &str, args: usize, prefix: &[u8], room: &str) {
+    resp::write_array_header(out, 5 + args);
+    resp::write_bulk(out, b"EVALSHA");
+    resp::write_bulk(out, sha.as_bytes());
+    resp::write_bulk(out, b"2");
+    write_key(out, prefix, STREAM, room);
+    write_key(out, prefix, EPOCH, room);
 }
 
 /// Writes `prefix`, `infix` and `room` as one bulk string.
