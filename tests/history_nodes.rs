@@ -92,12 +92,22 @@ fn history_outlives_a_wsd_restart_and_a_resume_crosses_nodes() {
     let a_addr = up(&a);
     let mut publisher = Client::connect_path(a_addr, "/r");
     wait_metric(a_addr, "wsd_bus_subscriptions", |v| v == 1.0);
+    // Before the room's first message: an epoch already, and no offset.
+    let mut early = framed(a_addr, "/r");
+    let s = status(&mut early);
+    assert_eq!(
+        (s["status"].as_str(), s["offset"].as_str()),
+        (Some("live"), Some("0-0"))
+    );
+    let first_epoch = s["epoch"].as_u64().unwrap();
+    assert_ne!(first_epoch, 0);
     say(&mut publisher, &["m0", "m1", "m2"]);
     let mut reader = framed(a_addr, "/r?rewind=3");
     let s = status(&mut reader);
     let epoch = s["epoch"].as_u64().unwrap();
+    assert_eq!(epoch, first_epoch, "the first message keeps the epoch");
     let got = framed_messages(&mut reader, 3);
-    drop((reader, publisher));
+    drop((reader, publisher, early));
     drop(a);
     // A new node, the old one gone: the history is still there.
     let c = node(&redis.url(), "10");
@@ -109,6 +119,10 @@ fn history_outlives_a_wsd_restart_and_a_resume_crosses_nodes() {
         (Some("resumed"), Some(2))
     );
     assert_eq!(framed_messages(&mut back, 2), got[1..]);
+    // From before the first message: all of it, nothing was trimmed.
+    let mut from_start = framed(c_addr, &format!("/r?since=0-0&epoch={epoch}"));
+    assert_eq!(status(&mut from_start)["replayed"], 3);
+    assert_eq!(framed_messages(&mut from_start, 3), got);
     // Up to date: nothing owed.
     let mut current = framed(c_addr, &format!("/r?since={}&epoch={epoch}", got[2].0));
     assert_eq!(status(&mut current)["replayed"], 0);
@@ -122,7 +136,7 @@ fn history_outlives_a_wsd_restart_and_a_resume_crosses_nodes() {
         (s["status"].as_str(), s["reason"].as_str()),
         (Some("reset"), Some("epoch"))
     );
-    wait_metric(c_addr, "wsd_history_resumes_total", |v| v == 2.0);
+    wait_metric(c_addr, "wsd_history_resumes_total", |v| v == 3.0);
     wait_metric(c_addr, "wsd_history_resume_resets_total", |v| v == 1.0);
 }
 

@@ -56,12 +56,23 @@ return redis.call('PUBLISH', ARGV[3], ARGV[6] .. string.char(#id) .. id .. ARGV[
 
 /// Reads a room's history for a join. KEYS: stream, epoch. ARGV: the mode
 /// (`live`; `last` N; `from` MS, at most ARGV[3]; `after` ID), its
-/// argument, the most entries. Returns one bulk string: see
+/// argument, the most entries, the TTL in ms. A room without a stream
+/// gets an empty one (with a consumer group, the way to make one) and an
+/// epoch from Redis's clock, so that a client joining before the first
+/// message has an epoch to resume in. Returns one bulk string: see
 /// [`parse_answer`].
-pub const READ_SCRIPT: &str = r"local epoch = redis.call('GET', KEYS[2])
+pub const READ_SCRIPT: &str = r"redis.replicate_commands()
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[1], 'wsd', '$', 'MKSTREAM')
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], string.format('%d-0', t[1] * 1000 + math.floor(t[2] / 1000)))
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+local epoch = redis.call('GET', KEYS[2])
 local head = {epoch or '', '', '0-0', '1'}
 local entries = {}
-if redis.call('EXISTS', KEYS[1]) == 1 then
+do
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
   local len, added = 0, -1
   for i = 1, #info, 2 do
@@ -224,10 +235,11 @@ impl Streams {
             }
             Ask::Since { offset, .. } => ("after", offset.to_string()),
         };
-        write_evalsha(out, &self.read_sha, 3, prefix, room);
+        write_evalsha(out, &self.read_sha, 4, prefix, room);
         resp::write_bulk(out, mode.as_bytes());
         resp::write_bulk(out, arg.as_bytes());
         resp::write_bulk(out, self.keep.as_bytes());
+        resp::write_bulk(out, self.ttl_ms.as_bytes());
     }
 }
 

@@ -157,6 +157,7 @@ fn reads_say_what_the_join_asked() {
                 mode,
                 arg,
                 b"50",
+                b"60000",
             ],
         );
         out

@@ -225,7 +225,7 @@ pub struct Args {
     history_ttl: Duration,
 
     /// With --history: the most all rooms' history may hold together; past
-    /// it the oldest messages go first.
+    /// it the oldest messages go first. Not with --redis (Redis holds it).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     history_memory: usize,
 
@@ -558,6 +558,11 @@ impl Args {
             if !ok && m.value_source(id) == Some(ValueSource::CommandLine) {
                 return Err(format!("--{} needs {need}", id.replace('_', "-")));
             }
+        }
+        if self.redis.is_some()
+            && m.value_source("history_memory") == Some(ValueSource::CommandLine)
+        {
+            return Err("--history-memory bounds history in memory; with --redis it is in Redis (bound that with Redis's maxmemory)".into());
         }
         Ok(())
     }

@@ -326,6 +326,19 @@ fn history_is_off_by_default_and_its_flags_need_it() {
             &["--mode", "broadcast", "--history", "10", "--threads", "2"][..],
             "--history needs --threads 1 (for now)",
         ),
+        (
+            &[
+                "--mode",
+                "broadcast",
+                "--history",
+                "10",
+                "--history-memory",
+                "1MiB",
+                "--redis",
+                "redis://127.0.0.1:1",
+            ][..],
+            "--history-memory bounds history in memory; with --redis it is in Redis (bound that with Redis's maxmemory)",
+        ),
     ] {
         assert_eq!(refusal(args), want, "{args:?}");
     }
