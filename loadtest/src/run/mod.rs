@@ -175,9 +175,15 @@ pub fn run_here(
             line.tick(&shared);
             thread::sleep(Duration::from_millis(2));
         };
-        if let Some(start) = start {
-            let measure_start = start + timing.warmup;
-            line.wait_until(measure_start, &shared, &finished);
+        // Threads all done before the window opens (no connection opened,
+        // or none outlived the warm-up) leave no window to measure: timed
+        // anyway, it lasts microseconds, and the CPU of the threads ending
+        // over it reads as a saturated wsload.
+        let window_start = start.and_then(|start| {
+            line.wait_until(start + timing.warmup, &shared, &finished);
+            (!finished()).then_some(start + timing.warmup)
+        });
+        if let Some(measure_start) = window_start {
             let t0 = Instant::now();
             let cpu0 = proc::self_cpu();
             edges.0 = sample(pids);
