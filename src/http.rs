@@ -78,8 +78,10 @@ pub struct Snapshot<'a> {
 const COMMON_CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1011];
 
 /// The statuses a request can be refused with before it is upgraded or
-/// routed, always reported in `wsd_handshake_failures_total`.
-const COMMON_REFUSALS: [u16; 7] = [400, 403, 405, 408, 426, 431, 503];
+/// routed, always reported in `wsd_handshake_failures_total`: access
+/// control's 401 and 403 and the per-IP limit's 429 among them, so an alert
+/// on their rate has a series from the first scrape.
+const COMMON_REFUSALS: [u16; 9] = [400, 401, 403, 405, 408, 426, 429, 431, 503];
 
 /// The statuses [`respond`] answers with, always reported in
 /// `wsd_http_responses_total`.

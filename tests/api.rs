@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -13,19 +12,13 @@ use wsd::{Config, Mode};
 
 const KEY: &str = "test-key-0123456789abcdef";
 
-/// A key file of this test process (`name` keeps tests apart).
-fn key_file(name: &str, key: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsd-api-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{key}\n")).unwrap();
-    path
-}
-
-/// A broadcast server that takes [`KEY`].
-fn with_key(name: &str) -> Config {
+/// A broadcast server that takes [`KEY`]. The slot reads the key file
+/// when it opens, so the file's directory goes once that is done.
+fn with_key() -> Config {
+    let files = Scratch::new();
+    let key = files.write("key", format!("{KEY}\n"));
     Config {
-        api_keys: Some(ApiKeySlot::open(&[key_file(name, KEY)]).unwrap()),
+        api_keys: Some(ApiKeySlot::open(&[key]).unwrap()),
         ..config(Mode::Broadcast)
     }
 }
@@ -57,7 +50,7 @@ fn ask(addr: std::net::SocketAddr, req: &[u8]) -> (HttpResponse, serde_json::Val
 #[test]
 fn a_publish_reaches_the_rooms_members_as_text_or_binary() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("single"));
+    let server = TestServer::start(with_key());
     let mut a = Client::connect_path(server.addr(), "/chat/eu");
     let mut b = Client::connect_path(server.addr(), "/chat/eu?x=1");
     let mut other = Client::connect_path(server.addr(), "/other");
@@ -105,7 +98,7 @@ fn a_publish_reaches_the_rooms_members_as_text_or_binary() {
 #[test]
 fn an_ndjson_batch_is_delivered_in_order_or_not_at_all() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("ndjson"));
+    let server = TestServer::start(with_key());
     let mut chat = Client::connect_path(server.addr(), "/chat");
     let mut feed = Client::connect_path(server.addr(), "/feed");
     let ndjson = format!("{}Content-Type: application/x-ndjson\r\n", auth());
@@ -152,7 +145,7 @@ fn every_refusal_says_why() {
             max_frame: 1000,
             ..Default::default()
         },
-        ..with_key("refusals")
+        ..with_key()
     };
     let server = TestServer::start(cfg);
     let addr = server.addr();
@@ -208,7 +201,7 @@ fn every_refusal_says_why() {
 #[test]
 fn requests_pipelined_in_one_write_are_answered_in_order_on_one_connection() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("pipeline"));
+    let server = TestServer::start(with_key());
     let mut member = Client::connect_path(server.addr(), "/a");
     let mut c = Client::connect_raw(server.addr());
     let text = format!("{}Content-Type: text/plain\r\n", auth());
@@ -263,7 +256,7 @@ fn a_request_that_stops_arriving_is_answered_408() {
     let _w = watchdog();
     let cfg = Config {
         handshake_timeout: Duration::from_millis(200),
-        ..with_key("timeout")
+        ..with_key()
     };
     let server = TestServer::start(cfg);
     let mut c = Client::connect_raw(server.addr());
@@ -281,7 +274,7 @@ fn a_request_that_stops_arriving_is_answered_408() {
 #[test]
 fn a_body_sent_a_byte_at_a_time_holds_up_no_one() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("slow"));
+    let server = TestServer::start(with_key());
     let mut member = Client::connect_path(server.addr(), "/slow");
     let mut echo = Client::connect_path(server.addr(), "/echo");
     let mut slow = Client::connect_raw(server.addr());
@@ -310,7 +303,7 @@ fn the_metrics_port_takes_publishes_and_counts_them() {
     let _w = watchdog();
     let cfg = Config {
         metrics_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        ..with_key("metrics")
+        ..with_key()
     };
     let (server, addrs) = TestServer::start_all(cfg);
     let metrics = addrs[1];
@@ -337,7 +330,7 @@ fn the_metrics_port_takes_publishes_and_counts_them() {
 #[test]
 fn a_keep_alive_api_connection_is_closed_by_a_drain() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("drain"));
+    let server = TestServer::start(with_key());
     let mut c = Client::connect_raw(server.addr());
     let text = format!("{}Content-Type: text/plain\r\n", auth());
     c.send_raw(&post("/publish/x", &text, b"x"));
@@ -350,7 +343,7 @@ fn a_keep_alive_api_connection_is_closed_by_a_drain() {
 #[test]
 fn large_bodies_are_delivered_whole_by_length_or_chunked() {
     let _w = watchdog();
-    let server = TestServer::start(with_key("large"));
+    let server = TestServer::start(with_key());
     let mut member = Client::connect_path(server.addr(), "/big");
     let body = pattern(1 << 20, 7);
     let binary = format!("{}Content-Type: application/octet-stream\r\n", auth());
@@ -386,7 +379,7 @@ fn a_client_that_pipelines_and_never_reads_is_paused_not_buffered() {
     let cfg = Config {
         output_high_water: 64 << 10,
         output_low_water: 16 << 10,
-        ..with_key("paused")
+        ..with_key()
     };
     let server = TestServer::start(cfg);
     let addr = server.addr();

@@ -9,7 +9,6 @@ mod common;
 #[path = "../src/auth/mint.rs"]
 mod mint;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -27,22 +26,12 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A key file holding `bytes`, in a directory of this test process. Tests
-/// run in parallel and write the same names: each writes a file of its own
-/// and renames it into place, so no test ever reads a half-written key.
-fn key_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsd-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    let own = dir.join(format!("{name}.{:?}", std::thread::current().id()));
-    std::fs::write(&own, bytes).unwrap();
-    std::fs::rename(&own, &path).unwrap();
-    path
-}
-
-/// A server in `mode` that checks tokens with the HS256 `SECRET`.
+/// A server in `mode` that checks tokens with the HS256 `SECRET`. The
+/// slot reads the key file when it opens, so the file's directory goes
+/// once that is done.
 fn guarded(mode: Mode, policy: Policy) -> TestServer {
-    let path = key_file("secret", SECRET);
+    let files = Scratch::new();
+    let path = files.write("secret", SECRET);
     TestServer::start(Config {
         auth: AuthConfig {
             keys: Some(KeySlot::open(&[path]).unwrap()),

@@ -34,9 +34,8 @@ fn status(addr: std::net::SocketAddr, token: &str) -> u16 {
 #[test]
 fn sighup_rotates_keys_and_keeps_open_connections() {
     let _w = watchdog();
-    let dir = std::env::temp_dir().join(format!("wsd-auth-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("key");
+    let files = Scratch::new();
+    let key = files.dir.join("key");
     std::fs::write(&key, OLD).unwrap();
     let key_arg = key.to_str().unwrap();
     let mut wsd = WsdProcess::start(&[
@@ -83,9 +82,8 @@ fn sighup_rotates_keys_and_keeps_open_connections() {
 #[test]
 fn a_bad_key_file_at_start_is_one_line_naming_it_and_exit_2() {
     let _w = watchdog();
-    let dir = std::env::temp_dir().join(format!("wsd-auth-start-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("tiny");
+    let files = Scratch::new();
+    let key = files.dir.join("tiny");
     std::fs::write(&key, b"hunter2").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"))
         .args([

@@ -12,7 +12,6 @@ mod nats;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::tls::Scratch;
 use common::*;
 use nats::{cluster_of_two, wsd_node, NatsServer, Setup};
 

@@ -430,7 +430,7 @@ fn a_fresh_server_reports_zero_for_every_common_status_and_close_code() {
             0.0
         );
     }
-    for status in [400, 403, 405, 408, 426, 431, 503] {
+    for status in [400, 401, 403, 405, 408, 426, 429, 431, 503] {
         assert_eq!(
             metric(
                 &m,

@@ -4,8 +4,11 @@ mod common;
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use common::{corrupting_echo, fake_server, n, read_key, wsload};
+use common::{corrupting_echo, die_with_this_thread, fake_server, n, read_key, wsload, DEADLINE};
 
 /// A port with nothing listening: bound, then closed.
 fn dead_port() -> u16 {
@@ -20,6 +23,88 @@ fn a_refused_port_exits_non_zero_with_a_clear_message() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
     assert!(run.stderr.contains(&url), "{}", run.stderr);
+}
+
+#[test]
+fn a_run_with_no_connection_measures_no_window_and_no_busy_wsload() {
+    // Every connect refused: the threads end before the window opens.
+    // Timed anyway, that window was a few microseconds, and the CPU of the
+    // threads ending over it read as wsload saturated (28-97% per thread).
+    let url = format!("ws://127.0.0.1:{}/", dead_port());
+    let run = wsload(&[
+        "echo", "-c", "4", "-t", "2", "-d", "1s", "--json", "-", &url,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    let v = run.json();
+    assert_eq!(n(&v, &["connections", "opened"]), 0);
+    assert_eq!(v["window_s"].as_f64(), Some(0.0), "{v}");
+    assert_eq!(v["self"]["cpu_s"].as_f64(), Some(0.0), "{v}");
+    assert_eq!(v["self"]["saturated"], false, "{v}");
+}
+
+/// Runs wsload with `args` to its end and returns its own CPU time (from
+/// `wait4`, so no other child of this process counts) and its wall time.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, which std's wait would not let us measure"
+)]
+fn cpu_and_wall(args: &[&str]) -> (Duration, Duration) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsload"));
+    let child = die_with_this_thread(&mut cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wsload");
+    let pid = child.id() as libc::pid_t;
+    let began = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain old data that wait4 only writes.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: our own child's pid, valid pointers to a status and a rusage.
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        assert!(rc >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if rc == pid {
+            let tv = |t: libc::timeval| {
+                Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+            };
+            return (tv(ru.ru_utime) + tv(ru.ru_stime), began.elapsed());
+        }
+        if began.elapsed() > DEADLINE {
+            // SAFETY: a plain signal to our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above; reaps it after the kill.
+            unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+            panic!("wsload {args:?} still running after {DEADLINE:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn threads_waiting_on_connections_that_never_open_sleep() {
+    // TCP connects (the backlog takes it) but no 101 ever comes: every
+    // connection waits out its connect timeout in poll, not in a loop.
+    let (l, url) = silent_listener();
+    let (cpu, wall) = cpu_and_wall(&[
+        "echo",
+        "-c",
+        "8",
+        "-t",
+        "2",
+        "-d",
+        "1s",
+        "--connect-timeout",
+        "1500ms",
+        &url,
+    ]);
+    drop(l);
+    assert!(wall >= Duration::from_millis(1500), "{wall:?}");
+    // Generous: a busy loop would use a core per thread, near 200%.
+    let ratio = cpu.as_secs_f64() / wall.as_secs_f64();
+    assert!(ratio < 0.3, "wsload used {cpu:?} of CPU in {wall:?}");
 }
 
 #[test]

@@ -260,4 +260,6 @@ pub fn may_publish(
 #[cfg(test)]
 pub(crate) mod mint;
 #[cfg(test)]
+pub(crate) mod scratch;
+#[cfg(test)]
 mod tests;

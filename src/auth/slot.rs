@@ -108,18 +108,12 @@ impl KeySlot {
 mod tests {
     use super::*;
     use crate::auth::keys::KeyProblem;
-
-    fn temp(name: &str, bytes: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("wsd-slot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
+    use crate::auth::scratch::Dir;
 
     #[test]
     fn a_bad_reload_keeps_the_old_keys_and_a_good_one_replaces_them() {
-        let path = temp("a", &[b'a'; 32]);
+        let dir = Dir::new("slot");
+        let path = dir.file("a", &[b'a'; 32]);
         let slot = KeySlot::open(&[&path]).unwrap();
         assert_eq!(slot.keys().len(), 1);
         std::fs::write(&path, b"short").unwrap();

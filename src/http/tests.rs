@@ -526,6 +526,14 @@ fn metrics_of_a_fresh_server_report_the_common_keys_at_zero() {
             .collect();
         assert_eq!(keys, common, "{name}: the common keys, in order");
     }
+    // Access control's refusals have their series before the first one.
+    for status in ["401", "403", "429"] {
+        let labels = [("status", status)];
+        assert_eq!(
+            value_of(&samples, "wsd_handshake_failures_total", &labels),
+            0.0
+        );
+    }
     assert_eq!(
         value_of(&samples, "wsd_connections_accepted_total", &[]),
         0.0

@@ -25,7 +25,7 @@ pub struct Stats {
     /// Handshakes answered 101.
     pub handshakes: u64,
     /// Requests refused before they were upgraded or routed, by HTTP status
-    /// (400, 403, 405, 408, 426, 431, 503).
+    /// (400, 401, 403, 405, 408, 426, 429, 431, 503).
     pub handshake_failures: BTreeMap<u16, u64>,
     /// Plain HTTP requests answered, by status.
     pub http_responses: BTreeMap<u16, u64>,

@@ -19,11 +19,12 @@ mod client;
 mod frame;
 mod http;
 mod process;
+mod scratch;
 pub mod tls;
 
 // A binary that uses nothing of one part would warn of its re-export.
 #[allow(unused_imports)]
-pub use {client::*, frame::*, http::*, process::*};
+pub use {client::*, frame::*, http::*, process::*, scratch::*};
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

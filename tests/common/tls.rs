@@ -5,13 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::CertificateDer;
+
+use super::Scratch;
 
 /// A test certificate authority.
 pub struct TestCa {
@@ -90,48 +91,13 @@ pub fn client_config(cas: &[&TestCa]) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// A scratch directory, removed when dropped.
-pub struct Scratch {
-    pub dir: PathBuf,
-}
-
 impl Scratch {
-    /// A fresh, empty directory of this test process's own.
-    pub fn new() -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wsd-tls-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch { dir }
-    }
-
-    /// Writes `contents` to `name` in the directory; its path.
-    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.dir.join(name);
-        // Written beside and renamed, as a certificate renewal would, so a
-        // reader never sees half a file.
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, contents).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        path
-    }
-
     /// Writes a server certificate's chain and key: their paths.
     pub fn write_pair(&self, cert: &ServerCert) -> (PathBuf, PathBuf) {
         (
             self.write("cert.pem", &cert.chain_pem),
             self.write("key.pem", &cert.key_pem),
         )
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

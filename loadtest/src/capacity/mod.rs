@@ -52,8 +52,8 @@ impl Step {
         // unanswered messages say nothing about the server. Then p99: an
         // overloaded server also leaves replies unanswered when the grace
         // period ends, counted as errors, but its latency is the cause.
-        // No connection opened: the step measured nothing but the failure
-        // (wsload's threads may look busy then: they retry, they do not load).
+        // No connection opened: the step measured nothing but the failure,
+        // whatever its other figures say.
         let over = !h.is_empty() && u128::from(p99) > bound.as_nanos();
         let verdict = if s.stats.opened == 0 {
             Verdict::Errors

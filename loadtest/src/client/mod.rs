@@ -25,31 +25,30 @@
 //! kind that speaks HTTP instead ([`http`]): Open once TCP (and TLS) is
 //! up, requests out of the same output buffer, answers read into the same
 //! read buffer.
+//!
+//! The connection's state and its reads, writes and endings are here; each
+//! other job has a file: `connect` the non-blocking connect and the first
+//! writable edge, `handshake` the 101 read and checked, [`http`] the
+//! publish API's requests and answers.
 
+mod connect;
+mod handshake;
 mod http;
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
-use rustls::pki_types::ServerName;
+use mio::Registry;
 use rustls::ClientConnection;
-use socket2::{Domain, Protocol, Socket, Type};
-use wsd::proto::handshake::{client_key, parse_response, ResponseError};
-use wsd::proto::{Events, Inflate, Limits, MessageKind, Parsing, Role, Session, State};
+use wsd::proto::{Events, Inflate, Limits, MessageKind, Session, State};
 
 use crate::deflate::{seal, Deflate};
 use crate::stats::{ErrorKind, Wire};
-use crate::tls::{read_tls, write_tls, TlsConfig};
-use crate::upgrade::{ProtocolMismatch, Upgrade};
+use crate::tls::{read_tls, write_tls};
 
 /// A failure with its kind and a human-readable detail.
 pub type Failure = (ErrorKind, String);
-
-/// The largest handshake response head accepted.
-const MAX_RESPONSE_HEAD: usize = 16 << 10;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,72 +141,6 @@ pub fn io_failure(e: &io::Error) -> Failure {
 }
 
 impl Conn {
-    /// Starts a non-blocking connect to `addr`, from `source` if given,
-    /// with TLS if `tls` gives a config and the name the server's
-    /// certificate must have. `seed` seeds the session's masking keys and
-    /// the handshake nonce.
-    pub fn connect(
-        addr: SocketAddr,
-        source: Option<IpAddr>,
-        seed: u32,
-        tls: Option<(&TlsConfig, &str)>,
-    ) -> io::Result<Conn> {
-        let tls = match tls {
-            Some((config, name)) => {
-                let name = ServerName::try_from(name.to_string())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                let conn = ClientConnection::new(config.0.clone(), name)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                Some(Box::new(conn))
-            }
-            None => None,
-        };
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
-        socket.set_nodelay(true)?;
-        if let Some(ip) = source {
-            bind_no_port(&socket)?;
-            socket.bind(&SocketAddr::new(ip, 0).into())?;
-        }
-        match socket.connect(&addr.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let stream = TcpStream::from_std(std::net::TcpStream::from(socket));
-        let mut nonce = [0u8; 16];
-        for (i, chunk) in nonce.chunks_exact_mut(4).enumerate() {
-            let word = seed.rotate_left(8 * i as u32) ^ (0x9E37_79B9u32.wrapping_mul(i as u32 + 1));
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        Ok(Conn {
-            stream,
-            tls,
-            phase: Phase::Connecting,
-            key: client_key(nonce),
-            session: Session::with_seed(Role::Client, seed),
-            rbuf: Vec::new(),
-            rlen: 0,
-            out: Vec::new(),
-            wpos: 0,
-            deflate: None,
-            sealed_to: 0,
-            wire: Wire::default(),
-            started: Instant::now(),
-            closed_at: None,
-            api: false,
-        })
-    }
-
-    /// Registers for readable and writable edges.
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            &mut self.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
     /// Where the connection stands.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -247,85 +180,6 @@ impl Conn {
     pub fn protocol_error(&self) -> Option<&'static str> {
         self.session.error().map(|e| e.as_str())
     }
-
-    /// On the first writable edge: checks the connect worked and queues
-    /// the upgrade request for `path` on `host` (an API connection is
-    /// Open at once instead).
-    pub fn on_connected(&mut self, host: &str, path: &str, up: &Upgrade) -> Result<(), Failure> {
-        if let Some(e) = self.stream.take_error().map_err(|e| io_failure(&e))? {
-            return Err(io_failure(&e));
-        }
-        // Writable without an error can still mean "not yet": peer_addr
-        // answers NotConnected until the three-way handshake is done.
-        match self.stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-            Err(e) => return Err(io_failure(&e)),
-        }
-        if self.api {
-            // No upgrade: requests flow as soon as TCP (and TLS) is up.
-            self.phase = Phase::Open;
-            return Ok(());
-        }
-        up.write_request(&mut self.out, host, path, &self.key)
-            .map_err(|e| (ErrorKind::Io, e))?;
-        self.phase = Phase::Handshake;
-        Ok(())
-    }
-
-    /// Reads the handshake response, which must agree to what `up` asked
-    /// for. `Ok(true)` once the connection is Open (frames that followed
-    /// the head stay buffered for [`Conn::read_frames`]).
-    pub fn read_handshake(&mut self, up: &Upgrade) -> Result<bool, Failure> {
-        loop {
-            match self.read_some(MAX_RESPONSE_HEAD) {
-                Ok(Some((0, _))) => {
-                    return Err((
-                        ErrorKind::UnexpectedEof,
-                        "server closed during the handshake".into(),
-                    ))
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(false),
-                Err(e) => return Err(io_failure(&e)),
-            }
-            let head = &self.rbuf[..self.rlen];
-            match parse_response(head, &self.key) {
-                Ok(Parsing::Done { offset, .. }) => {
-                    if let Err(m) = up.check_response(&head[..offset]) {
-                        return Err(subprotocol_failure(m, up));
-                    }
-                    match up.check_extensions(&head[..offset]) {
-                        Ok(agreed) => self.deflate = agreed.map(|a| Box::new(Deflate::new(a))),
-                        Err(e) => return Err((ErrorKind::Extension, e.to_string())),
-                    }
-                    self.rbuf.copy_within(offset..self.rlen, 0);
-                    self.rlen -= offset;
-                    self.wire.frames_in += self.rlen as u64;
-                    self.sealed_to = self.out.len();
-                    self.phase = Phase::Open;
-                    return Ok(true);
-                }
-                Ok(Parsing::NeedMore(_)) if self.rlen < MAX_RESPONSE_HEAD => {}
-                Ok(Parsing::NeedMore(_)) => {
-                    return Err((
-                        ErrorKind::HandshakeMalformed,
-                        "handshake response head too large".into(),
-                    ))
-                }
-                Err(ResponseError::Status(code)) => {
-                    return Err((ErrorKind::HandshakeStatus(code), status_line(head)))
-                }
-                Err(ResponseError::BadAccept) => {
-                    return Err((ErrorKind::BadAccept, status_line(head)))
-                }
-                Err(ResponseError::Malformed) => {
-                    return Err((ErrorKind::HandshakeMalformed, status_line(head)))
-                }
-            }
-        }
-    }
-
     /// Feeds buffered and newly read bytes to the session until the socket
     /// would block, the session closes, or the stream ends. Complete
     /// messages go to `on_message` with the output buffer.
@@ -540,65 +394,5 @@ impl Conn {
         self.rlen = 0;
         self.wpos = 0;
         self.sealed_to = 0;
-    }
-}
-
-/// IP_BIND_ADDRESS_NO_PORT: with a source address bound, let connect()
-/// pick the port per destination, so each source address is good for a
-/// full ephemeral range towards each server port.
-fn bind_no_port(socket: &Socket) -> io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            std::ptr::addr_of!(one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn subprotocol_failure(m: ProtocolMismatch, up: &Upgrade) -> Failure {
-    let offered = up.protocols().join(", ");
-    let detail = match m {
-        ProtocolMismatch::NoneChosen => {
-            format!("the server chose no subprotocol of those offered ({offered})")
-        }
-        ProtocolMismatch::NotOffered(p) if offered.is_empty() => {
-            format!("the server chose subprotocol '{p}', and none was offered")
-        }
-        ProtocolMismatch::NotOffered(p) => {
-            format!("the server chose subprotocol '{p}', not one of those offered ({offered})")
-        }
-    };
-    (ErrorKind::Subprotocol, detail)
-}
-
-/// The first line of a response head, for error messages.
-fn status_line(head: &[u8]) -> String {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line.trim_ascii());
-    line.chars().take(200).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_lines_are_trimmed_and_bounded() {
-        assert_eq!(
-            status_line(b"HTTP/1.1 404 Not Found\r\nX: y\r\n\r\n"),
-            "HTTP/1.1 404 Not Found"
-        );
-        assert_eq!(status_line(&[b'x'; 1000]).len(), 200);
     }
 }

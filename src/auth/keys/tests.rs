@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::auth::mint::Signer;
+use crate::auth::scratch::Dir;
 use crate::auth::{verify, Policy, Refusal};
 
 const NOW: u64 = 1_700_000_000;
@@ -129,29 +130,6 @@ fn other_curves_and_kinds_of_pem_are_refused() {
             Some(KeyProblem::BadPem),
             "{bad}"
         );
-    }
-}
-
-/// A scratch directory for key files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("wsd-auth-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
