@@ -59,6 +59,8 @@ pub struct Snapshot<'a> {
     pub instance: &'a str,
     /// Certificate reloads so far: those that took, and those refused.
     pub tls_reloads: [u64; 2],
+    /// `--auth-key` file reloads so far: those that took, and those refused.
+    pub auth_reloads: [u64; 2],
     /// Connections held by each reactor (`--threads`), in order.
     pub reactors: &'a [usize],
     /// Broadcast batches that did not fit another reactor's mailbox.
@@ -292,15 +294,23 @@ fn write_metrics(w: &mut String, snap: &Snapshot<'_>) -> fmt::Result {
             reason.name()
         )?;
     }
-    family(
-        w,
-        "wsd_tls_reloads_total",
-        Kind::Counter,
-        "Certificate reloads (SIGHUP): ok, or error (bad files; the old pair stays).",
-    )?;
-    let [ok, error] = snap.tls_reloads;
-    writeln!(w, "wsd_tls_reloads_total{{result=\"ok\"}} {ok}")?;
-    writeln!(w, "wsd_tls_reloads_total{{result=\"error\"}} {error}")?;
+    let reloads = [
+        (
+            "wsd_tls_reloads_total",
+            "Certificate reloads (SIGHUP): ok, or error (bad files; the old pair stays).",
+            snap.tls_reloads,
+        ),
+        (
+            "wsd_auth_reloads_total",
+            "Auth key file reloads (SIGHUP): ok, or error (a bad file; the old keys stay).",
+            snap.auth_reloads,
+        ),
+    ];
+    for (name, help, [ok, error]) in reloads {
+        family(w, name, Kind::Counter, help)?;
+        writeln!(w, "{name}{{result=\"ok\"}} {ok}")?;
+        writeln!(w, "{name}{{result=\"error\"}} {error}")?;
+    }
     stats.write_auth_metrics(w)?;
     stats.api.write_metrics(w)?;
     w.write_str(snap.extra)

@@ -75,6 +75,13 @@ fn sighup_rotates_keys_and_keeps_open_connections() {
     assert_eq!(status(addr, &token(NEW)), 101);
     open.assert_echo("still open");
     open.close();
+    let metrics = String::from_utf8(http_get(addr, "/metrics").body).unwrap();
+    for line in [
+        "wsd_auth_reloads_total{result=\"ok\"} 1",
+        "wsd_auth_reloads_total{result=\"error\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
     wsd.signal("TERM");
     wsd.wait_exit(Duration::from_secs(10));
 }

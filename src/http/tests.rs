@@ -13,6 +13,7 @@ fn snapshot(stats: &Stats, draining: bool) -> Snapshot<'_> {
         draining,
         instance: "node \"7\"",
         tls_reloads: [132, 133],
+        auth_reloads: [134, 135],
         reactors: &[2, 1],
         handoff_drops: 0,
         extra: "",
@@ -453,6 +454,8 @@ fn metrics_are_prometheus_text() {
         ),
         ("wsd_tls_reloads_total", &[("result", "ok")], 132.0),
         ("wsd_tls_reloads_total", &[("result", "error")], 133.0),
+        ("wsd_auth_reloads_total", &[("result", "ok")], 134.0),
+        ("wsd_auth_reloads_total", &[("result", "error")], 135.0),
         (
             "wsd_build_info",
             &[

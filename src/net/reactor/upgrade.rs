@@ -249,6 +249,7 @@ pub(super) fn handshake(
                         slot.reloads(ReloadResult::Error),
                     ]
                 }),
+                auth_reloads: cfg.auth.keys.as_ref().map_or([0, 0], KeySlot::reloads),
                 reactors: &reactors,
                 handoff_drops: ctx.cluster.handoff_drops(),
                 extra: &bus_metrics,
