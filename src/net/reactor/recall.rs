@@ -222,15 +222,15 @@ impl Server {
             }
         }
         if let Some(log) = self.recall.logs.get(&p.room) {
-            for (offset, range) in &log.entries {
-                if *offset != Offset::ZERO && *offset <= mark {
-                    continue;
+            let (owed, last, _) = unseen(log.entries.iter().map(|(o, _)| *o), mark);
+            for i in owed {
+                if let Some((offset, range)) = log.entries.get(i) {
+                    let frame = log.bytes.get(range.clone()).unwrap_or_default();
+                    push_frame(&mut out, frame, *offset, p.framed);
+                    sent += 1;
                 }
-                let frame = log.bytes.get(range.clone()).unwrap_or_default();
-                push_frame(&mut out, frame, *offset, p.framed);
-                mark = mark.max(*offset);
-                sent += 1;
             }
+            mark = last;
         }
         self.report.stats.messages_out += sent;
         if !out.is_empty() {
@@ -265,18 +265,18 @@ impl Server {
         let id = conn.id(key);
         let skip_own = !self.cfg.broadcast_to_sender;
         let mut out = Vec::new();
-        let mut passed = false;
         let mut sent = 0u64;
-        for (i, (sender, range)) in frames.iter().enumerate() {
-            let offset = offsets.get(i).copied().unwrap_or(Offset::ZERO);
-            if offset != Offset::ZERO && offset <= mark {
+        let each = (0..frames.len()).map(|i| offsets.get(i).copied().unwrap_or(Offset::ZERO));
+        let (owed, _, passed) = unseen(each, mark);
+        for i in owed {
+            let Some((sender, range)) = frames.get(i) else {
                 continue;
-            }
-            passed |= offset != Offset::ZERO;
+            };
             if skip_own && *sender == id {
                 continue;
             }
             let frame = bytes.get(range.clone()).unwrap_or_default();
+            let offset = offsets.get(i).copied().unwrap_or(Offset::ZERO);
             push_frame(&mut out, frame, offset, framed);
             sent += 1;
         }
@@ -300,5 +300,49 @@ fn push_frame(out: &mut Vec<u8>, frame: &[u8], offset: Offset, framed: bool) {
     }
     if let Some((kind, at)) = wire::split(frame) {
         wire::write_framed(out, kind, offset, frame.get(at..).unwrap_or_default());
+    }
+}
+
+/// Which of a run of messages (their `offsets`, in order) a member whose
+/// last offset is `mark` has not had: those past the mark, and those not
+/// recorded ([`Offset::ZERO`], never in a replay). Returns their indexes,
+/// the member's mark after them, and whether a recorded one past the mark
+/// came (from then on the live stream only brings new ones).
+fn unseen(offsets: impl Iterator<Item = Offset>, mark: Offset) -> (Vec<usize>, Offset, bool) {
+    let (mut owed, mut last, mut passed) = (Vec::new(), mark, false);
+    for (i, offset) in offsets.enumerate() {
+        if offset == Offset::ZERO {
+            owed.push(i);
+        } else if offset > mark {
+            owed.push(i);
+            last = last.max(offset);
+            passed = true;
+        }
+    }
+    (owed, last, passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(ms: u64) -> Offset {
+        Offset { ms, seq: 0 }
+    }
+
+    #[test]
+    fn a_member_gets_what_came_after_its_mark_and_what_was_not_recorded() {
+        let run = [o(1), o(2), Offset::ZERO, o(3), o(4)];
+        // Replayed up to 2: 1 and 2 again would be duplicates.
+        assert_eq!(unseen(run.into_iter(), o(2)), (vec![2, 3, 4], o(4), true));
+        // Nothing replayed (the read failed): everything.
+        assert_eq!(
+            unseen(run.into_iter(), Offset::ZERO),
+            (vec![0, 1, 2, 3, 4], o(4), true)
+        );
+        // A lagging live stream: all of it was in the replay, but the
+        // unrecorded one; still catching up.
+        assert_eq!(unseen(run.into_iter(), o(9)), (vec![2], o(9), false));
+        assert_eq!(unseen(std::iter::empty(), o(9)), (vec![], o(9), false));
     }
 }
