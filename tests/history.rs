@@ -262,13 +262,9 @@ fn history_goes_with_the_process_and_the_epoch_says_so() {
     assert_ne!(st["epoch"].as_u64().unwrap(), epoch);
 }
 
-/// A key file for the publish API.
-fn key_file() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsd-history-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("key");
-    std::fs::write(&path, format!("{KEY}\n")).unwrap();
-    path
+/// A key file for the publish API, in `files` (removed with it).
+fn key_file(files: &Scratch) -> PathBuf {
+    files.write("key", format!("{KEY}\n"))
 }
 
 /// The value of metric `name` in `/metrics`.
@@ -284,9 +280,10 @@ fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
 #[test]
 fn the_memory_cap_holds_under_a_flood_of_rooms_and_drops_the_oldest() {
     let _w = watchdog();
+    let files = Scratch::new();
     let cap = 256 << 10;
     let cfg = Config {
-        api_keys: Some(ApiKeySlot::open(&[key_file()]).unwrap()),
+        api_keys: Some(ApiKeySlot::open(&[key_file(&files)]).unwrap()),
         ..keeping(100, cap)
     };
     let server = TestServer::start(cfg);

@@ -282,3 +282,30 @@ fn with_exclude_sender_a_member_does_not_get_its_own_recorded_message_back() {
         ("mine".into(), "yours".into())
     );
 }
+
+#[test]
+fn a_backends_publish_to_a_room_nobody_is_in_is_in_every_nodes_history() {
+    let _w = watchdog();
+    let redis = RedisServer::start();
+    let files = Scratch::new();
+    let key = files.write("key", "history-nodes-api-key-0123456789");
+    let key = key.to_str().unwrap();
+    let a = wsd_node(&redis.url(), &["--history", "10", "--api-key", key]);
+    let b = node(&redis.url(), "10");
+    let (a_addr, b_addr) = (up(&a), up(&b));
+    let body = b"from a backend";
+    let mut req = format!(
+        "POST /publish/empty HTTP/1.1\r\nHost: wsd\r\nAuthorization: Bearer history-nodes-api-key-0123456789\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let mut api = Client::connect_raw(a_addr);
+    api.send_raw(&req);
+    assert_eq!(api.read_http_response().status, 200);
+    wait_metric(a_addr, "wsd_bus_history_appended_total", |v| v == 1.0);
+    let mut late = framed(b_addr, "/empty?rewind=5");
+    assert_eq!(status(&mut late)["replayed"], 1);
+    assert_eq!(offset_and_text(&mut late).1, "from a backend");
+}
