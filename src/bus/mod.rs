@@ -46,6 +46,7 @@ use crate::history::{Ask, Offset};
 use crate::proto::MessageKind;
 use crate::stats::{prometheus, Kind};
 
+mod clash;
 pub mod envelope;
 mod link;
 pub mod nats;

@@ -32,6 +32,7 @@ use log::{debug, info, warn};
 use mio::event::Event;
 use mio::{Registry, Token};
 
+use super::clash::ClashWarning;
 use super::envelope::{self, Instance, MAX_HEADER};
 use super::link::{Expect, Link, State};
 use super::recorder::Recorder;
@@ -102,8 +103,8 @@ pub struct RedisBus {
     /// failures are logged at debug, not once per attempt.
     outage_logged: bool,
     ever_up: bool,
-    /// When a clash was last warned about, and the count then.
-    clash_warned: Option<(Instant, u64)>,
+    /// Warns about node-id clashes.
+    clash: ClashWarning,
 }
 
 impl RedisBus {
@@ -154,7 +155,7 @@ impl RedisBus {
             now: Instant::now(),
             outage_logged: false,
             ever_up: false,
-            clash_warned: None,
+            clash: ClashWarning::default(),
             cfg,
         })
     }

@@ -1,10 +1,6 @@
 //! The subscribe connection's upkeep: subscription changes, and warnings
 //! about a shared node id.
 
-use std::time::Duration;
-
-use log::warn;
-
 use super::super::envelope::RAW;
 use super::super::link::Expect;
 use super::super::replies::CHANNELS_PER_ROOM;
@@ -13,9 +9,6 @@ use super::RedisBus;
 
 /// Rooms named in one SUBSCRIBE or UNSUBSCRIBE: two channels each.
 const ROOMS_PER_COMMAND: usize = 128;
-
-/// The least time between two warnings about a node-id clash.
-const CLASH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 impl RedisBus {
     /// Sends the subscription changes since the last flush.
@@ -56,24 +49,9 @@ impl RedisBus {
         }
     }
 
-    /// Warns about a node-id clash, at most once a minute: another process
-    /// publishes with our id, so each of us would have taken the other's
-    /// messages for its own echo, had the envelopes no instance token.
+    /// Warns about a node-id clash, at most once a minute.
     pub(super) fn warn_clash(&mut self) {
-        let count = self.stats.clash;
-        let due = match self.clash_warned {
-            None => count > 0,
-            Some((at, then)) => {
-                count > then && self.now.saturating_duration_since(at) >= CLASH_WARNING_EVERY
-            }
-        };
-        if due {
-            let new = count - self.clash_warned.map_or(0, |(_, then)| then);
-            warn!(
-                "redis bus: another wsd process publishes with this node's id '{}' ({new} messages since the last warning): node ids must be unique; give each process its own --node-id. Its messages are delivered meanwhile.",
-                self.cfg.node_id
-            );
-            self.clash_warned = Some((self.now, count));
-        }
+        let (count, now) = (self.stats.clash, self.now);
+        self.clash.check("redis", &self.cfg.node_id, count, now);
     }
 }

@@ -25,21 +25,23 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::{debug, info, warn};
 use mio::event::Event;
 use mio::{Registry, Token};
 
-use super::codec::{self, Op};
-use super::inbound::{on_message, Inbound};
+use super::codec;
 use super::info::{ServerInfo, DEFAULT_MAX_PAYLOAD};
 use super::subject::{self, RAW};
 use super::url::{Credentials, NatsConfig};
+use crate::bus::clash::ClashWarning;
 use crate::bus::envelope::{self, Instance, MAX_HEADER};
 use crate::bus::link::{Link, ReadEnd, State};
 use crate::bus::{Bus, BusStats, Delivery, DropReason};
-use crate::proto::{MessageKind, Parsing};
+use crate::proto::MessageKind;
+
+mod ops;
 
 /// The longest subject published or subscribed to: a control line of the
 /// server (`max_control_line`, 4 KiB by default) holds it and a number.
@@ -51,9 +53,6 @@ const SLACK: usize = 128 << 10;
 
 /// Read rounds per `take_inbound`, on top of `on_event`'s.
 const READ_ROUNDS: usize = 8;
-
-/// The least time between two warnings about a node-id clash.
-const CLASH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// A `PING` of ours awaiting its `PONG`, and what the `PONG` confirms.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +108,8 @@ pub struct NatsBus {
     now: Instant,
     outage_logged: bool,
     ever_up: bool,
-    clash_warned: Option<(Instant, u64)>,
+    /// Warns about node-id clashes.
+    clash: ClashWarning,
 }
 
 impl NatsBus {
@@ -149,7 +149,7 @@ impl NatsBus {
             now: Instant::now(),
             outage_logged: false,
             ever_up: false,
-            clash_warned: None,
+            clash: ClashWarning::default(),
             cfg,
         })
     }
@@ -295,144 +295,10 @@ impl NatsBus {
         self.subs_changed = false;
     }
 
-    /// Handles what the connection has buffered, lending message payloads
-    /// to `deliver`, until more input is needed or a fault (which marks
-    /// the connection broken for the next flush to reset).
-    fn handle_ops(&mut self, deliver: &mut dyn FnMut(&str, MessageKind, &[u8])) {
-        loop {
-            if self.link.skipping() {
-                return;
-            }
-            let NatsBus {
-                link,
-                stats,
-                sids,
-                rooms,
-                cfg,
-                instance,
-                max_message,
-                limits,
-                ..
-            } = self;
-            let fault = match codec::decode(link.inbuf.filled(), limits) {
-                Ok(Parsing::NeedMore(_)) => return,
-                Err(e) => format!("bad input from the server: {e}"),
-                Ok(Parsing::Done { value, offset }) => match value {
-                    Op::Msg(head, payload) => {
-                        let ctx = Inbound {
-                            sids,
-                            rooms,
-                            node: cfg.node_id.as_bytes(),
-                            instance,
-                            max_message: *max_message,
-                        };
-                        on_message(&ctx, stats, head, payload, deliver);
-                        link.inbuf.consume(offset);
-                        continue;
-                    }
-                    Op::Oversized(_, skip) => {
-                        // A backend's publish over --max-message: dropped,
-                        // and the connection stays.
-                        self.stats.count_drop(DropReason::TooLarge);
-                        self.link.skip_after(offset, skip);
-                        continue;
-                    }
-                    Op::Ping => {
-                        codec::write_pong(self.link.out());
-                        self.link.inbuf.consume(offset);
-                        continue;
-                    }
-                    Op::Ok => {
-                        self.link.inbuf.consume(offset);
-                        continue;
-                    }
-                    Op::Info(json) => {
-                        let json = json.to_vec();
-                        self.link.inbuf.consume(offset);
-                        match self.on_info(&json) {
-                            Ok(()) => continue,
-                            Err(why) => why,
-                        }
-                    }
-                    Op::Pong => {
-                        self.link.inbuf.consume(offset);
-                        match self.on_pong() {
-                            Ok(()) => continue,
-                            Err(why) => why.to_string(),
-                        }
-                    }
-                    Op::Err(text) => {
-                        let text = show(text);
-                        self.link.inbuf.consume(offset);
-                        // The server keeps the connection after refusing
-                        // one subject to this user.
-                        if text.starts_with("Permissions Violation") {
-                            if !self.denied_warned {
-                                warn!("nats bus: the server refuses: {text}");
-                                self.denied_warned = true;
-                            }
-                            continue;
-                        }
-                        format!("the server said -ERR '{text}'")
-                    }
-                },
-            };
-            self.link.broken = Some(fault);
-            self.link.inbuf.consume(usize::MAX);
-            return;
-        }
-    }
-
-    /// Sends the subscription changes since the last flush.
-    fn send_subscriptions(&mut self) {
-        for room in std::mem::take(&mut self.dirty) {
-            let want = self.rooms.contains(&room);
-            if want && !self.told.contains_key(&room) {
-                let sid = self.next_sid;
-                for (raw, id) in [(false, sid), (true, sid + 1)] {
-                    write_subject(&mut self.subject, &self.cfg.prefix, raw, &room);
-                    if self.subject.len() > MAX_SUBJECT {
-                        debug!("nats bus: a room's name is too long for a subject: not subscribed");
-                        break;
-                    }
-                    codec::write_sub(self.link.out(), &self.subject, id);
-                }
-                if self.subject.len() > MAX_SUBJECT {
-                    continue;
-                }
-                self.next_sid += 2;
-                self.sids.insert(sid, room.clone());
-                self.told.insert(room, sid);
-                self.subs_changed = true;
-            } else if !want {
-                if let Some(sid) = self.told.remove(&room) {
-                    self.sids.remove(&sid);
-                    let out = self.link.out();
-                    codec::write_unsub(out, sid);
-                    codec::write_unsub(out, sid + 1);
-                    self.subs_changed = true;
-                }
-            }
-        }
-    }
-
     /// Warns about a node-id clash, at most once a minute.
     fn warn_clash(&mut self) {
-        let count = self.stats.clash;
-        let due = match self.clash_warned {
-            None => count > 0,
-            Some((at, then)) => {
-                count > then && self.now.saturating_duration_since(at) >= CLASH_WARNING_EVERY
-            }
-        };
-        if due {
-            let new = count - self.clash_warned.map_or(0, |(_, then)| then);
-            warn!(
-                "nats bus: another wsd process publishes with this node's id '{}' ({new} messages since the last warning): node ids must be unique; give each process its own --node-id. Its messages are delivered meanwhile.",
-                self.cfg.node_id
-            );
-            self.clash_warned = Some((self.now, count));
-        }
+        let (count, now) = (self.stats.clash, self.now);
+        self.clash.check("nats", &self.cfg.node_id, count, now);
     }
 
     fn ping_deadline(&self) -> Option<Instant> {
