@@ -309,3 +309,37 @@ fn a_backends_publish_to_a_room_nobody_is_in_is_in_every_nodes_history() {
     assert_eq!(status(&mut late)["replayed"], 1);
     assert_eq!(offset_and_text(&mut late).1, "from a backend");
 }
+
+#[test]
+fn many_joiners_at_once_each_get_the_rewind_then_live_messages() {
+    let _w = watchdog();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "10");
+    let a_addr = up(&a);
+    let mut publisher = Client::connect_path(a_addr, "/crowd");
+    wait_metric(a_addr, "wsd_bus_subscriptions", |v| v == 1.0);
+    say(&mut publisher, &["m0", "m1", "m2", "m3"]);
+    // Upgrades sent back to back: joins of one turn share one read.
+    let mut plain: Vec<Client> = (0..30)
+        .map(|_| Client::connect_path(a_addr, "/crowd?rewind=3"))
+        .collect();
+    let mut offsets: Vec<Client> = (0..10).map(|_| framed(a_addr, "/crowd?rewind=3")).collect();
+    say(&mut publisher, &["live"]);
+    for c in &mut plain {
+        for want in ["m1", "m2", "m3", "live"] {
+            assert_eq!(c.recv_text(), want);
+        }
+    }
+    let mut seen = None;
+    for c in &mut offsets {
+        assert_eq!(status(c)["replayed"], 3);
+        let got = framed_messages(c, 4);
+        assert_eq!(got[3].1, "live");
+        assert_eq!(
+            *seen.get_or_insert_with(|| got.clone()),
+            got,
+            "the same offsets"
+        );
+    }
+    wait_metric(a_addr, "wsd_history_rewinds_total", |v| v == 40.0);
+}

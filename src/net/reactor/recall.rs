@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::Server;
 use crate::history::remote::{self, Answer};
-use crate::history::{unix_ms, wire, Ask, Offset, Outcome};
+use crate::history::{unix_ms, wire, Ask, Offset, Outcome, ResetReason};
 use crate::hub::CATCHING;
 use crate::id::ConnId;
 use crate::net::buffer::{Frames, SharedBytes};
@@ -33,14 +33,25 @@ pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// live at once, told their history is unavailable.
 pub(super) const LOG_LIMIT: usize = 16 << 20;
 
-/// A join waiting for its read.
+/// A read in flight, and the joins waiting for it: several that ask the
+/// same of a room (the last N, or nothing: a load balancer's restart
+/// brings hundreds at once) share one read and one encoded replay.
 #[derive(Debug)]
 struct Pending {
-    conn: ConnId,
     room: u32,
     ask: Ask,
-    framed: bool,
     deadline: Instant,
+    /// Each join's connection, and whether it speaks `wsd.offsets`.
+    joins: Vec<(ConnId, bool)>,
+}
+
+impl Pending {
+    /// Whether a join asking `ask` of `room` can take this read's answer:
+    /// one that asks nothing or the same count of past messages (whatever
+    /// came between the read and the join is in the room's log).
+    fn fits(&self, room: u32, ask: Ask) -> bool {
+        self.room == room && self.ask == ask && matches!(ask, Ask::Live | Ask::Last(_))
+    }
 }
 
 /// A room's live messages held for its members waiting for their read:
@@ -113,16 +124,19 @@ impl Server {
             let Some(conn) = self.conns.get(w.key) else {
                 continue;
             };
-            let conn = conn.id(w.key);
+            let join = (conn.id(w.key), w.framed);
             let recall = &mut self.recall;
+            if let Some(p) = recall.pending.values_mut().find(|p| p.fits(w.room, w.ask)) {
+                p.joins.push(join);
+                continue;
+            }
             recall.next += 1;
             let id = recall.next;
             let pending = Pending {
-                conn,
                 room: w.room,
                 ask: w.ask,
-                framed: w.framed,
                 deadline: self.clock.now + READ_TIMEOUT,
+                joins: vec![join],
             };
             let name = self.hub.name(w.room).unwrap_or_default();
             if self.link.read_history(name, w.ask, now_ms, id) {
@@ -178,69 +192,86 @@ impl Server {
         self.recall.logs.remove(&room);
     }
 
-    /// Sends a held member what it is owed: the status (`wsd.offsets`), the
-    /// replay `answer` selects for its ask (none if `None`), and what its
-    /// room's log holds after that; then it catches up.
+    /// Sends the members held for read `p` what they are owed: the status
+    /// (`wsd.offsets`), the replay `answer` selects for their ask (none if
+    /// `None`), and what their room's log holds after that, encoded once
+    /// for all of them; then they catch up.
     fn answer(&mut self, p: &Pending, answer: Option<Answer>) {
-        let Some(conn) = self.conns.get_mut(p.conn.key) else {
-            return;
-        };
-        if conn.gen != p.conn.gen || conn.phase != Phase::Open {
-            return;
-        }
-        let Some(seat) = conn.seat.filter(|s| s.room == p.room) else {
-            return;
-        };
         let (recovery, owed) = match &answer {
             Some(a) => remote::resolve(p.ask, a),
             None => (remote::unavailable(), 0),
         };
-        let stats = self.hub.recall_stats();
-        match recovery.outcome {
-            Outcome::Live => {}
-            Outcome::Rewound(_) => stats.rewinds += 1,
-            Outcome::Resumed(_) => stats.resumes += 1,
-            Outcome::Reset(crate::history::ResetReason::Unavailable) => stats.unavailable += 1,
-            Outcome::Reset(_) => stats.resets += 1,
-        }
-        let mut out = Vec::new();
-        if p.framed {
-            wire::write_status(&mut out, &recovery);
-        }
-        let mut mark = recovery.last;
-        let mut sent = 0u64;
-        if let Some(a) = &answer {
-            let from = a.entries.len().saturating_sub(owed);
-            for e in a.entries.get(from..).unwrap_or_default() {
-                if p.framed {
-                    wire::write_framed(&mut out, e.kind, e.offset, &e.payload);
-                } else {
-                    write_message(&mut out, e.kind, &e.payload);
-                }
-                mark = mark.max(e.offset);
-                sent += 1;
+        let from = answer
+            .as_ref()
+            .map_or(0, |a| a.entries.len().saturating_sub(owed));
+        let replay = answer
+            .as_ref()
+            .and_then(|a| a.entries.get(from..))
+            .unwrap_or_default();
+        let mark = replay.iter().fold(recovery.last, |m, e| m.max(e.offset));
+        // Lent out while the members are written to, then put back for
+        // the other reads of the room still out.
+        let taken = self.recall.logs.remove(&p.room);
+        let log = taken.as_ref();
+        let (owed_log, mark, _) = unseen(
+            log.iter().flat_map(|l| l.entries.iter().map(|(o, _)| *o)),
+            mark,
+        );
+        let sent = (replay.len() + owed_log.len()) as u64;
+        // The bytes for plain members and for wsd.offsets ones, each made
+        // once, when the first such member needs them.
+        let mut encoded: [Option<Frames>; 2] = [None, None];
+        for &(conn_id, framed) in &p.joins {
+            let Some(conn) = self.conns.get_mut(conn_id.key) else {
+                continue;
+            };
+            if conn.gen != conn_id.gen || conn.phase != Phase::Open {
+                continue;
             }
-        }
-        if let Some(log) = self.recall.logs.get(&p.room) {
-            let (owed, last, _) = unseen(log.entries.iter().map(|(o, _)| *o), mark);
-            for i in owed {
-                if let Some((offset, range)) = log.entries.get(i) {
-                    let frame = log.bytes.get(range.clone()).unwrap_or_default();
-                    push_frame(&mut out, frame, *offset, p.framed);
-                    sent += 1;
+            let Some(seat) = conn.seat.filter(|s| s.room == p.room) else {
+                continue;
+            };
+            let bytes = encoded[usize::from(framed)].get_or_insert_with(|| {
+                let mut out = Vec::new();
+                if framed {
+                    wire::write_status(&mut out, &recovery);
                 }
+                for e in replay {
+                    if framed {
+                        wire::write_framed(&mut out, e.kind, e.offset, &e.payload);
+                    } else {
+                        write_message(&mut out, e.kind, &e.payload);
+                    }
+                }
+                for &i in &owed_log {
+                    if let Some((offset, range)) = log.and_then(|l| l.entries.get(i)) {
+                        let frame = log.and_then(|l| l.bytes.get(range.clone()));
+                        push_frame(&mut out, frame.unwrap_or_default(), *offset, framed);
+                    }
+                }
+                Frames::Local(Rc::new(out))
+            });
+            let len = bytes.bytes().len();
+            if len > 0 {
+                let q = conn.out.get_or_insert_with(Default::default);
+                q.push_shared(SharedBytes::new(bytes.clone(), 0..len));
             }
-            mark = last;
+            let stats = self.hub.recall_stats();
+            match recovery.outcome {
+                Outcome::Live => {}
+                Outcome::Rewound(_) => stats.rewinds += 1,
+                Outcome::Resumed(_) => stats.resumes += 1,
+                Outcome::Reset(ResetReason::Unavailable) => stats.unavailable += 1,
+                Outcome::Reset(_) => stats.resets += 1,
+            }
+            self.report.stats.messages_out += sent;
+            self.hub.set_held(seat, CATCHING);
+            self.recall.marks.insert(conn_id.key, mark);
+            self.write_out(conn_id.key, false);
         }
-        self.report.stats.messages_out += sent;
-        if !out.is_empty() {
-            let q = conn.out.get_or_insert_with(Default::default);
-            let len = out.len();
-            q.push_shared(SharedBytes::new(Frames::Local(Rc::new(out)), 0..len));
+        if let Some(log) = taken {
+            self.recall.logs.insert(p.room, log);
         }
-        self.hub.set_held(seat, CATCHING);
-        self.recall.marks.insert(p.conn.key, mark);
-        self.write_out(p.conn.key, false);
     }
 
     /// Delivers to a member catching up the frames of a batch it has not
