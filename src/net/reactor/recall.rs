@@ -220,7 +220,7 @@ impl Server {
         let sent = (replay.len() + owed_log.len()) as u64;
         // The bytes for plain members and for wsd.offsets ones, each made
         // once, when the first such member needs them.
-        let mut encoded: [Option<Frames>; 2] = [None, None];
+        let (mut for_plain, mut for_framed): (Option<Frames>, Option<Frames>) = (None, None);
         for &(conn_id, framed) in &p.joins {
             let Some(conn) = self.conns.get_mut(conn_id.key) else {
                 continue;
@@ -231,7 +231,12 @@ impl Server {
             let Some(seat) = conn.seat.filter(|s| s.room == p.room) else {
                 continue;
             };
-            let bytes = encoded[usize::from(framed)].get_or_insert_with(|| {
+            let slot = if framed {
+                &mut for_framed
+            } else {
+                &mut for_plain
+            };
+            let bytes = slot.get_or_insert_with(|| {
                 let mut out = Vec::new();
                 if framed {
                     wire::write_status(&mut out, &recovery);
