@@ -343,3 +343,29 @@ fn many_joiners_at_once_each_get_the_rewind_then_live_messages() {
     }
     wait_metric(a_addr, "wsd_history_rewinds_total", |v| v == 40.0);
 }
+
+#[test]
+fn a_read_in_flight_for_a_room_that_emptied_never_reaches_the_next_room() {
+    let _w = watchdog();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "10");
+    let a_addr = up(&a);
+    let mut publisher = Client::connect_path(a_addr, "/secret");
+    wait_metric(a_addr, "wsd_bus_subscriptions", |v| v == 1.0);
+    say(&mut publisher, &["s0", "s1"]);
+    drop(publisher);
+    wait_metric(a_addr, "wsd_rooms", |v| v == 0.0);
+    // A read for /secret goes out and is not answered yet...
+    redis.pause();
+    let gone = Client::connect_path(a_addr, "/secret?rewind=5");
+    wait_metric(a_addr, "wsd_rooms", |v| v == 1.0);
+    // ...its joiner leaves, and /open takes the room's place.
+    drop(gone);
+    wait_metric(a_addr, "wsd_rooms", |v| v == 0.0);
+    let mut next = Client::connect_path(a_addr, "/open?rewind=5");
+    wait_metric(a_addr, "wsd_rooms", |v| v == 1.0);
+    redis.resume();
+    let mut writer = Client::connect_path(a_addr, "/open");
+    writer.send_text("o0");
+    assert_eq!(next.recv_text(), "o0", "nothing of /secret");
+}

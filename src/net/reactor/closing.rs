@@ -191,6 +191,12 @@ impl Server {
             if let Some(m) = left.moved.and_then(|moved| self.conns.get_mut(moved)) {
                 m.seat = Some(seat);
             }
+            if left.emptied.is_some() {
+                // Its id may name another room next: nothing of this one
+                // may reach that one's joiners.
+                self.recall.forget_room(seat.room);
+            }
+            self.recall.caught_up(key);
             let bus_on = self.cfg.bus_on();
             self.link.room_closed(left, &self.peers, bus_on);
         }

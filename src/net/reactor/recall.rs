@@ -108,6 +108,13 @@ impl Recall {
     pub(super) fn caught_up(&mut self, key: usize) {
         self.marks.remove(&key);
     }
+
+    /// Room `room` emptied: its reads' answers and its log go (their
+    /// joins have all left), before the id names another room.
+    pub(super) fn forget_room(&mut self, room: u32) {
+        self.pending.retain(|_, p| p.room != room);
+        self.logs.remove(&room);
+    }
 }
 
 impl Server {
