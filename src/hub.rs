@@ -110,7 +110,7 @@ pub struct Hub {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiter {
     /// The member's connection.
-    pub key: usize,
+    pub conn: ConnId,
     /// Its room.
     pub room: u32,
     /// What it asked of the history.
@@ -265,12 +265,12 @@ impl Hub {
         room.held_count = room.held_count + usize::from(is) - usize::from(was);
     }
 
-    /// Holds the member in `seat` (connection `key`) until its room's
+    /// Holds the member in `seat` (connection `conn`) until its room's
     /// history, read for `ask`, is sent ([`Hub::take_waiters`]).
-    pub fn hold(&mut self, seat: Seat, key: usize, ask: Ask, framed: bool) {
+    pub fn hold(&mut self, seat: Seat, conn: ConnId, ask: Ask, framed: bool) {
         self.set_held(seat, HELD);
         self.waiters.push(Waiter {
-            key,
+            conn,
             room: seat.room,
             ask,
             framed,
@@ -509,11 +509,11 @@ mod tests {
         let a = hub.join("/r", 10, true).seat;
         let b = hub.join("/r", 11, false).seat;
         assert!(!hub.has_held(a.room));
-        hub.hold(a, 10, Ask::Last(3), true);
+        hub.hold(a, ConnId { key: 10, gen: 1 }, Ask::Last(3), true);
         assert!(hub.has_held(a.room));
         assert_eq!(hub.flags(a.room, 0), FRAMED | HELD);
         let w = hub.take_waiters();
-        assert_eq!((w.len(), w[0].key, w[0].ask), (1, 10, Ask::Last(3)));
+        assert_eq!((w.len(), w[0].conn.key, w[0].ask), (1, 10, Ask::Last(3)));
         assert!(hub.take_waiters().is_empty());
         hub.set_held(a, CATCHING);
         assert_eq!(hub.flags(a.room, 0), FRAMED | CATCHING);

@@ -128,10 +128,15 @@ impl Server {
         }
         let now_ms = unix_ms();
         for w in waiters {
-            let Some(conn) = self.conns.get(w.key) else {
+            // Still the member that joined, in the room it joined.
+            let here = self
+                .conns
+                .get(w.conn.key)
+                .is_some_and(|c| c.gen == w.conn.gen && c.seat.is_some_and(|s| s.room == w.room));
+            if !here {
                 continue;
-            };
-            let join = (conn.id(w.key), w.framed);
+            }
+            let join = (w.conn, w.framed);
             let recall = &mut self.recall;
             if let Some(p) = recall.pending.values_mut().find(|p| p.fits(w.room, w.ask)) {
                 p.joins.push(join);

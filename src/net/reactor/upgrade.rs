@@ -351,7 +351,7 @@ pub(super) fn handshake(
             replay(sink, cfg, room, ask, framed);
         } else if ask != Ask::Live || framed {
             // Its history is read from the bus at the end of the turn.
-            sink.hub.hold(joined.seat, key, ask, framed);
+            sink.hub.hold(joined.seat, conn.id(key), ask, framed);
         }
     }
     let frames = data.get_mut(offset..).unwrap_or_default();
