@@ -148,30 +148,48 @@ impl Connection {
     /// With nothing queued, `bytes` goes straight to the socket with one
     /// `write` and only the part the socket refuses is copied into the queue:
     /// the steady-state echo path costs no copy and no allocation.
+    #[inline]
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut rest = bytes;
-        let mut written = 0;
         if self.tls.is_none() && self.out.as_ref().is_none_or(|q| q.is_empty()) {
             // The common case, plain TCP with nothing queued: one `send`,
             // and done if the socket takes it all.
             if bytes.is_empty() {
                 return Ok(0);
             }
-            match super::sys::send(&self.stream, bytes) {
-                Ok(n) if n == bytes.len() => return Ok(n),
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    written = n;
-                    rest = bytes.get(n..).unwrap_or_default();
+            let res = super::sys::send(&self.stream, bytes);
+            if let Ok(n) = res {
+                if n == bytes.len() {
+                    return Ok(n);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
             }
+            return self.send_rest(bytes, res);
         }
+        self.send_queued(bytes, 0)
+    }
+
+    /// [`Connection::send`] after a plain socket's `send` of all of
+    /// `bytes` returned `res` and did not take them all.
+    #[inline(never)]
+    fn send_rest(&mut self, bytes: &[u8], res: io::Result<usize>) -> io::Result<usize> {
+        match res {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => self.send_queued(bytes.get(n..).unwrap_or_default(), n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                self.send_queued(bytes, 0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rest of [`Connection::send`]: `rest` after anything queued, and
+    /// then whatever is queued, `written` bytes having gone already.
+    #[inline(never)]
+    fn send_queued(&mut self, mut rest: &[u8], mut written: usize) -> io::Result<usize> {
         // TLS records already encrypted go first.
         self.wire().flush()?;
         if self.pending_out() == 0 {

@@ -462,18 +462,12 @@ impl Server {
             self.api.next_deadline(),
         ]
         .into_iter()
-        .flatten()
-        .min()?;
+        .fold(None, earliest)?;
         // Round up to whole milliseconds so a wakeup never comes early and
         // spins. From the turn's reading: the turn's own work only makes
         // the wakeup later, never earlier.
         let wait = next.saturating_duration_since(self.clock.now);
-        Some(Duration::from_millis(
-            wait.as_millis()
-                .saturating_add(1)
-                .try_into()
-                .unwrap_or(u64::MAX),
-        ))
+        Some(Duration::from_millis(millis(wait).saturating_add(1)))
     }
 
     /// The steps that close a turn, in order.
@@ -498,6 +492,9 @@ impl Server {
     /// Reads again from connections that still had input when their budget
     /// ran out, or that were paused and have drained.
     fn revisit_ready(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
         let mut ready = self.ready.take();
         for id in ready.drain(..) {
             if self.live(id) {
@@ -580,6 +577,51 @@ fn suppressed(n: u64) -> String {
     }
 }
 
+/// `d` in whole milliseconds, saturating: what `as_millis` gives, without
+/// its 128-bit arithmetic (this runs every turn).
 fn millis(d: Duration) -> u64 {
-    d.as_millis().try_into().unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// The earlier of two optional deadlines: the poll's nearest deadline is
+/// folded with this every turn, cheaper than an iterator of options.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_is_as_millis_saturated() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_micros(1_500),
+            Duration::new(7, 999_999_999),
+            Duration::from_secs(u64::MAX / 1000),
+            Duration::MAX,
+        ] {
+            let naive = d.as_millis().try_into().unwrap_or(u64::MAX);
+            assert_eq!(millis(d), naive, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn earliest_is_the_min_of_those_present() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(5);
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(later), None), Some(later));
+        assert_eq!(earliest(None, Some(now)), Some(now));
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
+        assert_eq!(earliest(Some(now), Some(later)), Some(now));
+    }
 }

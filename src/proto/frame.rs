@@ -227,10 +227,13 @@ pub fn encode_header(
 #[inline]
 pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     // A small frame's two header bytes are stored directly: most replies
-    // are small, and the general encoder costs more than they do.
+    // are small, and the general encoder costs more than they do. Pushed
+    // one by one after the reserve, not copied as a slice (a `memcpy` call
+    // for two bytes).
     if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
         out.reserve(2 + payload.len());
-        out.extend_from_slice(&[0x80 | opcode.nibble(), len]);
+        out.push(0x80 | opcode.nibble());
+        out.push(len);
     } else {
         let header = encode_header(true, 0, opcode, payload.len() as u64, None);
         out.reserve(header.as_slice().len() + payload.len());

@@ -162,12 +162,17 @@ impl Session {
 
     /// Processes `buf`, the bytes kept from the last call followed by new
     /// ones, and returns how many bytes the caller keeps (see the module doc).
+    #[inline(always)]
     pub fn feed<E: Events>(&mut self, buf: &mut [u8], limits: &Limits, ev: &mut E) -> usize {
         self.feed_with(buf, limits, None, ev)
     }
 
     /// [`Session::feed`] on a connection that agreed on permessage-deflate
     /// when `inflate` is given (see the module doc).
+    ///
+    /// Inlined, with [`whole_frames`], into the reactor's read path: most
+    /// reads are one small frame, and a call costs what parsing it does.
+    #[inline(always)]
     pub fn feed_with<E: Events>(
         &mut self,
         buf: &mut [u8],

@@ -93,15 +93,19 @@ impl Server {
             }),
             guard: lent,
         };
-        let (keep, inflated) = compress::feed(
-            session,
-            *deflate,
-            inflater,
-            data,
-            &cfg.limits,
-            &mut zlib.rx,
-            &mut sink,
-        );
+        let (keep, inflated) = match *deflate {
+            // Without permessage-deflate, straight to the session.
+            None => (session.feed(data, &cfg.limits, &mut sink), 0),
+            terms => compress::feed(
+                session,
+                terms,
+                inflater,
+                data,
+                &cfg.limits,
+                &mut zlib.rx,
+                &mut sink,
+            ),
+        };
         sink.stats.deflate.messages_inflated += inflated;
         // The guard goes back; without one this is the only branch.
         let mut stop = None;

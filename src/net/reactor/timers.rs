@@ -62,7 +62,6 @@ impl Timers {
             self.drain_until,
         ]
         .into_iter()
-        .flatten()
-        .min()
+        .fold(None, super::earliest)
     }
 }

@@ -12,6 +12,7 @@ use crate::net::conn::Phase;
 impl Server {
     /// Writes the scratch output (this connection's, produced this turn)
     /// and the queue.
+    #[inline(always)]
     pub(super) fn flush(&mut self, key: usize) {
         self.write_out(key, true);
     }
@@ -19,6 +20,10 @@ impl Server {
     /// Writes the queue, after the scratch output if `scratch` (only for the
     /// connection whose input produced it); then updates write interest,
     /// backpressure, and the closing sequence.
+    ///
+    /// The common case (all written, nothing to change) is inlined into
+    /// the read path; the rest is `after_write`.
+    #[inline(always)]
     pub(super) fn write_out(&mut self, key: usize, scratch: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             if scratch {
@@ -40,11 +45,26 @@ impl Server {
             Ok(n) => self.report.stats.bytes_out += n as u64,
             Err(e) => return self.io_error(key, &e),
         }
-        let mut pending = conn.pending_out();
-        if pending == 0 && !conn.paused && !conn.writable_interest && conn.phase != Phase::Closing {
+        if conn.pending_out() == 0
+            && !conn.paused
+            && !conn.writable_interest
+            && conn.phase != Phase::Closing
+        {
             // All written and nothing to change: the common case.
             return;
         }
+        self.after_write(key);
+    }
+
+    /// After a write that left output, or when something is to change
+    /// ([`Server::write_out`]'s rest, and a fan-out's direct `send`): the
+    /// closing sequence, backpressure, write interest.
+    #[inline(never)]
+    pub(super) fn after_write(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut pending = conn.pending_out();
         let id = conn.id(key);
         if pending == 0 && conn.phase == Phase::Closing {
             // TLS says close_notify first; the socket may make it wait.

@@ -11,57 +11,67 @@ use crate::proto::message::{Limits, MessageKind};
 /// (anything else: a control frame, a fragment, a frame not all here, RSV
 /// bits, an unmasked frame, a length over a limit), or the error of a text
 /// frame that is not UTF-8 (its bytes are unmasked already).
-#[inline]
+///
+/// The input is walked by splitting off each part of a frame (header,
+/// extended length, key, payload), so each length is checked once and no
+/// index is computed twice. Inlined into the read path: most reads are
+/// one small frame, and a call costs what parsing it does.
+#[inline(always)]
 pub(super) fn whole_frames<E: Events>(
     buf: &mut [u8],
     limits: &Limits,
     ev: &mut E,
 ) -> Result<usize, ProtocolError> {
-    let mut pos = 0;
-    while let Some(&[b0, b1]) = buf.get(pos..pos + 2) {
+    if limits.max_fragments == 0 {
+        // No message may arrive at all: the general parser says why.
+        return Ok(0);
+    }
+    let total = buf.len();
+    // The longest frame payload taken here: a longer one goes to the
+    // general parser, which rejects it.
+    let max = limits.max_frame.min(limits.max_message) as u64;
+    let mut rest = buf;
+    loop {
+        // Where this frame starts, counted from the end.
+        let left = rest.len();
+        let [b0, b1, tail @ ..] = std::mem::take(&mut rest) else {
+            return Ok(total - left);
+        };
         // FIN, no RSV bit, text or binary; masked.
-        let kind = match b0 {
+        let kind = match *b0 {
             0x81 => MessageKind::Text,
             0x82 => MessageKind::Binary,
-            _ => break,
+            _ => return Ok(total - left),
         };
-        if b1 & 0x80 == 0 {
-            break;
+        if *b1 & 0x80 == 0 {
+            return Ok(total - left);
         }
-        let (len, at) = match b1 & 0x7f {
-            126 => match buf.get(pos + 2..pos + 4) {
-                Some(&[h, l]) => (u64::from(u16::from_be_bytes([h, l])), pos + 4),
-                _ => break,
+        let (len, tail) = match *b1 & 0x7f {
+            126 => match tail.split_first_chunk_mut::<2>() {
+                Some((l, t)) => (u64::from(u16::from_be_bytes(*l)), t),
+                None => return Ok(total - left),
             },
-            127 => match buf
-                .get(pos + 2..pos + 10)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            {
-                Some(b) => (u64::from_be_bytes(b), pos + 10),
-                None => break,
+            127 => match tail.split_first_chunk_mut::<8>() {
+                Some((l, t)) => (u64::from_be_bytes(*l), t),
+                None => return Ok(total - left),
             },
-            n => (u64::from(n), pos + 2),
+            n => (u64::from(n), tail),
         };
-        if len > limits.max_frame as u64
-            || len > limits.max_message as u64
-            || limits.max_fragments == 0
-        {
-            break;
+        if len > max {
+            return Ok(total - left);
         }
         // Bounded by the limits just checked, so exact.
-        let len = len as usize;
-        let Some(&[k0, k1, k2, k3]) = buf.get(at..at + 4) else {
-            break;
+        let Some((key, tail)) = tail.split_first_chunk_mut::<4>() else {
+            return Ok(total - left);
         };
-        let Some(payload) = buf.get_mut(at + 4..at + 4 + len) else {
-            break;
+        let Some((payload, next)) = tail.split_at_mut_checked(len as usize) else {
+            return Ok(total - left);
         };
-        apply_mask(payload, [k0, k1, k2, k3], 0);
+        apply_mask(payload, *key, 0);
         if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
             return Err(ProtocolError::InvalidUtf8);
         }
         ev.message(kind, payload);
-        pos = at + 4 + len;
+        rest = next;
     }
-    Ok(pos)
 }
