@@ -339,6 +339,16 @@ impl OutQueue {
         self.segs.push_back(Seg::Shared(bytes));
     }
 
+    /// Says that the front segment continues bytes already written: it was
+    /// queued as what a direct write to the socket left over, so it may
+    /// begin mid-frame. [`OutQueue::discard_unstarted`] then keeps it whole,
+    /// as it keeps a segment this queue wrote part of. No-op when empty.
+    pub fn mark_front_started(&mut self) {
+        if !self.segs.is_empty() {
+            self.front_started = true;
+        }
+    }
+
     /// Drops everything not yet started, keeping a partly written segment so
     /// the peer never sees half a frame. Returns the bytes dropped.
     pub fn discard_unstarted(&mut self) -> usize {

@@ -214,7 +214,13 @@ impl Connection {
             out, stream, tls, ..
         } = self;
         let q = out.get_or_insert_with(Default::default);
+        let continues = written > 0 && q.is_empty();
         q.push_own(rest);
+        if continues {
+            // The frame in progress is partly on the wire: a slow
+            // consumer's cut-off must not drop the rest of it.
+            q.mark_front_started();
+        }
         let before = q.pending();
         match q.write_to(&mut Wire::new(stream, tls)) {
             Ok(()) => {}
@@ -257,5 +263,24 @@ mod tests {
         // connections that need it.
         let size = std::mem::size_of::<Connection>();
         assert!(size <= 176, "Connection is {size} bytes");
+    }
+
+    #[test]
+    fn the_rest_of_a_partly_sent_frame_is_never_discarded() {
+        // A peer that reads nothing: the socket takes part of a large frame
+        // and the rest is queued. A slow consumer's cut-off drops only what
+        // has not started, so the rest must count as started.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut conn = Connection::new(TcpStream::from_std(server), 0);
+        let frame = vec![7u8; 16 << 20];
+        let taken = conn.send(&frame).unwrap();
+        assert!(taken > 0 && taken < frame.len(), "the socket took {taken}");
+        assert_eq!(conn.pending_out(), frame.len() - taken);
+        assert_eq!(conn.queue().discard_unstarted(), 0);
+        assert_eq!(conn.pending_out(), frame.len() - taken);
+        drop(client);
     }
 }

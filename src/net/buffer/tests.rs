@@ -111,6 +111,36 @@ fn discard_keeps_a_started_shared_frame_whole() {
 }
 
 #[test]
+fn discard_keeps_the_rest_of_a_direct_write_whole() {
+    // "0123" went straight to the socket; the rest of the frame is queued.
+    for own in [false, true] {
+        let mut q = OutQueue::default();
+        if own {
+            q.push_own(b"456789");
+        } else {
+            q.push_shared(SharedBytes::new(
+                Frames::Local(Rc::new(b"0123456789".to_vec())),
+                4..10,
+            ));
+        }
+        q.mark_front_started();
+        q.push_shared(shared(b"later"));
+        assert_eq!(q.discard_unstarted(), 5, "own: {own}");
+        q.push_own(b"close");
+        let mut w = Trickle {
+            got: Vec::new(),
+            step: 3,
+            budget: usize::MAX,
+        };
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"456789close", "own: {own}");
+        // Once written, the next front starts unstarted again.
+        q.push_own(b"next");
+        assert_eq!(q.discard_unstarted(), 4);
+    }
+}
+
+#[test]
 fn discard_drops_everything_when_nothing_started() {
     let (mut q, expected) = queue();
     assert_eq!(q.discard_unstarted(), expected.len());
