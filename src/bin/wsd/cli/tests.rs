@@ -19,6 +19,24 @@ fn refusal(args: &[&str]) -> String {
     }
 }
 
+/// A directory for a test's key files, removed when dropped, also when
+/// the test fails.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("wsd-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn zero_is_refused_for_every_duration_flag() {
     for flag in [
@@ -180,9 +198,8 @@ fn deflate_is_off_by_default_and_its_flags_need_it() {
 #[test]
 fn api_keys_load_at_start_and_a_bad_file_is_one_line() {
     assert!(config(&["--mode", "broadcast"]).api_keys.is_none());
-    let dir = std::env::temp_dir().join(format!("wsd-cli-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (good, weak) = (dir.join("good"), dir.join("weak"));
+    let dir = Scratch::new("api");
+    let (good, weak) = (dir.0.join("good"), dir.0.join("weak"));
     std::fs::write(&good, "cli-key-0123456789abcdef\n").unwrap();
     std::fs::write(&weak, "secret\n").unwrap();
     let good_s = good.to_str().unwrap();
@@ -203,7 +220,6 @@ fn api_keys_load_at_start_and_a_bad_file_is_one_line() {
         "{err}"
     );
     assert!(!err.contains("secret") && !err.contains('\n'), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -235,9 +251,8 @@ fn auth_flags_need_a_key_and_a_bad_key_file_is_one_line_naming_it() {
     ] {
         assert_eq!(refusal(args), want, "{args:?}");
     }
-    let dir = std::env::temp_dir().join(format!("wsd-cli-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let short = dir.join("short");
+    let dir = Scratch::new("auth");
+    let short = dir.0.join("short");
     std::fs::write(&short, "sekrit\n").unwrap();
     let err = refusal(&["--auth-key", short.to_str().unwrap()]);
     assert!(
@@ -245,7 +260,7 @@ fn auth_flags_need_a_key_and_a_bad_key_file_is_one_line_naming_it() {
         "{err}"
     );
     assert!(!err.contains("sekrit") && !err.contains('\n'), "{err}");
-    let good = dir.join("good");
+    let good = dir.0.join("good");
     std::fs::write(&good, [b'k'; 32]).unwrap();
     let key = good.to_str().unwrap();
     let cfg = config(&[
