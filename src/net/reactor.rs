@@ -70,6 +70,7 @@ use crate::id::ConnId;
 pub use crate::stats::Stats;
 use crate::tls::{Loaded, TlsSlot};
 use accept::{Doors, REFUSAL_HEADROOM};
+use clock::{earliest, millis, Clock};
 use peers::{Current, Peers};
 use relay::BusLink;
 use report::Report;
@@ -88,6 +89,7 @@ macro_rules! notice {
 // After `notice!`, which they use.
 mod accept;
 mod api;
+mod clock;
 mod closing;
 pub(crate) mod compress;
 mod expiry;
@@ -209,36 +211,6 @@ struct Io {
     /// Output produced while handling one connection's input.
     out: Vec<u8>,
     pool: BufPool,
-}
-
-/// The reactor's clock: read once per turn, when the poll returns. Work
-/// done in a turn is short (read budgets bound it), and every deadline is
-/// checked against this reading, so one is enough.
-struct Clock {
-    started: Instant,
-    now: Instant,
-    /// `now` in milliseconds since `started`, worked out at the tick
-    /// rather than per message.
-    ms: u64,
-}
-
-impl Clock {
-    fn tick(&mut self) {
-        self.now = Instant::now();
-        self.ms = millis(self.now.duration_since(self.started));
-    }
-
-    /// `now` in milliseconds since the reactor started: the keepalive
-    /// clock.
-    fn now_ms(&self) -> u64 {
-        self.ms
-    }
-
-    /// The reactor clock as connections store it: milliseconds, wrapping
-    /// every 49 days (intervals compared are far shorter).
-    fn now_ms32(&self) -> u32 {
-        self.now_ms() as u32
-    }
 }
 
 /// Connections to read again without a new readiness edge: those that
@@ -574,54 +546,5 @@ fn suppressed(n: u64) -> String {
         String::new()
     } else {
         format!(" ({n} similar lines suppressed)")
-    }
-}
-
-/// `d` in whole milliseconds, saturating: what `as_millis` gives, without
-/// its 128-bit arithmetic (this runs every turn).
-fn millis(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_millis()))
-}
-
-/// The earlier of two optional deadlines: the poll's nearest deadline is
-/// folded with this every turn, cheaper than an iterator of options.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn millis_is_as_millis_saturated() {
-        for d in [
-            Duration::ZERO,
-            Duration::from_nanos(999_999),
-            Duration::from_micros(1_500),
-            Duration::new(7, 999_999_999),
-            Duration::from_secs(u64::MAX / 1000),
-            Duration::MAX,
-        ] {
-            let naive = d.as_millis().try_into().unwrap_or(u64::MAX);
-            assert_eq!(millis(d), naive, "{d:?}");
-        }
-    }
-
-    #[test]
-    fn earliest_is_the_min_of_those_present() {
-        let now = Instant::now();
-        let later = now + Duration::from_millis(5);
-        assert_eq!(earliest(None, None), None);
-        assert_eq!(earliest(Some(later), None), Some(later));
-        assert_eq!(earliest(None, Some(now)), Some(now));
-        assert_eq!(earliest(Some(later), Some(now)), Some(now));
-        assert_eq!(earliest(Some(now), Some(later)), Some(now));
     }
 }

@@ -3,7 +3,8 @@
 //! one entry on the reactor's deadline wheel, armed at the upgrade: no
 //! timer per message, nothing per connection beyond the entry.
 
-use super::{millis, Server};
+use super::clock::millis;
+use super::Server;
 use crate::auth::{CLOSE_POLICY, REASON_EXPIRED};
 use crate::id::ConnId;
 use crate::net::conn::Phase;

@@ -5,7 +5,8 @@
 //! connection's times, tested below with simulated time. The reactor only
 //! carries it out.
 
-use super::{millis, Server};
+use super::clock::millis;
+use super::Server;
 use crate::id::ConnId;
 use crate::net::conn::{Connection, Phase, QueueSink};
 use crate::proto::{close, State};

@@ -62,6 +62,6 @@ impl Timers {
             self.drain_until,
         ]
         .into_iter()
-        .fold(None, super::earliest)
+        .fold(None, super::clock::earliest)
     }
 }
