@@ -294,11 +294,7 @@ impl Server {
         Ok(Server {
             poll,
             doors,
-            clock: Clock {
-                started: now,
-                now,
-                ms: 0,
-            },
+            clock: Clock::new(now),
             // Reserve the slab up front: untouched capacity is virtual
             // memory, so resident memory grows only with real connections,
             // and the slab never reallocates (and copies) under load.

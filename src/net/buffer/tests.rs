@@ -61,11 +61,7 @@ fn writes_everything_in_order_whatever_the_write_sizes() {
     for step in 1..12 {
         let (mut q, expected) = queue();
         assert_eq!(q.pending(), expected.len());
-        let mut w = Trickle {
-            got: Vec::new(),
-            step,
-            budget: usize::MAX,
-        };
+        let mut w = trickle(step, usize::MAX);
         q.write_to(&mut w).unwrap();
         assert_eq!(w.got, expected, "step {step}");
         assert!(q.is_empty());
@@ -77,11 +73,7 @@ fn resumes_after_would_block() {
     let total = queue().1.len();
     for stop in 0..total {
         let (mut q, expected) = queue();
-        let mut w = Trickle {
-            got: Vec::new(),
-            step: 3,
-            budget: stop,
-        };
+        let mut w = trickle(3, stop);
         let err = q.write_to(&mut w).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert_eq!(q.pending(), expected.len() - stop);
@@ -97,11 +89,7 @@ fn discard_keeps_a_started_shared_frame_whole() {
     q.push_shared(shared(b"0123456789"));
     q.push_shared(shared(b"abc"));
     q.push_own(b"xyz");
-    let mut w = Trickle {
-        got: Vec::new(),
-        step: 4,
-        budget: 4,
-    };
+    let mut w = trickle(4, 4);
     let _ = q.write_to(&mut w);
     assert_eq!(q.discard_unstarted(), 6);
     assert_eq!(q.pending(), 6);
@@ -127,11 +115,7 @@ fn discard_keeps_the_rest_of_a_direct_write_whole() {
         q.push_shared(shared(b"later"));
         assert_eq!(q.discard_unstarted(), 5, "own: {own}");
         q.push_own(b"close");
-        let mut w = Trickle {
-            got: Vec::new(),
-            step: 3,
-            budget: usize::MAX,
-        };
+        let mut w = trickle(3, usize::MAX);
         q.write_to(&mut w).unwrap();
         assert_eq!(w.got, b"456789close", "own: {own}");
         // Once written, the next front starts unstarted again.
@@ -146,11 +130,7 @@ fn discard_drops_everything_when_nothing_started() {
     assert_eq!(q.discard_unstarted(), expected.len());
     assert!(q.is_empty());
     q.push_own(b"close");
-    let mut w = Trickle {
-        got: Vec::new(),
-        step: 100,
-        budget: usize::MAX,
-    };
+    let mut w = trickle(100, usize::MAX);
     q.write_to(&mut w).unwrap();
     assert_eq!(w.got, b"close");
 }

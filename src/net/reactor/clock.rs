@@ -10,10 +10,20 @@ pub(super) struct Clock {
     pub(super) now: Instant,
     /// `now` in milliseconds since `started`, worked out at the tick
     /// rather than per message.
-    pub(super) ms: u64,
+    ms: u64,
 }
 
 impl Clock {
+    /// A clock started at `now` (the reactor's other parts start at the
+    /// same reading).
+    pub(super) fn new(now: Instant) -> Clock {
+        Clock {
+            started: now,
+            now,
+            ms: 0,
+        }
+    }
+
     pub(super) fn tick(&mut self) {
         self.now = Instant::now();
         self.ms = millis(self.now.duration_since(self.started));

@@ -57,10 +57,10 @@ impl Server {
     }
 
     /// After a write that left output, or when something is to change
-    /// ([`Server::write_out`]'s rest, and a fan-out's direct `send`): the
-    /// closing sequence, backpressure, write interest.
+    /// ([`Server::write_out`]'s rest): the closing sequence, backpressure,
+    /// write interest.
     #[inline(never)]
-    pub(super) fn after_write(&mut self, key: usize) {
+    fn after_write(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

@@ -60,10 +60,10 @@ pub(super) fn whole_frames<E: Events>(
         if len > max {
             return Ok(total - left);
         }
-        // Bounded by the limits just checked, so exact.
         let Some((key, tail)) = tail.split_first_chunk_mut::<4>() else {
             return Ok(total - left);
         };
+        // `len` is bounded by the limits just checked, so the cast is exact.
         let Some((payload, next)) = tail.split_at_mut_checked(len as usize) else {
             return Ok(total - left);
         };
